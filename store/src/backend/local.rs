@@ -1,0 +1,147 @@
+//! A store in a local directory: a disk, a mounted USB drive or share.
+//!
+//! Writes go to `.tmp-<random>` beside the target, are fsynced, renamed
+//! into place, and the folder is fsynced, so a crash or an unplugged drive
+//! leaves either the whole object or a temp file that readers skip.
+//! Nothing here needs symlinks, appends or case-sensitive names, so the
+//! layout works on FAT32 and exFAT.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::{Backend, ObjectInfo};
+use crate::error::{Error, Result};
+
+/// Prefix of temp files; readers and listings skip names starting with '.'.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// A store rooted at a local directory.
+#[derive(Clone, Debug)]
+pub struct LocalDir {
+    root: PathBuf,
+}
+
+impl LocalDir {
+    /// A backend at `root` (which need not exist yet).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalDir { root: root.into() }
+    }
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    fn full(&self, path: &str) -> PathBuf {
+        self.root.join(path)
+    }
+
+    fn walk(&self, dir: &Path, rel: &str, out: &mut Vec<ObjectInfo>, strays: &mut Vec<String>) -> Result<()> {
+        let rd = match fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("list", dir.display().to_string(), e)),
+        };
+        for ent in rd {
+            let ent = ent.map_err(|e| Error::io("list", dir.display().to_string(), e))?;
+            let name = ent.file_name().to_string_lossy().into_owned();
+            let relp = format!("{rel}{name}");
+            let ft = ent.file_type().map_err(|e| Error::io("stat", relp.clone(), e))?;
+            if name.starts_with('.') {
+                strays.push(relp);
+            } else if ft.is_dir() {
+                self.walk(&ent.path(), &format!("{relp}/"), out, strays)?;
+            } else {
+                let size = ent.metadata().map_err(|e| Error::io("stat", relp.clone(), e))?.len();
+                out.push(ObjectInfo { path: relp, size });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    // Some filesystems (FUSE FAT, some shares) refuse fsync on a directory;
+    // the rename itself is still atomic there, so that is not an error.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+impl Backend for LocalDir {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        let mut strays = Vec::new();
+        self.walk(&self.full(prefix), prefix, &mut out, &mut strays)?;
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>> {
+        fs::read(self.full(path)).map_err(|e| Error::io("read", path, e))
+    }
+
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let mut f = File::open(self.full(path)).map_err(|e| Error::io("open", path, e))?;
+        f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seek", path, e))?;
+        let mut buf = vec![0u8; len as usize];
+        match f.read_exact(&mut buf) {
+            Ok(()) => Ok(buf),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(Error::damaged(path, format!("object ends before {len} bytes at offset {offset} (truncated)")))
+            }
+            Err(e) => Err(Error::io("read", path, e)),
+        }
+    }
+
+    fn write(&self, path: &str, bytes: &[u8]) -> Result<()> {
+        let target = self.full(path);
+        if target.exists() {
+            return Ok(());
+        }
+        let dir = target.parent().expect("object paths have a folder").to_path_buf();
+        fs::create_dir_all(&dir).map_err(|e| Error::io("create folder", dir.display().to_string(), e))?;
+        let mut rnd = [0u8; 8];
+        getrandom::fill(&mut rnd).expect("OS randomness");
+        let tmp = dir.join(format!("{TEMP_PREFIX}{}", hex::encode(rnd)));
+        let result = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            drop(f);
+            fs::rename(&tmp, &target)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io("write", path, e));
+        }
+        sync_dir(&dir);
+        Ok(())
+    }
+
+    fn exists(&self, path: &str) -> Result<bool> {
+        match fs::metadata(self.full(path)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("stat", path, e)),
+        }
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        match fs::remove_file(self.full(path)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("delete", path, e)),
+        }
+    }
+
+    fn list_strays(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut strays = Vec::new();
+        self.walk(&self.full(prefix), prefix, &mut out, &mut strays)?;
+        Ok(strays)
+    }
+}

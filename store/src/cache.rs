@@ -1,0 +1,191 @@
+//! The local index cache (redb): the merged content of a store's index
+//! files, so a lookup does not need every index in memory.
+//!
+//! It lives outside the store (under the user's cache folder, one file
+//! per store id) and is only ever a copy: it is refreshed from the store's
+//! `index/` listing on open, and rebuilt from scratch when it lists an
+//! index the store no longer has (gc ran elsewhere) or is unreadable.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::envelope::Kind;
+use crate::error::{Error, Result};
+use crate::id::{BlockId, ObjectName};
+use crate::index::IndexFile;
+
+/// block id → pack (32) | offset u64 | length u32 | raw_len u32 | kind u8
+const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
+/// index file name → number of packs it lists
+const INDEXES: TableDefinition<&[u8], u64> = TableDefinition::new("indexes");
+/// pack name → number of blocks
+const PACKS: TableDefinition<&[u8], u64> = TableDefinition::new("packs");
+
+/// Where a block can be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The pack holding it.
+    pub pack: ObjectName,
+    /// Offset of the sealed block.
+    pub offset: u64,
+    /// Sealed length.
+    pub length: u32,
+    /// Plaintext length.
+    pub raw_len: u32,
+    /// Data or tree.
+    pub kind: Kind,
+}
+
+impl Location {
+    fn encode(&self) -> [u8; 49] {
+        let mut b = [0u8; 49];
+        b[..32].copy_from_slice(&self.pack.0);
+        b[32..40].copy_from_slice(&self.offset.to_le_bytes());
+        b[40..44].copy_from_slice(&self.length.to_le_bytes());
+        b[44..48].copy_from_slice(&self.raw_len.to_le_bytes());
+        b[48] = self.kind as u8;
+        b
+    }
+    fn decode(b: &[u8]) -> Option<Location> {
+        if b.len() != 49 {
+            return None;
+        }
+        Some(Location {
+            pack: ObjectName(b[..32].try_into().ok()?),
+            offset: u64::from_le_bytes(b[32..40].try_into().ok()?),
+            length: u32::from_le_bytes(b[40..44].try_into().ok()?),
+            raw_len: u32::from_le_bytes(b[44..48].try_into().ok()?),
+            kind: Kind::from_u8(b[48])?,
+        })
+    }
+}
+
+/// The redb-backed index cache of one store.
+pub struct IndexCache {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for IndexCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IndexCache({})", self.path.display())
+    }
+}
+
+fn cache_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Cache { path: path.to_path_buf(), reason: e.to_string() }
+}
+
+impl IndexCache {
+    /// Opens (or creates) the cache file at `path`. When another process
+    /// holds it, or it is unreadable, falls back to a private in-memory
+    /// cache: slower to fill, never wrong.
+    pub fn open(path: &Path) -> Result<IndexCache> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| cache_err(path, e))?;
+        }
+        let db = match Database::create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Self::in_memory(),
+            Err(_) => {
+                // A damaged cache is only a copy: start it afresh.
+                let _ = std::fs::remove_file(path);
+                match Database::create(path) {
+                    Ok(db) => db,
+                    Err(_) => return Self::in_memory(),
+                }
+            }
+        };
+        let c = IndexCache { db, path: path.to_path_buf() };
+        c.ensure_tables()?;
+        Ok(c)
+    }
+
+    /// A cache held in memory only.
+    pub fn in_memory() -> Result<IndexCache> {
+        let path = PathBuf::from("<memory>");
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(|e| cache_err(&path, e))?;
+        let c = IndexCache { db, path };
+        c.ensure_tables()?;
+        Ok(c)
+    }
+
+    fn ensure_tables(&self) -> Result<()> {
+        let tx = self.db.begin_write().map_err(|e| cache_err(&self.path, e))?;
+        tx.open_table(BLOCKS).map_err(|e| cache_err(&self.path, e))?;
+        tx.open_table(INDEXES).map_err(|e| cache_err(&self.path, e))?;
+        tx.open_table(PACKS).map_err(|e| cache_err(&self.path, e))?;
+        tx.commit().map_err(|e| cache_err(&self.path, e))
+    }
+
+    /// Where a block is, if any merged index lists it.
+    pub fn lookup(&self, id: &BlockId) -> Result<Option<Location>> {
+        let tx = self.db.begin_read().map_err(|e| cache_err(&self.path, e))?;
+        let t = tx.open_table(BLOCKS).map_err(|e| cache_err(&self.path, e))?;
+        let v = t.get(&id.0[..]).map_err(|e| cache_err(&self.path, e))?;
+        Ok(v.and_then(|v| Location::decode(v.value())))
+    }
+
+    /// Index files merged so far.
+    pub fn indexes(&self) -> Result<HashSet<ObjectName>> {
+        self.names(INDEXES)
+    }
+
+    /// Packs listed by the merged index files.
+    pub fn packs(&self) -> Result<HashSet<ObjectName>> {
+        self.names(PACKS)
+    }
+
+    fn names(&self, def: TableDefinition<&[u8], u64>) -> Result<HashSet<ObjectName>> {
+        let tx = self.db.begin_read().map_err(|e| cache_err(&self.path, e))?;
+        let t = tx.open_table(def).map_err(|e| cache_err(&self.path, e))?;
+        let mut out = HashSet::new();
+        for row in t.iter().map_err(|e| cache_err(&self.path, e))? {
+            let (k, _) = row.map_err(|e| cache_err(&self.path, e))?;
+            if let Ok(a) = <[u8; 32]>::try_from(k.value()) {
+                out.insert(ObjectName(a));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of blocks known.
+    pub fn block_count(&self) -> Result<u64> {
+        let tx = self.db.begin_read().map_err(|e| cache_err(&self.path, e))?;
+        let t = tx.open_table(BLOCKS).map_err(|e| cache_err(&self.path, e))?;
+        t.len().map_err(|e| cache_err(&self.path, e))
+    }
+
+    /// Merges several index files in one transaction.
+    pub fn add_indexes(&self, files: &[(ObjectName, IndexFile)]) -> Result<()> {
+        let tx = self.db.begin_write().map_err(|e| cache_err(&self.path, e))?;
+        {
+            let mut blocks = tx.open_table(BLOCKS).map_err(|e| cache_err(&self.path, e))?;
+            let mut packs = tx.open_table(PACKS).map_err(|e| cache_err(&self.path, e))?;
+            let mut indexes = tx.open_table(INDEXES).map_err(|e| cache_err(&self.path, e))?;
+            for (name, idx) in files {
+                for p in &idx.packs {
+                    for e in &p.entries {
+                        let loc = Location { pack: p.pack, offset: e.offset, length: e.length, raw_len: e.raw_len, kind: e.kind };
+                        blocks.insert(&e.id.0[..], &loc.encode()[..]).map_err(|e| cache_err(&self.path, e))?;
+                    }
+                    packs.insert(&p.pack.0[..], p.entries.len() as u64).map_err(|e| cache_err(&self.path, e))?;
+                }
+                indexes.insert(&name.0[..], idx.packs.len() as u64).map_err(|e| cache_err(&self.path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| cache_err(&self.path, e))
+    }
+
+    /// Forgets everything (before a rebuild).
+    pub fn clear(&self) -> Result<()> {
+        let tx = self.db.begin_write().map_err(|e| cache_err(&self.path, e))?;
+        tx.delete_table(BLOCKS).map_err(|e| cache_err(&self.path, e))?;
+        tx.delete_table(INDEXES).map_err(|e| cache_err(&self.path, e))?;
+        tx.delete_table(PACKS).map_err(|e| cache_err(&self.path, e))?;
+        tx.commit().map_err(|e| cache_err(&self.path, e))?;
+        self.ensure_tables()
+    }
+}

@@ -1,0 +1,96 @@
+//! Errors of the store crate.
+//!
+//! Rules: every variant says what failed and on what (a path, an object
+//! name, a block ID). Damage is never reported as "not found" and never
+//! turned into wrong bytes: [`Error::Damaged`] names the object and, where
+//! known, the block. The CLI owns the wording of hints for the user.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::id::BlockId;
+
+/// Result alias for the store crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the store crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error on the backend (disk, share, drive).
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done ("write", "read", "list", ...).
+        op: &'static str,
+        /// The object path inside the store or the local path.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The backend ran out of space.
+    #[error("no space left while writing {path}")]
+    StorageFull {
+        /// What was being written.
+        path: String,
+    },
+    /// No store exists at the location.
+    #[error("no ferry store at {0}")]
+    NotAStore(PathBuf),
+    /// A store already exists where one was to be created.
+    #[error("a ferry store already exists at {0}")]
+    AlreadyExists(PathBuf),
+    /// No key file could be opened with the passphrase.
+    #[error("wrong passphrase: none of the {tried} key file(s) of this store opens with it")]
+    WrongPassphrase {
+        /// How many key files were tried.
+        tried: usize,
+    },
+    /// An object failed verification: bad tag, bad name, bad structure.
+    #[error("damaged {what}: {reason}")]
+    Damaged {
+        /// The object (and block, if any) that is damaged.
+        what: String,
+        /// What check failed.
+        reason: String,
+    },
+    /// A block is referenced but no index lists it.
+    #[error("block {0} is not in the store's index")]
+    BlockNotFound(BlockId),
+    /// A parameter is out of its allowed range.
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
+    /// The object format version is not one this build understands.
+    #[error("unsupported format: {0}")]
+    Unsupported(String),
+    /// The local index cache failed.
+    #[error("index cache {path}: {reason}")]
+    Cache {
+        /// Cache file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Removing the last key file was refused.
+    #[error("refusing to remove the last key file: the store would become unreadable")]
+    LastKey,
+    /// The named key file does not exist.
+    #[error("no key file matches {0}")]
+    KeyNotFound(String),
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<String>, source: io::Error) -> Self {
+        let path = path.into();
+        if source.kind() == io::ErrorKind::StorageFull { Error::StorageFull { path } } else { Error::Io { op, path, source } }
+    }
+
+    pub(crate) fn damaged(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Damaged { what: what.into(), reason: reason.into() }
+    }
+
+    /// True when the error means stored data is damaged (as opposed to I/O or usage).
+    pub fn is_damage(&self) -> bool {
+        matches!(self, Error::Damaged { .. })
+    }
+}

@@ -1,0 +1,62 @@
+//! # ferry-store
+//!
+//! ferry's encrypted, deduplicating block store: the on-disk format of
+//! `format-spec/` and the code that reads and writes it. Everything in a
+//! store is written once and never modified: packs, then the index files
+//! that make them visible, then (in `ferry-sync`) snapshots.
+//!
+//! ## Map
+//! - [`keys`]: master key and the keys derived from it (block IDs, gear table, encryption).
+//! - [`keyfile`]: the master key wrapped by a passphrase (Argon2id).
+//! - [`chunker`]: FastCDC 2020 with a secret gear table.
+//! - [`envelope`]: sealing and opening objects (zstd + XChaCha20-Poly1305).
+//! - [`pack`], [`index`], [`config`]: the object formats.
+//! - [`backend`]: where objects live ([`backend::LocalDir`] now; SSH and S3 later).
+//! - [`cache`]: the local redb copy of the merged index.
+//! - [`Store`] opens a store; [`StoreWriter`] adds blocks to it.
+//!
+//! ## Example
+//! ```
+//! use std::sync::Arc;
+//! use ferry_store::{backend::LocalDir, CacheLocation, InitOptions, KdfParams, Kind, Store};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let backend = Arc::new(LocalDir::new(dir.path()));
+//! let opts = InitOptions { kdf: KdfParams { m_kib: 64, t: 1, p: 1 }, ..Default::default() };
+//! let store = Store::init(backend, b"correct horse", opts, CacheLocation::Memory).unwrap();
+//! let writer = store.writer();
+//! let (ids, len) = writer.put_reader(&b"hello, ferry"[..]).unwrap();
+//! writer.finish().unwrap();
+//! assert_eq!(len, 12);
+//! assert_eq!(store.read_block(&ids[0]).unwrap(), b"hello, ferry");
+//! ```
+#![deny(missing_docs)]
+
+pub mod backend;
+pub mod cache;
+pub mod chunker;
+pub mod config;
+pub mod envelope;
+mod error;
+mod id;
+pub mod index;
+pub mod keyfile;
+pub mod keys;
+pub mod pack;
+mod store;
+mod wire;
+mod writer;
+
+pub use cache::Location;
+pub use chunker::{Chunker, ChunkerParams};
+pub use config::Config;
+pub use envelope::Kind;
+pub use error::{Error, Result};
+pub use id::{BlockId, ObjectName};
+pub use keyfile::{KdfParams, KeyFile};
+pub use keys::{Keys, MasterKey};
+pub use store::{
+    CONFIG_PATH, CacheLocation, INDEX_DIR, InitOptions, KEYS_DIR, KeyInfo, PACKS_DIR, RefreshStats, SNAPSHOTS_DIR, Store, name_from_path,
+    object_path, open_block,
+};
+pub use writer::{BATCH_BYTES, INDEX_EVERY_PACKS, StoreWriter, WriteStats};

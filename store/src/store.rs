@@ -1,0 +1,374 @@
+//! [`Store`]: an opened store — keys, config, index cache and backend.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::backend::Backend;
+use crate::cache::{IndexCache, Location};
+use crate::chunker::{Chunker, ChunkerParams};
+use crate::config::{Config, DEFAULT_PACK_TARGET};
+use crate::envelope::{self, Kind};
+use crate::error::{Error, Result};
+use crate::id::{BlockId, ObjectName};
+use crate::index::IndexFile;
+use crate::keyfile::{KdfParams, KeyFile};
+use crate::keys::{Keys, MasterKey};
+use crate::pack;
+use crate::writer::StoreWriter;
+
+/// Folder of key files.
+pub const KEYS_DIR: &str = "keys/";
+/// Folder of packs.
+pub const PACKS_DIR: &str = "packs/";
+/// Folder of index files.
+pub const INDEX_DIR: &str = "index/";
+/// Folder of snapshots.
+pub const SNAPSHOTS_DIR: &str = "snapshots/";
+/// The config object.
+pub const CONFIG_PATH: &str = "config";
+
+/// Path of a content-named object in a sharded folder: `dir/ab/ab12…`.
+pub fn object_path(dir: &str, name: &ObjectName) -> String {
+    let h = name.to_hex();
+    format!("{dir}{}/{h}", &h[..2])
+}
+
+/// The object name encoded in a listed path, if it is one.
+pub fn name_from_path(path: &str) -> Option<ObjectName> {
+    path.rsplit('/').next()?.parse().ok()
+}
+
+/// Options for creating a store.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// Argon2id cost for the first key file.
+    pub kdf: KdfParams,
+    /// Chunking parameters.
+    pub chunker: ChunkerParams,
+    /// Pack target size in bytes.
+    pub pack_target: u32,
+    /// Join an existing key family instead of making a new one.
+    pub master: Option<MasterKey>,
+    /// Host recorded in the key file.
+    pub host: String,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            kdf: KdfParams::DEFAULT,
+            chunker: ChunkerParams::DEFAULT,
+            pack_target: DEFAULT_PACK_TARGET,
+            master: None,
+            host: String::new(),
+        }
+    }
+}
+
+/// Where the local index cache lives.
+#[derive(Clone, Debug, Default)]
+pub enum CacheLocation {
+    /// In memory only (rebuilt on every open).
+    #[default]
+    Memory,
+    /// Under this folder, one file per store id.
+    Dir(PathBuf),
+}
+
+/// A key file as listed by [`Store::list_keys`].
+#[derive(Clone, Debug)]
+pub struct KeyInfo {
+    /// Object name of the key file.
+    pub id: ObjectName,
+    /// Parsed header.
+    pub file: KeyFile,
+    /// True for the key file that opened this store.
+    pub current: bool,
+}
+
+/// What a refresh of the index cache did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RefreshStats {
+    /// Index files read and merged.
+    pub merged: usize,
+    /// True when the cache was rebuilt from scratch.
+    pub rebuilt: bool,
+}
+
+/// An opened store.
+pub struct Store {
+    backend: Arc<dyn Backend>,
+    keys: Keys,
+    config: Config,
+    cache: IndexCache,
+    key_id: Option<ObjectName>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.backend.location())
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Store {
+    /// Creates a store: config and first key file.
+    pub fn init(backend: Arc<dyn Backend>, passphrase: &[u8], opts: InitOptions, cache: CacheLocation) -> Result<Store> {
+        if backend.exists(CONFIG_PATH)? {
+            return Err(Error::AlreadyExists(backend.location().into()));
+        }
+        let master = opts.master.clone().unwrap_or_else(MasterKey::generate);
+        let keys = Keys::derive(&master);
+        let config = Config::new(&keys, opts.chunker, opts.pack_target)?;
+        let kf = KeyFile::wrap(&master, passphrase, opts.kdf, now_secs(), &opts.host)?;
+        let key_id = ObjectName::of(kf.to_bytes());
+        // Key file first: a config without a key would be unusable.
+        backend.write(&format!("{KEYS_DIR}{}", key_id.to_hex()), kf.to_bytes())?;
+        backend.write(CONFIG_PATH, &config.seal(&keys))?;
+        Self::with_parts(backend, keys, config, cache, Some(key_id))
+    }
+
+    /// Opens a store with a passphrase, trying each key file.
+    pub fn open(backend: Arc<dyn Backend>, passphrase: &[u8], cache: CacheLocation) -> Result<Store> {
+        if !backend.exists(CONFIG_PATH)? {
+            return Err(Error::NotAStore(backend.location().into()));
+        }
+        let listed = backend.list(KEYS_DIR)?;
+        let mut tried = 0;
+        for info in &listed {
+            let bytes = backend.read(&info.path)?;
+            let Ok(kf) = KeyFile::parse(&bytes, &info.path) else { continue };
+            tried += 1;
+            if let Some(master) = kf.unwrap_key(passphrase)? {
+                let key_id = ObjectName::of(&bytes);
+                return Self::open_with_key(backend, &master, cache).map(|mut s| {
+                    s.key_id = Some(key_id);
+                    s
+                });
+            }
+        }
+        Err(Error::WrongPassphrase { tried })
+    }
+
+    /// Opens a store with a master key held elsewhere (a replica's `.ferry/`).
+    pub fn open_with_key(backend: Arc<dyn Backend>, master: &MasterKey, cache: CacheLocation) -> Result<Store> {
+        let keys = Keys::derive(master);
+        let sealed = match backend.read(CONFIG_PATH) {
+            Ok(b) => b,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotAStore(backend.location().into()));
+            }
+            Err(e) => return Err(e),
+        };
+        let config = Config::open(&keys, &sealed).map_err(|e| match e {
+            Error::Damaged { .. } => {
+                Error::damaged("config", "does not open with this key family's key (another family's store, or damaged)")
+            }
+            e => e,
+        })?;
+        Self::with_parts(backend, keys, config, cache, None)
+    }
+
+    fn with_parts(
+        backend: Arc<dyn Backend>,
+        keys: Keys,
+        config: Config,
+        cache: CacheLocation,
+        key_id: Option<ObjectName>,
+    ) -> Result<Store> {
+        let cache = match cache {
+            CacheLocation::Memory => IndexCache::in_memory()?,
+            CacheLocation::Dir(d) => IndexCache::open(&d.join(hex::encode(config.store_id)).join("index.redb"))?,
+        };
+        let s = Store { backend, keys, config, cache, key_id };
+        s.refresh_index()?;
+        Ok(s)
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+    /// The derived keys.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+    /// The config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    /// The index cache.
+    pub fn cache(&self) -> &IndexCache {
+        &self.cache
+    }
+    /// A chunker with this store's secret gear table and parameters.
+    pub fn chunker(&self) -> Chunker {
+        Chunker::new(self.keys.gear(), self.config.chunker).expect("config validated on open")
+    }
+
+    /// Brings the index cache up to date with the store's `index/` folder:
+    /// merges new index files; rebuilds when one it knew has gone.
+    pub fn refresh_index(&self) -> Result<RefreshStats> {
+        let listed: HashSet<ObjectName> = self.backend.list(INDEX_DIR)?.iter().filter_map(|o| name_from_path(&o.path)).collect();
+        let known = self.cache.indexes()?;
+        let mut stats = RefreshStats::default();
+        let todo: Vec<ObjectName> = if known.iter().any(|k| !listed.contains(k)) {
+            self.cache.clear()?;
+            stats.rebuilt = true;
+            listed.into_iter().collect()
+        } else {
+            listed.into_iter().filter(|n| !known.contains(n)).collect()
+        };
+        // Read in parallel, merge in batches to keep memory bounded.
+        for batch in todo.chunks(64) {
+            let files = batch.par_iter().map(|n| Ok((*n, self.read_index(n)?))).collect::<Result<Vec<_>>>()?;
+            self.cache.add_indexes(&files)?;
+            stats.merged += files.len();
+        }
+        Ok(stats)
+    }
+
+    /// Reads and opens one index file, verifying its name.
+    pub fn read_index(&self, name: &ObjectName) -> Result<IndexFile> {
+        let path = object_path(INDEX_DIR, name);
+        let bytes = self.read_verified(&path, name)?;
+        IndexFile::open(&self.keys, &bytes, &path)
+    }
+
+    /// Reads a whole content-named object and checks its bytes hash to its name.
+    pub fn read_verified(&self, path: &str, name: &ObjectName) -> Result<Vec<u8>> {
+        let bytes = self.backend.read(path)?;
+        if ObjectName::of(&bytes) != *name {
+            return Err(Error::damaged(path, "contents do not hash to the object's name"));
+        }
+        Ok(bytes)
+    }
+
+    /// Seals `payload` as a standalone object of `kind` and writes it under
+    /// `dir`; returns its name. Used for snapshots.
+    pub fn write_object(&self, dir: &str, kind: Kind, payload: &[u8]) -> Result<ObjectName> {
+        let sealed = envelope::seal(&self.keys, kind, &[0; 32], payload, self.config.zstd_level);
+        let name = ObjectName::of(&sealed);
+        self.backend.write(&object_path(dir, &name), &sealed)?;
+        Ok(name)
+    }
+
+    /// Reads, verifies and opens a standalone object written by [`Store::write_object`].
+    pub fn read_object(&self, dir: &str, kind: Kind, name: &ObjectName, max_len: usize) -> Result<Vec<u8>> {
+        let path = object_path(dir, name);
+        let bytes = self.read_verified(&path, name)?;
+        envelope::open(&self.keys, kind, &[0; 32], &bytes, max_len, &|| path.clone())
+    }
+
+    /// Where a block is, if indexed.
+    pub fn lookup(&self, id: &BlockId) -> Result<Option<Location>> {
+        self.cache.lookup(id)
+    }
+
+    /// True when the store holds the block.
+    pub fn has_block(&self, id: &BlockId) -> Result<bool> {
+        Ok(self.cache.lookup(id)?.is_some())
+    }
+
+    /// Reads one block: one ranged read, then the tag, the length and the
+    /// recomputed block ID are all checked.
+    pub fn read_block(&self, id: &BlockId) -> Result<Vec<u8>> {
+        let loc = self.cache.lookup(id)?.ok_or(Error::BlockNotFound(*id))?;
+        self.read_block_at(id, &loc)
+    }
+
+    /// Reads a block from a known location.
+    pub fn read_block_at(&self, id: &BlockId, loc: &Location) -> Result<Vec<u8>> {
+        let path = object_path(PACKS_DIR, &loc.pack);
+        let what = || format!("block {} in pack {}", id.short(16), path);
+        let sealed = self.backend.read_range(&path, loc.offset, loc.length as u64).map_err(|e| match e {
+            Error::Damaged { reason, .. } => Error::damaged(what(), reason),
+            e => e,
+        })?;
+        open_block(&self.keys, loc.kind, id, loc.raw_len, &sealed, &what)
+    }
+
+    /// A writer that adds blocks, packs and index files.
+    pub fn writer(&self) -> StoreWriter<'_> {
+        StoreWriter::new(self)
+    }
+
+    /// Packs present in the store but listed by no index (left by an
+    /// interrupted writer, or being written right now by another one).
+    pub fn unindexed_packs(&self) -> Result<Vec<(ObjectName, u64)>> {
+        let known = self.cache.packs()?;
+        Ok(self
+            .backend
+            .list(PACKS_DIR)?
+            .into_iter()
+            .filter_map(|o| name_from_path(&o.path).map(|n| (n, o.size)))
+            .filter(|(n, _)| !known.contains(n))
+            .collect())
+    }
+
+    /// Reads the trailer of one pack (two ranged reads).
+    pub fn read_pack_trailer(&self, name: &ObjectName, size: u64) -> Result<Vec<pack::BlobEntry>> {
+        let path = object_path(PACKS_DIR, name);
+        if size < pack::FOOTER_LEN as u64 {
+            return Err(Error::damaged(&path, format!("pack of {size} bytes is too short for its footer")));
+        }
+        let footer = self.backend.read_range(&path, size - pack::FOOTER_LEN as u64, pack::FOOTER_LEN as u64)?;
+        let tlen = pack::parse_footer(&footer, size, &path)? as u64;
+        let sealed = self.backend.read_range(&path, size - pack::FOOTER_LEN as u64 - tlen, tlen)?;
+        pack::open_trailer(&self.keys, &sealed, size, &path)
+    }
+
+    /// Lists the key files with their headers.
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let mut out = Vec::new();
+        for info in self.backend.list(KEYS_DIR)? {
+            let bytes = self.backend.read(&info.path)?;
+            let id = ObjectName::of(&bytes);
+            let file = KeyFile::parse(&bytes, &info.path)?;
+            out.push(KeyInfo { id, file, current: Some(id) == self.key_id });
+        }
+        Ok(out)
+    }
+
+    /// Adds a key file wrapping this store's master key with another passphrase.
+    pub fn add_key(&self, passphrase: &[u8], kdf: KdfParams, host: &str) -> Result<ObjectName> {
+        let kf = KeyFile::wrap(self.keys.master(), passphrase, kdf, now_secs(), host)?;
+        let id = ObjectName::of(kf.to_bytes());
+        self.backend.write(&format!("{KEYS_DIR}{}", id.to_hex()), kf.to_bytes())?;
+        Ok(id)
+    }
+
+    /// Removes the key file whose id starts with `prefix`; refuses to remove the last one.
+    pub fn remove_key(&self, prefix: &str) -> Result<ObjectName> {
+        let keys = self.list_keys()?;
+        let matching: Vec<_> = keys.iter().filter(|k| k.id.to_hex().starts_with(prefix)).collect();
+        let k = match matching.as_slice() {
+            [k] => k,
+            [] => return Err(Error::KeyNotFound(prefix.into())),
+            _ => return Err(Error::InvalidParameter(format!("key id prefix {prefix} is ambiguous"))),
+        };
+        if keys.len() == 1 {
+            return Err(Error::LastKey);
+        }
+        self.backend.delete(&format!("{KEYS_DIR}{}", k.id.to_hex()))?;
+        Ok(k.id)
+    }
+}
+
+/// Opens one sealed block and checks its length and ID.
+pub fn open_block(keys: &Keys, kind: Kind, id: &BlockId, raw_len: u32, sealed: &[u8], what: &dyn Fn() -> String) -> Result<Vec<u8>> {
+    let plain = envelope::open(keys, kind, &id.0, sealed, raw_len as usize, what)?;
+    if plain.len() != raw_len as usize {
+        return Err(Error::damaged(what(), format!("plaintext is {} bytes, the index says {raw_len}", plain.len())));
+    }
+    if keys.block_id(&plain) != *id {
+        return Err(Error::damaged(what(), "plaintext does not hash to its block ID"));
+    }
+    Ok(plain)
+}

@@ -1,0 +1,247 @@
+//! [`StoreWriter`]: adds blocks to a store — dedup, seal, pack, index.
+//!
+//! Shared by many threads (`&self` everywhere): hashing, compression and
+//! sealing run on the caller's thread (rayon workers); only appending to
+//! the open pack takes a short lock. Packs are written when full, an index
+//! file after every [`INDEX_EVERY_PACKS`] packs and at [`StoreWriter::finish`],
+//! always after the packs it lists. A crash leaves at most a few packs
+//! without index; [`StoreWriter::adopt_unindexed`] indexes them on the next
+//! run so nothing that arrived is sent again.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use crate::chunker::Chunker;
+use crate::envelope::{self, Kind};
+use crate::error::Result;
+use crate::id::{BlockId, ObjectName};
+use crate::index::{IndexFile, PackRecord};
+use crate::pack::{FinishedPack, PackBuilder};
+use crate::store::{INDEX_DIR, PACKS_DIR, Store, object_path};
+
+/// An index file is written after this many packs.
+pub const INDEX_EVERY_PACKS: usize = 4;
+/// Bytes of chunks processed together by [`StoreWriter::put_reader`];
+/// bounds memory per file in flight.
+pub const BATCH_BYTES: usize = 8 << 20;
+
+/// Counters of a writer session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Blocks offered.
+    pub blocks: u64,
+    /// Blocks that were new to the store.
+    pub new_blocks: u64,
+    /// Plaintext bytes of new blocks.
+    pub new_raw_bytes: u64,
+    /// Bytes written to the store (packs and indexes).
+    pub stored_bytes: u64,
+    /// Packs written.
+    pub packs: u64,
+    /// Index files written.
+    pub indexes: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    blocks: AtomicU64,
+    new_blocks: AtomicU64,
+    new_raw_bytes: AtomicU64,
+    stored_bytes: AtomicU64,
+    packs: AtomicU64,
+    indexes: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    data: PackBuilder,
+    tree: PackBuilder,
+    /// Blocks accepted in this session but not yet in the index cache.
+    reserved: HashSet<BlockId>,
+    /// Packs written but not yet indexed.
+    pending: Vec<PackRecord>,
+}
+
+/// Adds blocks to a store. Call [`StoreWriter::finish`] at the end: until
+/// then the last packs and index are not written.
+pub struct StoreWriter<'s> {
+    store: &'s Store,
+    chunker: Chunker,
+    state: Mutex<State>,
+    counters: Counters,
+}
+
+impl<'s> StoreWriter<'s> {
+    pub(crate) fn new(store: &'s Store) -> Self {
+        StoreWriter { store, chunker: store.chunker(), state: Mutex::new(State::default()), counters: Counters::default() }
+    }
+
+    /// The chunker in use.
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
+    }
+
+    /// Writes index files for packs that no index lists (left by a crashed
+    /// run). Returns how many packs were adopted.
+    pub fn adopt_unindexed(&self) -> Result<usize> {
+        let orphans = self.store.unindexed_packs()?;
+        let mut records = Vec::new();
+        for (name, size) in orphans {
+            // An unreadable orphan is left for check/gc to report.
+            if let Ok(entries) = self.store.read_pack_trailer(&name, size) {
+                records.push(PackRecord { pack: name, entries });
+            }
+        }
+        let n = records.len();
+        if n > 0 {
+            self.write_index(records)?;
+        }
+        Ok(n)
+    }
+
+    /// True when the block is in the store or accepted by this writer.
+    pub fn contains(&self, id: &BlockId) -> Result<bool> {
+        if self.store.has_block(id)? {
+            return Ok(true);
+        }
+        Ok(self.state.lock().expect("writer lock").reserved.contains(id))
+    }
+
+    /// Adds one block (dedup by ID) and returns its ID.
+    pub fn put(&self, kind: Kind, data: &[u8]) -> Result<BlockId> {
+        let id = self.store.keys().block_id(data);
+        self.put_with_id(kind, id, data)?;
+        Ok(id)
+    }
+
+    /// Adds a block whose ID the caller computed. Returns true when it was new.
+    pub fn put_with_id(&self, kind: Kind, id: BlockId, data: &[u8]) -> Result<bool> {
+        self.counters.blocks.fetch_add(1, Ordering::Relaxed);
+        if self.store.has_block(&id)? || !self.state.lock().expect("writer lock").reserved.insert(id) {
+            return Ok(false);
+        }
+        let sealed = envelope::seal(self.store.keys(), kind, &id.0, data, self.store.config().zstd_level);
+        self.counters.new_blocks.fetch_add(1, Ordering::Relaxed);
+        self.counters.new_raw_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let full = {
+            let mut st = self.state.lock().expect("writer lock");
+            let b = if kind == Kind::Tree { &mut st.tree } else { &mut st.data };
+            b.add(kind, id, data.len() as u32, &sealed);
+            (b.len() >= self.store.config().pack_target as usize).then(|| std::mem::take(b))
+        };
+        if let Some(b) = full {
+            self.write_pack(b.finish(self.store.keys()))?;
+        }
+        Ok(true)
+    }
+
+    /// Chunks a reader and adds every chunk as a data block; returns the
+    /// ordered block IDs and the byte count. Reading the next batch
+    /// overlaps with sealing the current one.
+    pub fn put_reader<R: Read + Send>(&self, reader: R) -> Result<(Vec<BlockId>, u64), std::io::Error> {
+        let mut chunks = self.chunker.stream(reader);
+        let mut ids = Vec::new();
+        let mut total = 0u64;
+        let mut batch = next_batch(&mut chunks)?;
+        while !batch.is_empty() {
+            let (next, done) =
+                rayon::join(|| next_batch(&mut chunks), || batch.par_iter().map(|c| self.put(Kind::Data, c)).collect::<Result<Vec<_>>>());
+            total += batch.iter().map(|c| c.len() as u64).sum::<u64>();
+            ids.extend(done.map_err(std::io::Error::other)?);
+            batch = next?;
+        }
+        Ok((ids, total))
+    }
+
+    fn write_pack(&self, p: FinishedPack) -> Result<()> {
+        self.store.backend().write(&object_path(PACKS_DIR, &p.name), &p.bytes)?;
+        self.counters.packs.fetch_add(1, Ordering::Relaxed);
+        self.counters.stored_bytes.fetch_add(p.bytes.len() as u64, Ordering::Relaxed);
+        let flush = {
+            let mut st = self.state.lock().expect("writer lock");
+            st.pending.push(PackRecord { pack: p.name, entries: p.entries });
+            (st.pending.len() >= INDEX_EVERY_PACKS).then(|| std::mem::take(&mut st.pending))
+        };
+        if let Some(records) = flush {
+            self.write_index(records)?;
+        }
+        Ok(())
+    }
+
+    /// Writes one index file for `records`, merges it into the cache, then
+    /// releases the reservations (in that order: a block is never absent
+    /// from both).
+    fn write_index(&self, records: Vec<PackRecord>) -> Result<ObjectName> {
+        let idx = IndexFile { supersedes: Vec::new(), packs: records };
+        let sealed = idx.seal(self.store.keys());
+        let name = ObjectName::of(&sealed);
+        self.store.backend().write(&object_path(INDEX_DIR, &name), &sealed)?;
+        self.counters.indexes.fetch_add(1, Ordering::Relaxed);
+        self.counters.stored_bytes.fetch_add(sealed.len() as u64, Ordering::Relaxed);
+        self.store.cache().add_indexes(std::slice::from_ref(&(name, idx.clone())))?;
+        let mut st = self.state.lock().expect("writer lock");
+        for p in &idx.packs {
+            for e in &p.entries {
+                st.reserved.remove(&e.id);
+            }
+        }
+        Ok(name)
+    }
+
+    /// Writes the open packs and the last index. After this returns, every
+    /// block put is readable by any reader of the store.
+    pub fn flush(&self) -> Result<()> {
+        let (data, tree) = {
+            let mut st = self.state.lock().expect("writer lock");
+            (std::mem::take(&mut st.data), std::mem::take(&mut st.tree))
+        };
+        for b in [data, tree] {
+            if !b.is_empty() {
+                self.write_pack(b.finish(self.store.keys()))?;
+            }
+        }
+        let records = std::mem::take(&mut self.state.lock().expect("writer lock").pending);
+        if !records.is_empty() {
+            self.write_index(records)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and returns the session's counters.
+    pub fn finish(self) -> Result<WriteStats> {
+        self.flush()?;
+        Ok(self.stats())
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> WriteStats {
+        let c = &self.counters;
+        WriteStats {
+            blocks: c.blocks.load(Ordering::Relaxed),
+            new_blocks: c.new_blocks.load(Ordering::Relaxed),
+            new_raw_bytes: c.new_raw_bytes.load(Ordering::Relaxed),
+            stored_bytes: c.stored_bytes.load(Ordering::Relaxed),
+            packs: c.packs.load(Ordering::Relaxed),
+            indexes: c.indexes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn next_batch<R: Read>(chunks: &mut crate::chunker::StreamChunker<'_, R>) -> std::io::Result<Vec<Vec<u8>>> {
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    while bytes < BATCH_BYTES {
+        match chunks.next_chunk()? {
+            Some(c) => {
+                bytes += c.len();
+                batch.push(c);
+            }
+            None => break,
+        }
+    }
+    Ok(batch)
+}
