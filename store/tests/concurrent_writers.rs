@@ -1,0 +1,68 @@
+//! Two processes writing packs and indexes into one store at once: both
+//! sets readable afterwards. The test re-runs its own binary as the second
+//! and third process.
+
+mod common;
+
+use std::process::Command;
+
+const CHILD_ENV: &str = "FERRY_TEST_WRITER_CHILD";
+
+/// In a child: write `seed`'s data into the store at the given path and
+/// print the block IDs.
+fn child_main(dir: &str, seed: u64) {
+    let store = common::open_store(std::path::Path::new(dir));
+    let data = common::random_bytes(seed, 3 << 20);
+    let w = store.writer();
+    let (ids, _) = w.put_reader(&data[..]).unwrap();
+    // Some shared content too: both processes store the same blocks.
+    let (shared, _) = w.put_reader(&common::random_bytes(1000, 1 << 20)[..]).unwrap();
+    w.finish().unwrap();
+    for id in ids.iter().chain(&shared) {
+        println!("ID {id}");
+    }
+}
+
+#[test]
+fn two_processes_write_one_store_at_once() {
+    if let Ok(arg) = std::env::var(CHILD_ENV) {
+        let (dir, seed) = arg.split_once(',').unwrap();
+        child_main(dir, seed.parse().unwrap());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    common::new_store(dir.path());
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = [1u64, 2]
+        .iter()
+        .map(|seed| {
+            Command::new(&exe)
+                .args(["--exact", "two_processes_write_one_store_at_once", "--nocapture", "--test-threads=1"])
+                .env(CHILD_ENV, format!("{},{seed}", dir.path().display()))
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut all = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let ids: Vec<ferry_store::BlockId> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once("ID ").map(|(_, h)| h))
+            .map(|h| h.parse().unwrap())
+            .collect();
+        assert!(ids.len() > 100, "child wrote too few blocks: {}", ids.len());
+        all.push(ids);
+    }
+    let store = common::open_store(dir.path());
+    for (seed, ids) in [1u64, 2].iter().zip(&all) {
+        let data = common::random_bytes(*seed, 3 << 20);
+        let n = ids.len();
+        let own: Vec<u8> = ids[..n].iter().flat_map(|id| store.read_block(id).unwrap()).collect();
+        assert_eq!(own.len(), data.len() + (1 << 20), "writer {seed}: lengths");
+        assert!(own.starts_with(&data), "writer {seed}'s data does not read back");
+    }
+}

@@ -1,0 +1,66 @@
+//! Passphrases and key files.
+
+mod common;
+
+use std::sync::Arc;
+
+use ferry_store::backend::LocalDir;
+use ferry_store::{CacheLocation, Error, KdfParams, KeyFile, MasterKey, Store};
+
+#[test]
+fn wrong_passphrase_is_a_clear_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    common::new_store(dir.path());
+    let before = common::files_under(dir.path());
+    let e = Store::open(Arc::new(LocalDir::new(dir.path())), b"not it", CacheLocation::Memory).unwrap_err();
+    assert!(matches!(e, Error::WrongPassphrase { tried: 1 }), "{e:?}");
+    assert!(e.to_string().contains("wrong passphrase"));
+    let after = common::files_under(dir.path());
+    assert_eq!(before, after);
+}
+
+#[test]
+fn every_key_file_opens_the_same_store_and_the_last_cannot_be_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::new_store(dir.path());
+    let second = store.add_key(b"second", common::TEST_KDF, "host-b").unwrap();
+    let b = Store::open(Arc::new(LocalDir::new(dir.path())), b"second", CacheLocation::Memory).unwrap();
+    assert_eq!(b.config().store_id, store.config().store_id);
+    assert_eq!(b.keys().family_id(), store.keys().family_id());
+    let listed = b.list_keys().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed.iter().filter(|k| k.current).count(), 1);
+    assert!(listed.iter().any(|k| k.current && k.id == second && k.file.host == "host-b"));
+    // Remove the first key: the old passphrase stops working.
+    let first = listed.iter().find(|k| !k.current).unwrap().id;
+    b.remove_key(&first.to_hex()[..8]).unwrap();
+    assert!(matches!(Store::open(Arc::new(LocalDir::new(dir.path())), b"pw", CacheLocation::Memory), Err(Error::WrongPassphrase { .. })));
+    assert!(matches!(b.remove_key(&second.to_hex()[..8]), Err(Error::LastKey)));
+}
+
+#[test]
+fn hostile_kdf_parameters_are_refused_before_any_work() {
+    let kf = KeyFile::wrap(&MasterKey::from_bytes([1; 32]), b"pw", common::TEST_KDF, 0, "h").unwrap();
+    let mut bytes = kf.to_bytes().to_vec();
+    // m_cost field at offset 10: claim 64 GiB.
+    bytes[10..14].copy_from_slice(&(64u32 * 1024 * 1024).to_le_bytes());
+    let e = KeyFile::parse(&bytes, "keys/x").unwrap_err();
+    assert!(e.to_string().contains("Argon2id"), "{e}");
+    assert!(KdfParams { m_kib: 1 << 30, t: 1, p: 1 }.validate().is_err());
+}
+
+#[test]
+fn a_store_of_another_family_is_refused_with_a_named_error() {
+    let a = tempfile::tempdir().unwrap();
+    common::new_store(a.path());
+    let e = Store::open_with_key(Arc::new(LocalDir::new(a.path())), &MasterKey::from_bytes([9; 32]), CacheLocation::Memory).unwrap_err();
+    assert!(e.to_string().contains("config"), "{e}");
+}
+
+#[test]
+fn init_refuses_an_existing_store() {
+    let dir = tempfile::tempdir().unwrap();
+    common::new_store(dir.path());
+    let e = Store::init(Arc::new(LocalDir::new(dir.path())), b"pw", common::small_opts(), CacheLocation::Memory).unwrap_err();
+    assert!(matches!(e, Error::AlreadyExists(_)));
+}
