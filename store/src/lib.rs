@@ -44,7 +44,7 @@ pub mod keyfile;
 pub mod keys;
 pub mod pack;
 mod store;
-mod wire;
+pub mod wire;
 mod writer;
 
 pub use cache::Location;
@@ -56,7 +56,7 @@ pub use id::{BlockId, ObjectName};
 pub use keyfile::{KdfParams, KeyFile};
 pub use keys::{Keys, MasterKey};
 pub use store::{
-    CONFIG_PATH, CacheLocation, INDEX_DIR, InitOptions, KEYS_DIR, KeyInfo, PACKS_DIR, RefreshStats, SNAPSHOTS_DIR, Store, name_from_path,
-    object_path, open_block,
+    CONFIG_PATH, CacheLocation, INDEX_DIR, InitOptions, KEYS_DIR, KeyInfo, MAX_TREE_LEN, PACKS_DIR, RefreshStats, SNAPSHOTS_DIR, Store,
+    name_from_path, object_path, open_block,
 };
 pub use writer::{BATCH_BYTES, INDEX_EVERY_PACKS, StoreWriter, WriteStats};

@@ -27,6 +27,8 @@ pub const PACKS_DIR: &str = "packs/";
 pub const INDEX_DIR: &str = "index/";
 /// Folder of snapshots.
 pub const SNAPSHOTS_DIR: &str = "snapshots/";
+/// Largest plaintext accepted for a tree (metadata) block.
+pub const MAX_TREE_LEN: u32 = 64 << 20;
 /// The config object.
 pub const CONFIG_PATH: &str = "config";
 
@@ -105,6 +107,8 @@ pub struct Store {
     config: Config,
     cache: IndexCache,
     key_id: Option<ObjectName>,
+    /// Index files that failed to open on the last refresh, and why.
+    damaged_indexes: std::sync::Mutex<Vec<(ObjectName, String)>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -186,7 +190,7 @@ impl Store {
             CacheLocation::Memory => IndexCache::in_memory()?,
             CacheLocation::Dir(d) => IndexCache::open(&d.join(hex::encode(config.store_id)).join("index.redb"))?,
         };
-        let s = Store { backend, keys, config, cache, key_id };
+        let s = Store { backend, keys, config, cache, key_id, damaged_indexes: Default::default() };
         s.refresh_index()?;
         Ok(s)
     }
@@ -225,13 +229,30 @@ impl Store {
         } else {
             listed.into_iter().filter(|n| !known.contains(n)).collect()
         };
-        // Read in parallel, merge in batches to keep memory bounded.
+        // Read in parallel, merge in batches to keep memory bounded. A
+        // damaged index is set aside (and reported by `damaged_indexes`):
+        // the blocks it alone lists read as missing, everything else works.
+        let mut damaged = Vec::new();
         for batch in todo.chunks(64) {
-            let files = batch.par_iter().map(|n| Ok((*n, self.read_index(n)?))).collect::<Result<Vec<_>>>()?;
+            let read: Vec<(ObjectName, Result<IndexFile>)> = batch.par_iter().map(|n| (*n, self.read_index(n))).collect();
+            let mut files = Vec::with_capacity(read.len());
+            for (n, r) in read {
+                match r {
+                    Ok(idx) => files.push((n, idx)),
+                    Err(e) if e.is_damage() => damaged.push((n, e.to_string())),
+                    Err(e) => return Err(e),
+                }
+            }
             self.cache.add_indexes(&files)?;
             stats.merged += files.len();
         }
+        *self.damaged_indexes.lock().expect("lock") = damaged;
         Ok(stats)
+    }
+
+    /// Index files that did not open on the last refresh, with the reason.
+    pub fn damaged_indexes(&self) -> Vec<(ObjectName, String)> {
+        self.damaged_indexes.lock().expect("lock").clone()
     }
 
     /// Reads and opens one index file, verifying its name.
@@ -287,6 +308,13 @@ impl Store {
     pub fn read_block_at(&self, id: &BlockId, loc: &Location) -> Result<Vec<u8>> {
         let path = object_path(PACKS_DIR, &loc.pack);
         let what = || format!("block {} in pack {}", id.short(16), path);
+        let limit = if loc.kind == Kind::Data { self.config.chunker.max } else { MAX_TREE_LEN };
+        if loc.raw_len > limit {
+            return Err(Error::damaged(
+                what(),
+                format!("index claims {} plaintext bytes, over the {limit}-byte limit for its kind", loc.raw_len),
+            ));
+        }
         let sealed = self.backend.read_range(&path, loc.offset, loc.length as u64).map_err(|e| match e {
             Error::Damaged { reason, .. } => Error::damaged(what(), reason),
             e => e,

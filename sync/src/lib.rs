@@ -1,1 +1,40 @@
-//! placeholder
+//! # ferry-sync
+//!
+//! Everything above the block store: trees and snapshots, change
+//! detection, backup, restore, diff and check. (Replicas, push, pull and
+//! merge come with the sync issues.)
+//!
+//! ## Map
+//! - [`tree`], [`snapshot`]: the metadata formats (format-spec §14).
+//! - [`filter`]: gitignore-style include/exclude rules.
+//! - [`filecache`]: the local redb cache that lets an unchanged file cost one stat.
+//! - [`backup`], [`restore`], [`diff`], [`check`], [`ls`]: the operations.
+//! - [`progress`]: counters a front end can draw.
+#![deny(missing_docs)]
+
+pub mod backup;
+pub mod check;
+pub mod diff;
+mod error;
+pub mod filecache;
+pub mod filter;
+pub mod ls;
+pub mod progress;
+pub mod restore;
+pub mod snapshot;
+pub mod tree;
+
+pub use error::{Error, Result};
+pub use progress::{Progress, Skipped};
+
+use ferry_store::{BlockId, Kind, Store};
+
+/// Reads and decodes one tree block.
+pub fn load_tree(store: &Store, id: &BlockId) -> Result<tree::Tree> {
+    let loc = store.lookup(id)?.ok_or(ferry_store::Error::BlockNotFound(*id))?;
+    if loc.kind != Kind::Tree {
+        return Err(ferry_store::Error::Damaged { what: format!("tree {}", id.short(16)), reason: "indexed as a data block".into() }.into());
+    }
+    let bytes = store.read_block_at(id, &loc)?;
+    Ok(tree::Tree::decode(&bytes, &format!("tree {}", id.short(16)))?)
+}

@@ -1,0 +1,200 @@
+//! Command-line arguments (the CLI contract of the brief).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// ferry keeps folders in step across machines, drives and backup targets:
+/// encrypted, deduplicated, content-defined blocks in a store.
+#[derive(Parser, Debug)]
+#[command(name = "ferry", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct Global {
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more detail (every file written or read).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Run as if started in DIR.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
+    /// Folder for local caches (index, file cache).
+    #[arg(long, global = true, env = "FERRY_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long, global = true, env = "FERRY_THREADS")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create or inspect stores.
+    #[command(subcommand)]
+    Store(StoreCmd),
+    /// Manage a store's key files (passphrases).
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Snapshot DIR into a store.
+    Backup(BackupArgs),
+    /// List snapshots.
+    Snapshots {
+        /// Store location.
+        loc: PathBuf,
+    },
+    /// List a snapshot's tree.
+    Ls {
+        /// Store location.
+        loc: PathBuf,
+        /// Snapshot: ID, unique prefix, or `latest`.
+        snap: String,
+        /// Path inside the snapshot.
+        path: Option<String>,
+    },
+    /// What changed between two snapshots.
+    Diff {
+        /// Store location.
+        loc: PathBuf,
+        /// First snapshot.
+        snap_a: String,
+        /// Second snapshot.
+        snap_b: String,
+    },
+    /// Write a snapshot (or part of it) out.
+    Restore(RestoreArgs),
+    /// Verify the store's structure and, optionally, its data.
+    Check(CheckArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCmd {
+    /// Create an encrypted store at LOC.
+    Init(StoreInitArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StoreInitArgs {
+    /// Where to create it (a folder on a disk, USB drive or share).
+    pub loc: PathBuf,
+    /// Join SRC's key family (a store): same master key, chunker and block IDs.
+    #[arg(long, value_name = "SRC")]
+    pub like: Option<PathBuf>,
+    /// Average chunk size in KiB (power of two); min is a quarter, max four times.
+    #[arg(long, value_name = "KIB")]
+    pub chunk_avg_kib: Option<u32>,
+    /// Target pack size in MiB.
+    #[arg(long, value_name = "MIB")]
+    pub pack_size_mib: Option<u32>,
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct KdfArgs {
+    /// Argon2id memory in KiB for the new key file (default 65536).
+    #[arg(long, value_name = "KIB")]
+    pub kdf_memory_kib: Option<u32>,
+    /// Argon2id passes for the new key file (default 3).
+    #[arg(long, value_name = "N")]
+    pub kdf_iterations: Option<u32>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCmd {
+    /// List the key files.
+    List {
+        /// Store location.
+        loc: PathBuf,
+    },
+    /// Add a passphrase (FERRY_NEW_PASSWORD / FERRY_NEW_PASSWORD_FILE, or a prompt).
+    Add {
+        /// Store location.
+        loc: PathBuf,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+    /// Remove a key file by ID prefix (never the last one).
+    Remove {
+        /// Store location.
+        loc: PathBuf,
+        /// Key ID or unique prefix.
+        id: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct FilterArgs {
+    /// Leave out paths matching P (gitignore syntax; repeatable).
+    #[arg(long = "exclude", value_name = "P")]
+    pub exclude: Vec<String>,
+    /// Take only paths matching P (gitignore syntax; repeatable).
+    #[arg(long = "include", value_name = "P")]
+    pub include: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Folder to back up.
+    pub dir: PathBuf,
+    /// Store location.
+    #[arg(long)]
+    pub to: PathBuf,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Leave out folders containing a file named NAME (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub exclude_if_present: Vec<String>,
+    /// Do not descend into other filesystems.
+    #[arg(long, short = 'x')]
+    pub one_file_system: bool,
+    /// Do not read .ferryignore files.
+    #[arg(long)]
+    pub no_ignore_files: bool,
+    /// Tag the snapshot (repeatable).
+    #[arg(long = "tag", value_name = "T")]
+    pub tags: Vec<String>,
+    /// Host name to record (default: this machine's).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Read and hash, show what would be added; write nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// Store location.
+    pub loc: PathBuf,
+    /// Snapshot: ID, unique prefix, or `latest`.
+    pub snap: String,
+    /// Folder to restore into (created if missing).
+    #[arg(long)]
+    pub target: PathBuf,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Show what would be written; write nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Store location.
+    pub loc: PathBuf,
+    /// Read and verify every pack.
+    #[arg(long, conflicts_with = "read_data_subset")]
+    pub read_data: bool,
+    /// Read a subset of packs: a percentage ("10%") or a part ("2/5").
+    #[arg(long, value_name = "PCT|N/M")]
+    pub read_data_subset: Option<String>,
+}

@@ -1,0 +1,432 @@
+//! One function per command: open the store, call the library, print.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use ferry_store::backend::LocalDir;
+use ferry_store::{CacheLocation, ChunkerParams, InitOptions, KdfParams, Store};
+use ferry_sync::backup::{BackupOptions, backup};
+use ferry_sync::check::{ReadData, check};
+use ferry_sync::filter::FilterOptions;
+use ferry_sync::restore::{RestoreOptions, restore};
+use ferry_sync::tree::{Content, EntryType};
+use ferry_sync::{Progress, Skipped, diff, ls, snapshot};
+use serde_json::json;
+
+use crate::args::*;
+use crate::output::{self, Bar, size};
+use crate::passphrase;
+
+/// Exit code when the run finished but some files were skipped.
+const EXIT_SKIPPED: i32 = 3;
+
+/// Runs the command; returns the exit code.
+pub fn run(cli: &Cli) -> Result<i32> {
+    if let Some(dir) = &cli.global.chdir {
+        std::env::set_current_dir(dir).with_context(|| format!("-C {}", dir.display()))?;
+    }
+    if let Some(n) = cli.global.threads {
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().ok();
+    }
+    let g = &cli.global;
+    match &cli.command {
+        Command::Store(StoreCmd::Init(a)) => store_init(g, a),
+        Command::Key(k) => key(g, k),
+        Command::Backup(a) => cmd_backup(g, a),
+        Command::Snapshots { loc } => snapshots(g, loc),
+        Command::Ls { loc, snap, path } => cmd_ls(g, loc, snap, path.as_deref()),
+        Command::Diff { loc, snap_a, snap_b } => cmd_diff(g, loc, snap_a, snap_b),
+        Command::Restore(a) => cmd_restore(g, a),
+        Command::Check(a) => cmd_check(g, a),
+    }
+}
+
+fn cache_dir(g: &Global) -> Option<PathBuf> {
+    g.cache_dir.clone().or_else(|| dirs::cache_dir().map(|d| d.join("ferry")))
+}
+
+fn cache(g: &Global) -> CacheLocation {
+    cache_dir(g).map(CacheLocation::Dir).unwrap_or_default()
+}
+
+fn backend(loc: &Path) -> Arc<LocalDir> {
+    Arc::new(LocalDir::new(loc))
+}
+
+fn open(g: &Global, loc: &Path) -> Result<Store> {
+    let pw = passphrase::existing()?;
+    let store = Store::open(backend(loc), &pw, cache(g)).with_context(|| format!("opening store {}", loc.display()))?;
+    for (name, why) in store.damaged_indexes() {
+        if !g.quiet {
+            eprintln!("ferry: warning: index {} is damaged and was skipped ({why}); run `ferry check`", name.short(12));
+        }
+    }
+    Ok(store)
+}
+
+fn host(h: &Option<String>) -> String {
+    h.clone().unwrap_or_else(|| hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default())
+}
+
+fn kdf(a: &KdfArgs) -> KdfParams {
+    KdfParams {
+        m_kib: a.kdf_memory_kib.unwrap_or(KdfParams::DEFAULT.m_kib),
+        t: a.kdf_iterations.unwrap_or(KdfParams::DEFAULT.t),
+        p: KdfParams::DEFAULT.p,
+    }
+}
+
+fn store_init(g: &Global, a: &StoreInitArgs) -> Result<i32> {
+    let mut opts = InitOptions { kdf: kdf(&a.kdf), host: host(&None), ..Default::default() };
+    if let Some(avg) = a.chunk_avg_kib {
+        let avg = avg.saturating_mul(1024);
+        opts.chunker = ChunkerParams { min: avg / 4, avg, max: avg.saturating_mul(4) };
+    }
+    if let Some(mib) = a.pack_size_mib {
+        opts.pack_target = mib.saturating_mul(1 << 20);
+    }
+    let pw = if let Some(src) = &a.like {
+        let src_store = open(g, src).with_context(|| format!("--like {}", src.display()))?;
+        if a.chunk_avg_kib.is_some() {
+            bail!("--chunk-avg-kib cannot be combined with --like: a key family shares one chunker");
+        }
+        opts.master = Some(src_store.keys().master().clone());
+        opts.chunker = src_store.config().chunker;
+        passphrase::new(true)?
+    } else {
+        passphrase::new(true)?
+    };
+    std::fs::create_dir_all(&a.loc).with_context(|| format!("creating {}", a.loc.display()))?;
+    let store = Store::init(backend(&a.loc), &pw, opts, cache(g))?;
+    let c = store.config();
+    if g.json {
+        output::json(&json!({
+            "store": a.loc, "store_id": hex::encode(c.store_id), "family_id": hex::encode(c.family_id),
+            "chunk_min": c.chunker.min, "chunk_avg": c.chunker.avg, "chunk_max": c.chunker.max, "pack_target": c.pack_target,
+        }));
+    } else if !g.quiet {
+        println!("created store {} (id {}, family {})", a.loc.display(), hex::encode(&c.store_id[..4]), hex::encode(&c.family_id[..4]));
+        println!("keep the passphrase safe: without it the store cannot be read");
+    }
+    Ok(0)
+}
+
+fn key(g: &Global, k: &KeyCmd) -> Result<i32> {
+    match k {
+        KeyCmd::List { loc } => {
+            let store = open(g, loc)?;
+            let keys = store.list_keys()?;
+            if g.json {
+                let v: Vec<_> = keys
+                    .iter()
+                    .map(|k| {
+                        json!({"id": k.id.to_hex(), "current": k.current, "host": k.file.host, "created": k.file.created,
+                        "kdf": {"m_kib": k.file.kdf.m_kib, "t": k.file.kdf.t, "p": k.file.kdf.p}})
+                    })
+                    .collect();
+                output::json(&json!(v));
+            } else {
+                println!("{:<2}{:<14}{:<21}{:<20}kdf", "", "id", "created (UTC)", "host");
+                for k in &keys {
+                    println!(
+                        "{:<2}{:<14}{:<21}{:<20}argon2id m={}KiB t={} p={}",
+                        if k.current { "*" } else { "" },
+                        k.id.short(12),
+                        output::time(k.file.created as i64 * 1_000_000_000),
+                        k.file.host,
+                        k.file.kdf.m_kib,
+                        k.file.kdf.t,
+                        k.file.kdf.p
+                    );
+                }
+            }
+        }
+        KeyCmd::Add { loc, kdf: ka } => {
+            let store = open(g, loc)?;
+            let pw = passphrase::new(false)?;
+            let id = store.add_key(&pw, kdf(ka), &host(&None))?;
+            if g.json {
+                output::json(&json!({"added": id.to_hex()}));
+            } else if !g.quiet {
+                println!("added key {}", id.short(12));
+            }
+        }
+        KeyCmd::Remove { loc, id } => {
+            let store = open(g, loc)?;
+            let removed = store.remove_key(id)?;
+            if g.json {
+                output::json(&json!({"removed": removed.to_hex()}));
+            } else if !g.quiet {
+                println!("removed key {}", removed.short(12));
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn skipped_json(s: &[Skipped]) -> serde_json::Value {
+    json!(s.iter().map(|s| json!({"path": s.path, "error": s.reason})).collect::<Vec<_>>())
+}
+
+fn print_skipped(g: &Global, s: &[Skipped], verb: &str) {
+    if s.is_empty() || g.json {
+        return;
+    }
+    eprintln!("ferry: {} file(s) could not be {verb}:", s.len());
+    for x in s {
+        eprintln!("  {}: {}", x.path, x.reason);
+    }
+}
+
+fn cmd_backup(g: &Global, a: &BackupArgs) -> Result<i32> {
+    let store = open(g, &a.to)?;
+    let opts = BackupOptions {
+        filter: FilterOptions {
+            excludes: a.filter.exclude.clone(),
+            includes: a.filter.include.clone(),
+            exclude_if_present: a.exclude_if_present.clone(),
+            one_file_system: a.one_file_system,
+            ignore_files: !a.no_ignore_files,
+        },
+        tags: a.tags.clone(),
+        host: host(&a.host),
+        dry_run: a.dry_run,
+        cache_dir: cache_dir(g),
+        ..Default::default()
+    };
+    let progress = Arc::new(Progress::default());
+    let bar = Bar::start(g, progress.clone(), "backup");
+    let r = backup(&store, &a.dir, &opts, &progress);
+    bar.finish();
+    let r = r?;
+    let s = &r.summary;
+    if g.json {
+        output::json(&json!({
+            "snapshot": r.snapshot.map(|id| id.to_hex()), "dry_run": a.dry_run,
+            "files_new": s.new_files, "files_changed": s.changed_files, "files_unchanged": s.unchanged_files,
+            "files": s.files, "dirs": s.dirs, "bytes": s.bytes, "bytes_read": r.bytes_read,
+            "bytes_new_plain": r.new_raw_bytes, "bytes_added": s.added_bytes,
+            "duration_s": r.duration.as_secs_f64(), "skipped": skipped_json(&r.skipped),
+            "changed": if a.dry_run || g.verbose > 0 { json!(r.changed.iter().map(|(p, k)| json!({"path": p, "kind": k})).collect::<Vec<_>>()) } else { json!(null) },
+        }));
+    } else if !g.quiet {
+        if a.dry_run || g.verbose > 0 {
+            for (p, k) in &r.changed {
+                println!("{} {p}", if *k == "new" { '+' } else { 'M' });
+            }
+        }
+        match r.snapshot {
+            Some(id) => println!("snapshot {} saved", id.short(8)),
+            None => println!("dry run: nothing written"),
+        }
+        println!(
+            "files: {} new, {} changed, {} unchanged ({} in {} folders, {})",
+            s.new_files,
+            s.changed_files,
+            s.unchanged_files,
+            s.files,
+            s.dirs,
+            size(s.bytes)
+        );
+        if a.dry_run {
+            println!("would read {} and add {} of new blocks (before compression)", size(r.bytes_read), size(r.new_raw_bytes));
+        } else {
+            println!("read {}, added {} to the store in {:.2}s", size(r.bytes_read), size(s.added_bytes), r.duration.as_secs_f64());
+        }
+    }
+    print_skipped(g, &r.skipped, "backed up");
+    Ok(if r.skipped.is_empty() { 0 } else { EXIT_SKIPPED })
+}
+
+fn snapshots(g: &Global, loc: &Path) -> Result<i32> {
+    let store = open(g, loc)?;
+    let all = snapshot::list(&store)?;
+    if g.json {
+        let v: Vec<_> = all
+            .iter()
+            .map(|(id, s)| {
+                json!({"id": id.to_hex(), "time": output::time(s.time_ns), "time_ns": s.time_ns, "host": s.host, "source": s.source_str(),
+                "tags": s.tags, "parents": s.parents.iter().map(|p| p.to_hex()).collect::<Vec<_>>(), "root": s.root.to_hex(),
+                "files": s.summary.files, "dirs": s.summary.dirs, "bytes": s.summary.bytes, "bytes_added": s.summary.added_bytes})
+            })
+            .collect();
+        output::json(&json!(v));
+        return Ok(0);
+    }
+    println!("{:<10}{:<21}{:<16}{:>10}  {:<12}source", "id", "time (UTC)", "host", "size", "tags");
+    for (id, s) in &all {
+        println!(
+            "{:<10}{:<21}{:<16}{:>10}  {:<12}{}",
+            id.short(8),
+            output::time(s.time_ns),
+            s.host,
+            size(s.summary.bytes),
+            s.tags.join(","),
+            s.source_str()
+        );
+    }
+    if !g.quiet {
+        println!("{} snapshot(s)", all.len());
+    }
+    Ok(0)
+}
+
+fn type_char(t: EntryType) -> char {
+    match t {
+        EntryType::File => '-',
+        EntryType::Dir => 'd',
+        EntryType::Symlink => 'l',
+    }
+}
+
+fn cmd_ls(g: &Global, loc: &Path, snap: &str, path: Option<&str>) -> Result<i32> {
+    let store = open(g, loc)?;
+    let (_, s) = snapshot::resolve(&store, snap, None)?;
+    let root = ferry_sync::load_tree(&store, &s.root)?;
+    let mut rows = Vec::new();
+    ls::walk(&store, &root, path.unwrap_or(""), &mut |p, e| {
+        if g.json {
+            rows.push(json!({"path": p.to_string_lossy(), "type": format!("{:?}", e.entry_type()).to_lowercase(), "mode": e.mode,
+                "size": e.size, "mtime": output::time(e.mtime_ns),
+                "target": if let Content::Symlink(t) = &e.content { json!(String::from_utf8_lossy(t)) } else { json!(null) }}));
+        } else {
+            let link = if let Content::Symlink(t) = &e.content { format!(" -> {}", String::from_utf8_lossy(t)) } else { String::new() };
+            println!("{}{:04o} {:>12} {}  {}{link}", type_char(e.entry_type()), e.mode, e.size, output::time(e.mtime_ns), p.display());
+        }
+    })?;
+    if g.json {
+        output::json(&json!(rows));
+    }
+    Ok(0)
+}
+
+fn cmd_diff(g: &Global, loc: &Path, a: &str, b: &str) -> Result<i32> {
+    let store = open(g, loc)?;
+    let (_, sa) = snapshot::resolve(&store, a, None)?;
+    let (_, sb) = snapshot::resolve(&store, b, None)?;
+    let ta = ferry_sync::load_tree(&store, &sa.root)?;
+    let tb = ferry_sync::load_tree(&store, &sb.root)?;
+    let changes = diff::diff(&store, &ta, &tb)?;
+    if g.json {
+        output::json(&json!(
+            changes.iter().map(|(c, p)| json!({"change": format!("{c:?}").to_lowercase(), "path": p})).collect::<Vec<_>>()
+        ));
+    } else {
+        for (c, p) in &changes {
+            println!("{} {}", c.marker(), p.display());
+        }
+        if !g.quiet {
+            let n = |k| changes.iter().filter(|(c, _)| *c == k).count();
+            println!(
+                "{} added, {} removed, {} modified, {} metadata only",
+                n(diff::Change::Added),
+                n(diff::Change::Removed),
+                n(diff::Change::Modified),
+                n(diff::Change::Metadata)
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn cmd_restore(g: &Global, a: &RestoreArgs) -> Result<i32> {
+    let store = open(g, &a.loc)?;
+    let (id, s) = snapshot::resolve(&store, &a.snap, None)?;
+    let opts = RestoreOptions {
+        filter: FilterOptions { excludes: a.filter.exclude.clone(), includes: a.filter.include.clone(), ..Default::default() },
+        dry_run: a.dry_run,
+    };
+    let progress = Arc::new(Progress::default());
+    let bar = Bar::start(g, progress.clone(), "restore");
+    let r = restore(&store, &s, &a.target, &opts, &progress);
+    bar.finish();
+    let r = r?;
+    if g.json {
+        output::json(&json!({
+            "snapshot": id.to_hex(), "dry_run": a.dry_run, "files_written": r.files_written, "files_unchanged": r.files_unchanged,
+            "dirs": r.dirs, "symlinks": r.symlinks, "bytes_from_store": r.bytes_from_store, "bytes_from_local": r.bytes_from_local,
+            "duration_s": r.duration.as_secs_f64(), "skipped": skipped_json(&r.skipped),
+            "written": if a.dry_run || g.verbose > 0 { json!(r.written) } else { json!(null) },
+        }));
+    } else if !g.quiet {
+        if a.dry_run || g.verbose > 0 {
+            for p in &r.written {
+                println!("{} {p}", if a.dry_run { "would write" } else { "wrote" });
+            }
+        }
+        println!(
+            "{} {} files ({} unchanged), {} folders, {} symlinks; {} from the store, {} reused locally, {:.2}s",
+            if a.dry_run { "would restore" } else { "restored" },
+            r.files_written,
+            r.files_unchanged,
+            r.dirs,
+            r.symlinks,
+            size(r.bytes_from_store),
+            size(r.bytes_from_local),
+            r.duration.as_secs_f64()
+        );
+    }
+    print_skipped(g, &r.skipped, "restored");
+    Ok(if r.skipped.is_empty() { 0 } else { EXIT_SKIPPED })
+}
+
+fn parse_subset(s: &str) -> Result<ReadData> {
+    if let Some(p) = s.strip_suffix('%') {
+        let v: f64 = p.trim().parse().with_context(|| format!("--read-data-subset {s}: not a percentage"))?;
+        if !(0.0..=100.0).contains(&v) {
+            bail!("--read-data-subset {s}: percentage must be between 0 and 100");
+        }
+        return Ok(ReadData::Percent(v));
+    }
+    if let Some((n, m)) = s.split_once('/') {
+        let (n, m): (u32, u32) = (n.trim().parse()?, m.trim().parse()?);
+        if n == 0 || m == 0 || n > m {
+            bail!("--read-data-subset {s}: need 1 <= N <= M");
+        }
+        return Ok(ReadData::Part(n, m));
+    }
+    bail!("--read-data-subset {s}: give a percentage like 10% or a part like 2/5")
+}
+
+fn cmd_check(g: &Global, a: &CheckArgs) -> Result<i32> {
+    let mode = match (&a.read_data_subset, a.read_data) {
+        (Some(s), _) => parse_subset(s)?,
+        (None, true) => ReadData::All,
+        (None, false) => ReadData::None,
+    };
+    let store = open(g, &a.loc)?;
+    let r = check(&store, mode)?;
+    if g.json {
+        output::json(&json!({
+            "ok": r.errors.is_empty(), "snapshots": r.snapshots, "trees": r.trees, "packs_read": r.packs_read, "blocks_read": r.blocks_read,
+            "errors": r.errors.iter().map(|p| json!({"object": p.object, "error": p.message})).collect::<Vec<_>>(),
+            "warnings": r.warnings,
+        }));
+    } else {
+        for w in &r.warnings {
+            if !g.quiet {
+                eprintln!("warning: {w}");
+            }
+        }
+        for p in &r.errors {
+            eprintln!("damaged: {}: {}", p.object, p.message);
+        }
+        if !g.quiet {
+            println!(
+                "checked {} snapshots, {} trees{}",
+                r.snapshots,
+                r.trees,
+                if mode == ReadData::None { String::new() } else { format!(", read {} packs ({} blocks)", r.packs_read, r.blocks_read) }
+            );
+        }
+        if r.errors.is_empty() {
+            if !g.quiet {
+                println!("no errors found");
+            }
+        } else {
+            eprintln!("ferry: check found {} problem(s)", r.errors.len());
+        }
+    }
+    Ok(if r.errors.is_empty() { 0 } else { 1 })
+}

@@ -1,0 +1,84 @@
+//! Terminal output: sizes, progress bars (only on a terminal, never with
+//! --json or -q), and JSON.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ferry_sync::Progress;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::args::Global;
+
+/// Bytes as KiB/MiB/GiB.
+pub fn size(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{n} B") } else { format!("{v:.1} {}", U[i]) }
+}
+
+/// Draws a progress bar from counters on a background thread.
+pub struct Bar {
+    bar: Option<ProgressBar>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Bar {
+    /// Starts a bar when stderr is a terminal and output is for people.
+    pub fn start(g: &Global, progress: Arc<Progress>, verb: &'static str) -> Bar {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if g.json || g.quiet || !std::io::stderr().is_terminal() {
+            return Bar { bar: None, stop, thread: None };
+        }
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(5));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(verb);
+        let b2 = bar.clone();
+        let s2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !s2.load(Ordering::Relaxed) {
+                let (files, bytes, tf, tb) = progress.snapshot();
+                b2.set_length(tb.max(bytes));
+                b2.set_position(bytes);
+                b2.set_message(if tf > 0 { format!("{files}/{tf} files") } else { format!("{files} files") });
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        Bar { bar: Some(bar), stop, thread: Some(thread) }
+    }
+
+    /// Stops and clears the bar.
+    pub fn finish(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Prints a JSON value on stdout.
+pub fn json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).expect("JSON"));
+}
+
+/// A timestamp in ns as UTC text.
+pub fn time(ns: i64) -> String {
+    match jiff::Timestamp::from_nanosecond(ns as i128) {
+        Ok(t) => t.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        Err(_) => format!("@{ns}ns"),
+    }
+}

@@ -1,0 +1,365 @@
+//! `backup`: snapshot a folder into a store.
+//!
+//! The walk is parallel over the entries of each folder (rayon), and each
+//! large file is itself chunked and sealed in parallel by
+//! [`ferry_store::StoreWriter::put_reader`]. An unchanged file costs one
+//! stat and one cache lookup; an unchanged folder re-encodes to the same
+//! tree block, which dedup then drops.
+
+use std::fs::{File, Metadata};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ferry_store::{BlockId, Kind, ObjectName, Store, StoreWriter};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::filecache::{CachedFile, FileCache};
+use crate::filter::{Decision, Filter, FilterOptions, display_rel};
+use crate::progress::{Progress, Skipped};
+use crate::snapshot::{self, Snapshot, Summary};
+use crate::tree::{Content, Entry, MAX_DEPTH, Tree};
+
+/// How often a file that changes while being read is tried.
+pub const READ_ATTEMPTS: usize = 3;
+
+/// Backup settings.
+#[derive(Clone, Debug, Default)]
+pub struct BackupOptions {
+    /// What to take.
+    pub filter: FilterOptions,
+    /// Tags for the snapshot.
+    pub tags: Vec<String>,
+    /// Host name recorded.
+    pub host: String,
+    /// Read and hash, but write nothing.
+    pub dry_run: bool,
+    /// Folder for the file cache (None: no cache, read everything).
+    pub cache_dir: Option<PathBuf>,
+    /// Replica and folder ids for synced folders (zero for backups).
+    pub replica: [u8; 16],
+    /// See `replica`.
+    pub folder: [u8; 16],
+    /// Explicit parents; by default the latest snapshot of the same source and host.
+    pub parents: Option<Vec<ObjectName>>,
+}
+
+/// What a backup did.
+#[derive(Clone, Debug, Default)]
+pub struct BackupReport {
+    /// The new snapshot (None for a dry run).
+    pub snapshot: Option<ObjectName>,
+    /// Counts (also stored in the snapshot).
+    pub summary: Summary,
+    /// File bytes read.
+    pub bytes_read: u64,
+    /// Plaintext bytes of new blocks (what a dry run would add before compression).
+    pub new_raw_bytes: u64,
+    /// Files that could not be taken.
+    pub skipped: Vec<Skipped>,
+    /// Files that would be read (dry run) or were read: (path, "new" | "changed").
+    pub changed: Vec<(String, &'static str)>,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+struct Ctx<'a> {
+    store: &'a Store,
+    writer: Option<StoreWriter<'a>>,
+    cache: Option<FileCache>,
+    root_dev: u64,
+    progress: &'a Progress,
+    skipped: Mutex<Vec<Skipped>>,
+    changed: Mutex<Vec<(String, &'static str)>>,
+    counts: Mutex<Summary>,
+    bytes_read: std::sync::atomic::AtomicU64,
+    dry_new_raw: std::sync::atomic::AtomicU64,
+}
+
+fn mtime_ns(m: &Metadata) -> i64 {
+    m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec())
+}
+fn ctime_ns(m: &Metadata) -> i64 {
+    m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec())
+}
+fn link_group(m: &Metadata) -> u64 {
+    if m.nlink() > 1 {
+        let h = blake3::hash(&[m.dev().to_le_bytes(), m.ino().to_le_bytes()].concat());
+        u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes")).max(1)
+    } else {
+        0
+    }
+}
+
+/// Takes a snapshot of `source` into `store`.
+pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Progress) -> Result<BackupReport> {
+    let start = Instant::now();
+    let source = source.canonicalize().map_err(|e| Error::io("open", source, e))?;
+    let meta = std::fs::metadata(&source).map_err(|e| Error::io("stat", &source, e))?;
+    if !meta.is_dir() {
+        return Err(Error::Invalid(format!("{} is not a folder", source.display())));
+    }
+    let filter = Filter::new(&opts.filter)?;
+    let cache = match (&opts.cache_dir, opts.dry_run) {
+        (Some(dir), false) => {
+            let key = blake3::hash(source.as_os_str().as_bytes()).to_hex();
+            FileCache::open(&dir.join(hex::encode(store.config().store_id)).join(format!("files-{}.redb", &key[..16])))?
+        }
+        _ => None,
+    };
+    let writer = if opts.dry_run { None } else { Some(store.writer()) };
+    if let Some(w) = &writer {
+        w.adopt_unindexed()?;
+    }
+    let ctx = Ctx {
+        store,
+        writer,
+        cache,
+        root_dev: meta.dev(),
+        progress,
+        skipped: Mutex::default(),
+        changed: Mutex::default(),
+        counts: Mutex::default(),
+        bytes_read: Default::default(),
+        dry_new_raw: Default::default(),
+    };
+    let root = ctx.dir(&source, Path::new(""), &filter, 0)?.unwrap_or_else(|| ctx.put_tree(&Tree::default()).expect("empty tree"));
+    let mut summary = *ctx.counts.lock().expect("counts");
+    let mut report = BackupReport {
+        bytes_read: ctx.bytes_read.load(std::sync::atomic::Ordering::Relaxed),
+        skipped: std::mem::take(&mut *ctx.skipped.lock().expect("skipped")),
+        changed: std::mem::take(&mut *ctx.changed.lock().expect("changed")),
+        ..Default::default()
+    };
+    report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    report.changed.sort();
+    if let Some(w) = ctx.writer {
+        let stats = w.finish()?;
+        summary.added_bytes = stats.stored_bytes;
+        report.new_raw_bytes = stats.new_raw_bytes;
+        let parents = match &opts.parents {
+            Some(p) => p.clone(),
+            None => snapshot::list(store)?
+                .into_iter()
+                .rev()
+                .find(|(_, s)| s.source == source.as_os_str().as_bytes() && s.host == opts.host)
+                .map(|(id, _)| vec![id])
+                .unwrap_or_default(),
+        };
+        let snap = Snapshot {
+            time_ns: now_ns(),
+            root,
+            parents,
+            host: opts.host.clone(),
+            source: source.as_os_str().as_bytes().to_vec(),
+            tags: opts.tags.clone(),
+            replica: opts.replica,
+            folder: opts.folder,
+            summary,
+        };
+        report.snapshot = Some(snap.save(store)?);
+        if let Some(c) = ctx.cache {
+            c.commit()?;
+        }
+    } else {
+        report.new_raw_bytes = ctx.dry_new_raw.load(std::sync::atomic::Ordering::Relaxed);
+    }
+    report.summary = summary;
+    report.duration = start.elapsed();
+    Ok(report)
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+impl Ctx<'_> {
+    fn skip(&self, rel: &Path, reason: impl Into<String>) {
+        self.skipped.lock().expect("skipped").push(Skipped { path: display_rel(rel), reason: reason.into() });
+    }
+
+    fn put_tree(&self, tree: &Tree) -> Result<BlockId> {
+        let bytes = tree.encode();
+        match &self.writer {
+            Some(w) => Ok(w.put(Kind::Tree, &bytes)?),
+            None => Ok(self.store.keys().block_id(&bytes)),
+        }
+    }
+
+    /// Backs up one folder; `None` when it ends up empty under `--include`.
+    fn dir(&self, abs: &Path, rel: &Path, filter: &Filter, depth: usize) -> Result<Option<BlockId>> {
+        if depth > MAX_DEPTH {
+            return Err(Error::Invalid(format!("{} is nested deeper than {MAX_DEPTH} folders", abs.display())));
+        }
+        let inner = filter.with_ignore_file(abs, rel)?;
+        let filter = inner.as_ref().unwrap_or(filter);
+        let mut names: Vec<_> = std::fs::read_dir(abs)
+            .map_err(|e| Error::io("list", abs, e))?
+            .filter_map(|e| match e {
+                Ok(e) => Some(e.file_name()),
+                Err(err) => {
+                    self.skip(rel, format!("listing stopped early: {err}"));
+                    None
+                }
+            })
+            .collect();
+        names.sort();
+        let results: Vec<Option<Entry>> = names
+            .par_iter()
+            .map(|name| {
+                let a = abs.join(name);
+                let r = rel.join(name);
+                match self.entry(&a, &r, name.as_bytes(), filter, depth) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        self.skip(&r, e.to_string());
+                        None
+                    }
+                }
+            })
+            .collect();
+        let entries: Vec<Entry> = results.into_iter().flatten().collect();
+        if entries.is_empty() && filter.opts.includes.iter().any(|_| true) && depth > 0 {
+            return Ok(None);
+        }
+        self.counts.lock().expect("counts").dirs += 1;
+        Ok(Some(self.put_tree(&Tree { entries })?))
+    }
+
+    fn entry(&self, abs: &Path, rel: &Path, name: &[u8], filter: &Filter, depth: usize) -> Result<Option<Entry>> {
+        let m = std::fs::symlink_metadata(abs).map_err(|e| Error::io("stat", abs, e))?;
+        let ft = m.file_type();
+        let decision = filter.decide(rel, ft.is_dir());
+        if decision == Decision::Exclude {
+            return Ok(None);
+        }
+        let base = |content| Entry {
+            name: name.to_vec(),
+            mode: m.mode() & 0o7777,
+            mtime_ns: mtime_ns(&m),
+            size: 0,
+            uid: m.uid(),
+            gid: m.gid(),
+            link_group: 0,
+            content,
+        };
+        if ft.is_dir() {
+            if filter.opts.one_file_system && m.dev() != self.root_dev {
+                return Ok(None);
+            }
+            if filter.has_marker(abs) {
+                return Ok(None);
+            }
+            return Ok(self.dir(abs, rel, filter, depth + 1)?.map(|id| base(Content::Dir(id))));
+        }
+        if ft.is_symlink() {
+            let t = std::fs::read_link(abs).map_err(|e| Error::io("read link", abs, e))?;
+            return Ok(Some(base(Content::Symlink(t.as_os_str().as_bytes().to_vec()))));
+        }
+        if !ft.is_file() {
+            // Sockets, pipes and devices are not content: leave them out.
+            return Ok(None);
+        }
+        let (ids, m2) = self.file(abs, rel, m.clone())?;
+        let mut e = base(Content::File(ids));
+        let m = m2;
+        e.size = m.size();
+        e.mtime_ns = mtime_ns(&m);
+        e.link_group = link_group(&m);
+        let mut c = self.counts.lock().expect("counts");
+        c.files += 1;
+        c.bytes += m.size();
+        Ok(Some(e))
+    }
+
+    /// The block IDs of a file: from the cache when its stat is unchanged
+    /// and the store still has the blocks, else by reading it.
+    fn file(&self, abs: &Path, rel: &Path, before: Metadata) -> Result<(Vec<BlockId>, Metadata)> {
+        let key = rel.as_os_str().as_bytes();
+        let cached = match &self.cache {
+            Some(c) => c.get(key)?,
+            None => None,
+        };
+        if let Some(c) = &cached {
+            if c.size == before.size() && c.mtime_ns == mtime_ns(&before) && c.ctime_ns == ctime_ns(&before) && c.ino == before.ino() {
+                let mut present = true;
+                for id in &c.ids {
+                    if !self.store.has_block(id)? {
+                        present = false;
+                        break;
+                    }
+                }
+                if present {
+                    if let Some(cache) = &self.cache {
+                        cache.put(key, c)?;
+                    }
+                    self.counts.lock().expect("counts").unchanged_files += 1;
+                    self.progress.file_done(before.size());
+                    return Ok((c.ids.clone(), before));
+                }
+            }
+        }
+        let label = if cached.is_some() { "changed" } else { "new" };
+        let mut before = before;
+        for attempt in 1..=READ_ATTEMPTS {
+            let f = File::open(abs).map_err(|e| Error::io("open", abs, e))?;
+            let (ids, n) = self.read_file(&f).map_err(|e| Error::io("read", abs, e))?;
+            self.bytes_read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            let after = std::fs::symlink_metadata(abs).map_err(|e| Error::io("stat", abs, e))?;
+            let stable = n == after.size()
+                && after.size() == before.size()
+                && mtime_ns(&after) == mtime_ns(&before)
+                && ctime_ns(&after) == ctime_ns(&before)
+                && after.ino() == before.ino();
+            if stable {
+                if let Some(cache) = &self.cache {
+                    cache.put(
+                        key,
+                        &CachedFile { size: n, mtime_ns: mtime_ns(&after), ctime_ns: ctime_ns(&after), ino: after.ino(), ids: ids.clone() },
+                    )?;
+                }
+                let mut c = self.counts.lock().expect("counts");
+                if label == "new" {
+                    c.new_files += 1
+                } else {
+                    c.changed_files += 1
+                }
+                drop(c);
+                self.changed.lock().expect("changed").push((display_rel(rel), label));
+                self.progress.file_done(n);
+                return Ok((ids, after));
+            }
+            if attempt == READ_ATTEMPTS {
+                break;
+            }
+            before = after;
+        }
+        Err(Error::Invalid(format!("changed while being read ({READ_ATTEMPTS} attempts); not backed up")))
+    }
+
+    fn read_file(&self, f: &File) -> std::io::Result<(Vec<BlockId>, u64)> {
+        match &self.writer {
+            Some(w) => w.put_reader(f),
+            None => {
+                // Dry run: chunk and hash only, count what the store lacks.
+                let chunker = self.store.chunker();
+                let mut ids = Vec::new();
+                let mut n = 0;
+                for c in chunker.stream(f) {
+                    let c = c?;
+                    let id = self.store.keys().block_id(&c);
+                    if !self.store.has_block(&id).map_err(std::io::Error::other)? {
+                        self.dry_new_raw.fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    n += c.len() as u64;
+                    ids.push(id);
+                }
+                Ok((ids, n))
+            }
+        }
+    }
+}

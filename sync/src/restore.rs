@@ -1,0 +1,367 @@
+//! `restore`: write a snapshot (or part of it) into a folder.
+//!
+//! Safety rules: every name was validated when its tree was decoded
+//! (no `/`, NUL, `.`, `..`), folders are created by the restore itself
+//! and anything in the way that is not a real folder (a symlink planted
+//! in the target, a file) is replaced, never followed; each file is
+//! written to a temp name beside its target and renamed into place.
+//! Files that already match (size and mtime) are left alone; files that
+//! differ reuse the blocks they already hold and fetch only the rest.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ferry_store::{BlockId, Store};
+use filetime::FileTime;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::filter::{Decision, Filter, FilterOptions, display_rel, rel_join};
+use crate::progress::{Progress, Skipped};
+use crate::tree::{Content, Entry, MAX_DEPTH, Tree};
+use crate::{load_tree, snapshot::Snapshot};
+
+/// Restore settings.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// `--include` / `--exclude` (gitignore patterns relative to the snapshot root).
+    pub filter: FilterOptions,
+    /// Show what would be written; write nothing.
+    pub dry_run: bool,
+}
+
+/// What a restore did (or would do).
+#[derive(Clone, Debug, Default)]
+pub struct RestoreReport {
+    /// Files written.
+    pub files_written: u64,
+    /// Files already matching, left alone.
+    pub files_unchanged: u64,
+    /// Folders restored.
+    pub dirs: u64,
+    /// Symlinks restored.
+    pub symlinks: u64,
+    /// Bytes read from the store (plaintext).
+    pub bytes_from_store: u64,
+    /// Bytes reused from files already in the target.
+    pub bytes_from_local: u64,
+    /// Files that could not be restored.
+    pub skipped: Vec<Skipped>,
+    /// Paths written (or to be written, on a dry run).
+    pub written: Vec<String>,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+struct Ctx<'a> {
+    store: &'a Store,
+    opts: &'a RestoreOptions,
+    filter: Filter,
+    progress: &'a Progress,
+    is_root: bool,
+    skipped: Mutex<Vec<Skipped>>,
+    written: Mutex<Vec<String>>,
+    links: Mutex<HashMap<u64, Vec<PathBuf>>>,
+    files_written: AtomicU64,
+    files_unchanged: AtomicU64,
+    dirs: AtomicU64,
+    symlinks: AtomicU64,
+    from_store: AtomicU64,
+    from_local: AtomicU64,
+}
+
+/// Restores `snap` into `target`.
+pub fn restore(store: &Store, snap: &Snapshot, target: &Path, opts: &RestoreOptions, progress: &Progress) -> Result<RestoreReport> {
+    let start = Instant::now();
+    let is_root = fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+    let ctx = Ctx {
+        store,
+        opts,
+        filter: Filter::new(&opts.filter)?,
+        progress,
+        is_root,
+        skipped: Mutex::default(),
+        written: Mutex::default(),
+        links: Mutex::default(),
+        files_written: AtomicU64::new(0),
+        files_unchanged: AtomicU64::new(0),
+        dirs: AtomicU64::new(0),
+        symlinks: AtomicU64::new(0),
+        from_store: AtomicU64::new(0),
+        from_local: AtomicU64::new(0),
+    };
+    progress.total_bytes.store(snap.summary.bytes, Ordering::Relaxed);
+    progress.total_files.store(snap.summary.files, Ordering::Relaxed);
+    if !opts.dry_run {
+        fs::create_dir_all(target).map_err(|e| Error::io("create", target, e))?;
+    }
+    let root = load_tree(store, &snap.root)?;
+    ctx.dir(&root, target, Path::new(""), 0)?;
+    if !opts.dry_run {
+        ctx.link_hard_links();
+    }
+    let mut skipped = ctx.skipped.into_inner().expect("lock");
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut written = ctx.written.into_inner().expect("lock");
+    written.sort();
+    Ok(RestoreReport {
+        files_written: ctx.files_written.into_inner(),
+        files_unchanged: ctx.files_unchanged.into_inner(),
+        dirs: ctx.dirs.into_inner(),
+        symlinks: ctx.symlinks.into_inner(),
+        bytes_from_store: ctx.from_store.into_inner(),
+        bytes_from_local: ctx.from_local.into_inner(),
+        skipped,
+        written,
+        duration: start.elapsed(),
+    })
+}
+
+fn to_filetime(ns: i64) -> FileTime {
+    FileTime::from_unix_time(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
+}
+
+fn temp_name(dir: &Path, name: &[u8]) -> PathBuf {
+    let mut r = [0u8; 6];
+    getrandom::fill(&mut r).expect("OS randomness");
+    let short: Vec<u8> = name.iter().copied().take(40).collect();
+    let mut n = b".ferry-tmp-".to_vec();
+    n.extend_from_slice(hex::encode(r).as_bytes());
+    n.push(b'-');
+    n.extend_from_slice(&short);
+    dir.join(std::ffi::OsStr::from_bytes(&n))
+}
+
+impl Ctx<'_> {
+    fn skip(&self, rel: &Path, reason: impl Into<String>) {
+        self.skipped.lock().expect("lock").push(Skipped { path: display_rel(rel), reason: reason.into() });
+    }
+
+    /// Makes `abs` a real folder: anything else in the way is removed, never followed.
+    fn ensure_dir(&self, abs: &Path) -> Result<()> {
+        match fs::symlink_metadata(abs) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => fs::remove_file(abs).map_err(|e| Error::io("replace", abs, e))?,
+            Err(_) => {}
+        }
+        fs::create_dir(abs).map_err(|e| Error::io("create folder", abs, e))
+    }
+
+    /// Restores the entries of a folder that already exists at `abs`.
+    /// Returns whether anything inside was taken (for `--include`).
+    fn dir(&self, tree: &Tree, abs: &Path, rel: &Path, depth: usize) -> Result<bool> {
+        if depth > MAX_DEPTH {
+            return Err(Error::Invalid(format!("snapshot nests folders deeper than {MAX_DEPTH} at {}", display_rel(rel))));
+        }
+        let taken: Vec<bool> = tree
+            .entries
+            .par_iter()
+            .map(|e| {
+                let r = rel_join(rel, &e.name);
+                let a = abs.join(std::ffi::OsStr::from_bytes(&e.name));
+                match self.entry(e, &a, &r, depth) {
+                    Ok(t) => t,
+                    Err(err) => {
+                        self.skip(&r, err.to_string());
+                        false
+                    }
+                }
+            })
+            .collect();
+        Ok(taken.into_iter().any(|t| t))
+    }
+
+    fn entry(&self, e: &Entry, abs: &Path, rel: &Path, depth: usize) -> Result<bool> {
+        let decision = self.filter.decide(rel, matches!(e.content, Content::Dir(_)));
+        if decision == Decision::Exclude {
+            return Ok(false);
+        }
+        match &e.content {
+            Content::Dir(id) => {
+                let sub = load_tree(self.store, id)?;
+                let filtered = decision == Decision::Descend;
+                if !self.opts.dry_run {
+                    self.ensure_dir(abs)?;
+                }
+                let any = self.dir(&sub, abs, rel, depth + 1)?;
+                if filtered && !any {
+                    // Made only to look inside; nothing was taken.
+                    if !self.opts.dry_run {
+                        let _ = fs::remove_dir(abs);
+                    }
+                    return Ok(false);
+                }
+                if !self.opts.dry_run {
+                    self.set_meta(abs, e, false)?;
+                }
+                self.dirs.fetch_add(1, Ordering::Relaxed);
+                Ok(true)
+            }
+            Content::Symlink(target) => {
+                if !self.opts.dry_run {
+                    if let Ok(m) = fs::symlink_metadata(abs) {
+                        if m.is_dir() {
+                            return Err(Error::Invalid("a folder is in the way of a symlink".into()));
+                        }
+                        fs::remove_file(abs).map_err(|e| Error::io("replace", abs, e))?;
+                    }
+                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), abs).map_err(|e| Error::io("symlink", abs, e))?;
+                    self.set_meta(abs, e, true)?;
+                }
+                self.symlinks.fetch_add(1, Ordering::Relaxed);
+                self.written.lock().expect("lock").push(display_rel(rel));
+                Ok(true)
+            }
+            Content::File(ids) => {
+                self.file(e, ids, abs, rel)?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn set_meta(&self, abs: &Path, e: &Entry, symlink: bool) -> Result<()> {
+        if self.is_root {
+            let _ = std::os::unix::fs::lchown(abs, Some(e.uid), Some(e.gid));
+        }
+        if !symlink {
+            fs::set_permissions(abs, fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", abs, err))?;
+        }
+        let t = to_filetime(e.mtime_ns);
+        filetime::set_symlink_file_times(abs, t, t).map_err(|err| Error::io("set mtime", abs, err))
+    }
+
+    fn file(&self, e: &Entry, ids: &[BlockId], abs: &Path, rel: &Path) -> Result<()> {
+        let existing = fs::symlink_metadata(abs).ok();
+        if let Some(m) = &existing {
+            if m.is_dir() {
+                return Err(Error::Invalid("a folder is in the way of this file".into()));
+            }
+            let mt = m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec());
+            if m.is_file() && m.size() == e.size && mt == e.mtime_ns {
+                if !self.opts.dry_run && m.mode() & 0o7777 != e.mode {
+                    self.set_meta(abs, e, false)?;
+                }
+                self.files_unchanged.fetch_add(1, Ordering::Relaxed);
+                self.progress.file_done(e.size);
+                self.note_link(e, abs);
+                return Ok(());
+            }
+        }
+        self.written.lock().expect("lock").push(display_rel(rel));
+        if self.opts.dry_run {
+            self.files_written.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        // Blocks the old file already holds are copied from it, verified by ID.
+        let local = match &existing {
+            Some(m) if m.is_file() => self.local_blocks(abs),
+            _ => HashMap::new(),
+        };
+        let dir = abs.parent().expect("restored paths have a parent");
+        let tmp = temp_name(dir, &e.name);
+        let result = self.write_file(&tmp, e, ids, abs, &local);
+        if let Err(err) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(err);
+        }
+        fs::rename(&tmp, abs).map_err(|err| {
+            let _ = fs::remove_file(&tmp);
+            Error::io("rename into place", abs, err)
+        })?;
+        self.files_written.fetch_add(1, Ordering::Relaxed);
+        self.progress.file_done(e.size);
+        self.note_link(e, abs);
+        Ok(())
+    }
+
+    fn note_link(&self, e: &Entry, abs: &Path) {
+        if e.link_group != 0 {
+            self.links.lock().expect("lock").entry(e.link_group).or_default().push(abs.to_path_buf());
+        }
+    }
+
+    fn write_file(&self, tmp: &Path, e: &Entry, ids: &[BlockId], abs: &Path, local: &HashMap<BlockId, (u64, usize)>) -> Result<()> {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(tmp).map_err(|err| Error::io("create", tmp, err))?;
+        let mut old = if local.is_empty() { None } else { File::open(abs).ok() };
+        let mut pos = 0u64;
+        for id in ids {
+            let data = match (local.get(id), old.as_mut()) {
+                (Some(&(off, len)), Some(of)) => {
+                    let mut buf = vec![0u8; len];
+                    let ok =
+                        of.seek(SeekFrom::Start(off)).is_ok() && of.read_exact(&mut buf).is_ok() && self.store.keys().block_id(&buf) == *id;
+                    if ok {
+                        self.from_local.fetch_add(len as u64, Ordering::Relaxed);
+                        buf
+                    } else {
+                        self.fetch(id)?
+                    }
+                }
+                _ => self.fetch(id)?,
+            };
+            if data.iter().all(|&b| b == 0) {
+                // Leave a hole: sparse files stay sparse.
+                f.seek(SeekFrom::Current(data.len() as i64)).map_err(|err| Error::io("seek", tmp, err))?;
+            } else {
+                f.write_all(&data).map_err(|err| Error::io("write", tmp, err))?;
+            }
+            pos += data.len() as u64;
+            self.progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        if pos != e.size {
+            return Err(Error::Invalid(format!("blocks hold {pos} bytes, the tree says {}", e.size)));
+        }
+        f.set_len(pos).map_err(|err| Error::io("set length", tmp, err))?;
+        // Undo the per-block progress: file_done adds the size once.
+        self.progress.bytes.fetch_sub(pos, Ordering::Relaxed);
+        if self.is_root {
+            let _ = std::os::unix::fs::fchown(&f, Some(e.uid), Some(e.gid));
+        }
+        f.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", tmp, err))?;
+        let t = to_filetime(e.mtime_ns);
+        filetime::set_file_handle_times(&f, Some(t), Some(t)).map_err(|err| Error::io("set mtime", tmp, err))?;
+        Ok(())
+    }
+
+    fn fetch(&self, id: &BlockId) -> Result<Vec<u8>> {
+        let d = self.store.read_block(id)?;
+        self.from_store.fetch_add(d.len() as u64, Ordering::Relaxed);
+        Ok(d)
+    }
+
+    /// Chunks an existing file with the store's chunker: ID → (offset, length).
+    fn local_blocks(&self, abs: &Path) -> HashMap<BlockId, (u64, usize)> {
+        let mut out = HashMap::new();
+        let Ok(f) = File::open(abs) else { return out };
+        let chunker = self.store.chunker();
+        let mut off = 0u64;
+        for c in chunker.stream(f) {
+            let Ok(c) = c else { break };
+            out.entry(self.store.keys().block_id(&c)).or_insert((off, c.len()));
+            off += c.len() as u64;
+        }
+        out
+    }
+
+    /// Files of one hard-link group become links to the first one restored.
+    fn link_hard_links(&self) {
+        let groups = std::mem::take(&mut *self.links.lock().expect("lock"));
+        for (_, mut paths) in groups {
+            paths.sort();
+            let Some((first, rest)) = paths.split_first() else { continue };
+            for p in rest {
+                let tmp = temp_name(p.parent().expect("parent"), b"link");
+                if fs::hard_link(first, &tmp).is_ok() && fs::rename(&tmp, p).is_err() {
+                    let _ = fs::remove_file(&tmp);
+                }
+            }
+        }
+    }
+}

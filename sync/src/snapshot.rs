@@ -1,0 +1,175 @@
+//! Snapshots (format-spec §14.2): immutable records of a tree, stored as
+//! standalone sealed objects under `snapshots/`. Their object name is the
+//! snapshot ID.
+//!
+//! ```text
+//! snapshot = version u32 (=1) | time_ns i64 | root tree id (32)
+//!            | parent_count u32 | parent_count × snapshot id (32)
+//!            | host blob | source blob | tag_count u32 | tag_count × tag blob
+//!            | replica id (16) | folder id (16)
+//!            | files u64 | dirs u64 | bytes u64
+//!            | new_files u64 | changed_files u64 | unchanged_files u64 | added_bytes u64
+//! ```
+
+use ferry_store::wire::{Reader, Writer};
+use ferry_store::{BlockId, Error as StoreError, Kind, ObjectName, SNAPSHOTS_DIR, Store, name_from_path};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Largest snapshot payload accepted.
+pub const MAX_SNAPSHOT_LEN: usize = 1 << 20;
+
+/// Counts recorded with a snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Files in the snapshot.
+    pub files: u64,
+    /// Folders in the snapshot.
+    pub dirs: u64,
+    /// Bytes of file content in the snapshot.
+    pub bytes: u64,
+    /// Files not in the previous backup.
+    pub new_files: u64,
+    /// Files changed since the previous backup.
+    pub changed_files: u64,
+    /// Files unchanged (read nothing).
+    pub unchanged_files: u64,
+    /// Bytes this backup added to the store.
+    pub added_bytes: u64,
+}
+
+/// A snapshot record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// When it was taken, ns since the Unix epoch.
+    pub time_ns: i64,
+    /// Root tree block.
+    pub root: BlockId,
+    /// Parent snapshots.
+    pub parents: Vec<ObjectName>,
+    /// Host name.
+    pub host: String,
+    /// Source folder (absolute path bytes).
+    pub source: Vec<u8>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Replica that made it (zero for plain backups).
+    pub replica: [u8; 16],
+    /// Synced folder it belongs to (zero for plain backups).
+    pub folder: [u8; 16],
+    /// Counts.
+    pub summary: Summary,
+}
+
+impl Snapshot {
+    /// Encodes the payload.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u32(1).i64(self.time_ns).bytes(&self.root.0).u32(self.parents.len() as u32);
+        for p in &self.parents {
+            w.bytes(&p.0);
+        }
+        w.blob(self.host.as_bytes()).blob(&self.source).u32(self.tags.len() as u32);
+        for t in &self.tags {
+            w.blob(t.as_bytes());
+        }
+        w.bytes(&self.replica).bytes(&self.folder);
+        let s = &self.summary;
+        for v in [s.files, s.dirs, s.bytes, s.new_files, s.changed_files, s.unchanged_files, s.added_bytes] {
+            w.u64(v);
+        }
+        w.buf
+    }
+
+    /// Decodes a payload.
+    pub fn decode(payload: &[u8], what: &str) -> Result<Snapshot, StoreError> {
+        let mut r = Reader::new(payload, what);
+        let v = r.u32()?;
+        if v != 1 {
+            return Err(StoreError::Unsupported(format!("{what}: snapshot version {v}")));
+        }
+        let time_ns = r.i64()?;
+        let root = BlockId(r.array()?);
+        let np = r.count(32)?;
+        let mut parents = Vec::with_capacity(np);
+        for _ in 0..np {
+            parents.push(ObjectName(r.array()?));
+        }
+        let host = String::from_utf8_lossy(r.blob(256)?).into_owned();
+        let source = r.blob(4096)?.to_vec();
+        let nt = r.count(4)?;
+        let mut tags = Vec::with_capacity(nt);
+        for _ in 0..nt {
+            tags.push(String::from_utf8_lossy(r.blob(256)?).into_owned());
+        }
+        let replica = r.array()?;
+        let folder = r.array()?;
+        let mut f = [0u64; 7];
+        for x in &mut f {
+            *x = r.u64()?;
+        }
+        r.finish()?;
+        let summary = Summary {
+            files: f[0],
+            dirs: f[1],
+            bytes: f[2],
+            new_files: f[3],
+            changed_files: f[4],
+            unchanged_files: f[5],
+            added_bytes: f[6],
+        };
+        Ok(Snapshot { time_ns, root, parents, host, source, tags, replica, folder, summary })
+    }
+
+    /// Source path as text.
+    pub fn source_str(&self) -> String {
+        String::from_utf8_lossy(&self.source).into_owned()
+    }
+
+    /// Writes the snapshot; returns its ID.
+    pub fn save(&self, store: &Store) -> Result<ObjectName> {
+        Ok(store.write_object(SNAPSHOTS_DIR, Kind::Snapshot, &self.encode())?)
+    }
+
+    /// Reads one snapshot by ID.
+    pub fn load(store: &Store, id: &ObjectName) -> Result<Snapshot> {
+        let payload = store.read_object(SNAPSHOTS_DIR, Kind::Snapshot, id, MAX_SNAPSHOT_LEN)?;
+        Ok(Snapshot::decode(&payload, &format!("snapshot {}", id.short(8)))?)
+    }
+}
+
+/// Every snapshot ID in the store.
+pub fn list_ids(store: &Store) -> Result<Vec<ObjectName>> {
+    Ok(store.backend().list(SNAPSHOTS_DIR)?.iter().filter_map(|o| name_from_path(&o.path)).collect())
+}
+
+/// Every snapshot, oldest first (ties by ID). A damaged snapshot is an error naming it.
+pub fn list(store: &Store) -> Result<Vec<(ObjectName, Snapshot)>> {
+    let ids = list_ids(store)?;
+    let mut all = ids.par_iter().map(|id| Ok((*id, Snapshot::load(store, id)?))).collect::<Result<Vec<_>>>()?;
+    all.sort_by(|a, b| a.1.time_ns.cmp(&b.1.time_ns).then(a.0.cmp(&b.0)));
+    Ok(all)
+}
+
+/// Resolves `latest`, a full ID or a unique prefix. `latest` may be
+/// narrowed to one source path.
+pub fn resolve(store: &Store, spec: &str, source: Option<&[u8]>) -> Result<(ObjectName, Snapshot)> {
+    if spec == "latest" {
+        return list(store)?
+            .into_iter()
+            .filter(|(_, s)| source.is_none_or(|src| s.source == src))
+            .next_back()
+            .ok_or_else(|| Error::NoSnapshot(spec.into()));
+    }
+    let spec_l = spec.to_ascii_lowercase();
+    if spec_l.is_empty() || !spec_l.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::NoSnapshot(spec.into()));
+    }
+    let matches: Vec<ObjectName> = list_ids(store)?.into_iter().filter(|id| id.to_hex().starts_with(&spec_l)).collect();
+    match matches.as_slice() {
+        [id] => Ok((*id, Snapshot::load(store, id)?)),
+        [] => Err(Error::NoSnapshot(spec.into())),
+        _ => Err(Error::AmbiguousSnapshot(spec.into())),
+    }
+}
