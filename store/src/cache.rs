@@ -80,11 +80,13 @@ fn cache_err(path: &Path, e: impl std::fmt::Display) -> Error {
 
 impl IndexCache {
     /// Opens (or creates) the cache file at `path`. When another process
-    /// holds it, or it is unreadable, falls back to a private in-memory
+    /// holds it, or it is unreadable or not writable, falls back to a private in-memory
     /// cache: slower to fill, never wrong.
     pub fn open(path: &Path) -> Result<IndexCache> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| cache_err(path, e))?;
+            if std::fs::create_dir_all(dir).is_err() {
+                return Self::in_memory();
+            }
         }
         let db = match Database::create(path) {
             Ok(db) => db,
@@ -99,8 +101,11 @@ impl IndexCache {
             }
         };
         let c = IndexCache { db, path: path.to_path_buf() };
-        c.ensure_tables()?;
-        Ok(c)
+        match c.ensure_tables() {
+            Ok(()) => Ok(c),
+            // Not writable (another user's cache, a read-only home): work from memory.
+            Err(_) => Self::in_memory(),
+        }
     }
 
     /// A cache held in memory only.

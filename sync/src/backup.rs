@@ -106,7 +106,7 @@ pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Pro
     let cache = match (&opts.cache_dir, opts.dry_run) {
         (Some(dir), false) => {
             let key = blake3::hash(source.as_os_str().as_bytes()).to_hex();
-            FileCache::open(&dir.join(hex::encode(store.config().store_id)).join(format!("files-{}.redb", &key[..16])))?
+            FileCache::open(&dir.join(hex::encode(store.config().store_id)).join(format!("files-{}.redb", &key[..16])))
         }
         _ => None,
     };

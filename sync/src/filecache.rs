@@ -74,9 +74,14 @@ fn err(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 impl FileCache {
-    /// Opens the cache at `path`; `None` when another process is using it
-    /// (the backup then reads every file, which is slower but correct).
-    pub fn open(path: &Path) -> Result<Option<FileCache>> {
+    /// Opens the cache at `path`; `None` when it cannot be used (another
+    /// process holds it, the folder is not writable): the backup then
+    /// reads every file, which is slower but correct.
+    pub fn open(path: &Path) -> Option<FileCache> {
+        Self::try_open(path).ok().flatten()
+    }
+
+    fn try_open(path: &Path) -> Result<Option<FileCache>> {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d).map_err(|e| err(path, e))?;
         }

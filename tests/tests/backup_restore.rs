@@ -1,0 +1,216 @@
+//! The backup-target story end to end: backup, snapshots, ls, diff,
+//! restore, check, through the binary.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+
+use common::{Env, assert_same_tree, random_bytes};
+
+/// A tree with every entry type and awkward names.
+fn awkward_tree(root: &std::path::Path) {
+    fs::create_dir_all(root.join("dir with spaces/nested/deeper")).unwrap();
+    fs::create_dir_all(root.join("empty folder")).unwrap();
+    fs::write(root.join("empty file"), b"").unwrap();
+    fs::write(root.join("-leading-dash"), b"dash").unwrap();
+    fs::write(root.join("ünïcödé ✓ 日本語.txt"), "unicode content".repeat(100)).unwrap();
+    fs::write(root.join(format!("{}", "n".repeat(255))), b"a 255-byte name").unwrap();
+    fs::write(root.join("dir with spaces/nested/deeper/file.bin"), random_bytes(1, 700_000)).unwrap();
+    fs::write(root.join("script.sh"), b"#!/bin/sh\necho hi\n").unwrap();
+    fs::set_permissions(root.join("script.sh"), fs::Permissions::from_mode(0o750)).unwrap();
+    fs::write(root.join("readonly"), b"ro").unwrap();
+    fs::set_permissions(root.join("readonly"), fs::Permissions::from_mode(0o400)).unwrap();
+    symlink("script.sh", root.join("relative-link")).unwrap();
+    symlink("/nonexistent/target", root.join("dangling-link")).unwrap();
+    fs::write(root.join("hardlink-a"), b"shared inode").unwrap();
+    fs::hard_link(root.join("hardlink-a"), root.join("dir with spaces/hardlink-b")).unwrap();
+    // Old and odd mtimes survive too.
+    filetime::set_file_mtime(root.join("-leading-dash"), filetime::FileTime::from_unix_time(1_000_000_000, 123_456_789)).unwrap();
+}
+
+#[test]
+fn round_trip_of_every_entry_type_and_odd_names() {
+    let env = Env::new();
+    let src = env.path("src");
+    awkward_tree(&src);
+    let st = env.store("store");
+    let r = env.json(&["backup", src.to_str().unwrap(), "--to", &st]);
+    assert_eq!(r["files_new"], 9, "{r}");
+    assert_eq!(r["skipped"].as_array().unwrap().len(), 0);
+    let out = env.path("out");
+    env.ok(&["restore", &st, "latest", "--target", out.to_str().unwrap()]);
+    assert_same_tree(&src, &out);
+    // The restored hard links share an inode again.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(out.join("hardlink-a")).unwrap().ino(), fs::metadata(out.join("dir with spaces/hardlink-b")).unwrap().ino());
+    let ls = env.ok(&["ls", &st, "latest"]);
+    assert!(
+        ls.contains("ünïcödé ✓ 日本語.txt") && ls.contains("-leading-dash") && ls.contains("dangling-link -> /nonexistent/target"),
+        "{ls}"
+    );
+    let check = env.run(&["check", &st, "--read-data"]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+}
+
+#[test]
+fn an_unchanged_folder_reads_nothing_and_adds_almost_nothing() {
+    let env = Env::new();
+    let src = env.path("src");
+    awkward_tree(&src);
+    let st = env.store("store");
+    env.ok(&["backup", src.to_str().unwrap(), "--to", &st]);
+    let again = env.json(&["backup", src.to_str().unwrap(), "--to", &st]);
+    assert_eq!(again["bytes_read"], 0, "{again}");
+    assert_eq!(again["files_unchanged"], 9);
+    assert_eq!(again["bytes_added"], 0, "an unchanged tree must add no blocks: {again}");
+    // One changed file: only it is read.
+    fs::write(src.join("-leading-dash"), b"changed").unwrap();
+    let third = env.json(&["backup", src.to_str().unwrap(), "--to", &st]);
+    assert_eq!(third["files_changed"], 1);
+    assert_eq!(third["bytes_read"], 7);
+    let snaps = env.json(&["snapshots", &st]);
+    let ids: Vec<&str> = snaps.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3);
+    // The third snapshot's parent is the second.
+    assert_eq!(snaps[2]["parents"][0], ids[1]);
+    let diff = env.ok(&["diff", &st, &ids[1][..10], &ids[2][..10]]);
+    assert!(diff.contains("M -leading-dash"), "{diff}");
+    assert!(diff.contains("0 added, 0 removed, 1 modified"), "{diff}");
+}
+
+#[test]
+fn restore_of_part_of_a_snapshot_with_include_and_exclude() {
+    let env = Env::new();
+    let src = env.path("src");
+    awkward_tree(&src);
+    let st = env.store("store");
+    env.ok(&["backup", src.to_str().unwrap(), "--to", &st]);
+    let out = env.path("part");
+    env.ok(&["restore", &st, "latest", "--target", out.to_str().unwrap(), "--include", "dir with spaces/**", "--exclude", "*.bin"]);
+    let got: Vec<String> = common::files_under(&out).iter().map(|p| p.strip_prefix(&out).unwrap().display().to_string()).collect();
+    assert_eq!(got, vec!["dir with spaces/hardlink-b"]);
+}
+
+#[test]
+fn restore_over_an_existing_folder_rewrites_only_what_differs_and_reuses_local_blocks() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("big"), random_bytes(2, 3_000_000)).unwrap();
+    fs::write(src.join("same"), b"unchanged").unwrap();
+    let st = env.store_with("store", &["--chunk-avg-kib", "64"]);
+    env.ok(&["backup", src.to_str().unwrap(), "--to", &st]);
+    let out = env.path("out");
+    env.ok(&["restore", &st, "latest", "--target", out.to_str().unwrap()]);
+    // Damage the restored copy locally: a small overwrite in the middle.
+    let mut big = fs::read(out.join("big")).unwrap();
+    big[1_500_000..1_500_100].fill(0xAA);
+    fs::write(out.join("big"), &big).unwrap();
+    let r = env.json(&["restore", &st, "latest", "--target", out.to_str().unwrap()]);
+    assert_eq!(r["files_written"], 1, "{r}");
+    assert_eq!(r["files_unchanged"], 1, "{r}");
+    let from_store = r["bytes_from_store"].as_u64().unwrap();
+    let from_local = r["bytes_from_local"].as_u64().unwrap();
+    assert!(from_local > 2_000_000 && from_store < 1_000_000, "store {from_store} local {from_local}");
+    assert_same_tree(&src, &out);
+}
+
+#[test]
+fn dry_runs_write_nothing() {
+    let env = Env::new();
+    let src = env.path("src");
+    awkward_tree(&src);
+    let st = env.store("store");
+    let before = common::files_under(std::path::Path::new(&st));
+    let r = env.json(&["backup", src.to_str().unwrap(), "--to", &st, "--dry-run"]);
+    assert_eq!(r["snapshot"], serde_json::Value::Null);
+    assert!(r["bytes_new_plain"].as_u64().unwrap() > 700_000);
+    assert_eq!(r["changed"].as_array().unwrap().len(), 9);
+    assert_eq!(before, common::files_under(std::path::Path::new(&st)));
+    env.ok(&["backup", src.to_str().unwrap(), "--to", &st]);
+    let out = env.path("out");
+    let r = env.json(&["restore", &st, "latest", "--target", out.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(r["files_written"], 9);
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_sparse_file_of_several_gib_round_trips_and_stays_sparse() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let f = fs::File::create(src.join("sparse.img")).unwrap();
+    f.set_len(3 << 30).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(b"data in the middle", 1 << 30).unwrap();
+    drop(f);
+    let st = env.store("store");
+    let r = env.json(&["backup", src.to_str().unwrap(), "--to", &st]);
+    assert!(r["bytes_added"].as_u64().unwrap() < 1 << 20, "zeros must dedup and compress: {r}");
+    let out = env.path("out");
+    env.ok(&["restore", &st, "latest", "--target", out.to_str().unwrap()]);
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(out.join("sparse.img")).unwrap();
+    assert_eq!(m.len(), 3 << 30);
+    assert!(m.blocks() * 512 < 64 << 20, "restored file is not sparse: {} bytes allocated", m.blocks() * 512);
+    let mut buf = [0u8; 18];
+    fs::File::open(out.join("sparse.img")).unwrap().read_exact_at(&mut buf, 1 << 30).unwrap();
+    assert_eq!(&buf, b"data in the middle");
+}
+
+#[test]
+fn wrong_passphrase_is_exit_1_with_a_hint_and_changes_nothing() {
+    let env = Env::new();
+    let st = env.store("store");
+    let before = common::files_under(std::path::Path::new(&st));
+    let o = env.cmd().env("FERRY_PASSWORD", "nope").args(["snapshots", &st]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("wrong passphrase") && err.contains("hint:"), "{err}");
+    assert_eq!(before, common::files_under(std::path::Path::new(&st)));
+}
+
+#[test]
+fn passphrase_from_file_and_command() {
+    let env = Env::new();
+    let st = env.store("store");
+    fs::write(env.path("pw"), "test passphrase\n").unwrap();
+    let o = env.cmd().env_remove("FERRY_PASSWORD").env("FERRY_PASSWORD_FILE", env.path("pw")).args(["snapshots", &st]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = env
+        .cmd()
+        .env_remove("FERRY_PASSWORD")
+        .env("FERRY_PASSWORD_COMMAND", "echo 'test passphrase'")
+        .args(["snapshots", &st])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = env.cmd().env_remove("FERRY_PASSWORD").args(["snapshots", &st]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("FERRY_PASSWORD"));
+}
+
+#[test]
+fn key_add_list_remove_through_the_binary() {
+    let env = Env::new();
+    let st = env.store("store");
+    env.cmd()
+        .env("FERRY_NEW_PASSWORD", "second")
+        .args(["key", "add", &st, "--kdf-memory-kib", "64", "--kdf-iterations", "1"])
+        .output()
+        .unwrap();
+    let second = |args: &[&str]| env.cmd().env("FERRY_PASSWORD", "second").args(args).output().unwrap();
+    let keys: serde_json::Value = serde_json::from_slice(&second(&["key", "list", &st, "--json"]).stdout).unwrap();
+    let keys = keys.as_array().unwrap().clone();
+    assert_eq!(keys.len(), 2);
+    let id = |current: bool| keys.iter().find(|k| k["current"] == current).unwrap()["id"].as_str().unwrap()[..10].to_string();
+    // Remove the first passphrase's key using the second passphrase.
+    assert!(second(&["key", "remove", &st, &id(false)]).status.success());
+    assert_eq!(env.run(&["snapshots", &st]).status.code(), Some(1), "the removed passphrase still opens the store");
+    // The last key file is never removed.
+    let o = second(&["key", "remove", &st, &id(true)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("last key file"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(second(&["snapshots", &st]).status.success());
+}

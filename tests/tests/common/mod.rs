@@ -1,0 +1,142 @@
+#![allow(dead_code)]
+//! Helpers: run the real `ferry` binary against real folders.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The ferry binary built by this workspace.
+pub fn ferry_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("ferry");
+    assert!(bin.exists(), "{} not built: run `cargo test --workspace`", bin.display());
+    bin
+}
+
+/// A scratch area with a cache folder and a passphrase.
+pub struct Env {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env { tmp: tempfile::tempdir().unwrap() }
+    }
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.tmp.path().join(p)
+    }
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(ferry_bin());
+        c.env("FERRY_PASSWORD", "test passphrase")
+            .env("FERRY_CACHE_DIR", self.path("cache"))
+            .env_remove("FERRY_PASSWORD_FILE")
+            .env_remove("FERRY_PASSWORD_COMMAND");
+        c
+    }
+    /// Runs ferry with args; returns output (does not assert success).
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+    /// Runs ferry and asserts exit code 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "ferry {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+    /// `--json` output parsed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+    /// A store with cheap Argon2 parameters and small packs.
+    pub fn store(&self, name: &str) -> String {
+        self.store_with(name, &[])
+    }
+    /// A store with extra `store init` options.
+    pub fn store_with(&self, name: &str, extra: &[&str]) -> String {
+        let p = self.path(name);
+        let s = p.to_str().unwrap().to_string();
+        let mut args = vec!["store", "init", &s, "--kdf-memory-kib", "64", "--kdf-iterations", "1", "--pack-size-mib", "1"];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+        s
+    }
+}
+
+/// What a tree holds, for comparison: path → (kind, mode, mtime, content hash / link target, inode group).
+pub fn describe(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut inodes: BTreeMap<u64, String> = BTreeMap::new();
+    walk(root, root, &mut out, &mut inodes);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>, inodes: &mut BTreeMap<u64, String>) {
+    let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    for p in names {
+        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let desc = if m.file_type().is_symlink() {
+            format!("link -> {}", std::fs::read_link(&p).unwrap().display())
+        } else if m.is_dir() {
+            walk(root, &p, out, inodes);
+            format!("dir {:o} {}", m.mode() & 0o7777, m.mtime())
+        } else {
+            let h = hash_file(&p);
+            let link = if m.nlink() > 1 { inodes.entry(m.ino()).or_insert_with(|| rel.clone()).clone() } else { String::new() };
+            format!("file {:o} {} {} {} {h} {link}", m.mode() & 0o7777, m.mtime(), m.mtime_nsec(), m.size())
+        };
+        out.insert(rel, desc);
+    }
+}
+
+pub fn hash_file(p: &Path) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(std::fs::File::open(p).unwrap()).unwrap();
+    h.finalize().to_hex().to_string()
+}
+
+/// Asserts two trees are the same, naming the first difference.
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    let (da, db) = (describe(a), describe(b));
+    for (k, v) in &da {
+        assert_eq!(Some(v), db.get(k), "{k} differs between {} and {}", a.display(), b.display());
+    }
+    for k in db.keys() {
+        assert!(da.contains_key(k), "{k} is only in {}", b.display());
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    blake3::Hasher::new().update(&seed.to_le_bytes()).finalize_xof().fill(&mut out);
+    out
+}
+
+/// Every file under `dir`.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() { out.extend(files_under(&p)) } else { out.push(p) }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// True when running as root (permission tests then drop privileges with setpriv).
+pub fn is_root() -> bool {
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
