@@ -61,10 +61,8 @@ pub fn new(fallback_current: bool) -> Result<Secret> {
     if let Some(p) = from_env("FERRY_NEW")? {
         return Ok(p);
     }
-    if fallback_current {
-        if let Some(p) = from_env("FERRY")? {
-            return Ok(p);
-        }
+    if fallback_current && let Some(p) = from_env("FERRY")? {
+        return Ok(p);
     }
     let a = prompt("new passphrase: ")?;
     let b = prompt("repeat: ")?;

@@ -83,10 +83,10 @@ impl IndexCache {
     /// holds it, or it is unreadable or not writable, falls back to a private in-memory
     /// cache: slower to fill, never wrong.
     pub fn open(path: &Path) -> Result<IndexCache> {
-        if let Some(dir) = path.parent() {
-            if std::fs::create_dir_all(dir).is_err() {
-                return Self::in_memory();
-            }
+        if let Some(dir) = path.parent()
+            && std::fs::create_dir_all(dir).is_err()
+        {
+            return Self::in_memory();
         }
         let db = match Database::create(path) {
             Ok(db) => db,

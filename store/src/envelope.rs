@@ -78,14 +78,13 @@ pub fn aad(kind: Kind, id: &[u8; 32]) -> [u8; 41] {
 /// Compresses when it pays: zstd output must save at least 1/32 of the input.
 pub fn encode_payload(payload: &[u8], level: i32) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 1);
-    if payload.len() >= 64 {
-        if let Ok(z) = zstd::bulk::compress(payload, level) {
-            if z.len() + payload.len() / 32 < payload.len() {
-                out.push(1);
-                out.extend_from_slice(&z);
-                return out;
-            }
-        }
+    if payload.len() >= 64
+        && let Ok(z) = zstd::bulk::compress(payload, level)
+        && z.len() + payload.len() / 32 < payload.len()
+    {
+        out.push(1);
+        out.extend_from_slice(&z);
+        return out;
     }
     out.push(0);
     out.extend_from_slice(payload);

@@ -113,7 +113,12 @@ impl KeyFile {
         salt: [u8; 32],
         nonce: [u8; 24],
     ) -> Result<KeyFile> {
-        let host: String = host.chars().take(64).collect();
+        // At most 255 bytes (the length is one byte), cut at a char boundary.
+        let mut end = host.len().min(255);
+        while !host.is_char_boundary(end) {
+            end -= 1;
+        }
+        let host = &host[..end];
         let mut w = Writer::default();
         w.bytes(MAGIC).u8(1).u8(1).u32(kdf.m_kib).u32(kdf.t).u32(kdf.p).u64(created);
         w.u8(host.len() as u8).bytes(host.as_bytes()).bytes(&salt).bytes(&nonce);
@@ -123,7 +128,7 @@ impl KeyFile {
             .encrypt(XNonce::from_slice(&nonce), Payload { msg: master.expose(), aad: &w.buf })
             .expect("in-memory encryption");
         w.bytes(&ct);
-        Ok(KeyFile { kdf, created, host, salt, nonce, ciphertext: ct, header_len, bytes: w.buf })
+        Ok(KeyFile { kdf, created, host: host.to_string(), salt, nonce, ciphertext: ct, header_len, bytes: w.buf })
     }
 
     /// Parses a key file's bytes (no passphrase needed).

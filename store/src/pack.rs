@@ -128,7 +128,9 @@ pub fn parse_footer(footer: &[u8], pack_len: u64, what: &str) -> Result<u32> {
 /// Opens a pack's sealed trailer and checks every entry lies inside the
 /// block area of a `pack_len`-byte pack.
 pub fn open_trailer(keys: &Keys, sealed: &[u8], pack_len: u64, what: &str) -> Result<Vec<BlobEntry>> {
-    let area = pack_len - FOOTER_LEN as u64 - sealed.len() as u64;
+    let area = pack_len
+        .checked_sub(FOOTER_LEN as u64 + sealed.len() as u64)
+        .ok_or_else(|| Error::damaged(what, format!("trailer of {} bytes does not fit a {pack_len}-byte pack", sealed.len())))?;
     let max = (area as usize / envelope::OVERHEAD + 1) * ENTRY_LEN + 4;
     let plain = envelope::open(keys, Kind::PackTrailer, &[0; 32], sealed, max, &|| format!("{what} trailer"))?;
     let what_t = format!("{what} trailer");

@@ -38,9 +38,18 @@ pub fn object_path(dir: &str, name: &ObjectName) -> String {
     format!("{dir}{}/{h}", &h[..2])
 }
 
-/// The object name encoded in a listed path, if it is one.
+/// The object name encoded in a listed path: only `dir/ab/ab…` with 64
+/// lowercase hex digits whose first two are the shard folder. Anything
+/// else is not an object of the store (and is not read).
 pub fn name_from_path(path: &str) -> Option<ObjectName> {
-    path.rsplit('/').next()?.parse().ok()
+    let mut parts = path.rsplit('/');
+    let name = parts.next()?;
+    let shard = parts.next()?;
+    let lower_hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if name.len() != 64 || !lower_hex(name) || shard != &name[..2] {
+        return None;
+    }
+    name.parse().ok()
 }
 
 /// Options for creating a store.
@@ -145,19 +154,27 @@ impl Store {
         }
         let listed = backend.list(KEYS_DIR)?;
         let mut tried = 0;
+        let mut mismatch = None;
         for info in &listed {
             let bytes = backend.read(&info.path)?;
             let Ok(kf) = KeyFile::parse(&bytes, &info.path) else { continue };
             tried += 1;
             if let Some(master) = kf.unwrap_key(passphrase)? {
                 let key_id = ObjectName::of(&bytes);
-                return Self::open_with_key(backend, &master, cache).map(|mut s| {
-                    s.key_id = Some(key_id);
-                    s
-                });
+                // A key file of another family (copied in, or left by a
+                // crashed `store init`) unwraps but does not open the
+                // config: keep looking.
+                match Self::open_with_key(backend.clone(), &master, cache.clone()) {
+                    Ok(mut s) => {
+                        s.key_id = Some(key_id);
+                        return Ok(s);
+                    }
+                    Err(e @ Error::Damaged { .. }) => mismatch = Some(e),
+                    Err(e) => return Err(e),
+                }
             }
         }
-        Err(Error::WrongPassphrase { tried })
+        Err(mismatch.unwrap_or(Error::WrongPassphrase { tried }))
     }
 
     /// Opens a store with a master key held elsewhere (a replica's `.ferry/`).
@@ -358,8 +375,10 @@ impl Store {
         for info in self.backend.list(KEYS_DIR)? {
             let bytes = self.backend.read(&info.path)?;
             let id = ObjectName::of(&bytes);
-            let file = KeyFile::parse(&bytes, &info.path)?;
-            out.push(KeyInfo { id, file, current: Some(id) == self.key_id });
+            // A file that is not a key file is not a key: skip it, as open does.
+            if let Ok(file) = KeyFile::parse(&bytes, &info.path) {
+                out.push(KeyInfo { id, file, current: Some(id) == self.key_id });
+            }
         }
         Ok(out)
     }

@@ -1,6 +1,7 @@
 //! Little-endian encoding helpers with hard limits, shared by every
 //! parser of store objects (and of trees and snapshots in ferry-sync).
-//! can hold: counts are checked against the remaining bytes first.
+//! A reader never allocates more than the input can hold: counts are
+//! checked against the remaining bytes first.
 
 use crate::error::{Error, Result};
 
@@ -90,7 +91,6 @@ impl<'a> Reader<'a> {
     }
     /// A count of records of `record_size` bytes each; refused when the
     /// rest of the input cannot hold that many.
-    /// A u32 count, checked against the bytes left.
     pub fn count(&mut self, record_size: usize) -> Result<usize> {
         let n = self.u32()? as usize;
         if n.saturating_mul(record_size) > self.remaining() {

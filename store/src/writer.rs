@@ -17,11 +17,11 @@ use rayon::prelude::*;
 
 use crate::chunker::Chunker;
 use crate::envelope::{self, Kind};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::{BlockId, ObjectName};
 use crate::index::{IndexFile, PackRecord};
 use crate::pack::{FinishedPack, PackBuilder};
-use crate::store::{INDEX_DIR, PACKS_DIR, Store, object_path};
+use crate::store::{INDEX_DIR, MAX_TREE_LEN, PACKS_DIR, Store, object_path};
 
 /// An index file is written after this many packs.
 pub const INDEX_EVERY_PACKS: usize = 4;
@@ -90,9 +90,12 @@ impl<'s> StoreWriter<'s> {
     pub fn adopt_unindexed(&self) -> Result<usize> {
         let orphans = self.store.unindexed_packs()?;
         let mut records = Vec::new();
-        for (name, size) in orphans {
-            // An unreadable orphan is left for check/gc to report.
-            if let Ok(entries) = self.store.read_pack_trailer(&name, size) {
+        for (name, _) in orphans {
+            // Read it whole: the name must match before its blocks become
+            // visible. An unreadable orphan is left for check/gc to report.
+            let path = object_path(PACKS_DIR, &name);
+            let Ok(bytes) = self.store.read_verified(&path, &name) else { continue };
+            if let Ok(entries) = crate::pack::read_pack_entries(self.store.keys(), &bytes, &path) {
                 records.push(PackRecord { pack: name, entries });
             }
         }
@@ -120,6 +123,11 @@ impl<'s> StoreWriter<'s> {
 
     /// Adds a block whose ID the caller computed. Returns true when it was new.
     pub fn put_with_id(&self, kind: Kind, id: BlockId, data: &[u8]) -> Result<bool> {
+        // Refuse what readers would refuse (format-spec §8).
+        let limit = if kind == Kind::Tree { MAX_TREE_LEN } else { self.store.config().chunker.max };
+        if !kind.is_block() || data.len() > limit as usize {
+            return Err(Error::InvalidParameter(format!("a {kind:?} block of {} bytes (limit {limit})", data.len())));
+        }
         self.counters.blocks.fetch_add(1, Ordering::Relaxed);
         if self.store.has_block(&id)? || !self.state.lock().expect("writer lock").reserved.insert(id) {
             return Ok(false);

@@ -64,3 +64,34 @@ fn init_refuses_an_existing_store() {
     let e = Store::init(Arc::new(LocalDir::new(dir.path())), b"pw", common::small_opts(), CacheLocation::Memory).unwrap_err();
     assert!(matches!(e, Error::AlreadyExists(_)));
 }
+
+#[test]
+fn a_long_multibyte_host_name_still_makes_a_readable_key_file() {
+    let host = "日".repeat(100);
+    let kf = KeyFile::wrap(&MasterKey::from_bytes([1; 32]), b"pw", common::TEST_KDF, 0, &host).unwrap();
+    let back = KeyFile::parse(kf.to_bytes(), "k").unwrap();
+    assert!(back.host.len() <= 255 && host.starts_with(&back.host));
+    assert!(back.unwrap_key(b"pw").unwrap().is_some());
+}
+
+#[test]
+fn a_key_file_of_another_family_does_not_stop_the_store_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    common::new_store(dir.path());
+    // Same passphrase, different master key (a crashed init, or a copied-in key).
+    let stray = KeyFile::wrap(&MasterKey::from_bytes([7; 32]), b"pw", common::TEST_KDF, 0, "x").unwrap();
+    std::fs::write(dir.path().join("keys").join("0".repeat(64)), stray.to_bytes()).unwrap();
+    std::fs::write(dir.path().join("keys").join("not-a-key"), b"junk").unwrap();
+    let s = Store::open(Arc::new(LocalDir::new(dir.path())), b"pw", CacheLocation::Memory).unwrap();
+    assert_eq!(s.list_keys().unwrap().len(), 2);
+}
+
+#[test]
+fn only_well_formed_sharded_paths_name_objects() {
+    let h = "ab".repeat(32);
+    assert!(ferry_store::name_from_path(&format!("index/ab/{h}")).is_some());
+    assert!(ferry_store::name_from_path(&format!("index/cd/{h}")).is_none());
+    assert!(ferry_store::name_from_path(&format!("index/AB/{}", h.to_uppercase())).is_none());
+    assert!(ferry_store::name_from_path(&format!("index/ab/{h}.bak")).is_none());
+    assert!(ferry_store::name_from_path(&h).is_none());
+}

@@ -120,3 +120,13 @@ fn packs_left_without_index_by_a_crash_are_adopted_not_resent() {
     assert!(s.new_raw_bytes < (1 << 20) + 40_000, "re-sent {} bytes", s.new_raw_bytes);
     assert!(store.unindexed_packs().unwrap().is_empty());
 }
+
+#[test]
+fn the_writer_refuses_blocks_readers_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::new_store(dir.path());
+    let w = store.writer();
+    assert!(w.put(Kind::Data, &vec![1u8; 32769]).is_err(), "over chunk max");
+    assert!(w.put(Kind::Index, b"x").is_err(), "not a block kind");
+    assert!(w.put(Kind::Data, &vec![1u8; 32768]).is_ok());
+}

@@ -284,23 +284,26 @@ impl Ctx<'_> {
             Some(c) => c.get(key)?,
             None => None,
         };
-        if let Some(c) = &cached {
-            if c.size == before.size() && c.mtime_ns == mtime_ns(&before) && c.ctime_ns == ctime_ns(&before) && c.ino == before.ino() {
-                let mut present = true;
-                for id in &c.ids {
-                    if !self.store.has_block(id)? {
-                        present = false;
-                        break;
-                    }
+        if let Some(c) = &cached
+            && c.size == before.size()
+            && c.mtime_ns == mtime_ns(&before)
+            && c.ctime_ns == ctime_ns(&before)
+            && c.ino == before.ino()
+        {
+            let mut present = true;
+            for id in &c.ids {
+                if !self.store.has_block(id)? {
+                    present = false;
+                    break;
                 }
-                if present {
-                    if let Some(cache) = &self.cache {
-                        cache.put(key, c)?;
-                    }
-                    self.counts.lock().expect("counts").unchanged_files += 1;
-                    self.progress.file_done(before.size());
-                    return Ok((c.ids.clone(), before));
+            }
+            if present {
+                if let Some(cache) = &self.cache {
+                    cache.put(key, c)?;
                 }
+                self.counts.lock().expect("counts").unchanged_files += 1;
+                self.progress.file_done(before.size());
+                return Ok((c.ids.clone(), before));
             }
         }
         let label = if cached.is_some() { "changed" } else { "new" };

@@ -247,24 +247,24 @@ fn read_pack(store: &Store, name: &ObjectName) -> (u64, Vec<Problem>, Vec<BlockI
         }
     }
     // Blocks the index places in this pack but the trailer could not list.
-    if entries.is_empty() {
-        if let Ok(idx_names) = store.backend().list(INDEX_DIR) {
-            for iname in idx_names.iter().filter_map(|o| name_from_path(&o.path)) {
-                if let Ok(idx) = store.read_index(&iname) {
-                    for p in idx.packs.iter().filter(|p| p.pack == *name) {
-                        for e in &p.entries {
-                            n += 1;
-                            let end = (e.offset + e.length as u64) as usize;
-                            let what = || format!("block {} in {path}", e.id.short(16));
-                            let res = if end <= bytes.len() {
-                                open_block(store.keys(), e.kind, &e.id, e.raw_len, &bytes[e.offset as usize..end], &what).map(|_| ())
-                            } else {
-                                Err(ferry_store::Error::Damaged { what: what(), reason: "past the end of the pack".into() })
-                            };
-                            if let Err(err) = res {
-                                probs.push(problem(what(), err.to_string()));
-                                bad.push(e.id);
-                            }
+    if entries.is_empty()
+        && let Ok(idx_names) = store.backend().list(INDEX_DIR)
+    {
+        for iname in idx_names.iter().filter_map(|o| name_from_path(&o.path)) {
+            if let Ok(idx) = store.read_index(&iname) {
+                for p in idx.packs.iter().filter(|p| p.pack == *name) {
+                    for e in &p.entries {
+                        n += 1;
+                        let end = (e.offset + e.length as u64) as usize;
+                        let what = || format!("block {} in {path}", e.id.short(16));
+                        let res = if end <= bytes.len() {
+                            open_block(store.keys(), e.kind, &e.id, e.raw_len, &bytes[e.offset as usize..end], &what).map(|_| ())
+                        } else {
+                            Err(ferry_store::Error::Damaged { what: what(), reason: "past the end of the pack".into() })
+                        };
+                        if let Err(err) = res {
+                            probs.push(problem(what(), err.to_string()));
+                            bad.push(e.id);
                         }
                     }
                 }

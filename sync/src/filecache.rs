@@ -47,7 +47,7 @@ impl CachedFile {
         v
     }
     fn decode(b: &[u8]) -> Option<CachedFile> {
-        if b.len() < 32 || (b.len() - 32) % 32 != 0 {
+        if b.len() < 32 || !(b.len() - 32).is_multiple_of(32) {
             return None;
         }
         let u = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));

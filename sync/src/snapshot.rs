@@ -158,8 +158,7 @@ pub fn resolve(store: &Store, spec: &str, source: Option<&[u8]>) -> Result<(Obje
     if spec == "latest" {
         return list(store)?
             .into_iter()
-            .filter(|(_, s)| source.is_none_or(|src| s.source == src))
-            .next_back()
+            .rfind(|(_, s)| source.is_none_or(|src| s.source == src))
             .ok_or_else(|| Error::NoSnapshot(spec.into()));
     }
     let spec_l = spec.to_ascii_lowercase();

@@ -148,10 +148,10 @@ impl Tree {
         for _ in 0..n {
             let name = r.blob(MAX_NAME)?.to_vec();
             validate_name(&name).map_err(|e| r.fail(e))?;
-            if let Some(prev) = entries.last() {
-                if prev.name >= name {
-                    return Err(r.fail(format!("entries not strictly sorted at {:?}", String::from_utf8_lossy(&name))));
-                }
+            if let Some(prev) = entries.last()
+                && prev.name >= name
+            {
+                return Err(r.fail(format!("entries not strictly sorted at {:?}", String::from_utf8_lossy(&name))));
             }
             let ty = r.u8()?;
             let mode = r.u32()?;

@@ -15,7 +15,7 @@ fn awkward_tree(root: &std::path::Path) {
     fs::write(root.join("empty file"), b"").unwrap();
     fs::write(root.join("-leading-dash"), b"dash").unwrap();
     fs::write(root.join("ünïcödé ✓ 日本語.txt"), "unicode content".repeat(100)).unwrap();
-    fs::write(root.join(format!("{}", "n".repeat(255))), b"a 255-byte name").unwrap();
+    fs::write(root.join("n".repeat(255)), b"a 255-byte name").unwrap();
     fs::write(root.join("dir with spaces/nested/deeper/file.bin"), random_bytes(1, 700_000)).unwrap();
     fs::write(root.join("script.sh"), b"#!/bin/sh\necho hi\n").unwrap();
     fs::set_permissions(root.join("script.sh"), fs::Permissions::from_mode(0o750)).unwrap();

@@ -61,11 +61,11 @@ fn plant_snapshot(st: &str, tree: &Tree) {
     let data = w.put(Kind::Data, b"payload").unwrap();
     let mut t = tree.clone();
     for e in &mut t.entries {
-        if let Content::File(ids) = &mut e.content {
-            if ids.is_empty() {
-                ids.push(data);
-                e.size = 7;
-            }
+        if let Content::File(ids) = &mut e.content
+            && ids.is_empty()
+        {
+            ids.push(data);
+            e.size = 7;
         }
     }
     let root = w.put(Kind::Tree, &t.encode()).unwrap();

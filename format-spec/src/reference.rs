@@ -1,0 +1,331 @@
+//! A second, deliberately naive implementation of the format, written
+//! from SPEC.md rather than from the store crate.
+//!
+//! It serves two purposes: building vectors the store API cannot produce
+//! (sealed objects with crafted plaintexts, such as decompression bombs and
+//! unknown codecs), and cross-checking that SPEC.md describes the store crate
+//! byte for byte (the tests compare both implementations on every vector).
+//! Nothing here is optimized, and none of it is used by ferry itself.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+
+/// SPEC.md §3.1: `derive_key` context of the block ID key.
+pub const CONTEXT_BLOCK_ID: &str = "ferry 2026-11-21 block id key";
+/// SPEC.md §3.1: `derive_key` context of the gear table seed.
+pub const CONTEXT_GEAR: &str = "ferry 2026-11-21 chunker gear table";
+/// SPEC.md §3.1: `derive_key` context of the object encryption key.
+pub const CONTEXT_ENCRYPTION: &str = "ferry 2026-11-21 object encryption key";
+/// SPEC.md §3.1: `derive_key` context of the family id.
+pub const CONTEXT_FAMILY: &str = "ferry 2026-11-21 family id";
+
+/// SPEC.md §5.2: prefix of every envelope's associated data.
+pub const AAD_PREFIX: &[u8; 8] = b"ferry-v1";
+/// SPEC.md §8: magic at the end of every pack.
+pub const PACK_MAGIC: &[u8; 8] = b"FRYPACK1";
+/// SPEC.md §4: magic at the start of every key file.
+pub const KEYFILE_MAGIC: &[u8; 8] = b"FERRYKEY";
+
+/// SPEC.md §6.2: the FastCDC spread masks, indexed by their number of one bits.
+pub const MASKS: [u64; 26] = [
+    0,
+    0,
+    0,
+    0,
+    0,
+    0x0000000001804110,
+    0x0000000001803110,
+    0x0000000018035100,
+    0x0000001800035300,
+    0x0000019000353000,
+    0x0000590003530000,
+    0x0000d90003530000,
+    0x0000d90103530000,
+    0x0000d90303530000,
+    0x0000d90313530000,
+    0x0000d90f03530000,
+    0x0000d90303537000,
+    0x0000d90703537000,
+    0x0000d90707537000,
+    0x0000d91707537000,
+    0x0000d91747537000,
+    0x0000d91767537000,
+    0x0000d93767537000,
+    0x0000d93777537000,
+    0x0000d93777577000,
+    0x0000db3777577000,
+];
+
+/// Every key derived from a master key (SPEC.md §3).
+#[derive(Clone, Debug)]
+pub struct Derived {
+    /// Key of the keyed BLAKE3 that computes block IDs.
+    pub id_key: [u8; 32],
+    /// XChaCha20-Poly1305 key of every sealed object.
+    pub enc_key: [u8; 32],
+    /// Key of the keyed BLAKE3 whose XOF output is the gear table.
+    pub gear_seed: [u8; 32],
+    /// The 256-entry gear table.
+    pub gear: Vec<u64>,
+    /// First 16 bytes of the family `derive_key` output.
+    pub family_id: [u8; 16],
+}
+
+/// Derives every subkey of `master` (SPEC.md §3.1–§3.4).
+pub fn derive(master: &[u8; 32]) -> Derived {
+    let id_key = blake3::derive_key(CONTEXT_BLOCK_ID, master);
+    let enc_key = blake3::derive_key(CONTEXT_ENCRYPTION, master);
+    let gear_seed = blake3::derive_key(CONTEXT_GEAR, master);
+    let mut raw = [0u8; 2048];
+    blake3::Hasher::new_keyed(&gear_seed).finalize_xof().fill(&mut raw);
+    let gear = raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+    let fam = blake3::derive_key(CONTEXT_FAMILY, master);
+    let mut family_id = [0u8; 16];
+    family_id.copy_from_slice(&fam[..16]);
+    Derived { id_key, enc_key, gear_seed, gear, family_id }
+}
+
+/// The gear table as the 2048 bytes it was read from (each entry little-endian).
+pub fn gear_bytes(gear: &[u64]) -> Vec<u8> {
+    gear.iter().flat_map(|g| g.to_le_bytes()).collect()
+}
+
+/// Block ID: keyed BLAKE3-256 of the plaintext (SPEC.md §3.2).
+pub fn block_id(id_key: &[u8; 32], plaintext: &[u8]) -> [u8; 32] {
+    *blake3::keyed_hash(id_key, plaintext).as_bytes()
+}
+
+/// Object name: unkeyed BLAKE3-256 of the stored bytes (SPEC.md §2.2).
+pub fn object_name(bytes: &[u8]) -> [u8; 32] {
+    *blake3::hash(bytes).as_bytes()
+}
+
+/// Associated data of a sealed object (SPEC.md §5.2).
+pub fn aad(kind: u8, id: &[u8; 32]) -> Vec<u8> {
+    let mut a = AAD_PREFIX.to_vec();
+    a.push(kind);
+    a.extend_from_slice(id);
+    a
+}
+
+/// Seals an already encoded plaintext (codec byte included).
+pub fn seal_plaintext(enc_key: &[u8; 32], kind: u8, id: &[u8; 32], plaintext: &[u8], nonce: &[u8; 24]) -> Vec<u8> {
+    let ct = XChaCha20Poly1305::new(enc_key.into())
+        .encrypt(XNonce::from_slice(nonce), Payload { msg: plaintext, aad: &aad(kind, id) })
+        .expect("in-memory encryption");
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ct);
+    out
+}
+
+/// Opens a sealed object down to its plaintext (codec byte included);
+/// `None` when the tag does not verify or the object is too short.
+pub fn open_plaintext(enc_key: &[u8; 32], kind: u8, id: &[u8; 32], sealed: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < 24 + 1 + 16 {
+        return None;
+    }
+    let (nonce, ct) = sealed.split_at(24);
+    XChaCha20Poly1305::new(enc_key.into()).decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &aad(kind, id) }).ok()
+}
+
+/// The writer's codec choice (SPEC.md §5.3): zstd when the payload is at
+/// least 64 bytes and the frame saves more than `len / 32` bytes.
+pub fn encode_payload(payload: &[u8], level: i32) -> Vec<u8> {
+    if payload.len() >= 64 {
+        let z = zstd::bulk::compress(payload, level).expect("zstd");
+        if z.len() + payload.len() / 32 < payload.len() {
+            let mut out = vec![1];
+            out.extend_from_slice(&z);
+            return out;
+        }
+    }
+    let mut out = vec![0];
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Seals a payload with the writer's codec rule.
+pub fn seal(enc_key: &[u8; 32], kind: u8, id: &[u8; 32], payload: &[u8], level: i32, nonce: &[u8; 24]) -> Vec<u8> {
+    seal_plaintext(enc_key, kind, id, &encode_payload(payload, level), nonce)
+}
+
+/// Chunk length at the start of `data`, which is the rest of the input
+/// (SPEC.md §6.2, one byte per step).
+pub fn cut(gear: &[u64], min: usize, avg: usize, max: usize, data: &[u8]) -> usize {
+    let n = data.len();
+    if n <= min {
+        return n;
+    }
+    let end = n.min(max);
+    let center = n.min(avg);
+    let bits = avg.trailing_zeros() as usize;
+    let (mask_s, mask_l) = (MASKS[bits + 1], MASKS[bits - 1]);
+    let (start, small_end, large_end) = (2 * (min / 2), 2 * (center / 2), 2 * (end / 2));
+    let mut h: u64 = 0;
+    for (i, &byte) in data.iter().enumerate().take(large_end).skip(start) {
+        h = (h << 1).wrapping_add(gear[byte as usize]);
+        let mask = if i < small_end { mask_s } else { mask_l };
+        if h & mask == 0 {
+            return i;
+        }
+    }
+    end
+}
+
+/// All chunk lengths of `data`.
+pub fn cut_all(gear: &[u64], min: usize, avg: usize, max: usize, mut data: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let n = cut(gear, min, avg, max, data);
+        out.push(n);
+        data = &data[n..];
+    }
+    out
+}
+
+/// The deterministic chunker input of SPEC.md §13: the first `len` bytes
+/// of the BLAKE3 XOF of `seed`.
+pub fn xof_input(seed: &[u8], len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    blake3::Hasher::new().update(seed).finalize_xof().fill(&mut out);
+    out
+}
+
+/// Argon2id key-encryption key of a key file (SPEC.md §4.2).
+pub fn kek(passphrase: &[u8], salt: &[u8; 32], m_kib: u32, t: u32, p: u32) -> [u8; 32] {
+    let params = argon2::Params::new(m_kib, t, p, Some(32)).expect("Argon2 parameters");
+    let mut out = [0u8; 32];
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password_into(passphrase, salt, &mut out)
+        .expect("Argon2id");
+    out
+}
+
+/// The fields of a key file (SPEC.md §4.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyFileFields {
+    /// Format version (1).
+    pub version: u8,
+    /// KDF id (1 = Argon2id v0x13).
+    pub kdf: u8,
+    /// Memory cost, KiB.
+    pub m_kib: u32,
+    /// Passes.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
+    /// Unix seconds.
+    pub created: u64,
+    /// Host bytes.
+    pub host: Vec<u8>,
+    /// Argon2id salt.
+    pub salt: [u8; 32],
+    /// XChaCha20-Poly1305 nonce.
+    pub nonce: [u8; 24],
+}
+
+impl KeyFileFields {
+    /// The authenticated header: every byte before the ciphertext.
+    pub fn header(&self) -> Vec<u8> {
+        let mut h = KEYFILE_MAGIC.to_vec();
+        h.push(self.version);
+        h.push(self.kdf);
+        for v in [self.m_kib, self.t, self.p] {
+            h.extend_from_slice(&v.to_le_bytes());
+        }
+        h.extend_from_slice(&self.created.to_le_bytes());
+        h.push(self.host.len() as u8);
+        h.extend_from_slice(&self.host);
+        h.extend_from_slice(&self.salt);
+        h.extend_from_slice(&self.nonce);
+        h
+    }
+
+    /// A whole key file wrapping `master`.
+    pub fn wrap(&self, master: &[u8; 32], passphrase: &[u8]) -> Vec<u8> {
+        let header = self.header();
+        let kek = kek(passphrase, &self.salt, self.m_kib, self.t, self.p);
+        let ct = XChaCha20Poly1305::new((&kek).into())
+            .encrypt(XNonce::from_slice(&self.nonce), Payload { msg: master, aad: &header })
+            .expect("in-memory encryption");
+        let mut out = header;
+        out.extend_from_slice(&ct);
+        out
+    }
+}
+
+/// One 49-byte pack or index entry (SPEC.md §8.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawEntry {
+    /// Kind byte.
+    pub kind: u8,
+    /// Block ID.
+    pub id: [u8; 32],
+    /// Offset of the sealed block in its pack.
+    pub offset: u64,
+    /// Sealed length.
+    pub length: u32,
+    /// Plaintext length.
+    pub raw_len: u32,
+}
+
+impl RawEntry {
+    /// Appends the 49-byte encoding.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.kind);
+        out.extend_from_slice(&self.id);
+        out.extend_from_slice(&self.offset.to_le_bytes());
+        out.extend_from_slice(&self.length.to_le_bytes());
+        out.extend_from_slice(&self.raw_len.to_le_bytes());
+    }
+}
+
+/// A pack trailer payload with an explicit count (which may lie).
+pub fn trailer_payload(count: u32, entries: &[RawEntry]) -> Vec<u8> {
+    let mut out = count.to_le_bytes().to_vec();
+    for e in entries {
+        e.encode(&mut out);
+    }
+    out
+}
+
+/// Assembles a pack from its block area and sealed trailer (SPEC.md §8.1).
+pub fn assemble_pack(block_area: &[u8], sealed_trailer: &[u8]) -> Vec<u8> {
+    let mut out = block_area.to_vec();
+    out.extend_from_slice(sealed_trailer);
+    out.extend_from_slice(&(sealed_trailer.len() as u32).to_le_bytes());
+    out.extend_from_slice(PACK_MAGIC);
+    out
+}
+
+/// A zstd frame (RFC 8878) whose header claims `claimed` content bytes but
+/// whose single RLE block holds one byte: a reader must refuse it from the
+/// header alone.
+pub fn zstd_frame_claiming(claimed: u64) -> Vec<u8> {
+    let mut f = vec![0x28, 0xb5, 0x2f, 0xfd];
+    // Frame_Header_Descriptor: FCS field 8 bytes (flag 3), Single_Segment, no checksum, no dictionary.
+    f.push(0b1110_0000);
+    f.extend_from_slice(&claimed.to_le_bytes());
+    // Last RLE block of 1 byte: Last_Block=1, Block_Type=1 (RLE), Block_Size=1.
+    let hdr: u32 = 1 | (1 << 1) | (1 << 3);
+    f.extend_from_slice(&hdr.to_le_bytes()[..3]);
+    f.push(b'A');
+    f
+}
+
+/// A valid zstd frame without a content size that expands to
+/// `blocks × 128 KiB` bytes of `b'B'` (RLE blocks, 128 KiB window).
+pub fn zstd_frame_unsized(blocks: u32) -> Vec<u8> {
+    let mut f = vec![0x28, 0xb5, 0x2f, 0xfd];
+    // Frame_Header_Descriptor 0: no FCS, not single segment: a window descriptor follows.
+    f.push(0);
+    // Window_Descriptor: exponent 7, mantissa 0 → window 2^(10+7) = 128 KiB.
+    f.push(7 << 3);
+    for i in 0..blocks {
+        let last = u32::from(i + 1 == blocks);
+        let hdr: u32 = last | (1 << 1) | ((128 << 10) << 3);
+        f.extend_from_slice(&hdr.to_le_bytes()[..3]);
+        f.push(b'B');
+    }
+    f
+}

@@ -1,0 +1,548 @@
+//! The checked-in test vectors (SPEC.md §13): (a) they are exactly what
+//! the generator produces today, and (b) each one holds when read back
+//! through the store crate's public API, and through the naive reference
+//! implementation written from SPEC.md.
+
+use std::fs;
+use std::io::Read;
+use std::sync::Arc;
+
+use ferry_format_spec::generate::generate;
+use ferry_format_spec::model::*;
+use ferry_format_spec::reference as r;
+use ferry_format_spec::vectors_dir;
+use ferry_store::backend::{Backend, LocalDir};
+use ferry_store::envelope::{self, Kind};
+use ferry_store::index::IndexFile;
+use ferry_store::pack::{self, BlobEntry};
+use ferry_store::{
+    BlockId, CacheLocation, Chunker, ChunkerParams, Config, Error, INDEX_DIR, KdfParams, KeyFile, Keys, MasterKey, ObjectName, PACKS_DIR,
+    Store, object_path, open_block,
+};
+use serde::de::DeserializeOwned;
+
+const REGENERATE: &str = "run `cargo run -p ferry-format-spec --bin gen-vectors`";
+
+fn load<T: DeserializeOwned>(family: &str) -> Vec<T> {
+    let path = vectors_dir().join(format!("{family}.json"));
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} ({REGENERATE})", path.display()));
+    let file: VectorFile<T> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(file.family, family, "{}: wrong family", path.display());
+    file.vectors
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    hex::decode(s).unwrap_or_else(|e| panic!("bad hex {s:.40}: {e}"))
+}
+
+fn arr<const N: usize>(s: &str) -> [u8; N] {
+    unhex(s).try_into().unwrap_or_else(|_| panic!("{s} is not {N} bytes"))
+}
+
+fn keys(master_hex: &str) -> Keys {
+    Keys::derive(&MasterKey::from_bytes(arr(master_hex)))
+}
+
+fn kind(k: u8) -> Kind {
+    Kind::from_u8(k).unwrap_or_else(|| panic!("unknown kind {k}"))
+}
+
+fn entry(e: &EntryJson) -> BlobEntry {
+    BlobEntry { kind: kind(e.kind), id: BlockId(arr(&e.id)), offset: e.offset, length: e.length, raw_len: e.raw_len }
+}
+
+fn write_store(files: &[StoreFile]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for f in files {
+        let p = dir.path().join(&f.path);
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs::write(&p, unhex(&f.bytes)).expect("write");
+    }
+    dir
+}
+
+#[test]
+fn checked_in_vectors_are_fresh() {
+    let dir = vectors_dir();
+    let generated = generate();
+    let mut stale = Vec::new();
+    for (name, contents) in &generated {
+        let path = dir.join(name);
+        match fs::read_to_string(&path) {
+            Ok(old) if old == *contents => {}
+            Ok(old) => {
+                let line = old.lines().zip(contents.lines()).position(|(a, b)| a != b).map_or_else(
+                    || format!("lengths {} vs {}", old.len(), contents.len()),
+                    |i| format!("first difference at line {}", i + 1),
+                );
+                stale.push(format!("{} is stale ({line})", path.display()));
+            }
+            Err(e) => stale.push(format!("{} is missing: {e}", path.display())),
+        }
+    }
+    for ent in fs::read_dir(&dir).expect("vectors dir") {
+        let name = ent.expect("dir entry").file_name().to_string_lossy().into_owned();
+        if name.ends_with(".json") && !generated.iter().any(|(n, _)| *n == name) {
+            stale.push(format!("{} is no longer generated: delete it", dir.join(&name).display()));
+        }
+    }
+    assert!(stale.is_empty(), "stale test vectors: {REGENERATE}\n{}", stale.join("\n"));
+}
+
+#[test]
+fn generation_is_deterministic() {
+    assert!(generate() == generate(), "two runs of the generator differ");
+}
+
+#[test]
+fn spec_constants_match_the_store_crate() {
+    use ferry_store::keys as k;
+    assert_eq!(r::CONTEXT_BLOCK_ID, k::CONTEXT_BLOCK_ID);
+    assert_eq!(r::CONTEXT_GEAR, k::CONTEXT_GEAR);
+    assert_eq!(r::CONTEXT_ENCRYPTION, k::CONTEXT_ENCRYPTION);
+    assert_eq!(r::CONTEXT_FAMILY, k::CONTEXT_FAMILY);
+    assert_eq!(r::AAD_PREFIX, envelope::AAD_PREFIX);
+    assert_eq!(r::PACK_MAGIC, pack::PACK_MAGIC);
+    assert_eq!(r::KEYFILE_MAGIC, ferry_store::keyfile::MAGIC);
+    assert_eq!(r::MASKS, ferry_store::chunker::MASKS);
+    for (i, m) in r::MASKS.iter().enumerate().skip(5) {
+        assert_eq!(m.count_ones() as usize, i, "MASKS[{i}] must have {i} one bits");
+    }
+    assert_eq!((envelope::NONCE_LEN, envelope::TAG_LEN, envelope::OVERHEAD), (24, 16, 41));
+    assert_eq!((pack::FOOTER_LEN, pack::ENTRY_LEN), (12, 49));
+    let kinds = [(Kind::Data, 1), (Kind::Tree, 2), (Kind::PackTrailer, 16), (Kind::Index, 17), (Kind::Snapshot, 18), (Kind::Config, 19)];
+    for (k, b) in kinds {
+        assert_eq!(k as u8, b);
+        assert_eq!(Kind::from_u8(b), Some(k));
+        assert_eq!(k.is_block(), b < 16);
+    }
+    for b in (0..=255u8).filter(|b| !kinds.iter().any(|(_, v)| v == b)) {
+        assert_eq!(Kind::from_u8(b), None, "kind {b} must be unknown");
+    }
+    assert_eq!(KdfParams::DEFAULT, KdfParams { m_kib: 65536, t: 3, p: 1 });
+    assert_eq!((KdfParams::MAX_M_KIB, KdfParams::MAX_T, KdfParams::MAX_P), (2 << 20, 64, 16));
+    assert_eq!((ChunkerParams::MIN_AVG, ChunkerParams::MAX_AVG, ChunkerParams::MAX_MAX), (256, 4 << 20, 16 << 20));
+    assert_eq!((ferry_store::config::MIN_PACK_TARGET, ferry_store::config::MAX_PACK_TARGET), (1 << 20, 1 << 30));
+    assert_eq!(ferry_store::index::MAX_INDEX_LEN, 512 << 20);
+    assert_eq!(ferry_store::CONFIG_PATH, "config");
+    assert_eq!((ferry_store::KEYS_DIR, PACKS_DIR, INDEX_DIR, ferry_store::SNAPSHOTS_DIR), ("keys/", "packs/", "index/", "snapshots/"));
+}
+
+#[test]
+fn derived_keys() {
+    let vectors: Vec<KeysVector> = load("keys");
+    assert!(!vectors.is_empty());
+    for v in vectors {
+        let k = keys(&v.master_key);
+        let d = r::derive(&arr(&v.master_key));
+        assert_eq!(hex::encode(d.id_key), v.id_key);
+        assert_eq!(hex::encode(d.enc_key), v.enc_key);
+        assert_eq!(hex::encode(d.gear_seed), v.gear_seed);
+        assert_eq!(hex::encode(k.family_id()), v.family_id);
+        assert_eq!(hex::encode(d.family_id), v.family_id);
+        assert_eq!(&d.gear[..], &k.gear()[..], "reference gear table differs from the store's");
+        let first8: Vec<String> = k.gear()[..8].iter().map(|g| format!("{g:016x}")).collect();
+        assert_eq!(first8, v.gear_first8);
+        assert_eq!(hex::encode(blake3::hash(&r::gear_bytes(k.gear())).as_bytes()), v.gear_table_blake3);
+        for b in &v.block_ids {
+            let input = unhex(&b.input);
+            assert_eq!(k.block_id(&input).to_hex(), b.id, "block ID of {}", b.input);
+            assert_eq!(hex::encode(r::block_id(&d.id_key, &input)), b.id);
+        }
+    }
+}
+
+/// A reader that returns at most `step` bytes per call, to exercise the streaming chunker.
+struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.step).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn chunker() {
+    let vectors: Vec<ChunkerVector> = load("chunker");
+    assert!(!vectors.is_empty());
+    let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
+    for v in vectors {
+        let longest = inputs.iter().find(|(s, d)| *s == v.seed && d.len() >= v.input_len as usize);
+        let input = match longest {
+            Some((_, d)) => d[..v.input_len as usize].to_vec(),
+            None => {
+                let d = r::xof_input(v.seed.as_bytes(), v.input_len as usize);
+                inputs.push((v.seed.clone(), d.clone()));
+                d
+            }
+        };
+        assert_eq!(hex::encode(blake3::hash(&input).as_bytes()), v.input_blake3, "{}: input", v.name);
+        assert_eq!(v.lengths.iter().sum::<u64>(), v.input_len, "{}: lengths must cover the input", v.name);
+        let k = keys(&v.master_key);
+        let params = ChunkerParams { min: v.min, avg: v.avg, max: v.max };
+        let bits = v.avg.trailing_zeros() as usize;
+        assert_eq!(format!("{:016x}", r::MASKS[bits + 1]), v.mask_s);
+        assert_eq!(format!("{:016x}", r::MASKS[bits - 1]), v.mask_l);
+        let c = Chunker::new(k.gear(), params).expect("valid parameters");
+        let lengths: Vec<u64> = c.cut_all(&input).into_iter().map(|n| n as u64).collect();
+        assert_eq!(lengths, v.lengths, "{}: store chunker", v.name);
+        let reference: Vec<u64> =
+            r::cut_all(k.gear(), v.min as usize, v.avg as usize, v.max as usize, &input).into_iter().map(|n| n as u64).collect();
+        assert_eq!(reference, v.lengths, "{}: reference chunker (SPEC.md §6.2)", v.name);
+        if input.len() <= 2 << 20 {
+            let streamed: Vec<u64> =
+                c.stream(Trickle { data: &input, step: 7001 }).map(|chunk| chunk.expect("in-memory read").len() as u64).collect();
+            assert_eq!(streamed, v.lengths, "{}: streaming chunker", v.name);
+        }
+    }
+}
+
+#[test]
+fn envelope() {
+    let vectors: Vec<EnvelopeVector> = load("envelope");
+    assert!(vectors.iter().any(|v| v.codec == 0) && vectors.iter().any(|v| v.codec == 1), "both codecs must be covered");
+    for v in vectors {
+        let k = keys(&v.master_key);
+        let (kd, id, nonce) = (kind(v.kind), arr::<32>(&v.id), arr::<24>(&v.nonce));
+        let (payload, sealed, plaintext) = (unhex(&v.payload), unhex(&v.sealed), unhex(&v.plaintext));
+        assert_eq!(hex::encode(envelope::aad(kd, &id)), v.aad, "{}: aad", v.name);
+        assert_eq!(&sealed[..24], &nonce, "{}: the nonce leads", v.name);
+        assert_eq!(sealed.len(), 24 + plaintext.len() + 16, "{}: sealed length", v.name);
+        assert_eq!(plaintext[0], v.codec, "{}: codec byte", v.name);
+        let opened = envelope::open(&k, kd, &id, &sealed, payload.len(), &|| v.name.clone()).expect("store opens");
+        assert_eq!(opened, payload, "{}: store open", v.name);
+        if kd.is_block() {
+            assert_eq!(id, k.block_id(&payload).0, "{}: a block's AAD id is its block ID", v.name);
+            let b = open_block(&k, kd, &BlockId(id), payload.len() as u32, &sealed, &|| v.name.clone()).expect("block opens");
+            assert_eq!(b, payload);
+        } else {
+            assert_eq!(id, [0; 32], "{}: standalone objects use a zero id", v.name);
+        }
+        let enc = r::derive(&arr(&v.master_key)).enc_key;
+        assert_eq!(r::open_plaintext(&enc, v.kind, &id, &sealed).as_deref(), Some(&plaintext[..]), "{}: reference open", v.name);
+        match v.codec {
+            0 => assert_eq!(&plaintext[1..], &payload[..]),
+            1 => assert_eq!(zstd::stream::decode_all(&plaintext[1..]).expect("zstd frame"), payload),
+            c => panic!("{}: codec {c}", v.name),
+        }
+        // The writer rule of §5.3 picks the same codec, and sealing is reproducible.
+        assert_eq!(r::encode_payload(&payload, v.zstd_level)[0], v.codec, "{}: codec rule", v.name);
+        assert_eq!(envelope::seal_with_nonce(&k, kd, &id, &payload, v.zstd_level, &nonce), sealed, "{}: store re-seal", v.name);
+        assert_eq!(r::seal(&enc, v.kind, &id, &payload, v.zstd_level, &nonce), sealed, "{}: reference seal", v.name);
+    }
+}
+
+#[test]
+fn packs() {
+    let vectors: Vec<PackVector> = load("pack");
+    assert!(!vectors.is_empty());
+    for v in vectors {
+        let k = keys(&v.master_key);
+        let p = unhex(&v.pack);
+        let name = ObjectName::of(&p);
+        assert_eq!(name.to_hex(), v.object_name, "{}: object name", v.name);
+        assert_eq!(object_path(PACKS_DIR, &name), v.path);
+        assert_eq!(v.path, format!("packs/{}/{}", &v.object_name[..2], v.object_name));
+        let entries = pack::read_pack_entries(&k, &p, &v.name).expect("pack parses");
+        let want: Vec<BlobEntry> = v.entries.iter().map(entry).collect();
+        assert_eq!(entries, want, "{}: trailer entries", v.name);
+        // Footer and trailer.
+        assert_eq!(&p[p.len() - 8..], b"FRYPACK1");
+        let tlen = u32::from_le_bytes(p[p.len() - 12..p.len() - 8].try_into().expect("4 bytes")) as usize;
+        let trailer = unhex(&v.trailer_sealed);
+        assert_eq!(tlen, trailer.len());
+        let area = p.len() - 12 - tlen;
+        assert_eq!(&p[area..p.len() - 12], &trailer[..]);
+        assert_eq!(&trailer[..24], &arr::<24>(&v.trailer_nonce));
+        let payload = envelope::open(&k, Kind::PackTrailer, &[0; 32], &trailer, 1 << 20, &|| v.name.clone()).expect("trailer opens");
+        assert_eq!(hex::encode(&payload), v.trailer_payload);
+        let raw: Vec<r::RawEntry> = want
+            .iter()
+            .map(|e| r::RawEntry { kind: e.kind as u8, id: e.id.0, offset: e.offset, length: e.length, raw_len: e.raw_len })
+            .collect();
+        assert_eq!(r::trailer_payload(raw.len() as u32, &raw), payload, "{}: reference trailer encoding", v.name);
+        // Blocks: back to back from offset 0, in entry order, each opens by offset and length.
+        let mut next = 0u64;
+        assert_eq!(v.blocks.len(), entries.len());
+        for (e, b) in entries.iter().zip(&v.blocks) {
+            assert_eq!(e.offset, next, "{}: blocks are contiguous", v.name);
+            next += e.length as u64;
+            let sealed = &p[e.offset as usize..(e.offset + e.length as u64) as usize];
+            assert_eq!(hex::encode(sealed), b.sealed);
+            assert_eq!(hex::encode(&sealed[..24]), b.nonce);
+            assert_eq!(e.id.to_hex(), b.id);
+            let plain = open_block(&k, e.kind, &e.id, e.raw_len, sealed, &|| v.name.clone()).expect("block opens");
+            assert_eq!(hex::encode(&plain), b.plaintext);
+        }
+        assert_eq!(next as usize, area, "{}: the block area is exactly the blocks", v.name);
+        assert_eq!(r::assemble_pack(&p[..area], &trailer), p, "{}: reference assembly", v.name);
+    }
+}
+
+#[test]
+fn key_files() {
+    let vectors: Vec<KeyFileVector> = load("keyfile");
+    assert!(!vectors.is_empty());
+    for v in vectors {
+        let bytes = unhex(&v.bytes);
+        assert_eq!(hex::encode(v.passphrase.as_bytes()), v.passphrase_hex);
+        let kf = KeyFile::parse(&bytes, &v.name).expect("key file parses");
+        assert_eq!(kf.kdf, KdfParams { m_kib: v.m_kib, t: v.t, p: v.p });
+        assert_eq!((kf.created, kf.host.as_str()), (v.created, v.host.as_str()));
+        let master = kf.unwrap_key(v.passphrase.as_bytes()).expect("Argon2id runs").expect("passphrase opens the key file");
+        assert_eq!(hex::encode(master.expose()), v.master_key);
+        let (salt, nonce) = (arr::<32>(&v.salt), arr::<24>(&v.nonce));
+        let again = KeyFile::wrap_with(&master, v.passphrase.as_bytes(), kf.kdf, v.created, &v.host, salt, nonce).expect("wrap");
+        assert_eq!(again.to_bytes(), &bytes[..], "{}: store re-wrap", v.name);
+        assert_eq!(hex::encode(r::kek(v.passphrase.as_bytes(), &salt, v.m_kib, v.t, v.p)), v.kek, "{}: Argon2id output", v.name);
+        let fields = r::KeyFileFields {
+            version: 1,
+            kdf: 1,
+            m_kib: v.m_kib,
+            t: v.t,
+            p: v.p,
+            created: v.created,
+            host: v.host.as_bytes().to_vec(),
+            salt,
+            nonce,
+        };
+        assert_eq!(fields.header().len() as u64, v.header_len);
+        assert_eq!(bytes.len() as u64, v.header_len + 48);
+        assert_eq!(fields.wrap(&arr(&v.master_key), v.passphrase.as_bytes()), bytes, "{}: reference wrap", v.name);
+        assert_eq!(ObjectName::of(&bytes).to_hex(), v.object_name);
+        assert_eq!(v.path, format!("keys/{}", v.object_name));
+    }
+}
+
+#[test]
+fn configs() {
+    let vectors: Vec<ConfigVector> = load("config");
+    assert!(!vectors.is_empty());
+    for v in vectors {
+        let k = keys(&v.master_key);
+        let sealed = unhex(&v.sealed);
+        let c = Config::open(&k, &sealed).expect("config opens");
+        let want = Config {
+            store_id: arr(&v.store_id),
+            family_id: arr(&v.family_id),
+            chunker: ChunkerParams { min: v.chunk_min, avg: v.chunk_avg, max: v.chunk_max },
+            pack_target: v.pack_target,
+            zstd_level: v.zstd_level,
+        };
+        assert_eq!(c, want, "{}", v.name);
+        assert_eq!(hex::encode(c.encode()), v.payload);
+        assert_eq!(unhex(&v.payload).len(), 56);
+        assert_eq!(&sealed[..24], &arr::<24>(&v.nonce));
+        let enc = r::derive(&arr(&v.master_key)).enc_key;
+        let plain = r::open_plaintext(&enc, Kind::Config as u8, &[0; 32], &sealed).expect("reference opens the config");
+        assert_eq!(plain[0], 0, "a 56-byte payload is always stored (codec 0)");
+        assert_eq!(&plain[1..], &unhex(&v.payload)[..]);
+    }
+}
+
+#[test]
+fn indexes() {
+    let vectors: Vec<IndexVector> = load("index");
+    assert!(!vectors.is_empty());
+    for v in vectors {
+        let k = keys(&v.master_key);
+        let sealed = unhex(&v.sealed);
+        let idx = IndexFile::open(&k, &sealed, &v.name).expect("index opens");
+        let sup: Vec<String> = idx.supersedes.iter().map(|n| n.to_hex()).collect();
+        assert_eq!(sup, v.supersedes, "{}: supersedes", v.name);
+        assert_eq!(idx.packs.len(), v.packs.len());
+        for (got, want) in idx.packs.iter().zip(&v.packs) {
+            assert_eq!(got.pack.to_hex(), want.pack);
+            assert_eq!(got.entries, want.entries.iter().map(entry).collect::<Vec<_>>());
+        }
+        assert_eq!(hex::encode(idx.encode()), v.payload);
+        let name = ObjectName::of(&sealed);
+        assert_eq!(name.to_hex(), v.object_name);
+        assert_eq!(object_path(INDEX_DIR, &name), v.path);
+        let enc = r::derive(&arr(&v.master_key)).enc_key;
+        assert!(r::open_plaintext(&enc, Kind::Index as u8, &[0; 32], &sealed).is_some(), "{}: reference opens", v.name);
+    }
+}
+
+#[test]
+fn stores() {
+    let vectors: Vec<StoreVector> = load("store");
+    assert!(!vectors.is_empty());
+    for v in vectors {
+        let dir = write_store(&v.files);
+        let backend = Arc::new(LocalDir::new(dir.path()));
+        let store = Store::open(backend.clone(), v.passphrase.as_bytes(), CacheLocation::Memory).expect("store opens");
+        assert_eq!(hex::encode(store.keys().master().expose()), v.master_key);
+        for b in &v.blocks {
+            let id: BlockId = b.id.parse().expect("block id");
+            assert_eq!(hex::encode(store.read_block(&id).expect("indexed block reads")), b.plaintext);
+            assert_eq!(store.lookup(&id).expect("lookup").map(|l| l.kind as u8), Some(b.kind));
+        }
+        // Temp files are invisible to listings and reported as strays.
+        let strays = backend.list_strays("").expect("strays");
+        for ig in &v.ignored {
+            assert!(strays.contains(ig), "{ig} must be a stray, got {strays:?}");
+            assert!(!backend.list("").expect("list").iter().any(|o| o.path == *ig), "{ig} must not be listed");
+        }
+        // Unindexed packs: found, their trailers read, then adopted (§10.4).
+        let mut found = store.unindexed_packs().expect("unindexed");
+        found.sort();
+        let mut want: Vec<(ObjectName, u64)> = v.unindexed.iter().map(|u| (u.pack.parse().expect("name"), u.size)).collect();
+        want.sort();
+        assert_eq!(found, want);
+        for u in &v.unindexed {
+            let entries = store.read_pack_trailer(&u.pack.parse().expect("name"), u.size).expect("trailer");
+            let ids: Vec<String> = entries.iter().map(|e| e.id.to_hex()).collect();
+            assert_eq!(ids, u.blocks.iter().map(|b| b.id.clone()).collect::<Vec<_>>());
+            for b in &u.blocks {
+                assert!(!store.has_block(&b.id.parse().expect("id")).expect("lookup"), "not readable before adoption");
+            }
+        }
+        let writer = store.writer();
+        assert_eq!(writer.adopt_unindexed().expect("adopt"), v.unindexed.len());
+        writer.finish().expect("finish");
+        for b in v.unindexed.iter().flat_map(|u| &u.blocks) {
+            assert_eq!(hex::encode(store.read_block(&b.id.parse().expect("id")).expect("adopted block reads")), b.plaintext);
+        }
+        assert!(store.unindexed_packs().expect("unindexed").is_empty());
+    }
+}
+
+/// What reading a negative input produced.
+enum Outcome {
+    Accepted,
+    WrongPassphrase,
+    /// Error class (`damaged`, `unsupported`, ...) and message.
+    Failed(&'static str, String),
+}
+
+fn class(e: &Error) -> &'static str {
+    match e {
+        Error::Damaged { .. } => "damaged",
+        Error::Unsupported(_) => "unsupported",
+        Error::InvalidParameter(_) => "invalid_parameter",
+        _ => "other",
+    }
+}
+
+fn outcome<T>(r: Result<T, Error>) -> Outcome {
+    match r {
+        Ok(_) => Outcome::Accepted,
+        Err(Error::WrongPassphrase { .. }) => Outcome::WrongPassphrase,
+        Err(e) => Outcome::Failed(class(&e), e.to_string()),
+    }
+}
+
+fn read_negative(c: &NegativeCase) -> Outcome {
+    let k = keys(&c.master_key);
+    match &c.input {
+        NegativeInput::Block { kind: kd, id, raw_len, sealed } => {
+            outcome(open_block(&k, kind(*kd), &BlockId(arr(id)), *raw_len, &unhex(sealed), &|| c.name.clone()))
+        }
+        NegativeInput::Pack { pack: p } => outcome(pack::read_pack_entries(&k, &unhex(p), &c.name)),
+        NegativeInput::KeyFile { bytes, passphrase } => match KeyFile::parse(&unhex(bytes), &c.name) {
+            Err(e) => outcome::<()>(Err(e)),
+            Ok(kf) => match kf.unwrap_key(passphrase.as_bytes()) {
+                Ok(Some(_)) => Outcome::Accepted,
+                Ok(None) => Outcome::WrongPassphrase,
+                Err(e) => outcome::<()>(Err(e)),
+            },
+        },
+        NegativeInput::Config { sealed } => outcome(Config::open(&k, &unhex(sealed))),
+        NegativeInput::Index { sealed } => outcome(IndexFile::open(&k, &unhex(sealed), &c.name)),
+        NegativeInput::Store { passphrase, files, read } => {
+            let dir = write_store(files);
+            let s = match Store::open(Arc::new(LocalDir::new(dir.path())), passphrase.as_bytes(), CacheLocation::Memory) {
+                Ok(s) => s,
+                Err(e) => return outcome::<()>(Err(e)),
+            };
+            // A damaged index file does not stop the store from opening
+            // (§9.3): it is set aside and reported.
+            if let Some((name, reason)) = s.damaged_indexes().into_iter().next() {
+                return Outcome::Failed("damaged", format!("index {name}: {reason}"));
+            }
+            for id in read {
+                if let Err(e) = s.read_block(&id.parse().expect("block id")) {
+                    return outcome::<()>(Err(e));
+                }
+            }
+            Outcome::Accepted
+        }
+    }
+}
+
+/// The text a store error must contain for each `reason` of SPEC.md §13.2.
+fn reason_text(reason: &str) -> &'static str {
+    match reason {
+        "authentication" => "authentication failed",
+        "too_short" => "short",
+        "unknown_codec" => "unknown codec",
+        "size_limit" => "limit",
+        "bad_compression" => "zstd payload",
+        "length_mismatch" => "the index says",
+        "block_id_mismatch" => "does not hash to its block ID",
+        "bad_magic" => "bad magic",
+        "trailer_length" => "does not fit",
+        "out_of_bounds" => "outside the",
+        "bad_kind" => "not a block kind",
+        "count_overflow" => "bytes left",
+        "trailing_bytes" => "trailing bytes",
+        "truncated" => "truncated",
+        "version" => "version",
+        "unknown_kdf" => "key derivation function",
+        "kdf_params" => "Argon2id",
+        "family_mismatch" => "family id does not match",
+        "bad_params" => "invalid parameter",
+        "name_mismatch" => "do not hash to the object's name",
+        "wrong_family" => "key family",
+        other => panic!("negative.json uses reason {other:?}, which SPEC.md §13.2 does not define"),
+    }
+}
+
+#[test]
+fn negative_cases() {
+    let cases: Vec<NegativeCase> = load("negative");
+    assert!(cases.len() >= 40);
+    let mut failures = Vec::new();
+    for c in &cases {
+        let got = read_negative(c);
+        let ok = match &got {
+            Outcome::WrongPassphrase => c.error == "wrong_passphrase",
+            Outcome::Failed(class, message) => *class == c.error && message.contains(reason_text(&c.reason)),
+            Outcome::Accepted => false,
+        };
+        if !ok {
+            let got = match got {
+                Outcome::Accepted => "accepted".to_string(),
+                Outcome::WrongPassphrase => "wrong passphrase".to_string(),
+                Outcome::Failed(class, message) => format!("{class}: {message}"),
+            };
+            failures.push(format!("{}: want {} ({}), got {got}", c.name, c.error, c.reason));
+        }
+        // The reference agrees on where a block fails: at the AEAD, or after it.
+        if let NegativeInput::Block { kind, id, sealed, .. } = &c.input {
+            let enc = r::derive(&arr(&c.master_key)).enc_key;
+            let opens = r::open_plaintext(&enc, *kind, &arr(id), &unhex(sealed)).is_some();
+            if opens == matches!(c.reason.as_str(), "authentication" | "too_short") {
+                failures.push(format!("{}: the reference AEAD {} the block", c.name, if opens { "opens" } else { "refuses" }));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} negative vectors misbehave:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+#[test]
+fn zstd_bombs_are_real() {
+    // The unsized frame of negative.json is valid zstd: refusing it is the
+    // limit's doing, not a parse error.
+    let frame = r::zstd_frame_unsized(2);
+    assert_eq!(zstd::stream::decode_all(&frame[..]).expect("valid frame").len(), 256 << 10);
+    assert!(matches!(zstd::zstd_safe::get_frame_content_size(&frame), Ok(None)));
+    assert!(matches!(zstd::zstd_safe::get_frame_content_size(&r::zstd_frame_claiming(1 << 40)), Ok(Some(n)) if n == 1 << 40));
+}
