@@ -223,7 +223,7 @@ impl Ctx<'_> {
             })
             .collect();
         let entries: Vec<Entry> = results.into_iter().flatten().collect();
-        if entries.is_empty() && filter.opts.includes.iter().any(|_| true) && depth > 0 {
+        if entries.is_empty() && !filter.opts.includes.is_empty() && depth > 0 {
             return Ok(None);
         }
         self.counts.lock().expect("counts").dirs += 1;

@@ -70,7 +70,12 @@ fn plant_snapshot(st: &str, tree: &Tree) {
     }
     let root = w.put(Kind::Tree, &t.encode()).unwrap();
     w.finish().unwrap();
-    Snapshot {
+    save_snapshot(&store, root);
+}
+
+/// Saves a snapshot of `root` as a hostile writer would.
+fn save_snapshot(store: &Store, root: ferry_store::BlockId) {
+    let snap = Snapshot {
         time_ns: 1,
         root,
         parents: vec![],
@@ -80,9 +85,8 @@ fn plant_snapshot(st: &str, tree: &Tree) {
         replica: [0; 16],
         folder: [0; 16],
         summary: Default::default(),
-    }
-    .save(&store)
-    .unwrap();
+    };
+    snap.save(store).unwrap();
 }
 
 fn file(name: &[u8]) -> Entry {
@@ -128,19 +132,7 @@ fn a_symlink_planted_in_the_target_is_replaced_not_followed() {
     a.mode = 0o755;
     let root = w.put(Kind::Tree, &Tree { entries: vec![a] }.encode()).unwrap();
     w.finish().unwrap();
-    Snapshot {
-        time_ns: 1,
-        root,
-        parents: vec![],
-        host: "h".into(),
-        source: b"/".to_vec(),
-        tags: vec![],
-        replica: [0; 16],
-        folder: [0; 16],
-        summary: Default::default(),
-    }
-    .save(&store)
-    .unwrap();
+    save_snapshot(&store, root);
     let outside = env.path("outside");
     fs::create_dir_all(&outside).unwrap();
     let target = env.path("target");
@@ -165,19 +157,7 @@ fn deeply_nested_and_oversized_trees_are_refused() {
         id = w.put(Kind::Tree, &Tree { entries: vec![d] }.encode()).unwrap();
     }
     w.finish().unwrap();
-    Snapshot {
-        time_ns: 1,
-        root: id,
-        parents: vec![],
-        host: "h".into(),
-        source: b"/".to_vec(),
-        tags: vec![],
-        replica: [0; 16],
-        folder: [0; 16],
-        summary: Default::default(),
-    }
-    .save(&store)
-    .unwrap();
+    save_snapshot(&store, id);
     let o = env.run(&["restore", &st, "latest", "--target", env.path("t").to_str().unwrap()]);
     assert_ne!(o.status.code(), Some(0));
     let all = format!("{}{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
