@@ -241,7 +241,10 @@ fn cmd_backup(g: &Global, a: &BackupArgs) -> Result<i32> {
 
 fn snapshots(g: &Global, loc: &Path) -> Result<i32> {
     let store = open(g, loc)?;
-    let all = snapshot::list(&store)?;
+    let (all, damaged) = snapshot::list_all(&store)?;
+    for (id, e) in &damaged {
+        eprintln!("ferry: warning: snapshot {} is unreadable and left out: {e}", id.short(8));
+    }
     if g.json {
         let v: Vec<_> = all
             .iter()

@@ -8,7 +8,12 @@
 use ferry_store::envelope::{self, Kind};
 use ferry_store::index::{IndexFile, PackRecord};
 use ferry_store::pack::{BlobEntry, PackBuilder};
-use ferry_store::{ChunkerParams, Config, INDEX_DIR, KEYS_DIR, KdfParams, KeyFile, Keys, MasterKey, ObjectName, PACKS_DIR, object_path};
+use ferry_store::{
+    BlockId, ChunkerParams, Config, INDEX_DIR, KEYS_DIR, KdfParams, KeyFile, Keys, MasterKey, ObjectName, PACKS_DIR, SNAPSHOTS_DIR,
+    object_path,
+};
+use ferry_sync::snapshot::{Snapshot, Summary};
+use ferry_sync::tree::{Content, Entry, Tree};
 use serde::Serialize;
 
 use crate::model::*;
@@ -114,7 +119,12 @@ pub fn generate() -> Vec<(String, String)> {
     let configs = config_vectors();
     let indexes = index_vectors(&data_pack, &tree_pack);
     let store = store_vector(&keyfiles[0], &configs[0], &indexes[0], &data_pack, &tree_pack);
-    let negative = negative_cases(&data_pack, &keyfiles[0], &configs[0], &store);
+    let trees = tree_vectors();
+    let root = trees.last().expect("the root tree is built last");
+    let (snapshots, snapshot_structs) = snapshot_vectors(&trees, root.id);
+    let mut negative = negative_cases(&data_pack, &keyfiles[0], &configs[0], &store);
+    negative.extend(tree_negative_cases());
+    negative.extend(snapshot_negative_cases(&snapshot_structs[0]));
     vec![
         file("keys", "SPEC.md §3", "Keys derived from two master keys, and block IDs of fixed inputs.", keys_vectors()),
         file(
@@ -138,6 +148,21 @@ pub fn generate() -> Vec<(String, String)> {
             "SPEC.md §2, §10",
             "A whole store directory: open it with the passphrase, read every block, adopt the unindexed pack.",
             vec![store],
+        ),
+        file(
+            "tree",
+            "SPEC.md §14.1, §14.3, §14.4",
+            "Tree blocks with master key A: an empty folder, a subfolder, and a root folder holding a file of two blocks, a folder, \
+             a symlink and two names of one hard-linked file. The data blocks are small hand-picked plaintexts: the tree format \
+             does not depend on how the chunker cut them.",
+            trees.iter().map(|t| t.vector.clone()).collect(),
+        ),
+        file(
+            "snapshot",
+            "SPEC.md §14.2, §14.5",
+            "Snapshot objects of the root tree of tree.json, sealed with fixed nonces: a first backup, a second one naming it as \
+             parent, and one with replica and folder ids and two parents.",
+            snapshots,
         ),
         file("negative", "SPEC.md §13.2", "Inputs every reader must refuse, with the error class and the failing check.", negative),
     ]
@@ -424,6 +449,206 @@ fn store_vector(kf: &KeyFileVector, config: &ConfigVector, index: &IndexVector, 
     }
 }
 
+/// Modification times of the tree vectors: 2026-11-21 00:00:00.123456789 UTC, and later.
+pub const T0: i64 = 1_795_219_200_123_456_789;
+
+/// Link group of the hard-linked file of the root tree vector (any non-zero value will do).
+pub const LINK_GROUP: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// A tree vector and the parts other vectors reuse.
+#[derive(Clone, Debug)]
+pub struct BuiltTree {
+    /// The JSON vector.
+    pub vector: TreeVector,
+    /// Its block ID.
+    pub id: BlockId,
+    /// The tree.
+    pub tree: Tree,
+}
+
+fn i64_hex(v: i64) -> String {
+    u64_hex(v as u64)
+}
+
+fn tree_entry_json(e: &Entry) -> TreeEntryJson {
+    let (blocks, subtree, target) = match &e.content {
+        Content::File(ids) => (Some(ids.iter().map(|i| i.to_hex()).collect()), None, None),
+        Content::Dir(id) => (None, Some(id.to_hex()), None),
+        Content::Symlink(t) => (None, None, Some(h(t))),
+    };
+    TreeEntryJson {
+        name: e.name_str(),
+        name_hex: h(&e.name),
+        entry_type: e.entry_type() as u8,
+        mode: e.mode,
+        mtime_ns: i64_hex(e.mtime_ns),
+        size: e.size,
+        uid: e.uid,
+        gid: e.gid,
+        link_group: u64_hex(e.link_group),
+        blocks,
+        subtree,
+        target,
+    }
+}
+
+fn tree_vector(name: &str, tree: Tree, data: &[&[u8]]) -> BuiltTree {
+    let k = keys(&MASTER_A);
+    let payload = tree.encode();
+    // The vectors must be what a writer produces: sorted, and accepted by the reader.
+    assert_eq!(Tree::decode(&payload, name).expect("a valid tree"), tree, "{name}: the tree must round-trip");
+    let id = k.block_id(&payload);
+    let nonce: [u8; 24] = fixed(&format!("tree {name} nonce"));
+    let sealed = envelope::seal_with_nonce(&k, Kind::Tree, &id.0, &payload, envelope::ZSTD_LEVEL, &nonce);
+    let mut data_blocks: Vec<DataBlockJson> = Vec::new();
+    for d in data {
+        let id = k.block_id(d).to_hex();
+        if !data_blocks.iter().any(|b| b.id == id) {
+            data_blocks.push(DataBlockJson { id, plaintext: h(d) });
+        }
+    }
+    let vector = TreeVector {
+        name: name.into(),
+        master_key: h(&MASTER_A),
+        entries: tree.entries.iter().map(tree_entry_json).collect(),
+        data_blocks,
+        payload: h(&payload),
+        block_id: id.to_hex(),
+        nonce: h(&nonce),
+        sealed: h(&sealed),
+    };
+    BuiltTree { vector, id, tree }
+}
+
+/// The tree vectors, children before parents: the root tree is last.
+fn tree_vectors() -> Vec<BuiltTree> {
+    let k = keys(&MASTER_A);
+    let base = |name: &[u8], mode: u32, mtime_ns: i64, content: Content| Entry {
+        name: name.to_vec(),
+        mode,
+        mtime_ns,
+        size: 0,
+        uid: 1000,
+        gid: 1000,
+        link_group: 0,
+        content,
+    };
+    let file = |name: &[u8], mode: u32, mtime_ns: i64, link_group: u64, blocks: &[&[u8]]| {
+        let mut e = base(name, mode, mtime_ns, Content::File(blocks.iter().map(|b| k.block_id(b)).collect()));
+        e.size = blocks.iter().map(|b| b.len() as u64).sum();
+        e.link_group = link_group;
+        e
+    };
+    let empty = tree_vector("empty", Tree::default(), &[]);
+
+    let notes: &[u8] = b"notes\n";
+    let sub = Tree { entries: vec![file(b"empty-file", 0o600, T0 + 1, 0, &[]), file(b"readme", 0o644, T0 + 2, 0, &[notes])] };
+    let sub = tree_vector("subfolder", sub, &[notes]);
+
+    let readme: &[u8] = b"Read me first.\n";
+    let linked: &[u8] = b"one file, two names\n";
+    let first = text(200);
+    let second: &[u8] = b"the end\n";
+    let mut owned_by_root = file(b"README", 0o644, T0 + 10, 0, &[readme]);
+    owned_by_root.uid = 0;
+    owned_by_root.gid = 0;
+    let mut sticky = base("\u{e9}t\u{e9}".as_bytes(), 0o1777, T0 + 16, Content::Dir(empty.id));
+    sticky.gid = 100;
+    let root = Tree {
+        entries: vec![
+            owned_by_root,
+            base(b"a-dir", 0o755, T0 + 11, Content::Dir(sub.id)),
+            file(b"hard-1", 0o640, T0 + 12, LINK_GROUP, &[linked]),
+            file(b"hard-2", 0o640, T0 + 12, LINK_GROUP, &[linked]),
+            // A symlink older than 1970: mtime_ns is signed.
+            base(b"link", 0o777, -1_500_000_000, Content::Symlink(b"a-dir/readme".to_vec())),
+            file(b"two-blocks.txt", 0o644, T0 + 15, 0, &[&first, second]),
+            sticky,
+        ],
+    };
+    let root = tree_vector("root", root, &[readme, linked, &first, second]);
+    vec![empty, sub, root]
+}
+
+fn snapshot_vector(name: &str, snap: &Snapshot) -> SnapshotVector {
+    let k = keys(&MASTER_A);
+    let payload = snap.encode();
+    assert_eq!(&Snapshot::decode(&payload, name).expect("a valid snapshot"), snap, "{name}: the snapshot must round-trip");
+    let nonce: [u8; 24] = fixed(&format!("snapshot {name} nonce"));
+    let sealed = envelope::seal_with_nonce(&k, Kind::Snapshot, &[0; 32], &payload, envelope::ZSTD_LEVEL, &nonce);
+    let oname = ObjectName::of(&sealed);
+    let s = &snap.summary;
+    SnapshotVector {
+        name: name.into(),
+        master_key: h(&MASTER_A),
+        version: 1,
+        time_ns: i64_hex(snap.time_ns),
+        root: snap.root.to_hex(),
+        parents: snap.parents.iter().map(|p| p.to_hex()).collect(),
+        host: snap.host.clone(),
+        source: snap.source_str(),
+        source_hex: h(&snap.source),
+        tags: snap.tags.clone(),
+        replica: h(&snap.replica),
+        folder: h(&snap.folder),
+        files: s.files,
+        dirs: s.dirs,
+        bytes: s.bytes,
+        new_files: s.new_files,
+        changed_files: s.changed_files,
+        unchanged_files: s.unchanged_files,
+        added_bytes: s.added_bytes,
+        payload: h(&payload),
+        nonce: h(&nonce),
+        zstd_level: envelope::ZSTD_LEVEL,
+        sealed: h(&sealed),
+        object_name: oname.to_hex(),
+        path: object_path(SNAPSHOTS_DIR, &oname),
+    }
+}
+
+/// Snapshot vectors of the tree vectors' root, and the snapshots themselves.
+fn snapshot_vectors(trees: &[BuiltTree], root: BlockId) -> (Vec<SnapshotVector>, Vec<Snapshot>) {
+    // The counts a backup of these trees records: each tree vector is the
+    // listing of exactly one folder (root, "a-dir", "été"). added_bytes is
+    // informational and merely plausible.
+    let files = trees.iter().flat_map(|t| &t.tree.entries).filter(|e| matches!(e.content, Content::File(_)));
+    let (nfiles, bytes) = files.fold((0, 0), |(n, b), e| (n + 1, b + e.size));
+    let dirs = trees.len() as u64;
+    let day: i64 = 86_400 * 1_000_000_000;
+    let first = Snapshot {
+        time_ns: T0 + 60_000_000_000,
+        root,
+        parents: Vec::new(),
+        host: "vector-host".into(),
+        source: b"/home/vector/docs".to_vec(),
+        tags: Vec::new(),
+        replica: [0; 16],
+        folder: [0; 16],
+        summary: Summary { files: nfiles, dirs, bytes, new_files: nfiles, changed_files: 0, unchanged_files: 0, added_bytes: 3797 },
+    };
+    let v1 = snapshot_vector("first-backup", &first);
+    let second = Snapshot {
+        time_ns: first.time_ns + day,
+        parents: vec![v1.object_name.parse().expect("object name")],
+        tags: vec!["daily".into(), "gr\u{f6}\u{df}e \u{2603}".into()],
+        summary: Summary { new_files: 0, unchanged_files: nfiles, added_bytes: 0, ..first.summary },
+        ..first.clone()
+    };
+    let v2 = snapshot_vector("second-backup-tagged", &second);
+    let synced = Snapshot {
+        time_ns: second.time_ns + day,
+        parents: vec![v2.object_name.parse().expect("object name"), v1.object_name.parse().expect("object name")],
+        host: "other-host".into(),
+        source: b"/srv/sync/docs".to_vec(),
+        replica: fixed("snapshot replica id"),
+        folder: fixed("snapshot folder id"),
+        ..second.clone()
+    };
+    let v3 = snapshot_vector("replica-two-parents", &synced);
+    (vec![v1, v2, v3], vec![first, second, synced])
+}
+
 struct Neg {
     cases: Vec<NegativeCase>,
 }
@@ -457,6 +682,12 @@ impl Neg {
     }
     fn index(&mut self, name: &str, description: &str, sealed: &[u8], reason: &str) {
         self.add(name, description, &MASTER_A, NegativeInput::Index { sealed: h(sealed) }, "damaged", reason);
+    }
+    fn tree(&mut self, name: &str, description: &str, payload: &[u8], reason: &str) {
+        self.add(name, description, &MASTER_A, NegativeInput::Tree { payload: h(payload) }, "damaged", reason);
+    }
+    fn snapshot(&mut self, name: &str, description: &str, sealed: &[u8], error: &str, reason: &str) {
+        self.add(name, description, &MASTER_A, NegativeInput::Snapshot { sealed: h(sealed) }, error, reason);
     }
 }
 
@@ -893,6 +1124,190 @@ fn negative_cases(data: &BuiltPack, kf: &KeyFileVector, config: &ConfigVector, s
         "an authentic index whose entry claims a data block of chunk_max + 1 plaintext bytes: refused before reading",
         &MASTER_A,
         NegativeInput::Store { passphrase: store.passphrase.clone(), files, read: vec![data.entries[1].id.to_hex()] },
+        "damaged",
+        "size_limit",
+    );
+    n.cases
+}
+
+/// Tree payloads that `Tree::decode` must refuse (SPEC.md §14.1, §14.3).
+fn tree_negative_cases() -> Vec<NegativeCase> {
+    let mut n = Neg { cases: Vec::new() };
+    let link = |name: &[u8]| r::RawTreeEntry {
+        name: name.to_vec(),
+        entry_type: r::ENTRY_SYMLINK,
+        mode: 0o777,
+        mtime_ns: T0,
+        size: 0,
+        uid: 1000,
+        gid: 1000,
+        link_group: 0,
+        content: r::symlink_content(b"target"),
+    };
+    let one = |e: r::RawTreeEntry| r::tree_payload(1, &[e]);
+    n.tree("tree-name-dotdot", "an entry named \"..\"", &one(link(b"..")), "bad_name");
+    n.tree("tree-name-dot", "an entry named \".\"", &one(link(b".")), "bad_name");
+    n.tree("tree-name-slash", "an entry named \"a/b\"", &one(link(b"a/b")), "bad_name");
+    n.tree("tree-name-nul", "an entry named \"a\", NUL, \"b\"", &one(link(b"a\0b")), "bad_name");
+    n.tree("tree-name-empty", "an entry with an empty name", &one(link(b"")), "bad_name");
+    n.tree(
+        "tree-name-too-long",
+        "a name of 1025 bytes: refused from its length, before it is read",
+        &one(link(&[b'x'; r::MAX_NAME + 1])),
+        "size_limit",
+    );
+    n.tree("tree-unsorted", "entries \"b\" then \"a\"", &r::tree_payload(2, &[link(b"b"), link(b"a")]), "not_sorted");
+    n.tree(
+        "tree-unsorted-prefix",
+        "entries \"ab\" then \"a\": a name sorts after its prefixes",
+        &r::tree_payload(2, &[link(b"ab"), link(b"a")]),
+        "not_sorted",
+    );
+    n.tree("tree-duplicate-names", "two entries named \"a\"", &r::tree_payload(2, &[link(b"a"), link(b"a")]), "not_sorted");
+    n.tree(
+        "tree-unknown-type",
+        "entry type 4 (followed by a symlink's content)",
+        &one(r::RawTreeEntry { entry_type: 4, ..link(b"a") }),
+        "unknown_entry_type",
+    );
+    n.tree("tree-type-zero", "entry type 0", &one(r::RawTreeEntry { entry_type: 0, ..link(b"a") }), "unknown_entry_type");
+    n.tree(
+        "tree-count-overflow",
+        "count 1000 with one entry: 1000 × 45 bytes cannot fit in what is left",
+        &r::tree_payload(1000, &[link(b"a")]),
+        "count_overflow",
+    );
+    let long = r::tree_payload(2, &[r::RawTreeEntry { content: r::symlink_content(&[b't'; 100]), ..link(b"a") }]);
+    n.tree(
+        "tree-count-one-too-many",
+        &format!("count 2 with one entry of {} bytes: the count passes the 45-byte bound, the second entry is missing", long.len() - 4),
+        &long,
+        "truncated",
+    );
+    let id = keys(&MASTER_A).block_id(b"hello, ferry").0;
+    let mut content = r::file_content(&[id]);
+    content[..4].copy_from_slice(&3u32.to_le_bytes());
+    n.tree(
+        "tree-block-count-overflow",
+        "a file entry whose block_count is 3 but which holds one block ID",
+        &one(r::RawTreeEntry { entry_type: r::ENTRY_FILE, mode: 0o644, size: 12, content, ..link(b"f") }),
+        "count_overflow",
+    );
+    n.tree(
+        "tree-target-too-long",
+        "a symlink target of 4097 bytes",
+        &one(r::RawTreeEntry { content: r::symlink_content(&[b't'; r::MAX_TARGET + 1]), ..link(b"a") }),
+        "size_limit",
+    );
+    let mut p = one(link(b"a"));
+    p.push(0);
+    n.tree("tree-trailing-bytes", "one byte after the last entry", &p, "trailing_bytes");
+    let p = one(link(b"a"));
+    n.tree("tree-truncated", "the last byte of the symlink target is missing", &p[..p.len() - 1], "truncated");
+    n.cases
+}
+
+fn raw_snapshot(s: &Snapshot) -> r::RawSnapshot {
+    let m = &s.summary;
+    r::RawSnapshot {
+        version: 1,
+        time_ns: s.time_ns,
+        root: s.root.0,
+        parents: s.parents.iter().map(|p| p.0).collect(),
+        host: s.host.as_bytes().to_vec(),
+        source: s.source.clone(),
+        tags: s.tags.iter().map(|t| t.as_bytes().to_vec()).collect(),
+        replica: s.replica,
+        folder: s.folder,
+        counts: [m.files, m.dirs, m.bytes, m.new_files, m.changed_files, m.unchanged_files, m.added_bytes],
+    }
+}
+
+/// Sealed snapshots that a reader must refuse (SPEC.md §14.2).
+fn snapshot_negative_cases(snap: &Snapshot) -> Vec<NegativeCase> {
+    let ka = keys(&MASTER_A);
+    let mut n = Neg { cases: Vec::new() };
+    let seal = |label: &str, kind: Kind, payload: &[u8]| {
+        envelope::seal_with_nonce(&ka, kind, &[0; 32], payload, 3, &fixed(&format!("negative snapshot {label}")))
+    };
+    let base = raw_snapshot(snap);
+    let with = |f: &dyn Fn(&mut r::RawSnapshot)| {
+        let mut s = base.clone();
+        f(&mut s);
+        s.encode()
+    };
+    n.snapshot(
+        "snapshot-version-2",
+        "payload version 2",
+        &seal("version", Kind::Snapshot, &with(&|s| s.version = 2)),
+        "unsupported",
+        "version",
+    );
+    n.snapshot(
+        "snapshot-host-too-long",
+        "a host of 257 bytes",
+        &seal("host", Kind::Snapshot, &with(&|s| s.host = vec![b'h'; r::MAX_HOST + 1])),
+        "damaged",
+        "size_limit",
+    );
+    n.snapshot(
+        "snapshot-source-too-long",
+        "a source of 4097 bytes",
+        &seal("source", Kind::Snapshot, &with(&|s| s.source = vec![b's'; r::MAX_SOURCE + 1])),
+        "damaged",
+        "size_limit",
+    );
+    n.snapshot(
+        "snapshot-tag-too-long",
+        "a tag of 257 bytes",
+        &seal("tag", Kind::Snapshot, &with(&|s| s.tags = vec![vec![b't'; r::MAX_TAG + 1]])),
+        "damaged",
+        "size_limit",
+    );
+    // parent_count sits right after version, time_ns and root.
+    let mut p = base.encode();
+    p[44..48].copy_from_slice(&1_000_000u32.to_le_bytes());
+    n.snapshot(
+        "snapshot-parent-count-overflow",
+        "parent_count 1000000 in a payload of a few hundred bytes",
+        &seal("parents", Kind::Snapshot, &p),
+        "damaged",
+        "count_overflow",
+    );
+    let mut p = with(&|s| s.tags.clear());
+    let at = p.len() - 32 - 56 - 4;
+    p[at..at + 4].copy_from_slice(&100u32.to_le_bytes());
+    n.snapshot(
+        "snapshot-tag-count-overflow",
+        "tag_count 100 with 88 bytes left: 100 × 4 cannot fit",
+        &seal("tags", Kind::Snapshot, &p),
+        "damaged",
+        "count_overflow",
+    );
+    let mut p = base.encode();
+    p.push(0);
+    n.snapshot("snapshot-trailing-bytes", "one byte after added_bytes", &seal("trailing", Kind::Snapshot, &p), "damaged", "trailing_bytes");
+    let p = base.encode();
+    n.snapshot(
+        "snapshot-truncated",
+        "the last byte of added_bytes is missing",
+        &seal("truncated", Kind::Snapshot, &p[..p.len() - 1]),
+        "damaged",
+        "truncated",
+    );
+    n.snapshot(
+        "snapshot-wrong-kind",
+        "a snapshot payload sealed with kind 17 (index)",
+        &seal("kind", Kind::Index, &base.encode()),
+        "damaged",
+        "authentication",
+    );
+    let mut pt = vec![1];
+    pt.extend_from_slice(&r::zstd_frame_claiming(2 << 20));
+    n.snapshot(
+        "snapshot-zstd-claims-2MiB",
+        "a zstd frame claiming 2 MiB, over the 1 MiB snapshot limit",
+        &r::seal_plaintext(&r::derive(&MASTER_A).enc_key, Kind::Snapshot as u8, &[0; 32], &pt, &fixed("negative snapshot bomb")),
         "damaged",
         "size_limit",
     );

@@ -306,6 +306,124 @@ pub struct StoreVector {
     pub unindexed: Vec<UnindexedPack>,
 }
 
+/// One entry of a tree vector (SPEC.md §14.1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeEntryJson {
+    /// The name as text (for reading the file; `name_hex` is authoritative).
+    pub name: String,
+    /// The name bytes.
+    pub name_hex: String,
+    /// Entry type: 1 file, 2 folder, 3 symlink.
+    #[serde(rename = "type")]
+    pub entry_type: u8,
+    /// Permission bits.
+    pub mode: u32,
+    /// Modification time in ns since the Unix epoch: 16 hex digits of the i64's two's complement.
+    pub mtime_ns: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Hard-link group, 16 hex digits (0: not hard-linked).
+    pub link_group: String,
+    /// Type 1: the data block IDs in file order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<Vec<String>>,
+    /// Type 2: the subtree's block ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtree: Option<String>,
+    /// Type 3: the link target bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// A data block a tree vector refers to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataBlockJson {
+    /// Block ID.
+    pub id: String,
+    /// Plaintext.
+    pub plaintext: String,
+}
+
+/// `tree.json`: tree blocks (SPEC.md §14.1, §14.3, §14.4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeVector {
+    /// Short label.
+    pub name: String,
+    /// Master key (the block ID and the sealing key derive from it).
+    pub master_key: String,
+    /// The entries, in payload order.
+    pub entries: Vec<TreeEntryJson>,
+    /// The data blocks the file entries list (plaintexts, so sizes can be checked).
+    pub data_blocks: Vec<DataBlockJson>,
+    /// The encoded tree (the block's plaintext).
+    pub payload: String,
+    /// Its block ID (SPEC.md §3.2).
+    pub block_id: String,
+    /// Nonce of the sealed block.
+    pub nonce: String,
+    /// The sealed tree block (kind 2, AAD id = block ID), as it appears in a pack.
+    pub sealed: String,
+}
+
+/// `snapshot.json`: snapshot objects (SPEC.md §14.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotVector {
+    /// Short label.
+    pub name: String,
+    /// Master key.
+    pub master_key: String,
+    /// Payload version (1).
+    pub version: u32,
+    /// When it was taken, ns since the Unix epoch: 16 hex digits of the i64's two's complement.
+    pub time_ns: String,
+    /// Block ID of the root tree.
+    pub root: String,
+    /// Parent snapshot IDs.
+    pub parents: Vec<String>,
+    /// Host name.
+    pub host: String,
+    /// Source folder as text (`source_hex` is authoritative).
+    pub source: String,
+    /// Source folder bytes.
+    pub source_hex: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Replica id (zero for plain backups).
+    pub replica: String,
+    /// Synced folder id (zero for plain backups).
+    pub folder: String,
+    /// Summary: files.
+    pub files: u64,
+    /// Summary: folders.
+    pub dirs: u64,
+    /// Summary: bytes of file content.
+    pub bytes: u64,
+    /// Summary: new files.
+    pub new_files: u64,
+    /// Summary: changed files.
+    pub changed_files: u64,
+    /// Summary: unchanged files.
+    pub unchanged_files: u64,
+    /// Summary: bytes added to the store.
+    pub added_bytes: u64,
+    /// The encoded payload.
+    pub payload: String,
+    /// Nonce of the envelope.
+    pub nonce: String,
+    /// zstd level the writer used.
+    pub zstd_level: i32,
+    /// The sealed snapshot (kind 18, zero id): the whole object.
+    pub sealed: String,
+    /// Its object name, which is the snapshot ID.
+    pub object_name: String,
+    /// Its path in a store.
+    pub path: String,
+}
+
 /// `negative.json`: one input that a reader must refuse.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NegativeCase {
@@ -358,6 +476,16 @@ pub enum NegativeInput {
     /// A sealed index file (§9).
     Index {
         /// The index file bytes.
+        sealed: String,
+    },
+    /// A tree block's payload, decoded (§14.1); sealing is not involved.
+    Tree {
+        /// The payload bytes.
+        payload: String,
+    },
+    /// A sealed snapshot (§14.2): opened with limit 1 MiB, then decoded (the name is not involved).
+    Snapshot {
+        /// The snapshot object's bytes.
         sealed: String,
     },
     /// A whole store opened with a passphrase (§2, §10).

@@ -329,3 +329,156 @@ pub fn zstd_frame_unsized(blocks: u32) -> Vec<u8> {
     }
     f
 }
+
+/// SPEC.md §14.1: entry type of a regular file.
+pub const ENTRY_FILE: u8 = 1;
+/// SPEC.md §14.1: entry type of a folder.
+pub const ENTRY_DIR: u8 = 2;
+/// SPEC.md §14.1: entry type of a symbolic link.
+pub const ENTRY_SYMLINK: u8 = 3;
+/// SPEC.md §14.3: longest entry name.
+pub const MAX_NAME: usize = 1024;
+/// SPEC.md §14.1: longest symlink target.
+pub const MAX_TARGET: usize = 4096;
+/// SPEC.md §14.6: deepest tree below the root.
+pub const MAX_DEPTH: usize = 256;
+/// SPEC.md §14.1: largest tree payload.
+pub const MAX_TREE_LEN: usize = 64 << 20;
+/// SPEC.md §14.2: largest snapshot payload.
+pub const MAX_SNAPSHOT_LEN: usize = 1 << 20;
+/// SPEC.md §14.2: longest host, source and tag.
+pub const MAX_HOST: usize = 256;
+/// See [`MAX_HOST`].
+pub const MAX_SOURCE: usize = 4096;
+/// See [`MAX_HOST`].
+pub const MAX_TAG: usize = 256;
+
+/// `u32` length, then the bytes (SPEC.md §14.1 "blob").
+pub fn blob(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// SPEC.md §14.3: true when a tree entry name is acceptable.
+pub fn name_is_valid(name: &[u8]) -> bool {
+    !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0) && name.len() <= MAX_NAME
+}
+
+/// One tree entry with its fields as stored (SPEC.md §14.1). `content` is
+/// the already encoded content, so invalid entries can be built too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawTreeEntry {
+    /// Name bytes.
+    pub name: Vec<u8>,
+    /// Type byte.
+    pub entry_type: u8,
+    /// Permission bits.
+    pub mode: u32,
+    /// Modification time, ns since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Size.
+    pub size: u64,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Hard-link group.
+    pub link_group: u64,
+    /// Encoded content (see [`file_content`], [`dir_content`], [`symlink_content`]).
+    pub content: Vec<u8>,
+}
+
+impl RawTreeEntry {
+    /// Appends the encoding.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        blob(out, &self.name);
+        out.push(self.entry_type);
+        out.extend_from_slice(&self.mode.to_le_bytes());
+        out.extend_from_slice(&self.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&self.size.to_le_bytes());
+        out.extend_from_slice(&self.uid.to_le_bytes());
+        out.extend_from_slice(&self.gid.to_le_bytes());
+        out.extend_from_slice(&self.link_group.to_le_bytes());
+        out.extend_from_slice(&self.content);
+    }
+}
+
+/// Content of a file entry: `block_count` then the IDs.
+pub fn file_content(ids: &[[u8; 32]]) -> Vec<u8> {
+    let mut out = (ids.len() as u32).to_le_bytes().to_vec();
+    for id in ids {
+        out.extend_from_slice(id);
+    }
+    out
+}
+
+/// Content of a folder entry: the subtree's block ID.
+pub fn dir_content(id: &[u8; 32]) -> Vec<u8> {
+    id.to_vec()
+}
+
+/// Content of a symlink entry: the target as a blob.
+pub fn symlink_content(target: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    blob(&mut out, target);
+    out
+}
+
+/// A tree payload with an explicit count (which may lie).
+pub fn tree_payload(count: u32, entries: &[RawTreeEntry]) -> Vec<u8> {
+    let mut out = count.to_le_bytes().to_vec();
+    for e in entries {
+        e.encode(&mut out);
+    }
+    out
+}
+
+/// The fields of a snapshot payload (SPEC.md §14.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawSnapshot {
+    /// Payload version.
+    pub version: u32,
+    /// ns since the Unix epoch.
+    pub time_ns: i64,
+    /// Root tree block ID.
+    pub root: [u8; 32],
+    /// Parent snapshot IDs.
+    pub parents: Vec<[u8; 32]>,
+    /// Host bytes.
+    pub host: Vec<u8>,
+    /// Source path bytes.
+    pub source: Vec<u8>,
+    /// Tag bytes.
+    pub tags: Vec<Vec<u8>>,
+    /// Replica id.
+    pub replica: [u8; 16],
+    /// Synced folder id.
+    pub folder: [u8; 16],
+    /// files, dirs, bytes, new_files, changed_files, unchanged_files, added_bytes.
+    pub counts: [u64; 7],
+}
+
+impl RawSnapshot {
+    /// The payload.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.version.to_le_bytes().to_vec();
+        out.extend_from_slice(&self.time_ns.to_le_bytes());
+        out.extend_from_slice(&self.root);
+        out.extend_from_slice(&(self.parents.len() as u32).to_le_bytes());
+        for p in &self.parents {
+            out.extend_from_slice(p);
+        }
+        blob(&mut out, &self.host);
+        blob(&mut out, &self.source);
+        out.extend_from_slice(&(self.tags.len() as u32).to_le_bytes());
+        for t in &self.tags {
+            blob(&mut out, t);
+        }
+        out.extend_from_slice(&self.replica);
+        out.extend_from_slice(&self.folder);
+        for c in self.counts {
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+        out
+    }
+}

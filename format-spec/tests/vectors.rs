@@ -1,8 +1,10 @@
 //! The checked-in test vectors (SPEC.md §13): (a) they are exactly what
 //! the generator produces today, and (b) each one holds when read back
-//! through the store crate's public API, and through the naive reference
-//! implementation written from SPEC.md.
+//! through the store crate's public API (and, for trees and snapshots,
+//! ferry-sync's decoders), and through the naive reference implementation
+//! written from SPEC.md.
 
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Read;
 use std::sync::Arc;
@@ -16,9 +18,11 @@ use ferry_store::envelope::{self, Kind};
 use ferry_store::index::IndexFile;
 use ferry_store::pack::{self, BlobEntry};
 use ferry_store::{
-    BlockId, CacheLocation, Chunker, ChunkerParams, Config, Error, INDEX_DIR, KdfParams, KeyFile, Keys, MasterKey, ObjectName, PACKS_DIR,
-    Store, object_path, open_block,
+    BlockId, CacheLocation, Chunker, ChunkerParams, Config, Error, INDEX_DIR, InitOptions, KdfParams, KeyFile, Keys, MasterKey, ObjectName,
+    PACKS_DIR, SNAPSHOTS_DIR, Store, object_path, open_block,
 };
+use ferry_sync::snapshot::{self, MAX_SNAPSHOT_LEN, Snapshot};
+use ferry_sync::tree::{self, Content, Entry, EntryType, Tree};
 use serde::de::DeserializeOwned;
 
 const REGENERATE: &str = "run `cargo run -p ferry-format-spec --bin gen-vectors`";
@@ -456,6 +460,13 @@ fn read_negative(c: &NegativeCase) -> Outcome {
         },
         NegativeInput::Config { sealed } => outcome(Config::open(&k, &unhex(sealed))),
         NegativeInput::Index { sealed } => outcome(IndexFile::open(&k, &unhex(sealed), &c.name)),
+        NegativeInput::Tree { payload } => outcome(Tree::decode(&unhex(payload), &c.name)),
+        NegativeInput::Snapshot { sealed } => {
+            match envelope::open(&k, Kind::Snapshot, &[0; 32], &unhex(sealed), MAX_SNAPSHOT_LEN, &|| c.name.clone()) {
+                Ok(payload) => outcome(Snapshot::decode(&payload, &c.name)),
+                Err(e) => outcome::<()>(Err(e)),
+            }
+        }
         NegativeInput::Store { passphrase, files, read } => {
             let dir = write_store(files);
             let s = match Store::open(Arc::new(LocalDir::new(dir.path())), passphrase.as_bytes(), CacheLocation::Memory) {
@@ -477,30 +488,33 @@ fn read_negative(c: &NegativeCase) -> Outcome {
     }
 }
 
-/// The text a store error must contain for each `reason` of SPEC.md §13.2.
-fn reason_text(reason: &str) -> &'static str {
+/// The texts a store error must contain (one of them) for each `reason` of SPEC.md §13.2.
+fn reason_texts(reason: &str) -> &'static [&'static str] {
     match reason {
-        "authentication" => "authentication failed",
-        "too_short" => "short",
-        "unknown_codec" => "unknown codec",
-        "size_limit" => "limit",
-        "bad_compression" => "zstd payload",
-        "length_mismatch" => "the index says",
-        "block_id_mismatch" => "does not hash to its block ID",
-        "bad_magic" => "bad magic",
-        "trailer_length" => "does not fit",
-        "out_of_bounds" => "outside the",
-        "bad_kind" => "not a block kind",
-        "count_overflow" => "bytes left",
-        "trailing_bytes" => "trailing bytes",
-        "truncated" => "truncated",
-        "version" => "version",
-        "unknown_kdf" => "key derivation function",
-        "kdf_params" => "Argon2id",
-        "family_mismatch" => "family id does not match",
-        "bad_params" => "invalid parameter",
-        "name_mismatch" => "do not hash to the object's name",
-        "wrong_family" => "key family",
+        "authentication" => &["authentication failed"],
+        "too_short" => &["short"],
+        "unknown_codec" => &["unknown codec"],
+        "size_limit" => &["limit"],
+        "bad_compression" => &["zstd payload"],
+        "length_mismatch" => &["the index says"],
+        "block_id_mismatch" => &["does not hash to its block ID"],
+        "bad_magic" => &["bad magic"],
+        "trailer_length" => &["does not fit"],
+        "out_of_bounds" => &["outside the"],
+        "bad_kind" => &["not a block kind"],
+        "count_overflow" => &["bytes left"],
+        "trailing_bytes" => &["trailing bytes"],
+        "truncated" => &["truncated"],
+        "version" => &["version"],
+        "unknown_kdf" => &["key derivation function"],
+        "kdf_params" => &["Argon2id"],
+        "family_mismatch" => &["family id does not match"],
+        "bad_params" => &["invalid parameter"],
+        "name_mismatch" => &["do not hash to the object's name"],
+        "wrong_family" => &["key family"],
+        "bad_name" => &["empty name", "is not allowed", "contains '/' or NUL"],
+        "not_sorted" => &["not strictly sorted"],
+        "unknown_entry_type" => &["unknown entry type"],
         other => panic!("negative.json uses reason {other:?}, which SPEC.md §13.2 does not define"),
     }
 }
@@ -514,7 +528,7 @@ fn negative_cases() {
         let got = read_negative(c);
         let ok = match &got {
             Outcome::WrongPassphrase => c.error == "wrong_passphrase",
-            Outcome::Failed(class, message) => *class == c.error && message.contains(reason_text(&c.reason)),
+            Outcome::Failed(class, message) => *class == c.error && reason_texts(&c.reason).iter().any(|t| message.contains(t)),
             Outcome::Accepted => false,
         };
         if !ok {
@@ -545,4 +559,286 @@ fn zstd_bombs_are_real() {
     assert_eq!(zstd::stream::decode_all(&frame[..]).expect("valid frame").len(), 256 << 10);
     assert!(matches!(zstd::zstd_safe::get_frame_content_size(&frame), Ok(None)));
     assert!(matches!(zstd::zstd_safe::get_frame_content_size(&r::zstd_frame_claiming(1 << 40)), Ok(Some(n)) if n == 1 << 40));
+}
+
+#[test]
+fn spec_constants_match_the_sync_crate() {
+    assert_eq!((tree::MAX_NAME, tree::MAX_TARGET, tree::MAX_DEPTH), (r::MAX_NAME, r::MAX_TARGET, r::MAX_DEPTH));
+    assert_eq!(ferry_store::MAX_TREE_LEN as usize, r::MAX_TREE_LEN);
+    assert_eq!(MAX_SNAPSHOT_LEN, r::MAX_SNAPSHOT_LEN);
+    assert_eq!((EntryType::File as u8, EntryType::Dir as u8, EntryType::Symlink as u8), (r::ENTRY_FILE, r::ENTRY_DIR, r::ENTRY_SYMLINK));
+    let long = vec![b'n'; r::MAX_NAME];
+    let longer = vec![b'n'; r::MAX_NAME + 1];
+    let names: [&[u8]; 14] =
+        [b"a", b".", b"..", b"...", b".hidden", b"", b"a/b", b"/", b"a\0", b"\\", b"\xff\xfe", "\u{e9}".as_bytes(), &long, &longer];
+    for n in names {
+        assert_eq!(tree::validate_name(n).is_ok(), r::name_is_valid(n), "name {:?}: SPEC.md §14.3 and ferry-sync disagree", n);
+    }
+}
+
+fn tree_entry(e: &TreeEntryJson) -> Entry {
+    let content = match e.entry_type {
+        1 => Content::File(e.blocks.as_ref().expect("a file lists blocks").iter().map(|b| BlockId(arr(b))).collect()),
+        2 => Content::Dir(BlockId(arr(e.subtree.as_ref().expect("a folder names its subtree")))),
+        3 => Content::Symlink(unhex(e.target.as_ref().expect("a symlink has a target"))),
+        t => panic!("entry type {t}"),
+    };
+    Entry {
+        name: unhex(&e.name_hex),
+        mode: e.mode,
+        mtime_ns: u64::from_str_radix(&e.mtime_ns, 16).expect("16 hex digits") as i64,
+        size: e.size,
+        uid: e.uid,
+        gid: e.gid,
+        link_group: u64::from_str_radix(&e.link_group, 16).expect("16 hex digits"),
+        content,
+    }
+}
+
+fn raw_tree_entry(e: &Entry) -> r::RawTreeEntry {
+    let (entry_type, content) = match &e.content {
+        Content::File(ids) => (r::ENTRY_FILE, r::file_content(&ids.iter().map(|i| i.0).collect::<Vec<_>>())),
+        Content::Dir(id) => (r::ENTRY_DIR, r::dir_content(&id.0)),
+        Content::Symlink(t) => (r::ENTRY_SYMLINK, r::symlink_content(t)),
+    };
+    r::RawTreeEntry {
+        name: e.name.clone(),
+        entry_type,
+        mode: e.mode,
+        mtime_ns: e.mtime_ns,
+        size: e.size,
+        uid: e.uid,
+        gid: e.gid,
+        link_group: e.link_group,
+        content,
+    }
+}
+
+#[test]
+fn trees() {
+    let vectors: Vec<TreeVector> = load("tree");
+    let mut seen_ids: Vec<String> = Vec::new();
+    let (mut types, mut two_blocks, mut linked) = (HashSet::new(), false, false);
+    for v in &vectors {
+        let k = keys(&v.master_key);
+        let payload = unhex(&v.payload);
+        assert!(payload.len() <= r::MAX_TREE_LEN);
+        let t = Tree::decode(&payload, &v.name).expect("tree decodes");
+        let want: Vec<Entry> = v.entries.iter().map(tree_entry).collect();
+        assert_eq!(t.entries, want, "{}: decoded entries", v.name);
+        assert_eq!(t.encode(), payload, "{}: a decoded tree re-encodes to the same bytes", v.name);
+        let raw: Vec<r::RawTreeEntry> = want.iter().map(raw_tree_entry).collect();
+        assert_eq!(r::tree_payload(raw.len() as u32, &raw), payload, "{}: reference encoding (SPEC.md §14.1)", v.name);
+        for w in t.entries.windows(2) {
+            assert!(w[0].name < w[1].name, "{}: names strictly increasing", v.name);
+        }
+        // Block ID and the sealed block (§3.2, §5).
+        assert_eq!(k.block_id(&payload).to_hex(), v.block_id, "{}: block ID", v.name);
+        let id = BlockId(arr(&v.block_id));
+        let sealed = unhex(&v.sealed);
+        assert_eq!(&sealed[..24], &arr::<24>(&v.nonce));
+        let opened = open_block(&k, Kind::Tree, &id, payload.len() as u32, &sealed, &|| v.name.clone()).expect("tree block opens");
+        assert_eq!(opened, payload);
+        assert_eq!(envelope::seal_with_nonce(&k, Kind::Tree, &id.0, &payload, 3, &arr(&v.nonce)), sealed, "{}: re-seal", v.name);
+        // Contents.
+        let data: HashMap<BlockId, Vec<u8>> = v
+            .data_blocks
+            .iter()
+            .map(|d| {
+                let p = unhex(&d.plaintext);
+                assert_eq!(k.block_id(&p).to_hex(), d.id, "{}: data block ID", v.name);
+                (BlockId(arr(&d.id)), p)
+            })
+            .collect();
+        let mut groups: HashMap<u64, Vec<&Entry>> = HashMap::new();
+        for (e, j) in t.entries.iter().zip(&v.entries) {
+            assert_eq!(e.name_str(), j.name);
+            assert!(r::name_is_valid(&e.name), "{}: {:?}", v.name, j.name);
+            assert_eq!(e.mode & !0o7777, 0, "{}: mode is permission bits only", v.name);
+            types.insert(e.entry_type() as u8);
+            match &e.content {
+                Content::File(ids) => {
+                    let sum: u64 = ids.iter().map(|i| data.get(i).expect("every data block is in data_blocks").len() as u64).sum();
+                    assert_eq!(sum, e.size, "{}: {}: a file's size is the sum of its blocks", v.name, j.name);
+                    two_blocks |= ids.len() == 2;
+                    if e.link_group != 0 {
+                        groups.entry(e.link_group).or_default().push(e);
+                    }
+                }
+                Content::Dir(sub) => {
+                    assert!(seen_ids.contains(&sub.to_hex()), "{}: {}: the subtree is an earlier vector", v.name, j.name);
+                    assert_eq!((e.size, e.link_group), (0, 0));
+                }
+                Content::Symlink(target) => {
+                    assert!(target.len() <= r::MAX_TARGET);
+                    assert_eq!((e.size, e.link_group), (0, 0));
+                }
+            }
+        }
+        for members in groups.values() {
+            linked |= members.len() > 1;
+            for m in members {
+                assert_eq!((&m.content, m.size), (&members[0].content, members[0].size), "{}: one link group, one content", v.name);
+            }
+        }
+        seen_ids.push(v.block_id.clone());
+    }
+    assert_eq!(types, HashSet::from([1, 2, 3]), "every entry type is covered");
+    assert!(two_blocks && linked, "a file of two blocks and a hard-linked file are covered");
+    assert!(vectors.iter().any(|v| v.entries.is_empty() && v.payload == "00000000"), "the empty tree is covered");
+}
+
+fn snapshot_from(v: &SnapshotVector) -> Snapshot {
+    Snapshot {
+        time_ns: u64::from_str_radix(&v.time_ns, 16).expect("16 hex digits") as i64,
+        root: BlockId(arr(&v.root)),
+        parents: v.parents.iter().map(|p| ObjectName(arr(p))).collect(),
+        host: v.host.clone(),
+        source: unhex(&v.source_hex),
+        tags: v.tags.clone(),
+        replica: arr(&v.replica),
+        folder: arr(&v.folder),
+        summary: snapshot::Summary {
+            files: v.files,
+            dirs: v.dirs,
+            bytes: v.bytes,
+            new_files: v.new_files,
+            changed_files: v.changed_files,
+            unchanged_files: v.unchanged_files,
+            added_bytes: v.added_bytes,
+        },
+    }
+}
+
+#[test]
+fn snapshots() {
+    let vectors: Vec<SnapshotVector> = load("snapshot");
+    let trees: Vec<TreeVector> = load("tree");
+    let mut earlier: Vec<String> = Vec::new();
+    for v in &vectors {
+        let k = keys(&v.master_key);
+        let (payload, sealed, nonce) = (unhex(&v.payload), unhex(&v.sealed), arr::<24>(&v.nonce));
+        assert!(payload.len() <= MAX_SNAPSHOT_LEN);
+        let opened = envelope::open(&k, Kind::Snapshot, &[0; 32], &sealed, MAX_SNAPSHOT_LEN, &|| v.name.clone()).expect("snapshot opens");
+        assert_eq!(opened, payload, "{}: payload", v.name);
+        let s = Snapshot::decode(&payload, &v.name).expect("snapshot decodes");
+        let want = snapshot_from(v);
+        assert_eq!(s, want, "{}: decoded fields", v.name);
+        assert_eq!(s.source_str(), v.source);
+        assert_eq!(v.version, 1);
+        assert_eq!(s.encode(), payload, "{}: re-encode", v.name);
+        let raw = r::RawSnapshot {
+            version: v.version,
+            time_ns: s.time_ns,
+            root: s.root.0,
+            parents: s.parents.iter().map(|p| p.0).collect(),
+            host: v.host.as_bytes().to_vec(),
+            source: s.source.clone(),
+            tags: v.tags.iter().map(|t| t.as_bytes().to_vec()).collect(),
+            replica: s.replica,
+            folder: s.folder,
+            counts: [v.files, v.dirs, v.bytes, v.new_files, v.changed_files, v.unchanged_files, v.added_bytes],
+        };
+        assert_eq!(raw.encode(), payload, "{}: reference encoding (SPEC.md §14.2)", v.name);
+        // Sealing, the object name (= the snapshot ID) and the path.
+        assert_eq!(&sealed[..24], &nonce);
+        assert_eq!(envelope::seal_with_nonce(&k, Kind::Snapshot, &[0; 32], &payload, v.zstd_level, &nonce), sealed, "{}: re-seal", v.name);
+        let enc = r::derive(&arr(&v.master_key)).enc_key;
+        assert_eq!(r::seal(&enc, Kind::Snapshot as u8, &[0; 32], &payload, v.zstd_level, &nonce), sealed, "{}: reference seal", v.name);
+        let name = ObjectName::of(&sealed);
+        assert_eq!(name.to_hex(), v.object_name);
+        assert_eq!(object_path(SNAPSHOTS_DIR, &name), v.path);
+        assert_eq!(v.path, format!("snapshots/{}/{}", &v.object_name[..2], v.object_name));
+        // References: the root is a tree vector, parents are earlier snapshots.
+        assert!(trees.iter().any(|t| t.block_id == v.root), "{}: root is a tree vector", v.name);
+        for p in &v.parents {
+            assert!(earlier.contains(p), "{}: parent {p} is an earlier vector", v.name);
+        }
+        earlier.push(v.object_name.clone());
+    }
+    assert!(vectors.iter().any(|v| v.parents.is_empty() && v.replica == "00".repeat(16) && v.folder == "00".repeat(16)));
+    assert!(vectors.iter().any(|v| v.parents.len() > 1 && v.replica != "00".repeat(16)));
+}
+
+/// A store of family A holding every tree and data block of tree.json and
+/// every snapshot of snapshot.json.
+fn vector_store(dir: &std::path::Path) -> Store {
+    let opts = InitOptions {
+        kdf: KdfParams { m_kib: 64, t: 1, p: 1 },
+        master: Some(MasterKey::from_bytes(ferry_format_spec::generate::MASTER_A)),
+        ..Default::default()
+    };
+    let store = Store::init(Arc::new(LocalDir::new(dir)), b"vectors", opts, CacheLocation::Memory).expect("store init");
+    let w = store.writer();
+    for t in load::<TreeVector>("tree") {
+        for d in &t.data_blocks {
+            assert_eq!(w.put(Kind::Data, &unhex(&d.plaintext)).expect("put").to_hex(), d.id);
+        }
+        assert_eq!(w.put(Kind::Tree, &unhex(&t.payload)).expect("put").to_hex(), t.block_id);
+    }
+    w.finish().expect("finish");
+    for s in load::<SnapshotVector>("snapshot") {
+        store.backend().write(&s.path, &unhex(&s.sealed)).expect("write snapshot");
+    }
+    store
+}
+
+#[test]
+fn trees_and_snapshots_through_a_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = vector_store(&dir.path().join("store"));
+    let trees: Vec<TreeVector> = load("tree");
+    for t in &trees {
+        let got = ferry_sync::load_tree(&store, &BlockId(arr(&t.block_id))).expect("load_tree");
+        assert_eq!(got.entries, t.entries.iter().map(tree_entry).collect::<Vec<_>>(), "{}", t.name);
+    }
+    // Listing order and `latest` (SPEC.md §14.5): the vectors are in time order.
+    let vectors: Vec<SnapshotVector> = load("snapshot");
+    let listed: Vec<String> = snapshot::list(&store).expect("list").iter().map(|(id, _)| id.to_hex()).collect();
+    assert_eq!(listed, vectors.iter().map(|v| v.object_name.clone()).collect::<Vec<_>>());
+    let resolve = |spec: &str, source: Option<&[u8]>| snapshot::resolve(&store, spec, source).map(|(id, _)| id.to_hex());
+    let last = vectors.last().expect("vectors");
+    assert_eq!(resolve("latest", None).expect("latest"), last.object_name);
+    let docs = unhex(&vectors[0].source_hex);
+    let latest_docs = vectors.iter().rfind(|v| v.source_hex == vectors[0].source_hex).expect("a vector");
+    assert_eq!(resolve("latest", Some(&docs)).expect("latest of a source"), latest_docs.object_name);
+    assert!(matches!(snapshot::resolve(&store, "latest", Some(b"/nowhere")), Err(ferry_sync::Error::NoSnapshot(_))));
+    for v in &vectors {
+        assert_eq!(resolve(&v.object_name, None).expect("full ID"), v.object_name);
+        assert_eq!(resolve(&v.object_name[..8], None).expect("prefix"), v.object_name);
+        assert_eq!(resolve(&v.object_name[..8].to_ascii_uppercase(), None).expect("upper-case prefix"), v.object_name);
+        let (_, s) = snapshot::resolve(&store, &v.object_name, None).expect("load");
+        assert_eq!(s, snapshot_from(v));
+    }
+    for bad in ["", "LATEST", "xyz", "0x12", &format!("{}0", last.object_name)] {
+        assert!(matches!(snapshot::resolve(&store, bad, None), Err(ferry_sync::Error::NoSnapshot(_))), "{bad:?} must match nothing");
+    }
+    // Two IDs sharing a first digit make that digit ambiguous (true of today's vectors).
+    let firsts: Vec<&str> = vectors.iter().map(|v| &v.object_name[..1]).collect();
+    if let Some(d) = firsts.iter().find(|d| firsts.iter().filter(|e| e == d).count() > 1) {
+        assert!(matches!(snapshot::resolve(&store, d, None), Err(ferry_sync::Error::AmbiguousSnapshot(_))));
+    }
+}
+
+#[test]
+fn restoring_the_vectors() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = vector_store(&dir.path().join("store"));
+    let (_, snap) = snapshot::resolve(&store, "latest", None).expect("latest");
+    let out = dir.path().join("out");
+    let opts = ferry_sync::restore::RestoreOptions::default();
+    let rep = ferry_sync::restore::restore(&store, &snap, &out, &opts, &ferry_sync::Progress::default()).expect("restore");
+    assert!(rep.skipped.is_empty(), "{:?}", rep.skipped);
+    let meta = |p: &str| fs::symlink_metadata(out.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    // §14.4: equal non-zero link groups come back as one inode.
+    assert_eq!(meta("hard-1").ino(), meta("hard-2").ino());
+    assert_eq!(meta("hard-1").nlink(), 2);
+    assert_ne!(meta("README").ino(), meta("hard-1").ino());
+    assert_eq!(fs::read_link(out.join("link")).expect("a symlink"), std::path::Path::new("a-dir/readme"));
+    assert_eq!(meta("link").mtime(), -2, "mtime -1.5 s is second -2, nanosecond 500000000");
+    assert_eq!(meta("\u{e9}t\u{e9}").mode() & 0o7777, 0o1777);
+    assert_eq!(meta("two-blocks.txt").len(), 208);
+    assert_eq!(fs::read(out.join("a-dir/readme")).expect("read"), b"notes\n");
+    assert_eq!(meta("a-dir/empty-file").len(), 0);
 }

@@ -210,21 +210,14 @@ impl<R: Read> StreamChunker<'_, R> {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        while !self.eof && self.buf.len() - self.start < want {
-            let old = self.buf.len();
-            let need = want - (old - self.start);
-            self.buf.resize(old + need.max(64 << 10), 0);
-            match self.reader.read(&mut self.buf[old..]) {
-                Ok(0) => {
-                    self.buf.truncate(old);
-                    self.eof = true;
-                }
-                Ok(n) => self.buf.truncate(old + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(old),
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(e);
-                }
+        let have = self.buf.len() - self.start;
+        if !self.eof && have < want {
+            // read_to_end grows the buffer as data arrives: a small file
+            // costs a small buffer, not a zeroed maximum-size one.
+            let need = (want - have) as u64;
+            let got = (&mut self.reader).take(need).read_to_end(&mut self.buf)?;
+            if (got as u64) < need {
+                self.eof = true;
             }
         }
         Ok(())

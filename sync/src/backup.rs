@@ -103,6 +103,9 @@ pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Pro
         return Err(Error::Invalid(format!("{} is not a folder", source.display())));
     }
     let filter = Filter::new(&opts.filter)?;
+    // Refuse bad tags or host names before reading anything.
+    Snapshot { host: opts.host.clone(), source: source.as_os_str().as_bytes().to_vec(), tags: opts.tags.clone(), ..Snapshot::empty() }
+        .validate()?;
     let cache = match (&opts.cache_dir, opts.dry_run) {
         (Some(dir), false) => {
             let key = blake3::hash(source.as_os_str().as_bytes()).to_hex();

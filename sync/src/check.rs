@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use ferry_store::{BlockId, INDEX_DIR, Kind, ObjectName, PACKS_DIR, Store, name_from_path, object_path, open_block, pack};
+use ferry_store::{BlockId, INDEX_DIR, ObjectName, PACKS_DIR, Store, name_from_path, object_path, open_block, pack};
 use rayon::prelude::*;
 
 use crate::error::Result;
@@ -196,10 +196,8 @@ fn walk(
             Content::File(ids) => {
                 for id in ids {
                     match store.lookup(id) {
-                        Ok(Some(loc)) if loc.kind == Kind::Data => {}
-                        Ok(Some(_)) => rep
-                            .errors
-                            .push(problem(format!("{sname}: {}", p.display()), format!("block {} is indexed as a tree", id.short(16)))),
+                        // Either kind is fine: equal plaintexts are stored once.
+                        Ok(Some(_)) => {}
                         Ok(None) => rep.errors.push(problem(
                             format!("{sname}: {}", p.display()),
                             format!("block {} is missing from the index", id.short(16)),

@@ -63,6 +63,21 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot with every field zero or empty (a starting point).
+    pub fn empty() -> Snapshot {
+        Snapshot {
+            time_ns: 0,
+            root: BlockId([0; 32]),
+            parents: Vec::new(),
+            host: String::new(),
+            source: Vec::new(),
+            tags: Vec::new(),
+            replica: [0; 16],
+            folder: [0; 16],
+            summary: Summary::default(),
+        }
+    }
+
     /// Encodes the payload.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
@@ -122,6 +137,26 @@ impl Snapshot {
         Ok(Snapshot { time_ns, root, parents, host, source, tags, replica, folder, summary })
     }
 
+    /// Checks the fields fit the format's limits (format-spec §14.2), so
+    /// a snapshot that is written can always be read back.
+    pub fn validate(&self) -> Result<()> {
+        let too_long = |what: &str, n: usize, max: usize| Error::Invalid(format!("{what} is {n} bytes; the limit is {max}"));
+        if self.host.len() > 256 {
+            return Err(too_long("host name", self.host.len(), 256));
+        }
+        if self.source.len() > 4096 {
+            return Err(too_long("source path", self.source.len(), 4096));
+        }
+        if let Some(t) = self.tags.iter().find(|t| t.len() > 256) {
+            return Err(too_long(&format!("tag {:?}…", t.chars().take(20).collect::<String>()), t.len(), 256));
+        }
+        let n = self.encode().len();
+        if n > MAX_SNAPSHOT_LEN {
+            return Err(too_long("snapshot", n, MAX_SNAPSHOT_LEN));
+        }
+        Ok(())
+    }
+
     /// Source path as text.
     pub fn source_str(&self) -> String {
         String::from_utf8_lossy(&self.source).into_owned()
@@ -129,6 +164,7 @@ impl Snapshot {
 
     /// Writes the snapshot; returns its ID.
     pub fn save(&self, store: &Store) -> Result<ObjectName> {
+        self.validate()?;
         Ok(store.write_object(SNAPSHOTS_DIR, Kind::Snapshot, &self.encode())?)
     }
 
@@ -144,12 +180,26 @@ pub fn list_ids(store: &Store) -> Result<Vec<ObjectName>> {
     Ok(store.backend().list(SNAPSHOTS_DIR)?.iter().filter_map(|o| name_from_path(&o.path)).collect())
 }
 
-/// Every snapshot, oldest first (ties by ID). A damaged snapshot is an error naming it.
+/// Every readable snapshot, oldest first (ties by ID). Damaged ones are
+/// left out (see [`list_all`]): one bad object must not hide the rest.
 pub fn list(store: &Store) -> Result<Vec<(ObjectName, Snapshot)>> {
+    Ok(list_all(store)?.0)
+}
+
+/// Every snapshot, oldest first, and the damaged ones with their error.
+pub fn list_all(store: &Store) -> Result<(Vec<(ObjectName, Snapshot)>, Vec<(ObjectName, Error)>)> {
     let ids = list_ids(store)?;
-    let mut all = ids.par_iter().map(|id| Ok((*id, Snapshot::load(store, id)?))).collect::<Result<Vec<_>>>()?;
-    all.sort_by(|a, b| a.1.time_ns.cmp(&b.1.time_ns).then(a.0.cmp(&b.0)));
-    Ok(all)
+    let loaded: Vec<(ObjectName, Result<Snapshot>)> = ids.par_iter().map(|id| (*id, Snapshot::load(store, id))).collect();
+    let (mut ok, mut bad) = (Vec::new(), Vec::new());
+    for (id, r) in loaded {
+        match r {
+            Ok(s) => ok.push((id, s)),
+            Err(Error::Store(e)) if e.is_damage() || matches!(e, ferry_store::Error::Unsupported(_)) => bad.push((id, Error::Store(e))),
+            Err(e) => return Err(e),
+        }
+    }
+    ok.sort_by(|a, b| a.1.time_ns.cmp(&b.1.time_ns).then(a.0.cmp(&b.0)));
+    Ok((ok, bad))
 }
 
 /// Resolves `latest`, a full ID or a unique prefix. `latest` may be

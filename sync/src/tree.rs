@@ -173,7 +173,10 @@ impl Tree {
                 3 => Content::Symlink(r.blob(MAX_TARGET)?.to_vec()),
                 t => return Err(r.fail(format!("unknown entry type {t}"))),
             };
-            entries.push(Entry { name, mode: mode & 0o7777, mtime_ns, size, uid, gid, link_group, content });
+            if mode & !0o7777 != 0 {
+                return Err(r.fail(format!("mode {mode:o} has bits outside 0o7777")));
+            }
+            entries.push(Entry { name, mode, mtime_ns, size, uid, gid, link_group, content });
         }
         r.finish()?;
         Ok(Tree { entries })

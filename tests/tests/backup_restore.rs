@@ -214,3 +214,36 @@ fn key_add_list_remove_through_the_binary() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("last key file"), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(second(&["snapshots", &st]).status.success());
 }
+
+#[test]
+fn an_empty_folder_restores_even_when_a_file_of_four_zero_bytes_came_first() {
+    // The empty tree encodes to four zero bytes: the same block as such a file.
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("zeros"), [0u8; 4]).unwrap();
+    let st = env.store("store");
+    env.ok(&["backup", src.to_str().unwrap(), "--to", &st]);
+    fs::create_dir(src.join("empty")).unwrap();
+    env.ok(&["backup", src.to_str().unwrap(), "--to", &st]);
+    let out = env.path("out");
+    env.ok(&["restore", &st, "latest", "--target", out.to_str().unwrap()]);
+    assert_same_tree(&src, &out);
+    assert!(env.run(&["check", &st, "--read-data"]).status.success());
+}
+
+#[test]
+fn an_over_long_tag_is_refused_before_anything_is_written() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), random_bytes(3, 100_000)).unwrap();
+    let st = env.store("store");
+    let before = common::files_under(std::path::Path::new(&st));
+    let long = "t".repeat(300);
+    let o = env.run(&["backup", src.to_str().unwrap(), "--to", &st, "--tag", &long]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the limit is 256"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(before, common::files_under(std::path::Path::new(&st)));
+    env.ok(&["backup", src.to_str().unwrap(), "--to", &st, "--tag", "ok"]);
+}
