@@ -75,11 +75,38 @@ pub fn aad(kind: Kind, id: &[u8; 32]) -> [u8; 41] {
     a
 }
 
+thread_local! {
+    /// One zstd context per thread and level: creating one per block cost
+    /// about 6% of a backup of many small files.
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn compress(payload: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_none_or(|(l, _)| *l != level) {
+            *c = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        c.as_mut().expect("set above").1.compress(payload)
+    })
+}
+
+fn decompress(body: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        d.as_mut().expect("set above").decompress(body, capacity)
+    })
+}
+
 /// Compresses when it pays: zstd output must save at least 1/32 of the input.
 pub fn encode_payload(payload: &[u8], level: i32) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 1);
     if payload.len() >= 64
-        && let Ok(z) = zstd::bulk::compress(payload, level)
+        && let Ok(z) = compress(payload, level)
         && z.len() + payload.len() / 32 < payload.len()
     {
         out.push(1);
@@ -145,7 +172,7 @@ fn decompress_limited(body: &[u8], max_len: usize) -> std::result::Result<Vec<u8
     match zstd::zstd_safe::get_frame_content_size(body) {
         Ok(Some(n)) if n > max_len as u64 => Err(format!("compressed payload claims {n} bytes, over the {max_len}-byte limit")),
         Ok(Some(n)) => {
-            let out = zstd::bulk::decompress(body, n as usize).map_err(|e| format!("zstd payload does not decompress: {e}"))?;
+            let out = decompress(body, n as usize).map_err(|e| format!("zstd payload does not decompress: {e}"))?;
             if out.len() as u64 != n {
                 return Err(format!("zstd payload decompressed to {} bytes, header said {n}", out.len()));
             }
