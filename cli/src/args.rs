@@ -39,6 +39,52 @@ pub struct Global {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Make DIR (default .) a replica with a new key family.
+    Init {
+        /// Folder to make a replica.
+        dir: Option<PathBuf>,
+        /// Average chunk size in KiB for the new family (power of two).
+        #[arg(long, value_name = "KIB", conflicts_with = "like")]
+        chunk_avg_kib: Option<u32>,
+        /// Join the key family of this store instead (a new folder in it).
+        #[arg(long, value_name = "LOC")]
+        like: Option<PathBuf>,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+    /// (In a replica) snapshot the folder and send what LOC lacks.
+    Push {
+        /// Store location.
+        loc: PathBuf,
+        /// Show what would be sent; write nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+        /// Push even when LOC has changes this replica has not seen.
+        #[arg(long)]
+        force: bool,
+    },
+    /// (In a replica) bring in LOC's newer state.
+    Pull {
+        /// Store location.
+        loc: PathBuf,
+        /// Show the plan; change nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
+    /// Make DIR a new replica of the folder held in LOC.
+    Clone {
+        /// Store location.
+        loc: PathBuf,
+        /// New replica folder.
+        dir: PathBuf,
+        /// Which folder, when LOC holds several (ID prefix, or source path).
+        #[arg(long)]
+        folder: Option<String>,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+    /// (In a replica) local changes since the last sync.
+    Status,
     /// Create or inspect stores.
     #[command(subcommand)]
     Store(StoreCmd),
@@ -86,7 +132,7 @@ pub enum StoreCmd {
 pub struct StoreInitArgs {
     /// Where to create it (a folder on a disk, USB drive or share).
     pub loc: PathBuf,
-    /// Join SRC's key family (a store): same master key, chunker and block IDs.
+    /// Join SRC's key family (a store, or a replica folder): same master key, chunker and block IDs.
     #[arg(long, value_name = "SRC")]
     pub like: Option<PathBuf>,
     /// Average chunk size in KiB (power of two); min is a quarter, max four times.

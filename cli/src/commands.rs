@@ -9,7 +9,11 @@ use ferry_store::{CacheLocation, ChunkerParams, InitOptions, KdfParams, Store};
 use ferry_sync::backup::{BackupOptions, backup};
 use ferry_sync::check::{ReadData, check};
 use ferry_sync::filter::FilterOptions;
+use ferry_sync::pull::{Action, PullOptions, pull};
+use ferry_sync::push::{PushOptions, push};
+use ferry_sync::replica::{self, Replica};
 use ferry_sync::restore::{RestoreOptions, restore};
+use ferry_sync::scan::{LocalChange, status};
 use ferry_sync::tree::{Content, EntryType};
 use ferry_sync::{Progress, Skipped, diff, ls, snapshot};
 use serde_json::json;
@@ -31,6 +35,11 @@ pub fn run(cli: &Cli) -> Result<i32> {
     }
     let g = &cli.global;
     match &cli.command {
+        Command::Init { dir, chunk_avg_kib, like, kdf: k } => cmd_init(g, dir.as_deref(), *chunk_avg_kib, like.as_deref(), k),
+        Command::Push { loc, dry_run, force } => cmd_push(g, loc, *dry_run, *force),
+        Command::Pull { loc, dry_run } => cmd_pull(g, loc, *dry_run),
+        Command::Clone { loc, dir, folder, kdf: k } => cmd_clone(g, loc, dir, folder.as_deref(), k),
+        Command::Status => cmd_status(g),
         Command::Store(StoreCmd::Init(a)) => store_init(g, a),
         Command::Key(k) => key(g, k),
         Command::Backup(a) => cmd_backup(g, a),
@@ -80,19 +89,24 @@ fn kdf(a: &KdfArgs) -> KdfParams {
 fn store_init(g: &Global, a: &StoreInitArgs) -> Result<i32> {
     let mut opts = InitOptions { kdf: kdf(&a.kdf), host: host(&None), ..Default::default() };
     if let Some(avg) = a.chunk_avg_kib {
-        let avg = avg.saturating_mul(1024);
-        opts.chunker = ChunkerParams { min: avg / 4, avg, max: avg.saturating_mul(4) };
+        opts.chunker = ChunkerParams::from_avg(avg.saturating_mul(1024));
     }
     if let Some(mib) = a.pack_size_mib {
         opts.pack_target = mib.saturating_mul(1 << 20);
     }
     let pw = if let Some(src) = &a.like {
-        let src_store = open(g, src).with_context(|| format!("--like {}", src.display()))?;
         if a.chunk_avg_kib.is_some() {
             bail!("--chunk-avg-kib cannot be combined with --like: a key family shares one chunker");
         }
-        opts.master = Some(src_store.keys().master().clone());
-        opts.chunker = src_store.config().chunker;
+        if let Some(root) = replica::find_root(src).filter(|r| src.canonicalize().is_ok_and(|s| s == *r)) {
+            let r = Replica::open(&root, &passphrase::existing()?)?;
+            opts.master = Some(r.keys().master().clone());
+            opts.chunker = r.chunker;
+        } else {
+            let src_store = open(g, src).with_context(|| format!("--like {}", src.display()))?;
+            opts.master = Some(src_store.keys().master().clone());
+            opts.chunker = src_store.config().chunker;
+        }
         passphrase::new(true)?
     } else {
         passphrase::new(true)?
@@ -432,4 +446,170 @@ fn cmd_check(g: &Global, a: &CheckArgs) -> Result<i32> {
         }
     }
     Ok(if r.errors.is_empty() { 0 } else { 1 })
+}
+
+fn here_replica() -> Result<Replica> {
+    let cwd = std::env::current_dir()?;
+    let root = replica::find_root(&cwd)
+        .with_context(|| format!("{} is not inside a ferry replica: run `ferry init` or `ferry clone` first", cwd.display()))?;
+    Ok(Replica::open(&root, &passphrase::existing()?)?)
+}
+
+fn open_for(g: &Global, r: &Replica, loc: &Path) -> Result<Store> {
+    Store::open_with_key(backend(loc), r.keys().master(), cache(g)).with_context(|| format!("opening store {}", loc.display()))
+}
+
+fn cmd_init(g: &Global, dir: Option<&Path>, avg: Option<u32>, like: Option<&Path>, k: &KdfArgs) -> Result<i32> {
+    let dir = dir.unwrap_or(Path::new("."));
+    let (master, chunker) = match like {
+        Some(loc) => {
+            let store = open(g, loc)?;
+            (Some(store.keys().master().clone()), store.config().chunker)
+        }
+        None => (None, avg.map(|a| ChunkerParams::from_avg(a.saturating_mul(1024))).unwrap_or(ChunkerParams::DEFAULT)),
+    };
+    let r = Replica::init(dir, &passphrase::new(true)?, kdf(k), master, None, chunker)?;
+    if g.json {
+        output::json(&json!({"replica": r.root(), "replica_id": hex::encode(r.replica_id), "folder_id": hex::encode(r.folder_id)}));
+    } else if !g.quiet {
+        println!("initialised replica {} (folder {})", r.root().display(), hex::encode(&r.folder_id[..4]));
+        println!("next: `ferry store init LOC --like {}` and `ferry push LOC`", r.root().display());
+    }
+    Ok(0)
+}
+
+fn cmd_push(g: &Global, loc: &Path, dry_run: bool, force: bool) -> Result<i32> {
+    let r = here_replica()?;
+    let store = open_for(g, &r, loc)?;
+    let progress = Arc::new(Progress::default());
+    let bar = Bar::start(g, progress.clone(), "push");
+    let res = push(&r, &store, &PushOptions { dry_run, force, host: host(&None) }, &progress);
+    bar.finish();
+    let rep = res?;
+    let s = &rep.summary;
+    if g.json {
+        output::json(&json!({
+            "snapshot": rep.snapshot.map(|i| i.to_hex()), "dry_run": dry_run, "files_new": s.new_files, "files_changed": s.changed_files,
+            "files_unchanged": s.unchanged_files, "bytes_read": rep.bytes_read, "bytes_new_plain": rep.new_raw_bytes, "bytes_written": s.added_bytes,
+            "changed": json!(rep.changed.iter().map(|(p, k)| json!({"path": p, "kind": k})).collect::<Vec<_>>()),
+            "skipped": skipped_json(&rep.skipped),
+        }));
+    } else if !g.quiet {
+        for (p, k) in &rep.changed {
+            println!("{} {p}", if *k == "new" { '+' } else { 'M' });
+        }
+        match rep.snapshot {
+            Some(id) => println!("pushed snapshot {}: wrote {} to {}", id.short(8), size(s.added_bytes), loc.display()),
+            None => println!("dry run: would send {} of new blocks (before compression); nothing written", size(rep.new_raw_bytes)),
+        }
+    }
+    print_skipped(g, &rep.skipped, "pushed");
+    Ok(if rep.skipped.is_empty() { 0 } else { EXIT_SKIPPED })
+}
+
+fn action_json(a: &Action) -> serde_json::Value {
+    match a {
+        Action::Mkdir(p) => json!({"action": "mkdir", "path": p}),
+        Action::Write(p) => json!({"action": "write", "path": p}),
+        Action::Symlink(p) => json!({"action": "symlink", "path": p}),
+        Action::Rename(a, b) => json!({"action": "rename", "from": a, "path": b}),
+        Action::Delete(p) => json!({"action": "delete", "path": p}),
+        Action::Meta(p) => json!({"action": "metadata", "path": p}),
+    }
+}
+
+fn action_text(a: &Action) -> String {
+    match a {
+        Action::Mkdir(p) => format!("mkdir   {}", p.display()),
+        Action::Write(p) => format!("write   {}", p.display()),
+        Action::Symlink(p) => format!("symlink {}", p.display()),
+        Action::Rename(a, b) => format!("rename  {} -> {}", a.display(), b.display()),
+        Action::Delete(p) => format!("delete  {}", p.display()),
+        Action::Meta(p) => format!("meta    {}", p.display()),
+    }
+}
+
+fn cmd_pull(g: &Global, loc: &Path, dry_run: bool) -> Result<i32> {
+    let r = here_replica()?;
+    let store = open_for(g, &r, loc)?;
+    let progress = Arc::new(Progress::default());
+    let rep = pull(&r, &store, &PullOptions { dry_run }, &progress)?;
+    print_pull(g, &rep, dry_run);
+    Ok(if rep.skipped.is_empty() && rep.conflicts.is_empty() { 0 } else { EXIT_SKIPPED })
+}
+
+fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool) {
+    if g.json {
+        output::json(&json!({
+            "snapshot": rep.snapshot.map(|i| i.to_hex()), "up_to_date": rep.up_to_date, "dry_run": dry_run,
+            "actions": rep.actions.iter().map(action_json).collect::<Vec<_>>(),
+            "conflicts": rep.conflicts, "bytes_from_store": rep.bytes_from_store, "bytes_from_local": rep.bytes_from_local,
+            "skipped": skipped_json(&rep.skipped),
+        }));
+        return;
+    }
+    if !g.quiet {
+        for a in &rep.actions {
+            println!("{}{}", if dry_run { "would " } else { "" }, action_text(a));
+        }
+        match (rep.snapshot, rep.up_to_date) {
+            (None, _) => println!("the store holds no snapshot of this folder yet"),
+            (Some(id), true) => println!("already up to date with snapshot {}", id.short(8)),
+            (Some(id), false) => println!(
+                "{} snapshot {}: {} changes, {} from the store, {} reused locally",
+                if dry_run { "would pull" } else { "pulled" },
+                id.short(8),
+                rep.actions.len(),
+                size(rep.bytes_from_store),
+                size(rep.bytes_from_local)
+            ),
+        }
+    }
+    if !rep.conflicts.is_empty() {
+        eprintln!("ferry: {} path(s) changed both here and in the store were left as they are here:", rep.conflicts.len());
+        for c in &rep.conflicts {
+            eprintln!("  {}", c.display());
+        }
+        eprintln!("run `ferry sync LOC` to merge them (both versions are kept)");
+    }
+    print_skipped(g, &rep.skipped, "updated");
+}
+
+fn cmd_clone(g: &Global, loc: &Path, dir: &Path, folder: Option<&str>, k: &KdfArgs) -> Result<i32> {
+    let pw = passphrase::existing()?;
+    let store = Store::open(backend(loc), &pw, cache(g)).with_context(|| format!("opening store {}", loc.display()))?;
+    let folder_id = ferry_sync::push::choose_folder(&store, folder)?;
+    let r = Replica::init(dir, &pw, kdf(k), Some(store.keys().master().clone()), Some(folder_id), store.config().chunker)?;
+    let rep = pull(&r, &store, &PullOptions::default(), &Progress::default())?;
+    print_pull(g, &rep, false);
+    Ok(if rep.skipped.is_empty() { 0 } else { EXIT_SKIPPED })
+}
+
+fn cmd_status(g: &Global) -> Result<i32> {
+    let r = here_replica()?;
+    let changes = status(&r)?;
+    if g.json {
+        output::json(&json!(
+            changes
+                .iter()
+                .map(|(c, p)| match c {
+                    LocalChange::Renamed(from) => json!({"change": "renamed", "from": from, "path": p}),
+                    c => json!({"change": format!("{c:?}").to_lowercase(), "path": p}),
+                })
+                .collect::<Vec<_>>()
+        ));
+    } else {
+        for (c, p) in &changes {
+            match c {
+                LocalChange::New => println!("new       {}", p.display()),
+                LocalChange::Modified => println!("modified  {}", p.display()),
+                LocalChange::Deleted => println!("deleted   {}", p.display()),
+                LocalChange::Renamed(from) => println!("renamed   {} -> {}", from.display(), p.display()),
+            }
+        }
+        if !g.quiet && changes.is_empty() {
+            println!("no local changes since the last sync");
+        }
+    }
+    Ok(0)
 }

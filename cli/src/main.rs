@@ -10,6 +10,15 @@ mod passphrase;
 use clap::Parser;
 
 fn main() {
+    // `ferry ... | head` closes stdout early: end quietly, as other tools do.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info.payload().downcast_ref::<String>().map(String::as_str).unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     let cli = args::Cli::parse();
     let code = match commands::run(&cli) {
         Ok(code) => code,

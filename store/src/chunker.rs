@@ -66,6 +66,11 @@ impl ChunkerParams {
     /// The defaults, chosen by the measurement in format-spec §6.3.
     pub const DEFAULT: ChunkerParams = ChunkerParams { min: 256 << 10, avg: 1 << 20, max: 4 << 20 };
 
+    /// Parameters for an average size: min a quarter, max four times.
+    pub fn from_avg(avg: u32) -> ChunkerParams {
+        ChunkerParams { min: avg / 4, avg, max: avg.saturating_mul(4) }
+    }
+
     /// Checks the parameters are in range and consistent.
     pub fn validate(&self) -> Result<()> {
         let ok = self.avg.is_power_of_two()

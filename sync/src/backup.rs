@@ -39,6 +39,8 @@ pub struct BackupOptions {
     pub dry_run: bool,
     /// Folder for the file cache (None: no cache, read everything).
     pub cache_dir: Option<PathBuf>,
+    /// Exact file cache to use instead (replicas keep one in `.ferry/`).
+    pub cache_file: Option<PathBuf>,
     /// Replica and folder ids for synced folders (zero for backups).
     pub replica: [u8; 16],
     /// See `replica`.
@@ -107,6 +109,8 @@ pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Pro
     Snapshot { host: opts.host.clone(), source: source.as_os_str().as_bytes().to_vec(), tags: opts.tags.clone(), ..Snapshot::empty() }
         .validate()?;
     let cache = match (&opts.cache_dir, opts.dry_run) {
+        _ if opts.dry_run => None,
+        _ if opts.cache_file.is_some() => FileCache::open(opts.cache_file.as_deref().expect("checked")),
         (Some(dir), false) => {
             let key = blake3::hash(source.as_os_str().as_bytes()).to_hex();
             FileCache::open(&dir.join(hex::encode(store.config().store_id)).join(format!("files-{}.redb", &key[..16])))

@@ -1,14 +1,15 @@
 //! # ferry-sync
 //!
 //! Everything above the block store: trees and snapshots, change
-//! detection, backup, restore, diff and check. (Replicas, push, pull and
-//! merge come with the sync issues.)
+//! detection, backup, restore, diff and check, and replicas of a synced
+//! folder with push, pull, clone and status. (Merge comes with `sync`.)
 //!
 //! ## Map
 //! - [`tree`], [`snapshot`]: the metadata formats (format-spec §14).
 //! - [`filter`]: gitignore-style include/exclude rules.
 //! - [`filecache`]: the local redb cache that lets an unchanged file cost one stat.
 //! - [`backup`], [`restore`], [`diff`], [`check`], [`ls`]: the operations.
+//! - [`replica`], [`scan`], [`push`], [`pull`]: replicas of a synced folder (`.ferry/`), status, push, pull and clone.
 //! - [`progress`]: counters a front end can draw.
 #![deny(missing_docs)]
 
@@ -20,7 +21,11 @@ pub mod filecache;
 pub mod filter;
 pub mod ls;
 pub mod progress;
+pub mod pull;
+pub mod push;
+pub mod replica;
 pub mod restore;
+pub mod scan;
 pub mod snapshot;
 pub mod tree;
 

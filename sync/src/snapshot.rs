@@ -186,8 +186,11 @@ pub fn list(store: &Store) -> Result<Vec<(ObjectName, Snapshot)>> {
     Ok(list_all(store)?.0)
 }
 
+/// Snapshots with their IDs, oldest first.
+pub type Listed = Vec<(ObjectName, Snapshot)>;
+
 /// Every snapshot, oldest first, and the damaged ones with their error.
-pub fn list_all(store: &Store) -> Result<(Vec<(ObjectName, Snapshot)>, Vec<(ObjectName, Error)>)> {
+pub fn list_all(store: &Store) -> Result<(Listed, Vec<(ObjectName, Error)>)> {
     let ids = list_ids(store)?;
     let loaded: Vec<(ObjectName, Result<Snapshot>)> = ids.par_iter().map(|id| (*id, Snapshot::load(store, id))).collect();
     let (mut ok, mut bad) = (Vec::new(), Vec::new());

@@ -56,6 +56,48 @@ impl Env {
         a.push("--json");
         serde_json::from_str(&self.ok(&a)).unwrap()
     }
+    /// Makes `dir` a replica (cheap Argon2) and a store in its family; returns the store path.
+    pub fn replica_and_store(&self, dir: &str, store: &str) -> String {
+        let d = self.path(dir);
+        self.ok(&["init", d.to_str().unwrap(), "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+        let st = self.path(store).to_str().unwrap().to_string();
+        self.ok(&[
+            "-C",
+            d.to_str().unwrap(),
+            "store",
+            "init",
+            &st,
+            "--like",
+            ".",
+            "--kdf-memory-kib",
+            "64",
+            "--kdf-iterations",
+            "1",
+            "--pack-size-mib",
+            "1",
+        ]);
+        st
+    }
+    /// Runs ferry inside a replica folder.
+    pub fn in_dir(&self, dir: &str, args: &[&str]) -> Output {
+        let d = self.path(dir);
+        let mut a = vec!["-C", d.to_str().unwrap()];
+        a.extend_from_slice(args);
+        self.run(&a)
+    }
+    /// Like [`Env::in_dir`], asserting success and parsing `--json`.
+    pub fn in_dir_json(&self, dir: &str, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let o = self.in_dir(dir, &a);
+        assert!(o.status.success(), "ferry {args:?} in {dir} failed ({:?}): {}", o.status.code(), String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+    /// Clones the store into a new replica folder.
+    pub fn clone_to(&self, store: &str, dir: &str) -> serde_json::Value {
+        self.json(&["clone", store, self.path(dir).to_str().unwrap(), "--kdf-memory-kib", "64", "--kdf-iterations", "1"])
+    }
+
     /// A store with cheap Argon2 parameters and small packs.
     pub fn store(&self, name: &str) -> String {
         self.store_with(name, &[])
@@ -75,12 +117,34 @@ impl Env {
 pub fn describe(root: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut inodes: BTreeMap<u64, String> = BTreeMap::new();
-    walk(root, root, &mut out, &mut inodes);
+    walk(root, root, &mut out, &mut inodes, false);
     out
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>, inodes: &mut BTreeMap<u64, String>) {
+/// Like [`describe`] for a replica: `.ferry/` left out, folder mtimes not compared.
+pub fn describe_replica(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut inodes: BTreeMap<u64, String> = BTreeMap::new();
+    walk(root, root, &mut out, &mut inodes, true);
+    out
+}
+
+/// Asserts two replicas hold the same folder.
+pub fn assert_same_replica(a: &Path, b: &Path) {
+    let (da, db) = (describe_replica(a), describe_replica(b));
+    for (k, v) in &da {
+        assert_eq!(Some(v), db.get(k), "{k} differs between {} and {}", a.display(), b.display());
+    }
+    for k in db.keys() {
+        assert!(da.contains_key(k), "{k} is only in {}", b.display());
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>, inodes: &mut BTreeMap<u64, String>, replica: bool) {
     let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    if replica {
+        names.retain(|p| p.file_name().unwrap() != ".ferry");
+    }
     names.sort();
     for p in names {
         let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
@@ -88,11 +152,11 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>, inodes: &mu
         let desc = if m.file_type().is_symlink() {
             format!("link -> {}", std::fs::read_link(&p).unwrap().display())
         } else if m.is_dir() {
-            walk(root, &p, out, inodes);
-            format!("dir {:o} {}", m.mode() & 0o7777, m.mtime())
+            walk(root, &p, out, inodes, replica);
+            if replica { format!("dir {:o}", m.mode() & 0o7777) } else { format!("dir {:o} {}", m.mode() & 0o7777, m.mtime()) }
         } else {
             let h = hash_file(&p);
-            let link = if m.nlink() > 1 { inodes.entry(m.ino()).or_insert_with(|| rel.clone()).clone() } else { String::new() };
+            let link = if m.nlink() > 1 && !replica { inodes.entry(m.ino()).or_insert_with(|| rel.clone()).clone() } else { String::new() };
             format!("file {:o} {} {} {} {h} {link}", m.mode() & 0o7777, m.mtime(), m.mtime_nsec(), m.size())
         };
         out.insert(rel, desc);

@@ -1,0 +1,262 @@
+//! A replica: a working folder with `.ferry/` metadata (format-spec §15).
+//!
+//! `.ferry/replica.redb` holds, and only holds, metadata: the replica and
+//! folder ids, the master key wrapped by the passphrase (a key file, §4),
+//! the chunker parameters of the key family, the last synced state of the
+//! folder (every path with its type, mode, mtime, size and block IDs: the
+//! "base" that local and remote changes are measured against) and, per
+//! store, the last snapshot exchanged with it. File contents are never
+//! copied here: blocks are read from the working files, verified by ID.
+//!
+//! The redb file is also the "replica in use" lock: a second ferry process
+//! on the same replica gets a clear error instead of racing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ferry_store::{ChunkerParams, KdfParams, KeyFile, Keys, MasterKey, ObjectName};
+use redb::{Database, ReadableTable, TableDefinition};
+
+use crate::error::{Error, Result};
+use crate::tree::{Entry, Tree};
+
+/// Name of the metadata folder.
+pub const META_DIR: &str = ".ferry";
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const BASE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("base");
+const STORES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("stores");
+/// Snapshots of this folder this replica has made or taken in.
+const SEEN: TableDefinition<&[u8], u8> = TableDefinition::new("seen");
+/// Paths a pull left alone because they changed on both sides.
+const CONFLICTS: TableDefinition<&[u8], u8> = TableDefinition::new("conflicts");
+
+/// The last synced state: relative path → entry (folders included).
+pub type Base = BTreeMap<PathBuf, Entry>;
+
+/// An open replica. Holding it holds the replica lock.
+pub struct Replica {
+    root: PathBuf,
+    db: Database,
+    keys: Keys,
+    /// Random id of this replica.
+    pub replica_id: [u8; 16],
+    /// Id of the synced folder (equal on every replica of it).
+    pub folder_id: [u8; 16],
+    /// Chunking parameters of the key family.
+    pub chunker: ChunkerParams,
+}
+
+fn db_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Cache { path: path.to_path_buf(), reason: e.to_string() }
+}
+
+fn random16() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("OS randomness");
+    b
+}
+
+/// The replica folder containing `start` (it or a parent), if any.
+pub fn find_root(start: &Path) -> Option<PathBuf> {
+    let start = start.canonicalize().ok()?;
+    start.ancestors().find(|p| p.join(META_DIR).join("replica.redb").is_file()).map(Path::to_path_buf)
+}
+
+fn open_db(root: &Path) -> Result<Database> {
+    let path = root.join(META_DIR).join("replica.redb");
+    match Database::create(&path) {
+        Ok(db) => Ok(db),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(Error::Invalid(format!(
+            "the replica {} is in use by another ferry process; try again when it has finished",
+            root.display()
+        ))),
+        Err(e) => Err(db_err(&path, e)),
+    }
+}
+
+impl Replica {
+    /// Makes `root` a replica. `master` joins an existing family (clone);
+    /// otherwise a new one is made.
+    pub fn init(
+        root: &Path,
+        passphrase: &[u8],
+        kdf: KdfParams,
+        master: Option<MasterKey>,
+        folder_id: Option<[u8; 16]>,
+        chunker: ChunkerParams,
+    ) -> Result<Replica> {
+        chunker.validate()?;
+        std::fs::create_dir_all(root).map_err(|e| Error::io("create", root, e))?;
+        let root = root.canonicalize().map_err(|e| Error::io("open", root, e))?;
+        let meta = root.join(META_DIR);
+        if meta.join("replica.redb").exists() {
+            return Err(Error::Invalid(format!("{} is already a ferry replica", root.display())));
+        }
+        std::fs::create_dir_all(&meta).map_err(|e| Error::io("create", &meta, e))?;
+        let master = master.unwrap_or_else(MasterKey::generate);
+        let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let kf = KeyFile::wrap(&master, passphrase, kdf, created, "replica")?;
+        let (replica_id, folder_id) = (random16(), folder_id.unwrap_or_else(random16));
+        let db = open_db(&root)?;
+        let path = meta.join("replica.redb");
+        let tx = db.begin_write().map_err(|e| db_err(&path, e))?;
+        {
+            let mut m = tx.open_table(META).map_err(|e| db_err(&path, e))?;
+            let mut ch = Vec::new();
+            for v in [chunker.min, chunker.avg, chunker.max] {
+                ch.extend_from_slice(&v.to_le_bytes());
+            }
+            for (k, v) in [
+                ("format", &1u32.to_le_bytes()[..]),
+                ("replica_id", &replica_id),
+                ("folder_id", &folder_id),
+                ("keyfile", kf.to_bytes()),
+                ("chunker", &ch),
+            ] {
+                m.insert(k, v).map_err(|e| db_err(&path, e))?;
+            }
+            tx.open_table(BASE).map_err(|e| db_err(&path, e))?;
+            tx.open_table(STORES).map_err(|e| db_err(&path, e))?;
+            tx.open_table(SEEN).map_err(|e| db_err(&path, e))?;
+            tx.open_table(CONFLICTS).map_err(|e| db_err(&path, e))?;
+        }
+        tx.commit().map_err(|e| db_err(&path, e))?;
+        Ok(Replica { root, db, keys: Keys::derive(&master), replica_id, folder_id, chunker })
+    }
+
+    /// Opens the replica at `root`, unwrapping its key with the passphrase.
+    pub fn open(root: &Path, passphrase: &[u8]) -> Result<Replica> {
+        let root = root.canonicalize().map_err(|e| Error::io("open", root, e))?;
+        let path = root.join(META_DIR).join("replica.redb");
+        if !path.is_file() {
+            return Err(Error::Invalid(format!(
+                "{} is not a ferry replica (no {META_DIR}/): run `ferry init` there first",
+                root.display()
+            )));
+        }
+        let db = open_db(&root)?;
+        let get = |k: &str| -> Result<Vec<u8>> {
+            let tx = db.begin_read().map_err(|e| db_err(&path, e))?;
+            let t = tx.open_table(META).map_err(|e| db_err(&path, e))?;
+            let v = t.get(k).map_err(|e| db_err(&path, e))?.ok_or_else(|| db_err(&path, format!("missing {k}")))?;
+            Ok(v.value().to_vec())
+        };
+        let kf = KeyFile::parse(&get("keyfile")?, "replica key")?;
+        let master = kf.unwrap_key(passphrase)?.ok_or(ferry_store::Error::WrongPassphrase { tried: 1 })?;
+        let id16 = |v: Vec<u8>| -> Result<[u8; 16]> { v.try_into().map_err(|_| db_err(&path, "bad id")) };
+        let ch = get("chunker")?;
+        if ch.len() != 12 {
+            return Err(db_err(&path, "bad chunker record"));
+        }
+        let u = |i: usize| u32::from_le_bytes(ch[i..i + 4].try_into().expect("4 bytes"));
+        let chunker = ChunkerParams { min: u(0), avg: u(4), max: u(8) };
+        Ok(Replica {
+            replica_id: id16(get("replica_id")?)?,
+            folder_id: id16(get("folder_id")?)?,
+            chunker,
+            keys: Keys::derive(&master),
+            root,
+            db,
+        })
+    }
+
+    /// The working folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// The family's keys.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+    /// The file cache of the working folder (push reads, pull seeds it).
+    pub fn file_cache(&self) -> PathBuf {
+        self.root.join(META_DIR).join("files.redb")
+    }
+    fn path(&self) -> PathBuf {
+        self.root.join(META_DIR).join("replica.redb")
+    }
+
+    /// The last synced snapshot, if any.
+    pub fn base_snapshot(&self) -> Result<Option<ObjectName>> {
+        let tx = self.db.begin_read().map_err(|e| db_err(&self.path(), e))?;
+        let t = tx.open_table(META).map_err(|e| db_err(&self.path(), e))?;
+        Ok(t.get("base_snapshot").map_err(|e| db_err(&self.path(), e))?.and_then(|v| <[u8; 32]>::try_from(v.value()).ok()).map(ObjectName))
+    }
+
+    /// The last synced state.
+    pub fn base(&self) -> Result<Base> {
+        let tx = self.db.begin_read().map_err(|e| db_err(&self.path(), e))?;
+        let t = tx.open_table(BASE).map_err(|e| db_err(&self.path(), e))?;
+        let mut out = Base::new();
+        for row in t.iter().map_err(|e| db_err(&self.path(), e))? {
+            let (k, v) = row.map_err(|e| db_err(&self.path(), e))?;
+            let tree = Tree::decode(v.value(), "replica base entry")?;
+            if let Some(e) = tree.entries.into_iter().next() {
+                use std::os::unix::ffi::OsStrExt;
+                out.insert(PathBuf::from(std::ffi::OsStr::from_bytes(k.value())), e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Paths the last pull left alone (changed on both sides).
+    pub fn conflicts(&self) -> Result<Vec<PathBuf>> {
+        use std::os::unix::ffi::OsStrExt;
+        let tx = self.db.begin_read().map_err(|e| db_err(&self.path(), e))?;
+        let t = match tx.open_table(CONFLICTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(db_err(&self.path(), e)),
+        };
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| db_err(&self.path(), e))? {
+            let (k, _) = row.map_err(|e| db_err(&self.path(), e))?;
+            out.push(PathBuf::from(std::ffi::OsStr::from_bytes(k.value())));
+        }
+        Ok(out)
+    }
+
+    /// True when this replica made or took in the snapshot.
+    pub fn has_seen(&self, id: &ObjectName) -> Result<bool> {
+        let tx = self.db.begin_read().map_err(|e| db_err(&self.path(), e))?;
+        let t = tx.open_table(SEEN).map_err(|e| db_err(&self.path(), e))?;
+        Ok(t.get(&id.0[..]).map_err(|e| db_err(&self.path(), e))?.is_some())
+    }
+
+    /// Records a new synced state, atomically with its snapshot, the store
+    /// it was exchanged with, and the snapshots now seen.
+    pub fn set_base(
+        &self,
+        snapshot: ObjectName,
+        base: &Base,
+        store_id: [u8; 16],
+        seen: &[ObjectName],
+        conflicts: &[PathBuf],
+    ) -> Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = self.path();
+        let tx = self.db.begin_write().map_err(|e| db_err(&path, e))?;
+        {
+            tx.delete_table(BASE).map_err(|e| db_err(&path, e))?;
+            let mut t = tx.open_table(BASE).map_err(|e| db_err(&path, e))?;
+            for (p, e) in base {
+                let v = Tree { entries: vec![e.clone()] }.encode();
+                t.insert(p.as_os_str().as_bytes(), &v[..]).map_err(|e| db_err(&path, e))?;
+            }
+            let mut m = tx.open_table(META).map_err(|e| db_err(&path, e))?;
+            m.insert("base_snapshot", &snapshot.0[..]).map_err(|e| db_err(&path, e))?;
+            let mut s = tx.open_table(STORES).map_err(|e| db_err(&path, e))?;
+            s.insert(&store_id[..], &snapshot.0[..]).map_err(|e| db_err(&path, e))?;
+            let mut seen_t = tx.open_table(SEEN).map_err(|e| db_err(&path, e))?;
+            for id in seen.iter().chain([&snapshot]) {
+                seen_t.insert(&id.0[..], 1).map_err(|e| db_err(&path, e))?;
+            }
+            tx.delete_table(CONFLICTS).map_err(|e| db_err(&path, e))?;
+            let mut c = tx.open_table(CONFLICTS).map_err(|e| db_err(&path, e))?;
+            for p in conflicts {
+                c.insert(p.as_os_str().as_bytes(), 1).map_err(|e| db_err(&path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| db_err(&path, e))
+    }
+}

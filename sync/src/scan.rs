@@ -1,0 +1,173 @@
+//! Stat-only scan of a working folder, and `status`: local changes since
+//! the last sync, without reading unchanged files.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use ferry_store::{BlockId, Chunker, Keys};
+
+use crate::error::{Error, Result};
+use crate::filter::{Decision, Filter, FilterOptions};
+use crate::replica::{Base, META_DIR, Replica};
+use crate::tree::{Content, Entry, EntryType, MAX_DEPTH};
+
+/// What the working folder holds at a path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalEntry {
+    /// File, folder or symlink.
+    pub kind: EntryType,
+    /// Size (files).
+    pub size: u64,
+    /// mtime ns.
+    pub mtime_ns: i64,
+    /// Permission bits.
+    pub mode: u32,
+    /// Link target (symlinks).
+    pub target: Vec<u8>,
+}
+
+/// The filter every replica operation uses: `.ferry/` and temp files of
+/// an interrupted pull are never part of the folder; `.ferryignore` applies.
+pub fn replica_filter() -> FilterOptions {
+    FilterOptions { excludes: vec![format!("/{META_DIR}"), ".ferry-tmp-*".into()], ignore_files: true, ..Default::default() }
+}
+
+/// Walks `root` (stat only), skipping what `filter` excludes.
+pub fn scan(root: &Path, filter: &Filter) -> Result<BTreeMap<PathBuf, LocalEntry>> {
+    let mut out = BTreeMap::new();
+    walk(root, Path::new(""), filter, 0, &mut out)?;
+    Ok(out)
+}
+
+fn walk(abs: &Path, rel: &Path, filter: &Filter, depth: usize, out: &mut BTreeMap<PathBuf, LocalEntry>) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(Error::Invalid(format!("{} is nested deeper than {MAX_DEPTH} folders", abs.display())));
+    }
+    let inner = filter.with_ignore_file(abs, rel)?;
+    let filter = inner.as_ref().unwrap_or(filter);
+    let rd = std::fs::read_dir(abs).map_err(|e| Error::io("list", abs, e))?;
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io("list", abs, e))?;
+        let (a, r) = (ent.path(), rel.join(ent.file_name()));
+        let m = match std::fs::symlink_metadata(&a) {
+            Ok(m) => m,
+            Err(_) => continue, // vanished while listing
+        };
+        let ft = m.file_type();
+        if filter.decide(&r, ft.is_dir()) == Decision::Exclude {
+            continue;
+        }
+        let kind = if ft.is_dir() {
+            EntryType::Dir
+        } else if ft.is_symlink() {
+            EntryType::Symlink
+        } else if ft.is_file() {
+            EntryType::File
+        } else {
+            continue;
+        };
+        let target = if kind == EntryType::Symlink {
+            std::fs::read_link(&a).map(|t| t.as_os_str().as_bytes().to_vec()).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mtime_ns = m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec());
+        out.insert(
+            r.clone(),
+            LocalEntry { kind, size: if kind == EntryType::File { m.size() } else { 0 }, mtime_ns, mode: m.mode() & 0o7777, target },
+        );
+        if kind == EntryType::Dir {
+            walk(&a, &r, filter, depth + 1, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// True when the working folder still holds `e` unchanged (by stat). A
+/// folder's mtime is not compared: it moves whenever its contents do.
+pub fn matches(e: &Entry, l: &LocalEntry) -> bool {
+    match (&e.content, l.kind) {
+        (Content::File(_), EntryType::File) => e.size == l.size && e.mtime_ns == l.mtime_ns && e.mode == l.mode,
+        (Content::Dir(_), EntryType::Dir) => e.mode == l.mode,
+        (Content::Symlink(t), EntryType::Symlink) => *t == l.target,
+        _ => false,
+    }
+}
+
+/// True when the path changed locally since `base` (absent on both sides is no change).
+pub fn changed_locally(base: Option<&Entry>, local: Option<&LocalEntry>) -> bool {
+    match (base, local) {
+        (None, None) => false,
+        (Some(b), Some(l)) => !matches(b, l),
+        _ => true,
+    }
+}
+
+/// A local change since the last sync.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LocalChange {
+    /// Not in the last synced state.
+    New,
+    /// Content, type or mode differ.
+    Modified,
+    /// Gone from the folder.
+    Deleted,
+    /// Moved here from another path (same content).
+    Renamed(PathBuf),
+}
+
+/// Block IDs of a local file, with the family's chunker.
+pub fn file_ids(keys: &Keys, chunker: &Chunker, path: &Path) -> std::io::Result<Vec<BlockId>> {
+    let f = std::fs::File::open(path)?;
+    chunker.stream(f).map(|c| c.map(|c| keys.block_id(&c))).collect()
+}
+
+/// Local changes since the last sync. Only files that are new or whose
+/// stat changed are read (to recognise renames).
+pub fn status(replica: &Replica) -> Result<Vec<(LocalChange, PathBuf)>> {
+    let base = replica.base()?;
+    let local = scan(replica.root(), &Filter::new(&replica_filter())?)?;
+    Ok(diff_local(replica, &base, &local))
+}
+
+/// Compares the last synced state with a scan.
+pub fn diff_local(replica: &Replica, base: &Base, local: &BTreeMap<PathBuf, LocalEntry>) -> Vec<(LocalChange, PathBuf)> {
+    let mut out = Vec::new();
+    let mut deleted_files: HashMap<Vec<BlockId>, PathBuf> = HashMap::new();
+    for (p, b) in base {
+        if !local.contains_key(p) {
+            if let Content::File(ids) = &b.content {
+                deleted_files.insert(ids.clone(), p.clone());
+            }
+            out.push((LocalChange::Deleted, p.clone()));
+        }
+    }
+    let chunker = Chunker::new(replica.keys().gear(), replica.chunker).expect("validated on open");
+    for (p, l) in local {
+        match base.get(p) {
+            None => {
+                let renamed = (l.kind == EntryType::File && !deleted_files.is_empty())
+                    .then(|| file_ids(replica.keys(), &chunker, &replica.root().join(p)).ok())
+                    .flatten()
+                    .and_then(|ids| deleted_files.remove(&ids));
+                match renamed {
+                    Some(from) => {
+                        out.retain(|(c, q)| !(*c == LocalChange::Deleted && *q == from));
+                        out.push((LocalChange::Renamed(from), p.clone()));
+                    }
+                    None => out.push((LocalChange::New, p.clone())),
+                }
+            }
+            Some(b) if !matches(b, l) => {
+                // Same size and content but a new mtime (touched) still counts:
+                // the next push records the new mtime.
+                out.push((LocalChange::Modified, p.clone()));
+            }
+            _ => {}
+        }
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    out
+}
