@@ -83,6 +83,16 @@ pub enum Command {
         #[command(flatten)]
         kdf: KdfArgs,
     },
+    /// (In a replica) pull + merge + push: converge with LOC.
+    Sync {
+        /// Store location.
+        loc: PathBuf,
+        /// Show the merge plan with every conflict; change nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
+    /// (In a replica) list the conflict copies still present.
+    Conflicts,
     /// (In a replica) local changes since the last sync.
     Status,
     /// Create or inspect stores.

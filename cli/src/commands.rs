@@ -14,6 +14,7 @@ use ferry_sync::push::{PushOptions, push};
 use ferry_sync::replica::{self, Replica};
 use ferry_sync::restore::{RestoreOptions, restore};
 use ferry_sync::scan::{LocalChange, status};
+use ferry_sync::sync::{SyncOptions, conflict_copies, sync};
 use ferry_sync::tree::{Content, EntryType};
 use ferry_sync::{Progress, Skipped, diff, ls, snapshot};
 use serde_json::json;
@@ -40,6 +41,8 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Pull { loc, dry_run } => cmd_pull(g, loc, *dry_run),
         Command::Clone { loc, dir, folder, kdf: k } => cmd_clone(g, loc, dir, folder.as_deref(), k),
         Command::Status => cmd_status(g),
+        Command::Sync { loc, dry_run } => cmd_sync(g, loc, *dry_run),
+        Command::Conflicts => cmd_conflicts(g),
         Command::Store(StoreCmd::Init(a)) => store_init(g, a),
         Command::Key(k) => key(g, k),
         Command::Backup(a) => cmd_backup(g, a),
@@ -609,6 +612,62 @@ fn cmd_status(g: &Global) -> Result<i32> {
         }
         if !g.quiet && changes.is_empty() {
             println!("no local changes since the last sync");
+        }
+    }
+    Ok(0)
+}
+
+fn cmd_sync(g: &Global, loc: &Path, dry_run: bool) -> Result<i32> {
+    let r = here_replica()?;
+    let store = open_for(g, &r, loc)?;
+    let progress = Arc::new(Progress::default());
+    let bar = Bar::start(g, progress.clone(), "sync");
+    let res = sync(&r, &store, &SyncOptions { dry_run, host: host(&None) }, &progress);
+    bar.finish();
+    let rep = res?;
+    if g.json {
+        output::json(&json!({
+            "dry_run": dry_run, "pushed": rep.pushed.map(|i| i.to_hex()), "heads": rep.heads.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+            "merged": rep.merged.map(|i| i.to_hex()),
+            "conflicts": rep.conflicts.iter().map(|c| json!({"path": c.path, "copy": c.copy})).collect::<Vec<_>>(),
+            "actions": rep.apply.actions.iter().map(action_json).collect::<Vec<_>>(),
+            "left_alone": rep.apply.conflicts, "bytes_from_store": rep.apply.bytes_from_store, "bytes_from_local": rep.apply.bytes_from_local,
+            "skipped": skipped_json(&rep.apply.skipped),
+        }));
+    } else if !g.quiet {
+        if let Some(p) = rep.pushed {
+            println!("pushed local changes as snapshot {}", p.short(8));
+        }
+        for c in &rep.conflicts {
+            println!("conflict {}: both changed; the other version is kept as {}", c.path.display(), c.copy.display());
+        }
+        for a in &rep.apply.actions {
+            println!("{}{}", if dry_run { "would " } else { "" }, action_text(a));
+        }
+        match (rep.merged, rep.heads.len()) {
+            (Some(m), n) => println!("merged {n} heads into snapshot {}", m.short(8)),
+            (None, n) if n > 1 => println!("dry run: would merge {n} heads"),
+            _ => println!("in sync"),
+        }
+    }
+    if !rep.apply.conflicts.is_empty() && !g.json {
+        eprintln!("ferry: {} path(s) changed during the sync were left alone for the next sync", rep.apply.conflicts.len());
+    }
+    print_skipped(g, &rep.apply.skipped, "updated");
+    Ok(if rep.apply.skipped.is_empty() { 0 } else { EXIT_SKIPPED })
+}
+
+fn cmd_conflicts(g: &Global) -> Result<i32> {
+    let r = here_replica()?;
+    let copies = conflict_copies(&r)?;
+    if g.json {
+        output::json(&json!(copies));
+    } else {
+        for c in &copies {
+            println!("{}", c.display());
+        }
+        if !g.quiet && copies.is_empty() {
+            println!("no conflict copies");
         }
     }
     Ok(0)

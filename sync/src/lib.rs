@@ -20,6 +20,7 @@ mod error;
 pub mod filecache;
 pub mod filter;
 pub mod ls;
+pub mod merge;
 pub mod progress;
 pub mod pull;
 pub mod push;
@@ -27,6 +28,7 @@ pub mod replica;
 pub mod restore;
 pub mod scan;
 pub mod snapshot;
+pub mod sync;
 pub mod tree;
 
 pub use error::{Error, Result};

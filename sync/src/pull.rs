@@ -109,8 +109,11 @@ pub fn plan(base: &Base, remote: &Base, local: &BTreeMap<PathBuf, LocalEntry>, f
         if filter.decide(p, is_dir) == Decision::Exclude {
             continue;
         }
+        // Already there (an interrupted pull, or the same edit made here),
+        // judged by stat only when the path changed locally: if it still
+        // matches the base, equal size and mtime prove nothing about content.
         let already = match (r, l) {
-            (Some(r), Some(l)) => matches(r, l),
+            (Some(r), Some(l)) => matches(r, l) && (is_dir || !b.is_some_and(|b| matches(b, l))),
             (None, None) => true,
             _ => false,
         };
@@ -210,6 +213,24 @@ pub fn pull(replica: &Replica, store: &Store, opts: &PullOptions, progress: &Pro
     let Some((head, snap)) = snaps.last().cloned() else {
         return Ok(PullReport { up_to_date: true, ..Default::default() });
     };
+    let remote = flatten(store, &snap.root)?;
+    let mut seen = vec![head];
+    seen.extend(ancestors(&snaps, &snap));
+    apply_tree(replica, store, head, &remote, &seen, opts.dry_run, progress)
+}
+
+/// Brings the working folder from the replica's base to `remote` (the
+/// tree of snapshot `head`), leaving paths changed locally alone, and
+/// records the new synced state. Shared by pull and sync.
+pub fn apply_tree(
+    replica: &Replica,
+    store: &Store,
+    head: ObjectName,
+    remote: &Base,
+    seen: &[ObjectName],
+    dry_run: bool,
+    progress: &Progress,
+) -> Result<PullReport> {
     let mut report = PullReport { snapshot: Some(head), ..Default::default() };
     let base = replica.base()?;
     if replica.base_snapshot()? == Some(head) {
@@ -217,15 +238,14 @@ pub fn pull(replica: &Replica, store: &Store, opts: &PullOptions, progress: &Pro
         return Ok(report);
     }
     let filter = Filter::new(&replica_filter())?;
-    let remote = flatten(store, &snap.root)?;
     let local = scan(replica.root(), &filter)?;
-    let (actions, conflicts) = plan(&base, &remote, &local, &filter);
+    let (actions, conflicts) = plan(&base, remote, &local, &filter);
     report.conflicts = conflicts;
-    if opts.dry_run {
+    if dry_run {
         report.actions = actions;
         return Ok(report);
     }
-    let mut ctx = Apply { replica, store, base: &base, remote: &remote, local: &local, block_map: None, from_store: 0, from_local: 0 };
+    let mut ctx = Apply { replica, store, base: &base, remote, local: &local, block_map: None, from_store: 0, from_local: 0 };
     for a in &actions {
         if let Err(e) = ctx.apply(a) {
             let p = match a {
@@ -250,15 +270,13 @@ pub fn pull(replica: &Replica, store: &Store, opts: &PullOptions, progress: &Pro
             None => new_base.remove(p),
         };
     }
-    let mut seen = vec![head];
-    seen.extend(ancestors(&snaps, &snap));
-    replica.set_base(head, &new_base, store.config().store_id, &seen, &report.conflicts)?;
+    replica.set_base(head, &new_base, store.config().store_id, seen, &report.conflicts)?;
     seed_file_cache(replica, &new_base);
     Ok(report)
 }
 
 /// Snapshots of the folder reachable through parents from `snap`.
-fn ancestors(all: &[(ObjectName, Snapshot)], snap: &Snapshot) -> Vec<ObjectName> {
+pub(crate) fn ancestors(all: &[(ObjectName, Snapshot)], snap: &Snapshot) -> Vec<ObjectName> {
     let by_id: HashMap<ObjectName, &Snapshot> = all.iter().map(|(i, s)| (*i, s)).collect();
     let mut out = Vec::new();
     let mut todo: Vec<ObjectName> = snap.parents.clone();
