@@ -186,20 +186,23 @@ pub fn plan(base: &Base, remote: &Base, local: &BTreeMap<PathBuf, LocalEntry>, f
         true
     });
     deletes.retain(|p| !renames.iter().any(|(from, _)| from == p));
-    // Order: renames (sources still exist), deletes of non-folders, new
-    // folders (parents first), writes, folder deletes (deepest first), metadata.
-    let is_dir_in_base = |p: &PathBuf| base.get(p).is_some_and(|e| matches!(e.content, Content::Dir(_)));
-    let (dir_deletes, file_deletes): (Vec<_>, Vec<_>) = deletes.into_iter().partition(is_dir_in_base);
+    // Order: renames (sources still exist), deletes (files, then folders
+    // deepest first, so a folder replaced by a file is gone before the
+    // file is written), new folders (parents first), writes, metadata.
+    let is_dir_in_base = |p: &PathBuf| {
+        base.get(p).is_some_and(|e| matches!(e.content, Content::Dir(_)))
+            || local.get(p).is_some_and(|l| l.kind == crate::tree::EntryType::Dir)
+    };
+    let (mut dir_deletes, file_deletes): (Vec<_>, Vec<_>) = deletes.into_iter().partition(is_dir_in_base);
     let mut actions: Vec<Action> = renames.into_iter().map(|(a, b)| Action::Rename(a, b)).collect();
     actions.extend(file_deletes.into_iter().map(Action::Delete));
+    dir_deletes.sort_by(|a, b| b.cmp(a));
+    actions.extend(dir_deletes.into_iter().map(Action::Delete));
     mkdirs.sort();
     actions.extend(mkdirs.into_iter().map(Action::Mkdir));
     actions.extend(
         writes.into_iter().map(|p| if matches!(remote[&p].content, Content::Symlink(_)) { Action::Symlink(p) } else { Action::Write(p) }),
     );
-    let mut dir_deletes = dir_deletes;
-    dir_deletes.sort_by(|a, b| b.cmp(a));
-    actions.extend(dir_deletes.into_iter().map(Action::Delete));
     metas.sort_by(|a, b| b.cmp(a));
     actions.extend(metas.into_iter().map(Action::Meta));
     conflicts.sort();
