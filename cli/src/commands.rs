@@ -210,6 +210,7 @@ fn cmd_backup(g: &Global, a: &BackupArgs) -> Result<i32> {
         host: host(&a.host),
         dry_run: a.dry_run,
         cache_dir: cache_dir(g),
+        estimate: Bar::wanted(g),
         ..Default::default()
     };
     let progress = Arc::new(Progress::default());
@@ -486,7 +487,7 @@ fn cmd_push(g: &Global, loc: &Path, dry_run: bool, force: bool) -> Result<i32> {
     let store = open_for(g, &r, loc)?;
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(g, progress.clone(), "push");
-    let res = push(&r, &store, &PushOptions { dry_run, force, host: host(&None) }, &progress);
+    let res = push(&r, &store, &PushOptions { dry_run, force, host: host(&None), estimate: Bar::wanted(g) }, &progress);
     bar.finish();
     let rep = res?;
     let s = &rep.summary;

@@ -31,10 +31,15 @@ pub struct Bar {
 }
 
 impl Bar {
-    /// Starts a bar when stderr is a terminal and output is for people.
+    /// True when a bar would be drawn: stderr is a terminal, output is for people.
+    pub fn wanted(g: &Global) -> bool {
+        !(g.json || g.quiet) && std::io::stderr().is_terminal()
+    }
+
+    /// Starts a bar when [`Bar::wanted`].
     pub fn start(g: &Global, progress: Arc<Progress>, verb: &'static str) -> Bar {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        if g.json || g.quiet || !std::io::stderr().is_terminal() {
+        if !Self::wanted(g) {
             return Bar { bar: None, stop, thread: None };
         }
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(5));

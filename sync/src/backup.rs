@@ -47,6 +47,8 @@ pub struct BackupOptions {
     pub folder: [u8; 16],
     /// Explicit parents; by default the latest snapshot of the same source and host.
     pub parents: Option<Vec<ObjectName>>,
+    /// Count the folder first on a side thread, so a progress bar has totals.
+    pub estimate: bool,
 }
 
 /// What a backup did.
@@ -133,7 +135,17 @@ pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Pro
         bytes_read: Default::default(),
         dry_new_raw: Default::default(),
     };
-    let root = ctx.dir(&source, Path::new(""), &filter, 0)?.unwrap_or_else(|| ctx.put_tree(&Tree::default()).expect("empty tree"));
+    let root = std::thread::scope(|scope| {
+        if opts.estimate {
+            let (source, filter) = (&source, &filter);
+            scope.spawn(move || crate::scan::estimate(source, filter, progress));
+        }
+        ctx.dir(&source, Path::new(""), &filter, 0)
+    })?;
+    let root = match root {
+        Some(r) => r,
+        None => ctx.put_tree(&Tree::default())?,
+    };
     let mut summary = *ctx.counts.lock().expect("counts");
     let mut report = BackupReport {
         bytes_read: ctx.bytes_read.load(std::sync::atomic::Ordering::Relaxed),

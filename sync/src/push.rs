@@ -21,6 +21,8 @@ pub struct PushOptions {
     pub force: bool,
     /// Host name recorded.
     pub host: String,
+    /// Count the folder first so a progress bar has totals.
+    pub estimate: bool,
 }
 
 /// Checks the store belongs to the replica's family and chunker.
@@ -84,6 +86,7 @@ pub fn push(replica: &Replica, store: &Store, opts: &PushOptions, progress: &Pro
         replica: replica.replica_id,
         folder: replica.folder_id,
         parents: Some(parents),
+        estimate: opts.estimate,
         ..Default::default()
     };
     // Validate the filter once here so a bad .ferryignore fails before any work.

@@ -85,6 +85,19 @@ fn walk(abs: &Path, rel: &Path, filter: &Filter, depth: usize, out: &mut BTreeMa
     Ok(())
 }
 
+/// Counts files and bytes under `root` into the progress totals (stat
+/// only), for a progress bar's ETA. Errors just end the estimate early.
+pub fn estimate(root: &Path, filter: &Filter, progress: &crate::Progress) {
+    use std::sync::atomic::Ordering;
+    if let Ok(all) = scan(root, filter) {
+        for l in all.values().filter(|l| l.kind == EntryType::File) {
+            progress.total_files.fetch_add(1, Ordering::Relaxed);
+            progress.total_bytes.fetch_add(l.size, Ordering::Relaxed);
+        }
+    }
+    progress.totals_done.store(true, Ordering::Relaxed);
+}
+
 /// True when the working folder still holds `e` unchanged (by stat). A
 /// folder's mtime is not compared: it moves whenever its contents do.
 pub fn matches(e: &Entry, l: &LocalEntry) -> bool {
