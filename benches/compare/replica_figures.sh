@@ -18,7 +18,7 @@ command -v restic >/dev/null || { apt-get update -qq && apt-get install -y -qq r
 command -v rsync >/dev/null || { apt-get update -qq && apt-get install -y -qq rsync >/dev/null; }
 [ -x "$FERRY" ] || (cd "$here" && cargo build --release -p ferry-cli)
 rm -rf "$W"; mkdir -p "$W"
-det() { openssl enc -aes-128-ctr -K "$(printf '%032x' "$1")" -iv 0 -nosalt -pbkdf2 -pass pass:x </dev/zero 2>/dev/null | head -c "$2"; }
+det() ( set +o pipefail; openssl enc -aes-128-ctr -K "$(printf '%032x' "$1")" -iv 0 -nosalt -pbkdf2 -pass pass:x </dev/zero 2>/dev/null | head -c "$2" )
 K="--kdf-memory-kib 65536 --kdf-iterations 3"
 F="$W/laptop"; mkdir -p "$F/big" "$F/media" "$F/src"
 det 1 $((256<<20)) > "$F/big/disk.img"
