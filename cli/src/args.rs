@@ -130,6 +130,46 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Verify the store's structure and, optionally, its data.
     Check(CheckArgs),
+    /// Drop snapshots by policy (per source, or per synced folder).
+    Forget(ForgetArgs),
+    /// Delete what no snapshot needs.
+    Gc {
+        /// Store location.
+        loc: PathBuf,
+        /// Show what would be freed; delete nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// Store location.
+    pub loc: PathBuf,
+    /// Keep the newest N snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// ... days.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// ... weeks.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// ... months.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// ... years.
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot with this tag (repeatable).
+    #[arg(long, value_name = "T")]
+    pub keep_tag: Vec<String>,
+    /// List what would go; delete nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -51,6 +51,8 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Diff { loc, snap_a, snap_b } => cmd_diff(g, loc, snap_a, snap_b),
         Command::Restore(a) => cmd_restore(g, a),
         Command::Check(a) => cmd_check(g, a),
+        Command::Forget(a) => cmd_forget(g, a),
+        Command::Gc { loc, dry_run } => cmd_gc(g, loc, *dry_run),
     }
 }
 
@@ -670,6 +672,68 @@ fn cmd_conflicts(g: &Global) -> Result<i32> {
         if !g.quiet && copies.is_empty() {
             println!("no conflict copies");
         }
+    }
+    Ok(0)
+}
+
+fn cmd_forget(g: &Global, a: &ForgetArgs) -> Result<i32> {
+    let store = open(g, &a.loc)?;
+    let policy = ferry_sync::forget::Policy {
+        last: a.keep_last,
+        hourly: a.keep_hourly,
+        daily: a.keep_daily,
+        weekly: a.keep_weekly,
+        monthly: a.keep_monthly,
+        yearly: a.keep_yearly,
+        tags: a.keep_tag.clone(),
+    };
+    let decisions = ferry_sync::forget::forget(&store, &policy, a.dry_run)?;
+    let gone = decisions.iter().filter(|d| !d.keep).count();
+    if g.json {
+        output::json(&json!({
+            "dry_run": a.dry_run,
+            "snapshots": decisions.iter().map(|d| json!({"id": d.id.to_hex(), "group": d.group, "keep": d.keep, "reasons": d.reasons})).collect::<Vec<_>>(),
+            "removed": gone,
+        }));
+    } else if !g.quiet {
+        for d in &decisions {
+            let what = if d.keep {
+                format!("keep   ({})", d.reasons.join(", "))
+            } else {
+                (if a.dry_run { "would remove" } else { "remove" }).to_string()
+            };
+            println!("{}  {:<30} {what}", d.id.short(8), d.group);
+        }
+        println!(
+            "{} of {} snapshots {}; run `ferry gc` to free their space",
+            gone,
+            decisions.len(),
+            if a.dry_run { "would be removed" } else { "removed" }
+        );
+    }
+    Ok(0)
+}
+
+fn cmd_gc(g: &Global, loc: &Path, dry_run: bool) -> Result<i32> {
+    let store = open(g, loc)?;
+    let r = ferry_sync::gc::gc(&store, &ferry_sync::gc::GcOptions { dry_run, host: host(&None) })?;
+    if g.json {
+        output::json(&json!({
+            "dry_run": dry_run, "snapshots": r.snapshots, "used_blocks": r.used_blocks, "packs_before": r.packs_before,
+            "packs_dropped": r.packs_dropped, "packs_repacked": r.packs_repacked, "packs_written": r.packs_written,
+            "indexes_replaced": r.indexes_replaced, "strays_removed": r.strays_removed, "bytes_before": r.bytes_before, "bytes_freed": r.bytes_freed,
+        }));
+    } else if !g.quiet {
+        println!(
+            "{}: {} of {} packs dropped, {} repacked into {}; {} {}",
+            if dry_run { "dry run" } else { "gc done" },
+            r.packs_dropped,
+            r.packs_before,
+            r.packs_repacked,
+            r.packs_written,
+            if dry_run { "would free about" } else { "freed" },
+            size(r.bytes_freed.max(0) as u64)
+        );
     }
     Ok(0)
 }

@@ -14,6 +14,7 @@ fn store_hint(e: &StoreError) -> Option<&'static str> {
         StoreError::Damaged { .. } => "run `ferry check LOC --read-data` to see everything that is damaged and what it affects",
         StoreError::Io { .. } => "check that the store's drive or share is still mounted and writable, then run again",
         StoreError::LastKey => "add another key first with `ferry key add LOC`",
+        StoreError::Locked(_) => "wait for the other ferry process to finish, then run again",
         _ => return None,
     })
 }

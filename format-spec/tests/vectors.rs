@@ -114,7 +114,15 @@ fn spec_constants_match_the_store_crate() {
     }
     assert_eq!((envelope::NONCE_LEN, envelope::TAG_LEN, envelope::OVERHEAD), (24, 16, 41));
     assert_eq!((pack::FOOTER_LEN, pack::ENTRY_LEN), (12, 49));
-    let kinds = [(Kind::Data, 1), (Kind::Tree, 2), (Kind::PackTrailer, 16), (Kind::Index, 17), (Kind::Snapshot, 18), (Kind::Config, 19)];
+    let kinds = [
+        (Kind::Data, 1),
+        (Kind::Tree, 2),
+        (Kind::PackTrailer, 16),
+        (Kind::Index, 17),
+        (Kind::Snapshot, 18),
+        (Kind::Config, 19),
+        (Kind::Lock, 20),
+    ];
     for (k, b) in kinds {
         assert_eq!(k as u8, b);
         assert_eq!(Kind::from_u8(b), Some(k));

@@ -45,6 +45,8 @@ pub enum Kind {
     Snapshot = 18,
     /// The store config.
     Config = 19,
+    /// A lock (format-spec §17).
+    Lock = 20,
 }
 
 impl Kind {
@@ -57,6 +59,7 @@ impl Kind {
             17 => Kind::Index,
             18 => Kind::Snapshot,
             19 => Kind::Config,
+            20 => Kind::Lock,
             _ => return None,
         })
     }

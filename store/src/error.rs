@@ -74,6 +74,9 @@ pub enum Error {
     /// Removing the last key file was refused.
     #[error("refusing to remove the last key file: the store would become unreadable")]
     LastKey,
+    /// Another process holds a conflicting store lock.
+    #[error("the store is in use: {0}")]
+    Locked(String),
     /// The named key file does not exist.
     #[error("no key file matches {0}")]
     KeyNotFound(String),

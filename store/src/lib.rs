@@ -13,6 +13,7 @@
 //! - [`pack`], [`index`], [`config`]: the object formats.
 //! - [`backend`]: where objects live ([`backend::LocalDir`] now; SSH and S3 later).
 //! - [`cache`]: the local redb copy of the merged index.
+//! - [`lock`]: shared (writers) and exclusive (gc) store locks.
 //! - [`Store`] opens a store; [`StoreWriter`] adds blocks to it.
 //!
 //! ## Example
@@ -42,6 +43,7 @@ mod id;
 pub mod index;
 pub mod keyfile;
 pub mod keys;
+pub mod lock;
 pub mod pack;
 mod store;
 pub mod wire;

@@ -236,6 +236,19 @@ impl Store {
     /// Brings the index cache up to date with the store's `index/` folder:
     /// merges new index files; rebuilds when one it knew has gone.
     pub fn refresh_index(&self) -> Result<RefreshStats> {
+        // gc replaces index files (new one first, then the old ones go):
+        // an index that vanishes between listing and reading means a
+        // newer one exists, so list again.
+        let mut attempt = 0;
+        loop {
+            match self.refresh_once() {
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 => attempt += 1,
+                r => return r,
+            }
+        }
+    }
+
+    fn refresh_once(&self) -> Result<RefreshStats> {
         let listed: HashSet<ObjectName> = self.backend.list(INDEX_DIR)?.iter().filter_map(|o| name_from_path(&o.path)).collect();
         let known = self.cache.indexes()?;
         let mut stats = RefreshStats::default();
@@ -318,7 +331,16 @@ impl Store {
     /// recomputed block ID are all checked.
     pub fn read_block(&self, id: &BlockId) -> Result<Vec<u8>> {
         let loc = self.cache.lookup(id)?.ok_or(Error::BlockNotFound(*id))?;
-        self.read_block_at(id, &loc)
+        match self.read_block_at(id, &loc) {
+            // The pack went (gc repacked it since this store was opened):
+            // the current index says where the block lives now.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                self.refresh_index()?;
+                let loc = self.cache.lookup(id)?.ok_or(Error::BlockNotFound(*id))?;
+                self.read_block_at(id, &loc)
+            }
+            r => r,
+        }
     }
 
     /// Reads a block from a known location.
@@ -337,6 +359,11 @@ impl Store {
             e => e,
         })?;
         open_block(&self.keys, loc.kind, id, loc.raw_len, &sealed, &what)
+    }
+
+    /// Takes a store lock (writers: shared; gc: exclusive).
+    pub fn lock(&self, kind: crate::lock::LockKind, host: &str) -> Result<crate::lock::LockGuard> {
+        crate::lock::acquire(self.backend.clone(), &self.keys, kind, host)
     }
 
     /// A writer that adds blocks, packs and index files.

@@ -119,6 +119,12 @@ pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Pro
         }
         _ => None,
     };
+    // Writers announce themselves so gc never deletes what they build on.
+    let _lock = if opts.dry_run { None } else { Some(store.lock(ferry_store::lock::LockKind::Shared, &opts.host)?) };
+    // A gc may have finished between opening the store and taking the lock.
+    if !opts.dry_run {
+        store.refresh_index()?;
+    }
     let writer = if opts.dry_run { None } else { Some(store.writer()) };
     if let Some(w) = &writer {
         w.adopt_unindexed()?;

@@ -19,6 +19,8 @@ pub mod diff;
 mod error;
 pub mod filecache;
 pub mod filter;
+pub mod forget;
+pub mod gc;
 pub mod ls;
 pub mod merge;
 pub mod progress;

@@ -137,7 +137,7 @@ fn renamed(e: &Entry, to: &Path) -> Entry {
 /// Merges `heads` against `base`.
 pub fn merge(base: &Base, heads: &[Head]) -> Merged {
     let mut heads: Vec<Head> = heads.to_vec();
-    heads.sort_by(|a, b| a.id.cmp(&b.id));
+    heads.sort_by_key(|h| h.id);
     let mut vbase = base.clone();
 
     // Renames: a base file gone from its path in one head and present

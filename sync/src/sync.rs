@@ -110,6 +110,7 @@ fn summary(tree: &Base) -> Summary {
 pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Progress) -> Result<SyncReport> {
     check_compatible(replica, store)?;
     let mut report = SyncReport::default();
+    let _lock = if opts.dry_run { None } else { Some(store.lock(ferry_store::lock::LockKind::Shared, &opts.host)?) };
     let base = replica.base()?;
     let snaps_before = folder_snapshots(store, replica)?;
     let base_in_store = replica.base_snapshot()?.is_some_and(|b| snaps_before.iter().any(|(i, _)| *i == b));

@@ -132,7 +132,7 @@ fn run(seed: u64, n: usize, stores: usize, steps: usize) {
     }
     // Every file content a replica had when it synced (and so pushed).
     let mut pushed: HashSet<String> = HashSet::new();
-    let mut do_sync = |i: usize, s: usize, replicas: &Vec<Replica>, pushed: &mut HashSet<String>| {
+    let do_sync = |i: usize, s: usize, replicas: &[Replica], pushed: &mut HashSet<String>| {
         for (p, h) in tree(&roots[i]) {
             if h != "dir" && !p.to_string_lossy().contains(".conflict-") {
                 pushed.insert(h);

@@ -6,7 +6,7 @@
 
 mod local;
 
-pub use local::LocalDir;
+pub use local::{LocalDir, TEMP_PREFIX};
 
 use crate::error::Result;
 
