@@ -73,11 +73,31 @@ pub struct StoreWriter<'s> {
     chunker: Chunker,
     state: Mutex<State>,
     counters: Counters,
+    /// Set when a write to the store failed: blocks this writer accepted
+    /// may be missing, so it accepts nothing more and finish fails.
+    failed: std::sync::atomic::AtomicBool,
+}
+
+/// Why [`StoreWriter::put_reader`] failed: the source, or the store.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    /// Reading the source failed (a per-file problem).
+    #[error(transparent)]
+    Read(std::io::Error),
+    /// Writing to the store failed (the whole operation must stop).
+    #[error(transparent)]
+    Store(Error),
 }
 
 impl<'s> StoreWriter<'s> {
     pub(crate) fn new(store: &'s Store) -> Self {
-        StoreWriter { store, chunker: store.chunker(), state: Mutex::new(State::default()), counters: Counters::default() }
+        StoreWriter {
+            store,
+            chunker: store.chunker(),
+            state: Mutex::new(State::default()),
+            counters: Counters::default(),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// The chunker in use.
@@ -123,6 +143,7 @@ impl<'s> StoreWriter<'s> {
 
     /// Adds a block whose ID the caller computed. Returns true when it was new.
     pub fn put_with_id(&self, kind: Kind, id: BlockId, data: &[u8]) -> Result<bool> {
+        self.check_failed()?;
         // Refuse what readers would refuse (format-spec §8).
         let limit = if kind == Kind::Tree { MAX_TREE_LEN } else { self.store.config().chunker.max };
         if !kind.is_block() || data.len() > limit as usize {
@@ -142,25 +163,39 @@ impl<'s> StoreWriter<'s> {
             (b.len() >= self.store.config().pack_target as usize).then(|| std::mem::take(b))
         };
         if let Some(b) = full {
-            self.write_pack(b.finish(self.store.keys()))?;
+            self.poison_on_err(self.write_pack(b.finish(self.store.keys())))?;
         }
         Ok(true)
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(Error::InvalidParameter("an earlier write to the store failed; this writer accepts nothing more".into()));
+        }
+        Ok(())
+    }
+
+    fn poison_on_err<T>(&self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        r
     }
 
     /// Chunks a reader and adds every chunk as a data block; returns the
     /// ordered block IDs and the byte count. Reading the next batch
     /// overlaps with sealing the current one.
-    pub fn put_reader<R: Read + Send>(&self, reader: R) -> Result<(Vec<BlockId>, u64), std::io::Error> {
+    pub fn put_reader<R: Read + Send>(&self, reader: R) -> Result<(Vec<BlockId>, u64), PutError> {
         let mut chunks = self.chunker.stream(reader);
         let mut ids = Vec::new();
         let mut total = 0u64;
-        let mut batch = next_batch(&mut chunks)?;
+        let mut batch = next_batch(&mut chunks).map_err(PutError::Read)?;
         while !batch.is_empty() {
             let (next, done) =
                 rayon::join(|| next_batch(&mut chunks), || batch.par_iter().map(|c| self.put(Kind::Data, c)).collect::<Result<Vec<_>>>());
             total += batch.iter().map(|c| c.len() as u64).sum::<u64>();
-            ids.extend(done.map_err(std::io::Error::other)?);
-            batch = next?;
+            ids.extend(done.map_err(PutError::Store)?);
+            batch = next.map_err(PutError::Read)?;
         }
         Ok((ids, total))
     }
@@ -203,6 +238,12 @@ impl<'s> StoreWriter<'s> {
     /// Writes the open packs and the last index. After this returns, every
     /// block put is readable by any reader of the store.
     pub fn flush(&self) -> Result<()> {
+        self.check_failed()?;
+        let r = self.flush_inner();
+        self.poison_on_err(r)
+    }
+
+    fn flush_inner(&self) -> Result<()> {
         let (data, tree) = {
             let mut st = self.state.lock().expect("writer lock");
             (std::mem::take(&mut st.data), std::mem::take(&mut st.tree))

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ferry_store::{BlockId, Kind, ObjectName, Store, StoreWriter};
+use ferry_store::{BlockId, Kind, ObjectName, PutError, Store, StoreWriter};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -233,20 +233,23 @@ impl Ctx<'_> {
             })
             .collect();
         names.sort();
+        // A problem with one file skips that file; a problem with the
+        // store (full, unplugged, damaged) or the cache stops everything.
         let results: Vec<Option<Entry>> = names
             .par_iter()
             .map(|name| {
                 let a = abs.join(name);
                 let r = rel.join(name);
                 match self.entry(&a, &r, name.as_bytes(), filter, depth) {
-                    Ok(e) => e,
+                    Ok(e) => Ok(e),
+                    Err(e @ (Error::Store(_) | Error::Cache { .. })) => Err(e),
                     Err(e) => {
                         self.skip(&r, e.to_string());
-                        None
+                        Ok(None)
                     }
                 }
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let entries: Vec<Entry> = results.into_iter().flatten().collect();
         if entries.is_empty() && !filter.opts.includes.is_empty() && depth > 0 {
             return Ok(None);
@@ -335,7 +338,11 @@ impl Ctx<'_> {
         let mut before = before;
         for attempt in 1..=READ_ATTEMPTS {
             let f = File::open(abs).map_err(|e| Error::io("open", abs, e))?;
-            let (ids, n) = self.read_file(&f).map_err(|e| Error::io("read", abs, e))?;
+            let (ids, n) = match self.read_file(&f) {
+                Ok(r) => r,
+                Err(PutError::Read(e)) => return Err(Error::io("read", abs, e)),
+                Err(PutError::Store(e)) => return Err(Error::Store(e)),
+            };
             self.bytes_read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             let after = std::fs::symlink_metadata(abs).map_err(|e| Error::io("stat", abs, e))?;
             let stable = n == after.size()
@@ -369,7 +376,7 @@ impl Ctx<'_> {
         Err(Error::Invalid(format!("changed while being read ({READ_ATTEMPTS} attempts); not backed up")))
     }
 
-    fn read_file(&self, f: &File) -> std::io::Result<(Vec<BlockId>, u64)> {
+    fn read_file(&self, f: &File) -> Result<(Vec<BlockId>, u64), PutError> {
         match &self.writer {
             Some(w) => w.put_reader(f),
             None => {
@@ -378,9 +385,9 @@ impl Ctx<'_> {
                 let mut ids = Vec::new();
                 let mut n = 0;
                 for c in chunker.stream(f) {
-                    let c = c?;
+                    let c = c.map_err(PutError::Read)?;
                     let id = self.store.keys().block_id(&c);
-                    if !self.store.has_block(&id).map_err(std::io::Error::other)? {
+                    if !self.store.has_block(&id).map_err(PutError::Store)? {
                         self.dry_new_raw.fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     }
                     n += c.len() as u64;
