@@ -64,7 +64,7 @@ impl ChunkerParams {
     pub const MAX_MAX: u32 = 16 << 20;
 
     /// The defaults, chosen by the measurement in format-spec §6.3.
-    pub const DEFAULT: ChunkerParams = ChunkerParams { min: 256 << 10, avg: 1 << 20, max: 4 << 20 };
+    pub const DEFAULT: ChunkerParams = ChunkerParams { min: 64 << 10, avg: 256 << 10, max: 1 << 20 };
 
     /// Parameters for an average size: min a quarter, max four times.
     pub fn from_avg(avg: u32) -> ChunkerParams {

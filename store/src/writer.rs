@@ -73,9 +73,10 @@ pub struct StoreWriter<'s> {
     chunker: Chunker,
     state: Mutex<State>,
     counters: Counters,
-    /// Set when a write to the store failed: blocks this writer accepted
-    /// may be missing, so it accepts nothing more and finish fails.
-    failed: std::sync::atomic::AtomicBool,
+    /// The first failed write to the store: blocks this writer accepted
+    /// may be missing, so it accepts nothing more and finish fails, every
+    /// time with that first error (not a vaguer one from a later call).
+    failed: Mutex<Option<(bool, String, String)>>,
 }
 
 /// Why [`StoreWriter::put_reader`] failed: the source, or the store.
@@ -96,7 +97,7 @@ impl<'s> StoreWriter<'s> {
             chunker: store.chunker(),
             state: Mutex::new(State::default()),
             counters: Counters::default(),
-            failed: std::sync::atomic::AtomicBool::new(false),
+            failed: Mutex::new(None),
         }
     }
 
@@ -169,15 +170,23 @@ impl<'s> StoreWriter<'s> {
     }
 
     fn check_failed(&self) -> Result<()> {
-        if self.failed.load(Ordering::Relaxed) {
-            return Err(Error::InvalidParameter("an earlier write to the store failed; this writer accepts nothing more".into()));
+        match &*self.failed.lock().expect("writer lock") {
+            None => Ok(()),
+            Some((true, path, _)) => Err(Error::StorageFull { path: path.clone() }),
+            Some((false, path, msg)) => Err(Error::Io { op: "write", path: path.clone(), source: std::io::Error::other(msg.clone()) }),
         }
-        Ok(())
     }
 
     fn poison_on_err<T>(&self, r: Result<T>) -> Result<T> {
-        if r.is_err() {
-            self.failed.store(true, Ordering::Relaxed);
+        if let Err(e) = &r {
+            let mut f = self.failed.lock().expect("writer lock");
+            if f.is_none() {
+                *f = Some(match e {
+                    Error::StorageFull { path } => (true, path.clone(), String::new()),
+                    Error::Io { path, source, .. } => (false, path.clone(), source.to_string()),
+                    e => (false, "store".into(), e.to_string()),
+                });
+            }
         }
         r
     }
