@@ -244,6 +244,9 @@ pub fn apply_tree(
     let local = scan(replica.root(), &filter)?;
     let (actions, conflicts) = plan(&base, remote, &local, &filter);
     report.conflicts = conflicts;
+    if !dry_run {
+        remove_leftover_temp_files(replica.root(), &local);
+    }
     if dry_run {
         report.actions = actions;
         return Ok(report);
@@ -491,4 +494,19 @@ fn seed_file_cache(replica: &Replica, base: &Base) {
         }
     }
     let _ = cache.commit();
+}
+
+/// Removes `.ferry-tmp-*` files an interrupted pull left beside their
+/// targets. The replica lock is held, so no other ferry process owns them.
+fn remove_leftover_temp_files(root: &Path, local: &BTreeMap<PathBuf, LocalEntry>) {
+    let dirs = std::iter::once(root.to_path_buf())
+        .chain(local.iter().filter(|(_, l)| l.kind == crate::tree::EntryType::Dir).map(|(p, _)| root.join(p)));
+    for d in dirs {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            if e.file_name().as_bytes().starts_with(b".ferry-tmp-") && e.file_type().is_ok_and(|t| !t.is_dir()) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
 }
