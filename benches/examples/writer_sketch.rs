@@ -32,10 +32,11 @@ use ferry_benches::{init_store, random_bytes, source_like};
 use ferry_store::envelope::{self, Kind};
 use ferry_store::index::{IndexFile, PackRecord};
 use ferry_store::pack::{FinishedPack, PackBuilder};
-use ferry_store::{
-    BATCH_BYTES, BlockId, CacheLocation, ChunkerParams, INDEX_DIR, INDEX_EVERY_PACKS, ObjectName, PACKS_DIR, Store, object_path,
-};
+use ferry_store::{BlockId, CacheLocation, ChunkerParams, INDEX_DIR, INDEX_EVERY_PACKS, ObjectName, PACKS_DIR, Store, object_path};
 use rayon::prelude::*;
+
+/// The lockstep batch size `put_reader` used before it switched to a pull feed.
+const BATCH_BYTES: usize = 8 << 20;
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 

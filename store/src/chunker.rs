@@ -211,7 +211,9 @@ pub struct StreamChunker<'c, R> {
 impl<R: Read> StreamChunker<'_, R> {
     fn fill(&mut self) -> io::Result<()> {
         let want = self.chunker.max;
-        if self.start > 0 && self.buf.len() - self.start < want {
+        // Move the unread tail down only once a whole `max` has been
+        // consumed: each input byte is then moved at most about once.
+        if self.start >= want {
             self.buf.drain(..self.start);
             self.start = 0;
         }

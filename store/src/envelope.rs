@@ -12,7 +12,7 @@
 //! kind and the block ID in the associated data mean a block cannot be
 //! passed off as another block or as another kind of object.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
 use crate::error::{Error, Result};
@@ -108,17 +108,22 @@ fn decompress(body: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
 /// Compresses when it pays: zstd output must save at least 1/32 of the input.
 pub fn encode_payload(payload: &[u8], level: i32) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 1);
+    encode_payload_into(&mut out, payload, level);
+    out
+}
+
+/// Appends codec byte and payload (compressed when it pays) to `out`.
+fn encode_payload_into(out: &mut Vec<u8>, payload: &[u8], level: i32) {
     if payload.len() >= 64
         && let Ok(z) = compress(payload, level)
         && z.len() + payload.len() / 32 < payload.len()
     {
         out.push(1);
         out.extend_from_slice(&z);
-        return out;
+        return;
     }
     out.push(0);
     out.extend_from_slice(payload);
-    out
 }
 
 /// Seals `payload` with a fresh random nonce.
@@ -131,14 +136,14 @@ pub fn seal(keys: &Keys, kind: Kind, id: &[u8; 32], payload: &[u8], level: i32) 
 /// Seals with a caller-chosen nonce. Only for test vectors: reusing a nonce
 /// with one key breaks confidentiality and integrity.
 pub fn seal_with_nonce(keys: &Keys, kind: Kind, id: &[u8; 32], payload: &[u8], level: i32, nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
-    let plain = encode_payload(payload, level);
-    let cipher = XChaCha20Poly1305::new(keys.enc_key().into());
-    let ct = cipher
-        .encrypt(XNonce::from_slice(nonce), Payload { msg: &plain, aad: &aad(kind, id) })
-        .expect("encryption of in-memory data cannot fail");
-    let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+    // One buffer, encrypted in place: nonce, then codec and payload, then the tag.
+    let mut out = Vec::with_capacity(NONCE_LEN + 1 + payload.len() + TAG_LEN);
     out.extend_from_slice(nonce);
-    out.extend_from_slice(&ct);
+    encode_payload_into(&mut out, payload, level);
+    let tag = XChaCha20Poly1305::new(keys.enc_key().into())
+        .encrypt_in_place_detached(XNonce::from_slice(nonce), &aad(kind, id), &mut out[NONCE_LEN..])
+        .expect("encryption of in-memory data cannot fail");
+    out.extend_from_slice(&tag);
     out
 }
 

@@ -61,4 +61,4 @@ pub use store::{
     CONFIG_PATH, CacheLocation, INDEX_DIR, InitOptions, KEYS_DIR, KeyInfo, MAX_TREE_LEN, PACKS_DIR, RefreshStats, SNAPSHOTS_DIR, Store,
     name_from_path, object_path, open_block,
 };
-pub use writer::{BATCH_BYTES, INDEX_EVERY_PACKS, PutError, StoreWriter, WriteStats};
+pub use writer::{INDEX_EVERY_PACKS, PutError, StoreWriter, WriteStats};

@@ -25,9 +25,6 @@ use crate::store::{INDEX_DIR, MAX_TREE_LEN, PACKS_DIR, Store, object_path};
 
 /// An index file is written after this many packs.
 pub const INDEX_EVERY_PACKS: usize = 4;
-/// Bytes of chunks processed together by [`StoreWriter::put_reader`];
-/// bounds memory per file in flight.
-pub const BATCH_BYTES: usize = 8 << 20;
 
 /// Counters of a writer session.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -192,21 +189,25 @@ impl<'s> StoreWriter<'s> {
     }
 
     /// Chunks a reader and adds every chunk as a data block; returns the
-    /// ordered block IDs and the byte count. Reading the next batch
-    /// overlaps with sealing the current one.
+    /// ordered block IDs and the byte count. Workers pull the next chunk
+    /// as soon as they are free (no lockstep batches), so chunking one
+    /// file overlaps hashing, compressing and sealing its earlier chunks;
+    /// memory stays at about one maximum chunk per worker.
     pub fn put_reader<R: Read + Send>(&self, reader: R) -> Result<(Vec<BlockId>, u64), PutError> {
-        let mut chunks = self.chunker.stream(reader);
-        let mut ids = Vec::new();
-        let mut total = 0u64;
-        let mut batch = next_batch(&mut chunks).map_err(PutError::Read)?;
-        while !batch.is_empty() {
-            let (next, done) =
-                rayon::join(|| next_batch(&mut chunks), || batch.par_iter().map(|c| self.put(Kind::Data, c)).collect::<Result<Vec<_>>>());
-            total += batch.iter().map(|c| c.len() as u64).sum::<u64>();
-            ids.extend(done.map_err(PutError::Store)?);
-            batch = next.map_err(PutError::Read)?;
-        }
-        Ok((ids, total))
+        let mut done: Vec<(usize, BlockId, usize)> = self
+            .chunker
+            .stream(reader)
+            .enumerate()
+            .par_bridge()
+            .map(|(i, c)| {
+                let c = c.map_err(PutError::Read)?;
+                let id = self.put(Kind::Data, &c).map_err(PutError::Store)?;
+                Ok((i, id, c.len()))
+            })
+            .collect::<Result<_, PutError>>()?;
+        done.sort_unstable_by_key(|(i, _, _)| *i);
+        let total = done.iter().map(|(_, _, n)| *n as u64).sum();
+        Ok((done.into_iter().map(|(_, id, _)| id).collect(), total))
     }
 
     fn write_pack(&self, p: FinishedPack) -> Result<()> {
@@ -287,19 +288,4 @@ impl<'s> StoreWriter<'s> {
             indexes: c.indexes.load(Ordering::Relaxed),
         }
     }
-}
-
-fn next_batch<R: Read>(chunks: &mut crate::chunker::StreamChunker<'_, R>) -> std::io::Result<Vec<Vec<u8>>> {
-    let mut batch = Vec::new();
-    let mut bytes = 0;
-    while bytes < BATCH_BYTES {
-        match chunks.next_chunk()? {
-            Some(c) => {
-                bytes += c.len();
-                batch.push(c);
-            }
-            None => break,
-        }
-    }
-    Ok(batch)
 }
