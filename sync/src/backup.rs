@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::filecache::{CachedFile, FileCache};
+use crate::fsutil::{ctime_ns, mtime_ns};
 use crate::filter::{Decision, Filter, FilterOptions, display_rel};
 use crate::progress::{Progress, Skipped};
 use crate::snapshot::{self, Snapshot, Summary};
@@ -83,12 +84,6 @@ struct Ctx<'a> {
     dry_new_raw: std::sync::atomic::AtomicU64,
 }
 
-fn mtime_ns(m: &Metadata) -> i64 {
-    m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec())
-}
-fn ctime_ns(m: &Metadata) -> i64 {
-    m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec())
-}
 fn link_group(m: &Metadata) -> u64 {
     if m.nlink() > 1 {
         let h = blake3::hash(&[m.dev().to_le_bytes(), m.ino().to_le_bytes()].concat());

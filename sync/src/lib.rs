@@ -21,6 +21,7 @@ pub mod filecache;
 pub mod filter;
 pub mod forget;
 pub mod gc;
+mod fsutil;
 pub mod ls;
 pub mod merge;
 pub mod progress;

@@ -19,7 +19,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ferry_store::{BlockId, ObjectName, Store};
-use filetime::FileTime;
+use crate::fsutil::{ctime_ns, mtime_ns, temp_beside, to_filetime};
 
 use crate::error::{Error, Result};
 use crate::filter::{Decision, Filter};
@@ -310,10 +310,6 @@ struct Apply<'a> {
     from_local: u64,
 }
 
-fn to_filetime(ns: i64) -> FileTime {
-    FileTime::from_unix_time(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
-}
-
 impl Apply<'_> {
     fn abs(&self, p: &Path) -> PathBuf {
         self.replica.root().join(p)
@@ -454,7 +450,7 @@ impl Apply<'_> {
             && let Ok(m) = fs::symlink_metadata(&abs)
         {
             use std::os::unix::fs::MetadataExt;
-            let mt = m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec());
+            let mt = mtime_ns(&m);
             if mt != l.mtime_ns || m.size() != l.size {
                 let _ = fs::remove_file(&tmp);
                 return Err(Error::Invalid("changed locally during the pull; left alone".into()));
@@ -467,11 +463,6 @@ impl Apply<'_> {
     }
 }
 
-fn temp_beside(abs: &Path) -> PathBuf {
-    let mut r = [0u8; 6];
-    getrandom::fill(&mut r).expect("OS randomness");
-    abs.with_file_name(format!(".ferry-tmp-{}", hex::encode(r)))
-}
 
 /// Records every file that now matches the synced state in the file
 /// cache, so the next push does not read what the pull just wrote. Only
@@ -483,12 +474,11 @@ fn seed_file_cache(replica: &Replica, base: &Base) {
     for (p, e) in base {
         let Content::File(ids) = &e.content else { continue };
         let Ok(m) = fs::symlink_metadata(replica.root().join(p)) else { continue };
-        let mtime_ns = m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec());
-        if !m.is_file() || m.size() != e.size || mtime_ns != e.mtime_ns {
+        let mtime = mtime_ns(&m);
+        if !m.is_file() || m.size() != e.size || mtime != e.mtime_ns {
             continue;
         }
-        let ctime_ns = m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec());
-        let cf = crate::filecache::CachedFile { size: m.size(), mtime_ns, ctime_ns, ino: m.ino(), ids: ids.clone() };
+        let cf = crate::filecache::CachedFile { size: m.size(), mtime_ns: mtime, ctime_ns: ctime_ns(&m), ino: m.ino(), ids: ids.clone() };
         if cache.put(p.as_os_str().as_bytes(), &cf).is_err() {
             return;
         }

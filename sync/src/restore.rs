@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ferry_store::{BlockId, Store};
-use filetime::FileTime;
+use crate::fsutil::{mtime_ns, temp_beside, to_filetime};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -122,21 +122,6 @@ pub fn restore(store: &Store, snap: &Snapshot, target: &Path, opts: &RestoreOpti
         written,
         duration: start.elapsed(),
     })
-}
-
-fn to_filetime(ns: i64) -> FileTime {
-    FileTime::from_unix_time(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
-}
-
-fn temp_name(dir: &Path, name: &[u8]) -> PathBuf {
-    let mut r = [0u8; 6];
-    getrandom::fill(&mut r).expect("OS randomness");
-    let short: Vec<u8> = name.iter().copied().take(40).collect();
-    let mut n = b".ferry-tmp-".to_vec();
-    n.extend_from_slice(hex::encode(r).as_bytes());
-    n.push(b'-');
-    n.extend_from_slice(&short);
-    dir.join(std::ffi::OsStr::from_bytes(&n))
 }
 
 impl Ctx<'_> {
@@ -243,7 +228,7 @@ impl Ctx<'_> {
             if m.is_dir() {
                 return Err(Error::Invalid("a folder is in the way of this file".into()));
             }
-            let mt = m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec());
+            let mt = mtime_ns(m);
             if m.is_file() && m.size() == e.size && mt == e.mtime_ns {
                 if !self.opts.dry_run && m.mode() & 0o7777 != e.mode {
                     self.set_meta(abs, e, false)?;
@@ -264,8 +249,7 @@ impl Ctx<'_> {
             Some(m) if m.is_file() => self.local_blocks(abs),
             _ => HashMap::new(),
         };
-        let dir = abs.parent().expect("restored paths have a parent");
-        let tmp = temp_name(dir, &e.name);
+        let tmp = temp_beside(abs);
         let result = self.write_file(&tmp, e, ids, abs, &local);
         if let Err(err) = result {
             let _ = fs::remove_file(&tmp);
@@ -357,7 +341,7 @@ impl Ctx<'_> {
             paths.sort();
             let Some((first, rest)) = paths.split_first() else { continue };
             for p in rest {
-                let tmp = temp_name(p.parent().expect("parent"), b"link");
+                let tmp = temp_beside(p);
                 if fs::hard_link(first, &tmp).is_ok() && fs::rename(&tmp, p).is_err() {
                     let _ = fs::remove_file(&tmp);
                 }

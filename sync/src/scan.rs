@@ -73,7 +73,7 @@ fn walk(abs: &Path, rel: &Path, filter: &Filter, depth: usize, out: &mut BTreeMa
         } else {
             Vec::new()
         };
-        let mtime_ns = m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec());
+        let mtime_ns = crate::fsutil::mtime_ns(&m);
         out.insert(
             r.clone(),
             LocalEntry { kind, size: if kind == EntryType::File { m.size() } else { 0 }, mtime_ns, mode: m.mode() & 0o7777, target },
