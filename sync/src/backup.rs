@@ -18,8 +18,8 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::filecache::{CachedFile, FileCache};
-use crate::fsutil::{ctime_ns, mtime_ns};
 use crate::filter::{Decision, Filter, FilterOptions, display_rel};
+use crate::fsutil::{ctime_ns, mtime_ns};
 use crate::progress::{Progress, Skipped};
 use crate::snapshot::{self, Snapshot, Summary};
 use crate::tree::{Content, Entry, MAX_DEPTH, Tree};

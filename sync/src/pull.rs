@@ -18,8 +18,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use ferry_store::{BlockId, ObjectName, Store};
 use crate::fsutil::{ctime_ns, mtime_ns, temp_beside, to_filetime};
+use ferry_store::{BlockId, ObjectName, Store};
 
 use crate::error::{Error, Result};
 use crate::filter::{Decision, Filter};
@@ -462,7 +462,6 @@ impl Apply<'_> {
         })
     }
 }
-
 
 /// Records every file that now matches the synced state in the file
 /// cache, so the next push does not read what the pull just wrote. Only

@@ -18,8 +18,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ferry_store::{BlockId, Store};
 use crate::fsutil::{mtime_ns, temp_beside, to_filetime};
+use ferry_store::{BlockId, Store};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};

@@ -25,7 +25,7 @@ fn a_file_that_never_stops_changing_is_reported_not_stored_torn() {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("stable"), b"still").unwrap();
     let busy = src.join("busy.log");
-    std::fs::write(&busy, vec![b'x'; 4 << 20]).unwrap();
+    std::fs::write(&busy, vec![b'x'; 48 << 20]).unwrap();
     let st = store(&tmp.path().join("store"));
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -40,6 +40,10 @@ fn a_file_that_never_stops_changing_is_reported_not_stored_torn() {
             }
         })
     };
+    // Start only once the appender is demonstrably running.
+    while std::fs::metadata(&busy).unwrap().len() < (48 << 20) + 4096 {
+        std::thread::yield_now();
+    }
     let r = backup(&st, &src, &BackupOptions::default(), &Progress::default()).unwrap();
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
