@@ -70,6 +70,8 @@ pub struct StoreWriter<'s> {
     chunker: Chunker,
     state: Mutex<State>,
     counters: Counters,
+    /// The pack I/O thread, started on the first full pack.
+    io: Mutex<Option<PackIo>>,
     /// The first failed write to the store: blocks this writer accepted
     /// may be missing, so it accepts nothing more and finish fails, every
     /// time with that first error (not a vaguer one from a later call).
@@ -95,6 +97,7 @@ impl<'s> StoreWriter<'s> {
             state: Mutex::new(State::default()),
             counters: Counters::default(),
             failed: Mutex::new(None),
+            io: Mutex::new(None),
         }
     }
 
@@ -210,17 +213,47 @@ impl<'s> StoreWriter<'s> {
         Ok((done.into_iter().map(|(_, id, _)| id).collect(), total))
     }
 
+    /// Hands a finished pack to the I/O thread (which writes and fsyncs it
+    /// while the workers go on sealing), then records every pack already
+    /// on disk. At most [`PACKS_IN_FLIGHT`] packs wait, bounding memory.
     fn write_pack(&self, p: FinishedPack) -> Result<()> {
-        self.store.backend().write(&object_path(PACKS_DIR, &p.name), &p.bytes)?;
-        self.counters.packs.fetch_add(1, Ordering::Relaxed);
-        self.counters.stored_bytes.fetch_add(p.bytes.len() as u64, Ordering::Relaxed);
-        let flush = {
-            let mut st = self.state.lock().expect("writer lock");
-            st.pending.push(PackRecord { pack: p.name, entries: p.entries });
-            (st.pending.len() >= INDEX_EVERY_PACKS).then(|| std::mem::take(&mut st.pending))
+        let tx = {
+            let mut io = self.io.lock().expect("writer lock");
+            io.get_or_insert_with(|| PackIo::start(self.store.backend().clone())).tx.clone()
         };
-        if let Some(records) = flush {
-            self.write_index(records)?;
+        // The thread only stops after an error, which the completions report.
+        let _ = tx.send(p);
+        self.collect_written(false)
+    }
+
+    /// Records packs the I/O thread has written: pending index entries,
+    /// and an index file every [`INDEX_EVERY_PACKS`]. With `all`, waits
+    /// for every pack handed over (and stops the thread).
+    fn collect_written(&self, all: bool) -> Result<()> {
+        let done: Vec<Result<(ObjectName, Vec<crate::pack::BlobEntry>, usize)>> = {
+            let mut io = self.io.lock().expect("writer lock");
+            match io.take() {
+                None => Vec::new(),
+                Some(pio) if all => pio.finish(),
+                Some(pio) => {
+                    let got: Vec<_> = pio.done.try_iter().collect();
+                    *io = Some(pio);
+                    got
+                }
+            }
+        };
+        for r in done {
+            let (name, entries, len) = r?;
+            self.counters.packs.fetch_add(1, Ordering::Relaxed);
+            self.counters.stored_bytes.fetch_add(len as u64, Ordering::Relaxed);
+            let flush = {
+                let mut st = self.state.lock().expect("writer lock");
+                st.pending.push(PackRecord { pack: name, entries });
+                (st.pending.len() >= INDEX_EVERY_PACKS).then(|| std::mem::take(&mut st.pending))
+            };
+            if let Some(records) = flush {
+                self.write_index(records)?;
+            }
         }
         Ok(())
     }
@@ -263,6 +296,8 @@ impl<'s> StoreWriter<'s> {
                 self.write_pack(b.finish(self.store.keys()))?;
             }
         }
+        // Every pack on disk before the index that lists them.
+        self.collect_written(true)?;
         let records = std::mem::take(&mut self.state.lock().expect("writer lock").pending);
         if !records.is_empty() {
             self.write_index(records)?;
@@ -286,6 +321,52 @@ impl<'s> StoreWriter<'s> {
             stored_bytes: c.stored_bytes.load(Ordering::Relaxed),
             packs: c.packs.load(Ordering::Relaxed),
             indexes: c.indexes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Packs queued for the I/O thread beyond the one it is writing.
+pub const PACKS_IN_FLIGHT: usize = 2;
+
+type Written = Result<(ObjectName, Vec<crate::pack::BlobEntry>, usize)>;
+
+/// The thread that writes finished packs.
+struct PackIo {
+    tx: std::sync::mpsc::SyncSender<FinishedPack>,
+    done: std::sync::mpsc::Receiver<Written>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl PackIo {
+    fn start(backend: std::sync::Arc<dyn crate::backend::Backend>) -> PackIo {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<FinishedPack>(PACKS_IN_FLIGHT);
+        let (done_tx, done) = std::sync::mpsc::channel::<Written>();
+        let handle = std::thread::spawn(move || {
+            for p in rx {
+                let r = backend.write(&object_path(PACKS_DIR, &p.name), &p.bytes).map(|()| (p.name, p.entries, p.bytes.len()));
+                let failed = r.is_err();
+                if done_tx.send(r).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        PackIo { tx, done, handle }
+    }
+
+    /// Closes the queue, waits for the thread, returns every completion.
+    fn finish(self) -> Vec<Written> {
+        drop(self.tx);
+        let _ = self.handle.join();
+        self.done.try_iter().collect()
+    }
+}
+
+impl Drop for StoreWriter<'_> {
+    /// A writer dropped without `finish` (an error, a cancel) still lets
+    /// the packs it handed over reach the disk: the next run adopts them.
+    fn drop(&mut self) {
+        if let Some(io) = self.io.lock().expect("writer lock").take() {
+            io.finish();
         }
     }
 }
