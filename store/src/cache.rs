@@ -16,6 +16,10 @@ use crate::error::{Error, Result};
 use crate::id::{BlockId, ObjectName};
 use crate::index::IndexFile;
 
+/// redb's page cache for the index: enough for the hot part of a large
+/// index; redb's default (1 GiB) would let memory grow with the store.
+const CACHE_BYTES: usize = 8 << 20;
+
 /// block id → pack (32) | offset u64 | length u32 | raw_len u32 | kind u8
 const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
 /// index file name → number of packs it lists
@@ -88,13 +92,13 @@ impl IndexCache {
         {
             return Self::in_memory();
         }
-        let db = match Database::create(path) {
+        let db = match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Self::in_memory(),
             Err(_) => {
                 // A damaged cache is only a copy: start it afresh.
                 let _ = std::fs::remove_file(path);
-                match Database::create(path) {
+                match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
                     Ok(db) => db,
                     Err(_) => return Self::in_memory(),
                 }

@@ -77,6 +77,11 @@ impl PackBuilder {
     pub fn new() -> Self {
         PackBuilder { buf: Vec::new(), entries: Vec::new() }
     }
+    /// An empty pack with room for `bytes` (the pack target plus one block),
+    /// so the buffer never doubles past the target.
+    pub fn with_capacity(bytes: usize) -> Self {
+        PackBuilder { buf: Vec::with_capacity(bytes), entries: Vec::new() }
+    }
     /// Bytes so far.
     pub fn len(&self) -> usize {
         self.buf.len()
@@ -97,6 +102,8 @@ impl PackBuilder {
     /// Like [`PackBuilder::finish`] with a caller-supplied sealer (test vectors).
     pub fn finish_with(mut self, seal: impl FnOnce(&[u8]) -> Vec<u8>) -> FinishedPack {
         let mut w = Writer::default();
+        // The trailer is small: reserve exactly, never double a full pack.
+        self.buf.reserve_exact(4 + self.entries.len() * ENTRY_LEN + crate::envelope::OVERHEAD + 64 + FOOTER_LEN);
         w.u32(self.entries.len() as u32);
         for e in &self.entries {
             e.encode(&mut w);

@@ -160,6 +160,9 @@ impl<'s> StoreWriter<'s> {
         let full = {
             let mut st = self.state.lock().expect("writer lock");
             let b = if kind == Kind::Tree { &mut st.tree } else { &mut st.data };
+            if b.is_empty() {
+                *b = PackBuilder::with_capacity(self.store.config().pack_target as usize + sealed.len());
+            }
             b.add(kind, id, data.len() as u32, &sealed);
             (b.len() >= self.store.config().pack_target as usize).then(|| std::mem::take(b))
         };
@@ -215,7 +218,7 @@ impl<'s> StoreWriter<'s> {
 
     /// Hands a finished pack to the I/O thread (which writes and fsyncs it
     /// while the workers go on sealing), then records every pack already
-    /// on disk. At most [`PACKS_IN_FLIGHT`] packs wait, bounding memory.
+    /// on disk. The hand-over blocks while a pack is being written, bounding memory.
     fn write_pack(&self, p: FinishedPack) -> Result<()> {
         let tx = {
             let mut io = self.io.lock().expect("writer lock");
@@ -325,8 +328,10 @@ impl<'s> StoreWriter<'s> {
     }
 }
 
-/// Packs queued for the I/O thread beyond the one it is writing.
-pub const PACKS_IN_FLIGHT: usize = 2;
+/// Packs queued for the I/O thread beyond the one it is writing and the
+/// one a worker waits to hand over (0: a rendezvous, so at most three packs
+/// exist at once: being written, being handed over, being filled).
+pub const PACKS_IN_FLIGHT: usize = 0;
 
 type Written = Result<(ObjectName, Vec<crate::pack::BlobEntry>, usize)>;
 

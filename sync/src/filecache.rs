@@ -85,12 +85,12 @@ impl FileCache {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d).map_err(|e| err(path, e))?;
         }
-        let db = match Database::create(path) {
+        let db = match Database::builder().set_cache_size(4 << 20).create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Ok(None),
             Err(_) => {
                 let _ = std::fs::remove_file(path);
-                Database::create(path).map_err(|e| err(path, e))?
+                Database::builder().set_cache_size(4 << 20).create(path).map_err(|e| err(path, e))?
             }
         };
         let read_gen = {
