@@ -8,7 +8,7 @@
 //!   `gen-vectors` binary writes them to `format-spec/vectors/`; the
 //!   `vectors` test fails when the checked-in files are stale.
 //! - [`model`] is the JSON shape of the files (SPEC.md §13).
-//! - [`reference`] is a second, naive implementation written from the
+//! - [`mod@reference`] is a second, naive implementation written from the
 //!   spec, used to craft invalid objects and to check the spec against the
 //!   store crate.
 

@@ -51,7 +51,7 @@ impl Policy {
 pub struct Decision {
     /// The snapshot.
     pub id: ObjectName,
-    /// Its group ("host:path" or "folder <id>").
+    /// Its group (`host:path`, or `folder <id>`).
     pub group: String,
     /// Kept?
     pub keep: bool,
