@@ -6,13 +6,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The ferry binary built by this workspace.
+/// The ferry binary cargo built for these tests.
 pub fn ferry_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("ferry");
-    assert!(bin.exists(), "{} not built: run `cargo test --workspace`", bin.display());
-    bin
+    PathBuf::from(env!("CARGO_BIN_EXE_ferry"))
 }
 
 /// A scratch area with a cache folder and a passphrase.
