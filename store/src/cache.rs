@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::envelope::Kind;
 use crate::error::{Error, Result};
@@ -158,13 +158,6 @@ impl IndexCache {
             }
         }
         Ok(out)
-    }
-
-    /// Number of blocks known.
-    pub fn block_count(&self) -> Result<u64> {
-        let tx = self.db.begin_read().map_err(|e| cache_err(&self.path, e))?;
-        let t = tx.open_table(BLOCKS).map_err(|e| cache_err(&self.path, e))?;
-        t.len().map_err(|e| cache_err(&self.path, e))
     }
 
     /// Merges several index files in one transaction.

@@ -102,11 +102,11 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     let mut rep = GcReport { snapshots: snaps.len() as u64, used_blocks: used.len() as u64, ..Default::default() };
 
     // Every index file, and packs no index lists.
-    let index_names: Vec<ObjectName> = store.backend().list(INDEX_DIR)?.iter().filter_map(|o| name_from_path(&o.path)).collect();
+    let listed_indexes = store.backend().list(INDEX_DIR)?;
+    let index_bytes: u64 = listed_indexes.iter().map(|o| o.size).sum();
+    let index_names: Vec<ObjectName> = listed_indexes.iter().filter_map(|o| name_from_path(&o.path)).collect();
     let mut packs: BTreeMap<ObjectName, Vec<BlobEntry>> = BTreeMap::new();
-    let mut index_bytes = 0u64;
     for n in &index_names {
-        index_bytes += store.backend().read(&object_path(INDEX_DIR, n)).map(|b| b.len() as u64).unwrap_or(0);
         for p in store.read_index(n)?.packs {
             packs.entry(p.pack).or_insert(p.entries);
         }

@@ -1,7 +1,7 @@
 //! Progress counters shared between a running operation and whoever draws
 //! a progress bar. Plain atomics: the operation never waits on the display.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Live counters of a backup or restore.
 #[derive(Debug, Default)]
@@ -14,8 +14,6 @@ pub struct Progress {
     pub total_files: AtomicU64,
     /// Expected bytes (0 while unknown).
     pub total_bytes: AtomicU64,
-    /// Set when the totals are final.
-    pub totals_done: AtomicBool,
 }
 
 impl Progress {

@@ -216,6 +216,9 @@ pub fn pull(replica: &Replica, store: &Store, opts: &PullOptions, progress: &Pro
     let Some((head, snap)) = snaps.last().cloned() else {
         return Ok(PullReport { up_to_date: true, ..Default::default() });
     };
+    if replica.base_snapshot()? == Some(head) {
+        return Ok(PullReport { snapshot: Some(head), up_to_date: true, ..Default::default() });
+    }
     let remote = flatten(store, &snap.root)?;
     let mut seen = vec![head];
     seen.extend(ancestors(&snaps, &snap));

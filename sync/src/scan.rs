@@ -95,7 +95,6 @@ pub fn estimate(root: &Path, filter: &Filter, progress: &crate::Progress) {
             progress.total_bytes.fetch_add(l.size, Ordering::Relaxed);
         }
     }
-    progress.totals_done.store(true, Ordering::Relaxed);
 }
 
 /// True when the working folder still holds `e` unchanged (by stat). A
