@@ -66,3 +66,31 @@ fn two_processes_write_one_store_at_once() {
         assert!(own.starts_with(&data), "writer {seed}'s data does not read back");
     }
 }
+
+#[test]
+fn listing_skips_entries_deleted_while_it_runs() {
+    use ferry_store::backend::{Backend, LocalDir};
+    let dir = tempfile::tempdir().unwrap();
+    let b = std::sync::Arc::new(LocalDir::new(dir.path()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Another thread keeps replacing many lock-like objects, as lock refreshes do.
+    for i in 0..300u64 {
+        b.write(&format!("locks/s-{i:032x}"), b"x").unwrap();
+    }
+    let churn = {
+        let (b, stop) = (b.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                b.delete(&format!("locks/s-{:032x}", i % 300)).unwrap();
+                b.write(&format!("locks/s-{:032x}", i % 300), b"x").unwrap();
+                i += 1;
+            }
+        })
+    };
+    for _ in 0..400 {
+        b.list("locks/").expect("a listing must not fail because an entry vanished");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+}

@@ -45,13 +45,24 @@ impl LocalDir {
             let ent = ent.map_err(|e| Error::io("list", dir.display().to_string(), e))?;
             let name = ent.file_name().to_string_lossy().into_owned();
             let relp = format!("{rel}{name}");
-            let ft = ent.file_type().map_err(|e| Error::io("stat", relp.clone(), e))?;
+            // An entry deleted between listing and stat (a lock released, a
+            // temp file renamed) is simply not there any more.
+            let vanished = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+            let ft = match ent.file_type() {
+                Ok(ft) => ft,
+                Err(e) if vanished(&e) => continue,
+                Err(e) => return Err(Error::io("stat", relp, e)),
+            };
             if name.starts_with('.') {
                 strays.push(relp);
             } else if ft.is_dir() {
                 self.walk(&ent.path(), &format!("{relp}/"), out, strays)?;
             } else {
-                let size = ent.metadata().map_err(|e| Error::io("stat", relp.clone(), e))?.len();
+                let size = match ent.metadata() {
+                    Ok(m) => m.len(),
+                    Err(e) if vanished(&e) => continue,
+                    Err(e) => return Err(Error::io("stat", relp, e)),
+                };
                 out.push(ObjectInfo { path: relp, size });
             }
         }
