@@ -571,6 +571,12 @@ fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool) {
             ),
         }
     }
+    if rep.concurrent > 0 && !g.quiet {
+        eprintln!(
+            "ferry: the store also holds {} change(s) made concurrently with this replica's: run `ferry sync` to merge them",
+            rep.concurrent
+        );
+    }
     if !rep.conflicts.is_empty() {
         eprintln!("ferry: {} path(s) changed both here and in the store were left as they are here:", rep.conflicts.len());
         for c in &rep.conflicts {
@@ -584,11 +590,10 @@ fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool) {
 fn cmd_clone(g: &Global, loc: &Path, dir: &Path, folder: Option<&str>, k: &KdfArgs) -> Result<i32> {
     let pw = passphrase::existing()?;
     let store = Store::open(backend(loc), &pw, cache(g)).with_context(|| format!("opening store {}", loc.display()))?;
-    let folder_id = ferry_sync::push::choose_folder(&store, folder)?;
-    let r = Replica::init(dir, &pw, kdf(k), Some(store.keys().master().clone()), Some(folder_id), store.config().chunker)?;
-    let rep = pull(&r, &store, &PullOptions::default(), &Progress::default())?;
+    let init = ferry_sync::pull::CloneInit { passphrase: &pw, kdf: kdf(k), folder };
+    let (_, rep) = ferry_sync::pull::clone(dir, &store, init, &Progress::default())?;
     print_pull(g, &rep, false);
-    Ok(if rep.skipped.is_empty() { 0 } else { EXIT_SKIPPED })
+    Ok(if rep.skipped.is_empty() && rep.conflicts.is_empty() { 0 } else { EXIT_SKIPPED })
 }
 
 fn cmd_status(g: &Global) -> Result<i32> {
@@ -630,7 +635,7 @@ fn cmd_sync(g: &Global, loc: &Path, dry_run: bool) -> Result<i32> {
     let rep = res?;
     if g.json {
         output::json(&json!({
-            "dry_run": dry_run, "pushed": rep.pushed.map(|i| i.to_hex()), "heads": rep.heads.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+            "dry_run": dry_run, "pushed": rep.pushed.map(|i| i.to_hex()), "push_pending": rep.push_pending, "heads": rep.heads.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
             "merged": rep.merged.map(|i| i.to_hex()),
             "conflicts": rep.conflicts.iter().map(|c| json!({"path": c.path, "copy": c.copy})).collect::<Vec<_>>(),
             "actions": rep.apply.actions.iter().map(action_json).collect::<Vec<_>>(),
@@ -650,6 +655,9 @@ fn cmd_sync(g: &Global, loc: &Path, dry_run: bool) -> Result<i32> {
         match (rep.merged, rep.heads.len()) {
             (Some(m), n) => println!("merged {n} heads into snapshot {}", m.short(8)),
             (None, n) if n > 1 => println!("dry run: would merge {n} heads"),
+            _ if rep.push_pending => println!("dry run: would push local changes first"),
+            _ if dry_run && !rep.apply.actions.is_empty() => println!("dry run: would bring in the store's changes"),
+            _ if !rep.apply.complete && !rep.apply.up_to_date => println!("partly in sync: some paths were left for the next sync"),
             _ => println!("in sync"),
         }
     }

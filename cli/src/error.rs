@@ -19,17 +19,27 @@ fn store_hint(e: &StoreError) -> Option<&'static str> {
     })
 }
 
+fn sync_hint(e: &SyncError) -> Option<&'static str> {
+    Some(match e {
+        SyncError::Store(s) => return store_hint(s),
+        SyncError::StoreOlder { .. } => {
+            "this store (or drive) is an older copy: pull from the newer one, or push / sync to bring this store up to date"
+        }
+        SyncError::Diverged { .. } => {
+            "run `ferry sync` with this store to merge both sides (nothing is lost: conflicting files are kept as copies)"
+        }
+        SyncError::ChangedLocally { .. } => "run the same command again once the file is no longer being edited",
+        _ => return None,
+    })
+}
+
 /// Prints an error (and a hint) to stderr, or as JSON to stdout.
 pub fn report(e: &anyhow::Error, json: bool) {
-    let hint = e
-        .chain()
-        .find_map(|c| {
-            c.downcast_ref::<StoreError>().or_else(|| match c.downcast_ref::<SyncError>() {
-                Some(SyncError::Store(s)) => Some(s),
-                _ => None,
-            })
-        })
-        .and_then(store_hint);
+    let hint = e.chain().find_map(|c| match (c.downcast_ref::<StoreError>(), c.downcast_ref::<SyncError>()) {
+        (Some(s), _) => store_hint(s),
+        (_, Some(s)) => sync_hint(s),
+        _ => None,
+    });
     let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>();
     // anyhow chains repeat transparent sources; keep distinct lines only.
     let mut lines: Vec<String> = Vec::new();

@@ -49,6 +49,37 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A path changed in the working folder while ferry was about to
+    /// replace it: it was left as it is.
+    #[error("{path} changed here while ferry was writing it; left as it is")]
+    ChangedLocally {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A file's blocks do not add up to the size its tree entry states.
+    #[error("{path}: its blocks hold {blocks} bytes but its tree entry says {tree}")]
+    SizeMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the blocks hold.
+        blocks: u64,
+        /// Bytes the tree states.
+        tree: u64,
+    },
+    /// The store holds an older state of the folder than this replica has seen.
+    #[error(
+        "the store holds an older state of this folder than this replica has already seen (its newest snapshot {snapshot} is an ancestor of this replica's state); nothing was changed"
+    )]
+    StoreOlder {
+        /// The store's newest snapshot of the folder.
+        snapshot: String,
+    },
+    /// The store's newest state was made concurrently with this replica's.
+    #[error("the store holds changes made concurrently with this replica's (snapshot {snapshot} does not descend from it)")]
+    Diverged {
+        /// The store's snapshot.
+        snapshot: String,
+    },
     /// Invalid argument.
     #[error("{0}")]
     Invalid(String),

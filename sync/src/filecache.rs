@@ -81,6 +81,23 @@ impl FileCache {
         Self::try_open(path).ok().flatten()
     }
 
+    /// Opens the cache only to read what the last backup recorded (the
+    /// generations are left as they are); `None` when it cannot be used.
+    pub fn open_read(path: &Path) -> Option<FileCache> {
+        if !path.is_file() {
+            return None;
+        }
+        let db = Database::builder().set_cache_size(4 << 20).open(path).ok()?;
+        let read_gen = {
+            let tx = db.begin_read().ok()?;
+            match tx.open_table(META) {
+                Ok(meta) => meta.get("gen").ok()?.map(|v| v.value() as usize % 2).unwrap_or(0),
+                Err(_) => 0,
+            }
+        };
+        Some(FileCache { db, path: path.to_path_buf(), read_gen, pending: Mutex::new(Vec::new()) })
+    }
+
     fn try_open(path: &Path) -> Result<Option<FileCache>> {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d).map_err(|e| err(path, e))?;

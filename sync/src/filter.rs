@@ -104,11 +104,7 @@ impl Filter {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("read", file, e)),
         };
-        let mut b = GitignoreBuilder::new(rel);
-        for line in text.lines() {
-            b.add_line(Some(file.clone()), line).map_err(|e| Error::Pattern { pattern: line.into(), reason: e.to_string() })?;
-        }
-        let g = b.build().map_err(|e| Error::Pattern { pattern: file.display().to_string(), reason: e.to_string() })?;
+        let g = compile_ignore_file(rel, &file, &text)?;
         let mut f = self.clone();
         f.stack.push(g);
         Ok(Some(f))
@@ -117,6 +113,71 @@ impl Filter {
     /// True when the folder holds a marker named by `--exclude-if-present`.
     pub fn has_marker(&self, abs: &Path) -> bool {
         self.opts.exclude_if_present.iter().any(|m| abs.join(m).symlink_metadata().is_ok())
+    }
+}
+
+fn compile_ignore_file(rel: &Path, label: &Path, text: &str) -> Result<Gitignore> {
+    let mut b = GitignoreBuilder::new(rel);
+    for line in text.lines() {
+        b.add_line(Some(label.to_path_buf()), line).map_err(|e| Error::Pattern { pattern: line.into(), reason: e.to_string() })?;
+    }
+    b.build().map_err(|e| Error::Pattern { pattern: label.display().to_string(), reason: e.to_string() })
+}
+
+/// The `.ferryignore` rules of a whole folder (a working folder or a
+/// snapshot's tree). A replica does not sync what they exclude, so a
+/// snapshot says nothing about those paths: their absence from it is not
+/// a deletion (format-spec §16).
+#[derive(Clone, Debug, Default)]
+pub struct IgnoreRules {
+    by_dir: std::collections::BTreeMap<PathBuf, Gitignore>,
+}
+
+impl IgnoreRules {
+    /// Adds the text of the `.ferryignore` in folder `dir` (relative).
+    pub fn add(&mut self, dir: &Path, text: &str) -> Result<()> {
+        let g = compile_ignore_file(dir, &dir.join(IGNORE_FILE), text)?;
+        self.by_dir.insert(dir.to_path_buf(), g);
+        Ok(())
+    }
+
+    /// True when no rule was added.
+    pub fn is_empty(&self) -> bool {
+        self.by_dir.is_empty()
+    }
+
+    /// True when `rel`, or a folder above it, is excluded.
+    pub fn excludes(&self, rel: &Path, is_dir: bool) -> bool {
+        if self.by_dir.is_empty() {
+            return false;
+        }
+        let mut prefix = PathBuf::new();
+        let n = rel.components().count();
+        for (i, c) in rel.components().enumerate() {
+            prefix.push(c);
+            if self.decide(&prefix, i + 1 < n || is_dir) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// One path, by the rules of the folders above it (deepest first).
+    fn decide(&self, rel: &Path, is_dir: bool) -> bool {
+        let mut dir = rel.parent();
+        while let Some(d) = dir {
+            if let Some(g) = self.by_dir.get(d) {
+                let m = g.matched(rel, is_dir);
+                if m.is_ignore() {
+                    return true;
+                }
+                if m.is_whitelist() {
+                    return false;
+                }
+            }
+            dir = d.parent();
+        }
+        false
     }
 }
 

@@ -22,6 +22,7 @@ pub mod filter;
 pub mod forget;
 mod fsutil;
 pub mod gc;
+pub mod history;
 pub mod ls;
 pub mod merge;
 pub mod progress;
@@ -33,6 +34,7 @@ pub mod scan;
 pub mod snapshot;
 pub mod sync;
 pub mod tree;
+pub mod workdir;
 
 pub use error::{Error, Result};
 pub use progress::{Progress, Skipped};

@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 use ferry_store::{BlockId, Kind, ObjectName, StoreWriter};
 
 use crate::error::Result;
+use crate::filter::IgnoreRules;
 use crate::replica::Base;
-use crate::snapshot::Snapshot;
 use crate::tree::{Content, Entry, Tree};
 
 /// One head to merge.
@@ -41,6 +41,9 @@ pub struct Head {
     pub replica: [u8; 16],
     /// Its tree.
     pub tree: Base,
+    /// Its `.ferryignore` rules: a path they exclude is one this head
+    /// says nothing about (its absence is not a deletion).
+    pub rules: IgnoreRules,
 }
 
 /// A conflict resolved by keeping both versions.
@@ -138,6 +141,18 @@ fn renamed(e: &Entry, to: &Path) -> Entry {
 pub fn merge(base: &Base, heads: &[Head]) -> Merged {
     let mut heads: Vec<Head> = heads.to_vec();
     heads.sort_by_key(|h| h.id);
+    // A path a head's own rules exclude is not synced there: that head
+    // holds the base version as far as the merge is concerned.
+    for h in &mut heads {
+        if h.rules.is_empty() {
+            continue;
+        }
+        for (p, b) in base {
+            if !h.tree.contains_key(p) && h.rules.excludes(p, is_dir(b)) {
+                h.tree.insert(p.clone(), b.clone());
+            }
+        }
+    }
     let mut vbase = base.clone();
 
     // Renames: a base file gone from its path in one head and present
@@ -318,32 +333,6 @@ fn dir_entry(p: &Path, base: &Base, heads: &[Head]) -> Entry {
 fn renamed_name(p: &Path) -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt;
     p.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default()
-}
-
-/// The newest common ancestor of all `heads` among `snaps` (by time, then ID).
-pub fn merge_base(snaps: &[(ObjectName, Snapshot)], heads: &[ObjectName]) -> Option<ObjectName> {
-    let by_id: HashMap<ObjectName, &Snapshot> = snaps.iter().map(|(i, s)| (*i, s)).collect();
-    let ancestors = |h: &ObjectName| {
-        let mut seen = BTreeSet::new();
-        let mut todo = vec![*h];
-        while let Some(id) = todo.pop() {
-            if seen.insert(id)
-                && let Some(s) = by_id.get(&id)
-            {
-                todo.extend(s.parents.iter().copied());
-            }
-        }
-        seen
-    };
-    let mut common: Option<BTreeSet<ObjectName>> = None;
-    for h in heads {
-        let a = ancestors(h);
-        common = Some(match common {
-            None => a,
-            Some(c) => c.intersection(&a).copied().collect(),
-        });
-    }
-    common?.into_iter().filter_map(|id| by_id.get(&id).map(|s| (s.time_ns, id))).max().map(|(_, id)| id)
 }
 
 /// Writes the tree blocks of a flat tree; returns the root tree ID.

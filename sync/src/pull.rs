@@ -1,34 +1,39 @@
-//! `pull` and `clone`: bring a store's newest snapshot of the folder into
+//! `pull` and `clone`: bring a store's newer snapshot of the folder into
 //! the working folder, without ever destroying local work.
 //!
 //! Three states per path: the last synced state (base), the store's
-//! newest snapshot (remote) and the working folder (local, by stat).
-//! A remote change is applied only where the path is unchanged locally
-//! (or already equals the remote); otherwise it is left alone and
-//! reported, for `ferry sync` to merge. Renames (a file gone from one
-//! path and the same content at another) are applied as renames and read
-//! nothing. Every other file is written to a temp name beside it and
-//! renamed into place; its blocks are copied from local files when they
-//! hold them (verified by ID), else read from the store.
+//! snapshot (remote) and the working folder (local). A remote change is
+//! applied only where the path is unchanged locally (judged exactly: see
+//! [`LocalView`]) or already equals the remote; otherwise it is left
+//! alone and reported, for `ferry sync` to merge. Renames (a file gone
+//! from one path and the same content at another) are applied as renames
+//! and read nothing. Every write goes through [`crate::workdir`]: a temp
+//! name, then a rename that checks the path still holds what the scan
+//! saw (or nothing, for a new path).
+//!
+//! Pull takes only a snapshot that descends from the replica's state; an
+//! older store is refused, a concurrent one is left to `sync`. The
+//! replica's parents become the pulled snapshot only when every path of
+//! it was applied (format-spec §15).
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::fsutil::{ctime_ns, mtime_ns, temp_beside, to_filetime};
 use ferry_store::{BlockId, ObjectName, Store};
 
 use crate::error::{Error, Result};
-use crate::filter::{Decision, Filter};
+use crate::filter::{IGNORE_FILE, IgnoreRules};
+use crate::fsutil::{ctime_ns, mtime_ns};
+use crate::history::{History, Relation};
+use crate::merge::same_version;
 use crate::progress::{Progress, Skipped};
-use crate::push::{check_compatible, flatten, folder_snapshots};
-use crate::replica::{Base, Replica};
-use crate::scan::{LocalEntry, changed_locally, matches, replica_filter, scan};
-use crate::snapshot::Snapshot;
-use crate::tree::{Content, Entry};
+use crate::push::{check_compatible, flatten};
+use crate::replica::{Base, Commit, Replica};
+use crate::scan::LocalView;
+use crate::tree::{Content, Entry, EntryType};
+use crate::workdir::{self, Expect, WriteOpts};
 
 /// One step of a pull.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +69,12 @@ pub struct PullReport {
     pub bytes_from_local: u64,
     /// Steps that failed (the rest completed).
     pub skipped: Vec<Skipped>,
+    /// True when every path of the snapshot was applied: the folder now
+    /// wholly derives from it.
+    pub complete: bool,
+    /// Other heads of the folder in the store, made concurrently: `sync`
+    /// merges them.
+    pub concurrent: usize,
 }
 
 /// Pull settings.
@@ -80,60 +91,75 @@ fn entry_file_ids(e: &Entry) -> Option<&Vec<BlockId>> {
     }
 }
 
-/// Equal for sync purposes: type, content, mode, and mtime for files.
-fn same(a: &Entry, b: &Entry) -> bool {
-    match (&a.content, &b.content) {
-        (Content::Dir(_), Content::Dir(_)) => a.mode == b.mode,
-        (Content::File(x), Content::File(y)) => x == y && a.size == b.size && a.mode == b.mode && a.mtime_ns == b.mtime_ns,
-        (Content::Symlink(x), Content::Symlink(y)) => x == y,
-        _ => false,
-    }
+/// The plan of a pull: what to do, what to leave alone, and what the
+/// replica stops tracking.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// The steps, in the order they are applied.
+    pub actions: Vec<Action>,
+    /// Paths changed both here and in the remote: left alone.
+    pub conflicts: Vec<PathBuf>,
+    /// Paths `.ferryignore` rules exclude here or in the remote: neither
+    /// written nor deleted, and no longer part of the synced state.
+    pub untracked: Vec<PathBuf>,
 }
 
-/// Works out what to do to go from `base` to `remote` given `local`.
-pub fn plan(base: &Base, remote: &Base, local: &BTreeMap<PathBuf, LocalEntry>, filter: &Filter) -> (Vec<Action>, Vec<PathBuf>) {
-    let mut conflicts = Vec::new();
+fn is_dir_entry(e: &Entry) -> bool {
+    matches!(e.content, Content::Dir(_))
+}
+
+/// Works out how to go from `base` to `remote` given the working folder.
+/// `remote_rules` are the remote tree's `.ferryignore` rules: a path they
+/// exclude is absent from the remote because it is not synced, not
+/// because it was deleted.
+pub fn plan(base: &Base, remote: &Base, local: &LocalView<'_>, remote_rules: &IgnoreRules) -> Plan {
+    let mut out = Plan::default();
     let (mut deletes, mut mkdirs, mut writes, mut metas, mut renames) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let paths: std::collections::BTreeSet<&PathBuf> = base.keys().chain(remote.keys()).collect();
     for p in paths {
         let (b, r, l) = (base.get(p), remote.get(p), local.get(p));
         let unchanged_remote = match (b, r) {
-            (Some(b), Some(r)) => same(b, r),
+            (Some(b), Some(r)) => same_version(b, r),
             (None, None) => true,
             _ => false,
         };
         if unchanged_remote {
             continue;
         }
-        let is_dir = r.map(|r| matches!(r.content, Content::Dir(_))).unwrap_or(false);
-        if filter.decide(p, is_dir) == Decision::Exclude {
+        let dir = r.or(b).is_some_and(is_dir_entry);
+        if remote_rules.excludes(p, dir) || local.rules.excludes(p, dir) {
+            out.untracked.push(p.clone());
             continue;
         }
-        // Already there (an interrupted pull, or the same edit made here),
-        // judged by stat only when the path changed locally: if it still
-        // matches the base, equal size and mtime prove nothing about content.
-        let already = match (r, l) {
-            (Some(r), Some(l)) => matches(r, l) && (is_dir || !b.is_some_and(|b| matches(b, l))),
-            (None, None) => true,
-            _ => false,
+        // Already there (an interrupted pull, or the same edit made here).
+        let already = match r {
+            Some(r) => local.holds(p, r, false),
+            None => l.is_none(),
         };
         if already {
+            if let (Some(r), Some(l)) = (r, l)
+                && (r.mode != l.mode || (!is_dir_entry(r) && r.mtime_ns != l.mtime_ns))
+            {
+                metas.push(p.clone());
+            }
             continue;
         }
-        if changed_locally(b, l) {
+        if local.changed(p, b) {
             // A folder that exists on both sides is not a conflict: its
             // contents are decided path by path.
-            let both_dirs = matches!(l.map(|l| l.kind), Some(crate::tree::EntryType::Dir)) && is_dir;
-            if !both_dirs {
-                conflicts.push(p.clone());
-                continue;
+            let both_dirs = l.is_some_and(|l| l.kind == EntryType::Dir) && r.is_some_and(is_dir_entry);
+            if both_dirs {
+                metas.push(p.clone());
+            } else {
+                out.conflicts.push(p.clone());
             }
+            continue;
         }
         match r {
             None => deletes.push(p.clone()),
             Some(r) => match &r.content {
                 Content::Dir(_) => {
-                    if l.is_some_and(|l| l.kind == crate::tree::EntryType::Dir) {
+                    if l.is_some_and(|l| l.kind == EntryType::Dir) {
                         metas.push(p.clone());
                     } else {
                         if l.is_some() {
@@ -142,39 +168,34 @@ pub fn plan(base: &Base, remote: &Base, local: &BTreeMap<PathBuf, LocalEntry>, f
                         mkdirs.push(p.clone());
                     }
                 }
-                Content::File(_) => {
-                    if let (Some(b), Some(l)) = (b, l)
-                        && let (Content::File(x), Content::File(y)) = (&b.content, &r.content)
-                        && x == y
-                        && b.size == r.size
-                        && l.kind == crate::tree::EntryType::File
-                    {
+                Content::File(_) | Content::Symlink(_) => {
+                    let meta_only = matches!((b, l), (Some(b), Some(l)) if same_content(b, r) && l.kind == EntryType::File);
+                    if meta_only {
                         metas.push(p.clone());
                     } else {
-                        if l.is_some_and(|l| l.kind != crate::tree::EntryType::File) {
+                        if l.is_some_and(|l| l.kind == EntryType::Dir || (l.kind != EntryType::File && is_file(r))) {
                             deletes.push(p.clone());
                         }
                         writes.push(p.clone());
                     }
                 }
-                Content::Symlink(_) => writes.push(p.clone()),
             },
         }
     }
     // Renames: a deleted file whose exact content appears at a new path.
     let mut gone: HashMap<(Vec<BlockId>, u64), PathBuf> = HashMap::new();
     for p in &deletes {
-        if let (Some(b), Some(l)) = (base.get(p), local.get(p))
+        if let Some(b) = base.get(p)
             && let Some(ids) = entry_file_ids(b)
-            && matches(b, l)
             && !ids.is_empty()
+            && !remote.contains_key(p)
         {
             gone.insert((ids.clone(), b.size), p.clone());
         }
     }
     writes.retain(|p| {
         let r = &remote[p];
-        if local.contains_key(p) {
+        if local.get(p).is_some() {
             return true;
         }
         if let Some(ids) = entry_file_ids(r)
@@ -188,12 +209,10 @@ pub fn plan(base: &Base, remote: &Base, local: &BTreeMap<PathBuf, LocalEntry>, f
     deletes.retain(|p| !renames.iter().any(|(from, _)| from == p));
     // Order: renames (sources still exist), deletes (files, then folders
     // deepest first, so a folder replaced by a file is gone before the
-    // file is written), new folders (parents first), writes, metadata.
-    let is_dir_in_base = |p: &PathBuf| {
-        base.get(p).is_some_and(|e| matches!(e.content, Content::Dir(_)))
-            || local.get(p).is_some_and(|l| l.kind == crate::tree::EntryType::Dir)
-    };
-    let (mut dir_deletes, file_deletes): (Vec<_>, Vec<_>) = deletes.into_iter().partition(is_dir_in_base);
+    // file is written), new folders (parents first), writes, metadata
+    // (deepest first, so a folder's mtime is set after its contents).
+    let is_local_dir = |p: &PathBuf| local.get(p).is_some_and(|l| l.kind == EntryType::Dir);
+    let (mut dir_deletes, file_deletes): (Vec<_>, Vec<_>) = deletes.into_iter().partition(is_local_dir);
     let mut actions: Vec<Action> = renames.into_iter().map(|(a, b)| Action::Rename(a, b)).collect();
     actions.extend(file_deletes.into_iter().map(Action::Delete));
     dir_deletes.sort_by(|a, b| b.cmp(a));
@@ -205,100 +224,202 @@ pub fn plan(base: &Base, remote: &Base, local: &BTreeMap<PathBuf, LocalEntry>, f
     );
     metas.sort_by(|a, b| b.cmp(a));
     actions.extend(metas.into_iter().map(Action::Meta));
-    conflicts.sort();
-    (actions, conflicts)
+    out.conflicts.sort();
+    out.actions = actions;
+    out
 }
 
-/// Pulls the store's newest snapshot of the folder into the replica.
+fn is_file(e: &Entry) -> bool {
+    matches!(e.content, Content::File(_))
+}
+
+/// Content equal (type, blocks and size, or link target), whatever the mode and mtime.
+fn same_content(a: &Entry, b: &Entry) -> bool {
+    match (&a.content, &b.content) {
+        (Content::File(x), Content::File(y)) => x == y && a.size == b.size,
+        (Content::Symlink(x), Content::Symlink(y)) => x == y,
+        (Content::Dir(_), Content::Dir(_)) => true,
+        _ => false,
+    }
+}
+
+/// The `.ferryignore` rules a snapshot's tree carries (read from the store).
+pub fn tree_rules(store: &Store, tree: &Base) -> Result<IgnoreRules> {
+    let mut rules = IgnoreRules::default();
+    for (p, e) in tree {
+        if let Content::File(ids) = &e.content
+            && p.file_name().is_some_and(|n| n == IGNORE_FILE)
+        {
+            let mut text = Vec::new();
+            for id in ids {
+                text.extend_from_slice(&store.read_block(id)?);
+            }
+            rules.add(p.parent().unwrap_or(Path::new("")), &String::from_utf8_lossy(&text))?;
+        }
+    }
+    Ok(rules)
+}
+
+/// Pulls the store's newest snapshot of the folder that descends from
+/// the replica's state. Refuses a store that is behind this replica
+/// ([`Error::StoreOlder`]) and one whose changes were made concurrently
+/// ([`Error::Diverged`]: `sync` merges those).
 pub fn pull(replica: &Replica, store: &Store, opts: &PullOptions, progress: &Progress) -> Result<PullReport> {
     check_compatible(replica, store)?;
-    let snaps = folder_snapshots(store, replica)?;
-    let Some((head, snap)) = snaps.last().cloned() else {
+    let hist = History::load(store, replica)?;
+    let parents = replica.parents()?;
+    let heads = hist.heads();
+    if heads.is_empty() {
         return Ok(PullReport { up_to_date: true, ..Default::default() });
-    };
-    if replica.base_snapshot()? == Some(head) {
-        return Ok(PullReport { snapshot: Some(head), up_to_date: true, ..Default::default() });
     }
+    let mut newer = Vec::new();
+    let (mut concurrent, mut same, mut older) = (Vec::new(), false, None);
+    for h in &heads {
+        match hist.relation(replica, &parents, h)? {
+            Relation::Newer => newer.push(*h),
+            Relation::Concurrent => concurrent.push(*h),
+            Relation::Same => same = true,
+            Relation::Older => older = Some(*h),
+        }
+    }
+    let time = |id: &ObjectName| hist.get(id).map(|s| s.time_ns).unwrap_or(0);
+    let Some(head) = newer.iter().copied().max_by(|a, b| time(a).cmp(&time(b)).then(a.cmp(b))) else {
+        if let Some(c) = concurrent.first() {
+            return Err(Error::Diverged { snapshot: c.to_hex() });
+        }
+        if same {
+            let head = parents.iter().copied().find(|p| heads.contains(p));
+            return Ok(PullReport { snapshot: head, up_to_date: true, ..Default::default() });
+        }
+        return Err(Error::StoreOlder { snapshot: older.map(|o| o.to_hex()).unwrap_or_default() });
+    };
+    let snap = hist.get(&head).expect("a head is listed").clone();
     let remote = flatten(store, &snap.root)?;
-    let mut seen = vec![head];
-    seen.extend(ancestors(&snaps, &snap));
-    apply_tree(replica, store, head, &remote, &seen, opts.dry_run, progress)
+    let mut report = apply_tree(replica, store, &hist, head, &remote, opts.dry_run, progress)?;
+    report.concurrent = concurrent.len() + newer.len() - 1;
+    Ok(report)
+}
+
+/// Makes `dir` a replica of the folder held in `store` and pulls it.
+/// Files already in `dir` are kept: a path whose local content differs
+/// from the store's is left alone and reported, for `sync` to merge. A
+/// clone that was killed is resumed when run again.
+pub fn clone(dir: &Path, store: &Store, init: CloneInit<'_>, progress: &Progress) -> Result<(Replica, PullReport)> {
+    let folder_id = crate::push::choose_folder(store, init.folder)?;
+    let replica = match crate::replica::find_root(dir).filter(|r| dir.canonicalize().is_ok_and(|d| d == *r)) {
+        Some(root) => {
+            let r = Replica::open(&root, init.passphrase)?;
+            if r.folder_id != folder_id || r.keys().family_id() != store.keys().family_id() || !r.parents()?.is_empty() {
+                return Err(Error::Invalid(format!("{} is already a replica; run `ferry pull` there instead of clone", root.display())));
+            }
+            r
+        }
+        None => {
+            Replica::init(dir, init.passphrase, init.kdf, Some(store.keys().master().clone()), Some(folder_id), store.config().chunker)?
+        }
+    };
+    let report = pull(&replica, store, &PullOptions::default(), progress)?;
+    Ok((replica, report))
+}
+
+/// How `clone` makes the replica.
+pub struct CloneInit<'a> {
+    /// Passphrase for the replica's key file.
+    pub passphrase: &'a [u8],
+    /// Its key derivation costs.
+    pub kdf: ferry_store::KdfParams,
+    /// Which folder of the store (`None`: the only one).
+    pub folder: Option<&'a str>,
 }
 
 /// Brings the working folder from the replica's base to `remote` (the
 /// tree of snapshot `head`), leaving paths changed locally alone, and
-/// records the new synced state. Shared by pull and sync.
+/// records the new synced state: per path for what was applied, and
+/// `head` as the parent only when everything was. Shared by pull and sync.
 pub fn apply_tree(
     replica: &Replica,
     store: &Store,
+    hist: &History,
     head: ObjectName,
     remote: &Base,
-    seen: &[ObjectName],
     dry_run: bool,
     progress: &Progress,
 ) -> Result<PullReport> {
     let mut report = PullReport { snapshot: Some(head), ..Default::default() };
     let base = replica.base()?;
-    if replica.base_snapshot()? == Some(head) {
-        report.up_to_date = true;
-        return Ok(report);
-    }
-    let filter = Filter::new(&replica_filter())?;
-    let local = scan(replica.root(), &filter)?;
-    let (actions, conflicts) = plan(&base, remote, &local, &filter);
-    report.conflicts = conflicts;
-    if !dry_run {
-        remove_leftover_temp_files(replica.root(), &local);
-    }
+    let view = LocalView::scan(replica)?;
+    let remote_rules = tree_rules(store, remote)?;
+    let plan = plan(&base, remote, &view, &remote_rules);
+    report.conflicts = plan.conflicts.clone();
+    report.actions = plan.actions.clone();
     if dry_run {
-        report.actions = actions;
         return Ok(report);
     }
-    let mut ctx = Apply { replica, store, base: &base, remote, local: &local, block_map: None, from_store: 0, from_local: 0 };
-    for a in &actions {
+    for (p, l) in &view.entries {
+        if l.kind == EntryType::Dir {
+            workdir::remove_stale_temps(&replica.root().join(p));
+        }
+    }
+    workdir::remove_stale_temps(replica.root());
+    let pending: Base = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Write(p) | Action::Symlink(p) | Action::Rename(_, p) | Action::Mkdir(p) => Some((p.clone(), remote[p].clone())),
+            _ => None,
+        })
+        .collect();
+    replica.set_pending(&pending)?;
+    let mut ctx = Apply { replica, store, base: &base, remote, local: &view, block_map: None, from_store: 0, from_local: 0 };
+    let mut failed: std::collections::BTreeSet<PathBuf> = Default::default();
+    let mut written: Vec<PathBuf> = Vec::new();
+    for a in &plan.actions {
         if let Err(e) = ctx.apply(a) {
             let p = match a {
-                Action::Mkdir(p) | Action::Write(p) | Action::Symlink(p) | Action::Delete(p) | Action::Meta(p) | Action::Rename(_, p) => p,
+                Action::Rename(from, p) => {
+                    failed.insert(from.clone());
+                    p
+                }
+                Action::Mkdir(p) | Action::Write(p) | Action::Symlink(p) | Action::Delete(p) | Action::Meta(p) => p,
             };
+            failed.insert(p.clone());
             report.skipped.push(Skipped { path: p.display().to_string(), reason: e.to_string() });
         } else {
+            if let Action::Write(p) | Action::Rename(_, p) = a {
+                written.push(p.clone());
+            }
             progress.files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
     report.bytes_from_store = ctx.from_store;
     report.bytes_from_local = ctx.from_local;
-    report.actions = actions;
-    // The new synced state is the remote, except where a local change was
-    // kept or a step failed: there the old state stays, so the path still
-    // shows as changed and the next sync deals with it.
-    let mut new_base = remote.clone();
-    let failed: Vec<PathBuf> = report.skipped.iter().map(|s| PathBuf::from(&s.path)).collect();
-    for p in report.conflicts.iter().chain(&failed) {
-        match base.get(p) {
-            Some(e) => new_base.insert(p.clone(), e.clone()),
-            None => new_base.remove(p),
-        };
-    }
-    replica.set_base(head, &new_base, store.config().store_id, seen, &report.conflicts)?;
-    seed_file_cache(replica, &new_base);
-    Ok(report)
-}
+    drop(view);
 
-/// Snapshots of the folder reachable through parents from `snap`.
-pub(crate) fn ancestors(all: &[(ObjectName, Snapshot)], snap: &Snapshot) -> Vec<ObjectName> {
-    let by_id: HashMap<ObjectName, &Snapshot> = all.iter().map(|(i, s)| (*i, s)).collect();
-    let mut out = Vec::new();
-    let mut todo: Vec<ObjectName> = snap.parents.clone();
-    while let Some(id) = todo.pop() {
-        if out.contains(&id) {
-            continue;
-        }
-        out.push(id);
-        if let Some(s) = by_id.get(&id) {
-            todo.extend(s.parents.iter().copied());
+    // The synced state advances per path: to the remote where it was
+    // applied (or already held), nowhere where a local change was kept
+    // or a step failed; ignored paths leave it.
+    let keep: std::collections::BTreeSet<&PathBuf> = report.conflicts.iter().chain(&failed).collect();
+    let mut commit = Commit::default();
+    for (p, r) in remote {
+        if !keep.contains(p) && !plan.untracked.contains(p) && base.get(p).is_none_or(|b| !same_version(b, r)) {
+            commit.set.push((p.clone(), r.clone()));
         }
     }
-    out
+    for p in base.keys() {
+        if (!remote.contains_key(p) && !keep.contains(p)) || plan.untracked.contains(p) {
+            commit.remove.push(p.clone());
+        }
+    }
+    report.complete = keep.is_empty();
+    if report.complete {
+        commit.parents = Some(vec![head]);
+        commit.known = hist.known_records(replica, &head)?;
+    }
+    commit.store = Some((store.config().store_id, head));
+    commit.conflicts = Some(report.conflicts.clone());
+    replica.commit(&commit)?;
+    seed_file_cache(replica, &replica.base()?, &written);
+    Ok(report)
 }
 
 struct Apply<'a> {
@@ -306,16 +427,28 @@ struct Apply<'a> {
     store: &'a Store,
     base: &'a Base,
     remote: &'a Base,
-    local: &'a BTreeMap<PathBuf, LocalEntry>,
+    local: &'a LocalView<'a>,
     /// Block ID → (local file, offset, length), built on first need.
     block_map: Option<HashMap<BlockId, (PathBuf, u64, u32)>>,
     from_store: u64,
     from_local: u64,
 }
 
+/// Pull writes are fsynced (a working folder must survive a crash) and
+/// keep the local owner (uids differ between machines).
+const PULL_WRITE: WriteOpts = WriteOpts { owner: false, fsync: true };
+
 impl Apply<'_> {
     fn abs(&self, p: &Path) -> PathBuf {
         self.replica.root().join(p)
+    }
+
+    /// What a write at `p` may replace: what the scan saw, or nothing.
+    fn expect(&self, p: &Path) -> Expect {
+        match self.local.get(p) {
+            Some(l) => Expect::Seen(l.stamp()),
+            None => Expect::Absent,
+        }
     }
 
     /// Makes the parents of `p` real folders; refuses to go through a symlink or a file.
@@ -324,11 +457,7 @@ impl Apply<'_> {
         if let Some(parent) = p.parent() {
             for c in parent.components() {
                 cur.push(c);
-                match fs::symlink_metadata(&cur) {
-                    Ok(m) if m.is_dir() => {}
-                    Ok(_) => return Err(Error::Invalid(format!("{} is in the way (not a folder)", cur.display()))),
-                    Err(_) => fs::create_dir(&cur).map_err(|e| Error::io("create folder", &cur, e))?,
-                }
+                workdir::ensure_dir(&cur, false)?;
             }
         }
         Ok(())
@@ -338,52 +467,57 @@ impl Apply<'_> {
         match a {
             Action::Rename(from, to) => {
                 self.parents(to)?;
-                fs::rename(self.abs(from), self.abs(to)).map_err(|e| Error::io("rename", self.abs(from), e))?;
-                self.set_meta(to, &self.remote[to])
+                workdir::check_expected(&self.abs(from), &self.expect(from))?;
+                workdir::rename_noreplace(&self.abs(from), &self.abs(to))?;
+                workdir::set_meta(&self.abs(to), &self.remote[to], PULL_WRITE)
             }
             Action::Delete(p) => {
                 let abs = self.abs(p);
-                let m = fs::symlink_metadata(&abs).map_err(|e| Error::io("stat", &abs, e))?;
-                if m.is_dir() {
-                    fs::remove_dir(&abs).map_err(|e| Error::io("remove folder (it holds local files)", &abs, e))
-                } else {
-                    fs::remove_file(&abs).map_err(|e| Error::io("remove", &abs, e))
+                match self.local.get(p).map(|l| l.kind) {
+                    Some(EntryType::Dir) => fs::remove_dir(&abs).map_err(|e| Error::io("remove folder (it holds local files)", &abs, e)),
+                    Some(_) => {
+                        workdir::check_expected(&abs, &self.expect(p))?;
+                        fs::remove_file(&abs).map_err(|e| Error::io("remove", &abs, e))
+                    }
+                    None => Ok(()),
                 }
             }
             Action::Mkdir(p) => {
                 self.parents(p)?;
                 let abs = self.abs(p);
-                if !fs::symlink_metadata(&abs).is_ok_and(|m| m.is_dir()) {
-                    fs::create_dir(&abs).map_err(|e| Error::io("create folder", &abs, e))?;
-                }
-                self.set_meta(p, &self.remote[p])
+                workdir::ensure_dir(&abs, false)?;
+                workdir::set_meta(&abs, &self.remote[p], PULL_WRITE)
             }
-            Action::Meta(p) => self.set_meta(p, &self.remote[p]),
+            Action::Meta(p) => {
+                let abs = self.abs(p);
+                if self.local.get(p).is_some_and(|l| l.kind != EntryType::Dir) {
+                    workdir::check_expected(&abs, &self.expect(p))?;
+                }
+                workdir::set_meta(&abs, &self.remote[p], PULL_WRITE)
+            }
             Action::Symlink(p) => {
                 self.parents(p)?;
-                let Content::Symlink(t) = &self.remote[p].content else { unreachable!("planned as symlink") };
-                let abs = self.abs(p);
-                let tmp = temp_beside(&abs);
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(t), &tmp).map_err(|e| Error::io("symlink", &abs, e))?;
-                fs::rename(&tmp, &abs).map_err(|e| {
-                    let _ = fs::remove_file(&tmp);
-                    Error::io("rename into place", &abs, e)
-                })
+                let expect = self.expect_after_delete(p);
+                workdir::write_symlink(&self.abs(p), &self.remote[p], PULL_WRITE, &expect)
             }
             Action::Write(p) => {
                 self.parents(p)?;
-                self.write(p)
+                let e = self.remote[p].clone();
+                let expect = self.expect_after_delete(p);
+                let abs = self.abs(p);
+                workdir::write_file(&abs, &e, |id| self.block(id), PULL_WRITE, &expect, |_| {})
             }
         }
     }
 
-    fn set_meta(&self, p: &Path, e: &Entry) -> Result<()> {
-        let abs = self.abs(p);
-        if !matches!(e.content, Content::Symlink(_)) {
-            fs::set_permissions(&abs, fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", &abs, err))?;
+    /// A write's expectation: a path the plan deleted first (a folder or
+    /// symlink in the way of a file) must now be absent.
+    fn expect_after_delete(&self, p: &Path) -> Expect {
+        match self.local.get(p) {
+            Some(l) if l.kind == EntryType::Dir => Expect::Absent,
+            Some(l) if l.kind == EntryType::Symlink && is_file(&self.remote[p]) => Expect::Absent,
+            _ => self.expect(p),
         }
-        let t = to_filetime(e.mtime_ns);
-        filetime::set_symlink_file_times(&abs, t, t).map_err(|err| Error::io("set mtime", &abs, err))
     }
 
     fn block_map(&mut self) -> &HashMap<BlockId, (PathBuf, u64, u32)> {
@@ -391,7 +525,7 @@ impl Apply<'_> {
             let mut m = HashMap::new();
             for (p, e) in self.base {
                 let (Some(ids), Some(l)) = (entry_file_ids(e), self.local.get(p)) else { continue };
-                if !matches(e, l) {
+                if !crate::scan::matches(e, l) {
                     continue;
                 }
                 let mut off = 0u64;
@@ -406,6 +540,8 @@ impl Apply<'_> {
         self.block_map.as_ref().expect("built above")
     }
 
+    /// A block's plaintext: from a local file that holds it (verified by
+    /// ID), else from the store.
     fn block(&mut self, id: &BlockId) -> Result<Vec<u8>> {
         if let Some((p, off, len)) = self.block_map().get(id).cloned() {
             let mut buf = vec![0u8; len as usize];
@@ -422,83 +558,33 @@ impl Apply<'_> {
         self.from_store += d.len() as u64;
         Ok(d)
     }
-
-    fn write(&mut self, p: &Path) -> Result<()> {
-        let e = self.remote[p].clone();
-        let Content::File(ids) = &e.content else { unreachable!("planned as file") };
-        let abs = self.abs(p);
-        let tmp = temp_beside(&abs);
-        let result = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|err| Error::io("create", &tmp, err))?;
-            let mut n = 0u64;
-            for id in ids {
-                let d = self.block(id)?;
-                f.write_all(&d).map_err(|err| Error::io("write", &tmp, err))?;
-                n += d.len() as u64;
-            }
-            if n != e.size {
-                return Err(Error::Invalid(format!("blocks hold {n} bytes, the tree says {}", e.size)));
-            }
-            f.sync_all().map_err(|err| Error::io("sync", &tmp, err))?;
-            f.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", &tmp, err))?;
-            let t = to_filetime(e.mtime_ns);
-            filetime::set_file_handle_times(&f, Some(t), Some(t)).map_err(|err| Error::io("set mtime", &tmp, err))
-        })();
-        if let Err(err) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(err);
-        }
-        // Last look: if the file changed since the scan, keep the local work.
-        if let Some(l) = self.local.get(p)
-            && let Ok(m) = fs::symlink_metadata(&abs)
-        {
-            use std::os::unix::fs::MetadataExt;
-            let mt = mtime_ns(&m);
-            if mt != l.mtime_ns || m.size() != l.size {
-                let _ = fs::remove_file(&tmp);
-                return Err(Error::Invalid("changed locally during the pull; left alone".into()));
-            }
-        }
-        fs::rename(&tmp, &abs).map_err(|err| {
-            let _ = fs::remove_file(&tmp);
-            Error::io("rename into place", &abs, err)
-        })
-    }
 }
 
-/// Records every file that now matches the synced state in the file
-/// cache, so the next push does not read what the pull just wrote. Only
-/// a hint: on any error the push reads the files instead.
-fn seed_file_cache(replica: &Replica, base: &Base) {
+/// Records in the file cache the files this pull wrote (their blocks are
+/// known), and carries over entries the cache still vouches for (same
+/// size, mtime, ctime and inode), so the next push reads neither. Only a
+/// hint: on any error the push reads the files instead. Nothing is
+/// recorded on stat alone: a file edited without changing size and mtime
+/// must still be read.
+fn seed_file_cache(replica: &Replica, base: &Base, written: &[PathBuf]) {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
     let Some(cache) = crate::filecache::FileCache::open(&replica.file_cache()) else { return };
+    let written: std::collections::HashSet<&PathBuf> = written.iter().collect();
     for (p, e) in base {
         let Content::File(ids) = &e.content else { continue };
         let Ok(m) = fs::symlink_metadata(replica.root().join(p)) else { continue };
-        let mtime = mtime_ns(&m);
-        if !m.is_file() || m.size() != e.size || mtime != e.mtime_ns {
-            continue;
-        }
-        let cf = crate::filecache::CachedFile { size: m.size(), mtime_ns: mtime, ctime_ns: ctime_ns(&m), ino: m.ino(), ids: ids.clone() };
-        if cache.put(p.as_os_str().as_bytes(), &cf).is_err() {
+        let key = p.as_os_str().as_bytes();
+        let now =
+            crate::filecache::CachedFile { size: m.size(), mtime_ns: mtime_ns(&m), ctime_ns: ctime_ns(&m), ino: m.ino(), ids: ids.clone() };
+        let record = if written.contains(p) {
+            m.is_file() && m.size() == e.size && now.mtime_ns == e.mtime_ns
+        } else {
+            matches!(cache.get(key), Ok(Some(old)) if old == now)
+        };
+        if record && cache.put(key, &now).is_err() {
             return;
         }
     }
     let _ = cache.commit();
-}
-
-/// Removes `.ferry-tmp-*` files an interrupted pull left beside their
-/// targets. The replica lock is held, so no other ferry process owns them.
-fn remove_leftover_temp_files(root: &Path, local: &BTreeMap<PathBuf, LocalEntry>) {
-    let dirs = std::iter::once(root.to_path_buf())
-        .chain(local.iter().filter(|(_, l)| l.kind == crate::tree::EntryType::Dir).map(|(p, _)| root.join(p)));
-    for d in dirs {
-        let Ok(rd) = fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            if e.file_name().as_bytes().starts_with(b".ferry-tmp-") && e.file_type().is_ok_and(|t| !t.is_dir()) {
-                let _ = fs::remove_file(e.path());
-            }
-        }
-    }
 }

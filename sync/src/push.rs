@@ -1,13 +1,14 @@
 //! `push`: snapshot the replica's folder into a store, sending only the
 //! blocks the store lacks, with the last synced snapshot as parent.
 
-use ferry_store::{ObjectName, Store};
+use ferry_store::Store;
 
 use crate::backup::{BackupOptions, BackupReport, backup};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
+use crate::history::{History, Relation};
 use crate::progress::Progress;
-use crate::replica::{Base, Replica};
+use crate::replica::{Base, Commit, Known, Replica};
 use crate::scan::replica_filter;
 use crate::snapshot::{self, Snapshot};
 use crate::{load_tree, ls};
@@ -36,11 +37,6 @@ pub fn check_compatible(replica: &Replica, store: &Store) -> Result<()> {
     Ok(())
 }
 
-/// Snapshots of this folder in the store, oldest first.
-pub fn folder_snapshots(store: &Store, replica: &Replica) -> Result<Vec<(ObjectName, Snapshot)>> {
-    Ok(snapshot::list(store)?.into_iter().filter(|(_, s)| s.folder == replica.folder_id).collect())
-}
-
 /// Every path of a snapshot's tree with its entry (folders included).
 pub fn flatten(store: &Store, root: &ferry_store::BlockId) -> Result<Base> {
     let mut out = Base::new();
@@ -52,10 +48,13 @@ pub fn flatten(store: &Store, root: &ferry_store::BlockId) -> Result<Base> {
 }
 
 /// Pushes the folder. Refuses (unless forced) when the store holds a
-/// snapshot of this folder the replica has not seen: pull first.
+/// snapshot of this folder the replica's state does not derive from:
+/// pull (or sync) first. The snapshot's parents are the replica's
+/// parents: the snapshots its state wholly derives from.
 pub fn push(replica: &Replica, store: &Store, opts: &PushOptions, progress: &Progress) -> Result<BackupReport> {
     check_compatible(replica, store)?;
-    let theirs: Vec<(ObjectName, Snapshot)> = folder_snapshots(store, replica)?;
+    let hist = History::load(store, replica)?;
+    let parents = replica.parents()?;
     let conflicts = replica.conflicts()?;
     if !opts.force && !conflicts.is_empty() {
         return Err(Error::Invalid(format!(
@@ -66,8 +65,9 @@ pub fn push(replica: &Replica, store: &Store, opts: &PushOptions, progress: &Pro
         )));
     }
     if !opts.force {
-        for (id, s) in &theirs {
-            if !replica.has_seen(id)? {
+        for id in hist.heads() {
+            if matches!(hist.relation(replica, &parents, &id)?, Relation::Newer | Relation::Concurrent) {
+                let s = hist.get(&id).expect("a head is listed");
                 return Err(Error::Invalid(format!(
                     "the store has changes this replica has not seen (snapshot {} from {} at {}): run `ferry pull` first, or push with --force to leave two heads for `ferry sync`",
                     id.short(8),
@@ -77,7 +77,6 @@ pub fn push(replica: &Replica, store: &Store, opts: &PushOptions, progress: &Pro
             }
         }
     }
-    let parents = replica.base_snapshot()?.into_iter().collect();
     let bopts = BackupOptions {
         filter: replica_filter(),
         host: opts.host.clone(),
@@ -85,7 +84,7 @@ pub fn push(replica: &Replica, store: &Store, opts: &PushOptions, progress: &Pro
         cache_file: Some(replica.file_cache()),
         replica: replica.replica_id,
         folder: replica.folder_id,
-        parents: Some(parents),
+        parents: Some(parents.clone()),
         estimate: opts.estimate,
         ..Default::default()
     };
@@ -94,10 +93,18 @@ pub fn push(replica: &Replica, store: &Store, opts: &PushOptions, progress: &Pro
     let report = backup(store, replica.root(), &bopts, progress)?;
     if let Some(id) = report.snapshot {
         let snap = Snapshot::load(store, &id)?;
-        let base = flatten(store, &snap.root)?;
-        // Only the new snapshot becomes "seen": a forced push leaves the
-        // other heads unseen, so the next push still asks for a pull.
-        replica.set_base(id, &base, store.config().store_id, &[], &[])?;
+        let tree = flatten(store, &snap.root)?;
+        // The pushed tree is the synced state; only the new snapshot (and
+        // what it derives from) becomes known: a forced push leaves the
+        // other heads unknown, so the next push still asks for a pull.
+        replica.commit(&Commit {
+            set: tree.into_iter().collect(),
+            replace: true,
+            parents: Some(vec![id]),
+            known: vec![Known { id, parents, time_ns: snap.time_ns }],
+            store: Some((store.config().store_id, id)),
+            ..Default::default()
+        })?;
     }
     Ok(report)
 }

@@ -10,6 +10,21 @@
 //!
 //! The redb file is also the "replica in use" lock: a second ferry process
 //! on the same replica gets a clear error instead of racing.
+//!
+//! ## The state model (ARCHITECTURE.md, format-spec §15)
+//! - **base**, per path: the version this replica last synced at that path.
+//!   It advances only for paths actually applied or pushed; a path left
+//!   alone (changed on both sides), a failed write or an ignored path
+//!   keeps its old base (or none).
+//! - **parents**: the snapshots the folder's state wholly derives from.
+//!   They become a pulled snapshot only when every path of it was
+//!   applied; after a partial pull they stay, so the next push is a
+//!   sibling of that snapshot and the merge sees both sides.
+//! - **known**: every snapshot that is an ancestor of (or one of) the
+//!   parents, with its own parents. A store whose newest snapshot is
+//!   known but is not a parent is older than this replica: pull refuses.
+//! - **pending**: what a running pull is writing, so that `status` after a
+//!   killed pull does not take files that already arrived for local work.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,13 +40,56 @@ pub const META_DIR: &str = ".ferry";
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BASE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("base");
 const STORES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("stores");
-/// Snapshots of this folder this replica has made or taken in.
+/// Snapshots of this folder this replica has made or taken in (format 1;
+/// read as known snapshots whose parents are not recorded).
 const SEEN: TableDefinition<&[u8], u8> = TableDefinition::new("seen");
+/// Known snapshots: id → parents (32 bytes each) then time (8 bytes, LE ns).
+const KNOWN: TableDefinition<&[u8], &[u8]> = TableDefinition::new("known");
+/// What a running pull is writing: path → entry.
+const PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pending");
 /// Paths a pull left alone because they changed on both sides.
 const CONFLICTS: TableDefinition<&[u8], u8> = TableDefinition::new("conflicts");
 
 /// The last synced state: relative path → entry (folders included).
 pub type Base = BTreeMap<PathBuf, Entry>;
+
+/// A snapshot this replica's state derives from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Known {
+    /// Its id.
+    pub id: ObjectName,
+    /// Its parents.
+    pub parents: Vec<ObjectName>,
+    /// Its time (ns).
+    pub time_ns: i64,
+}
+
+/// One atomic update of the replica's state.
+#[derive(Clone, Debug, Default)]
+pub struct Commit {
+    /// Paths whose base becomes this entry.
+    pub set: Vec<(PathBuf, Entry)>,
+    /// Paths that leave the base (deleted, or no longer synced).
+    pub remove: Vec<PathBuf>,
+    /// Replace the whole base by `set` (push: the pushed tree is the base).
+    pub replace: bool,
+    /// New parents, when the folder now wholly derives from them.
+    pub parents: Option<Vec<ObjectName>>,
+    /// Snapshots that became known.
+    pub known: Vec<Known>,
+    /// The store and snapshot exchanged.
+    pub store: Option<([u8; 16], ObjectName)>,
+    /// Paths left alone (changed on both sides); `None` keeps the list.
+    pub conflicts: Option<Vec<PathBuf>>,
+}
+
+fn encode_ids(ids: &[ObjectName]) -> Vec<u8> {
+    ids.iter().flat_map(|i| i.0).collect()
+}
+
+fn decode_ids(b: &[u8]) -> Vec<ObjectName> {
+    b.chunks_exact(32).map(|c| ObjectName(c.try_into().expect("32 bytes"))).collect()
+}
 
 /// An open replica. Holding it holds the replica lock.
 pub struct Replica {
@@ -107,7 +165,7 @@ impl Replica {
                 ch.extend_from_slice(&v.to_le_bytes());
             }
             for (k, v) in [
-                ("format", &1u32.to_le_bytes()[..]),
+                ("format", &2u32.to_le_bytes()[..]),
                 ("replica_id", &replica_id),
                 ("folder_id", &folder_id),
                 ("keyfile", kf.to_bytes()),
@@ -117,7 +175,7 @@ impl Replica {
             }
             tx.open_table(BASE).map_err(|e| db_err(&path, e))?;
             tx.open_table(STORES).map_err(|e| db_err(&path, e))?;
-            tx.open_table(SEEN).map_err(|e| db_err(&path, e))?;
+            tx.open_table(KNOWN).map_err(|e| db_err(&path, e))?;
             tx.open_table(CONFLICTS).map_err(|e| db_err(&path, e))?;
         }
         tx.commit().map_err(|e| db_err(&path, e))?;
@@ -176,27 +234,50 @@ impl Replica {
         self.root.join(META_DIR).join("replica.redb")
     }
 
-    /// The last synced snapshot, if any.
-    pub fn base_snapshot(&self) -> Result<Option<ObjectName>> {
+    /// The snapshots the folder's state wholly derives from (the parents
+    /// of the next push).
+    pub fn parents(&self) -> Result<Vec<ObjectName>> {
         let tx = self.db.begin_read().map_err(|e| db_err(&self.path(), e))?;
         let t = tx.open_table(META).map_err(|e| db_err(&self.path(), e))?;
-        Ok(t.get("base_snapshot").map_err(|e| db_err(&self.path(), e))?.and_then(|v| <[u8; 32]>::try_from(v.value()).ok()).map(ObjectName))
+        if let Some(v) = t.get("parents").map_err(|e| db_err(&self.path(), e))? {
+            return Ok(decode_ids(v.value()));
+        }
+        // Format 1 replicas recorded one base snapshot.
+        Ok(t.get("base_snapshot")
+            .map_err(|e| db_err(&self.path(), e))?
+            .and_then(|v| <[u8; 32]>::try_from(v.value()).ok())
+            .map(ObjectName)
+            .into_iter()
+            .collect())
+    }
+
+    /// The known snapshot `id` (an ancestor of, or one of, the parents).
+    pub fn known(&self, id: &ObjectName) -> Result<Option<Known>> {
+        let tx = self.db.begin_read().map_err(|e| db_err(&self.path(), e))?;
+        if let Ok(t) = tx.open_table(KNOWN)
+            && let Some(v) = t.get(&id.0[..]).map_err(|e| db_err(&self.path(), e))?
+        {
+            let v = v.value();
+            let n = v.len().saturating_sub(8) / 32 * 32;
+            let time_ns = v.get(n..n + 8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes"))).unwrap_or(0);
+            return Ok(Some(Known { id: *id, parents: decode_ids(&v[..n]), time_ns }));
+        }
+        match tx.open_table(SEEN) {
+            Ok(t) if t.get(&id.0[..]).map_err(|e| db_err(&self.path(), e))?.is_some() => {
+                Ok(Some(Known { id: *id, parents: Vec::new(), time_ns: 0 }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// True when the folder's state derives from snapshot `id`.
+    pub fn is_known(&self, id: &ObjectName) -> Result<bool> {
+        Ok(self.known(id)?.is_some())
     }
 
     /// The last synced state.
     pub fn base(&self) -> Result<Base> {
-        let tx = self.db.begin_read().map_err(|e| db_err(&self.path(), e))?;
-        let t = tx.open_table(BASE).map_err(|e| db_err(&self.path(), e))?;
-        let mut out = Base::new();
-        for row in t.iter().map_err(|e| db_err(&self.path(), e))? {
-            let (k, v) = row.map_err(|e| db_err(&self.path(), e))?;
-            let tree = Tree::decode(v.value(), "replica base entry")?;
-            if let Some(e) = tree.entries.into_iter().next() {
-                use std::os::unix::ffi::OsStrExt;
-                out.insert(PathBuf::from(std::ffi::OsStr::from_bytes(k.value())), e);
-            }
-        }
-        Ok(out)
+        self.read_entries(BASE)
     }
 
     /// Paths the last pull left alone (changed on both sides).
@@ -216,46 +297,87 @@ impl Replica {
         Ok(out)
     }
 
-    /// True when this replica made or took in the snapshot.
-    pub fn has_seen(&self, id: &ObjectName) -> Result<bool> {
-        let tx = self.db.begin_read().map_err(|e| db_err(&self.path(), e))?;
-        let t = tx.open_table(SEEN).map_err(|e| db_err(&self.path(), e))?;
-        Ok(t.get(&id.0[..]).map_err(|e| db_err(&self.path(), e))?.is_some())
+    /// What an interrupted pull was writing (path → entry).
+    pub fn pending(&self) -> Result<Base> {
+        self.read_entries(PENDING)
     }
 
-    /// Records a new synced state, atomically with its snapshot, the store
-    /// it was exchanged with, and the snapshots now seen.
-    pub fn set_base(
-        &self,
-        snapshot: ObjectName,
-        base: &Base,
-        store_id: [u8; 16],
-        seen: &[ObjectName],
-        conflicts: &[PathBuf],
-    ) -> Result<()> {
+    /// Records what a pull is about to write, before it writes anything.
+    pub fn set_pending(&self, entries: &Base) -> Result<()> {
         use std::os::unix::ffi::OsStrExt;
         let path = self.path();
         let tx = self.db.begin_write().map_err(|e| db_err(&path, e))?;
         {
-            tx.delete_table(BASE).map_err(|e| db_err(&path, e))?;
+            tx.delete_table(PENDING).map_err(|e| db_err(&path, e))?;
+            let mut t = tx.open_table(PENDING).map_err(|e| db_err(&path, e))?;
+            for (p, e) in entries {
+                let v = Tree { entries: vec![e.clone()] }.encode();
+                t.insert(p.as_os_str().as_bytes(), &v[..]).map_err(|e| db_err(&path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| db_err(&path, e))
+    }
+
+    fn read_entries(&self, table: TableDefinition<&[u8], &[u8]>) -> Result<Base> {
+        use std::os::unix::ffi::OsStrExt;
+        let tx = self.db.begin_read().map_err(|e| db_err(&self.path(), e))?;
+        let t = match tx.open_table(table) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Base::new()),
+            Err(e) => return Err(db_err(&self.path(), e)),
+        };
+        let mut out = Base::new();
+        for row in t.iter().map_err(|e| db_err(&self.path(), e))? {
+            let (k, v) = row.map_err(|e| db_err(&self.path(), e))?;
+            let tree = Tree::decode(v.value(), "replica entry")?;
+            if let Some(e) = tree.entries.into_iter().next() {
+                out.insert(PathBuf::from(std::ffi::OsStr::from_bytes(k.value())), e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies one update of the replica's state atomically; clears the
+    /// pending list.
+    pub fn commit(&self, c: &Commit) -> Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = self.path();
+        let tx = self.db.begin_write().map_err(|e| db_err(&path, e))?;
+        {
+            if c.replace {
+                tx.delete_table(BASE).map_err(|e| db_err(&path, e))?;
+            }
             let mut t = tx.open_table(BASE).map_err(|e| db_err(&path, e))?;
-            for (p, e) in base {
+            for p in &c.remove {
+                t.remove(p.as_os_str().as_bytes()).map_err(|e| db_err(&path, e))?;
+            }
+            for (p, e) in &c.set {
                 let v = Tree { entries: vec![e.clone()] }.encode();
                 t.insert(p.as_os_str().as_bytes(), &v[..]).map_err(|e| db_err(&path, e))?;
             }
             let mut m = tx.open_table(META).map_err(|e| db_err(&path, e))?;
-            m.insert("base_snapshot", &snapshot.0[..]).map_err(|e| db_err(&path, e))?;
-            let mut s = tx.open_table(STORES).map_err(|e| db_err(&path, e))?;
-            s.insert(&store_id[..], &snapshot.0[..]).map_err(|e| db_err(&path, e))?;
-            let mut seen_t = tx.open_table(SEEN).map_err(|e| db_err(&path, e))?;
-            for id in seen.iter().chain([&snapshot]) {
-                seen_t.insert(&id.0[..], 1).map_err(|e| db_err(&path, e))?;
+            if let Some(parents) = &c.parents {
+                m.insert("parents", &encode_ids(parents)[..]).map_err(|e| db_err(&path, e))?;
+                m.remove("base_snapshot").map_err(|e| db_err(&path, e))?;
             }
-            tx.delete_table(CONFLICTS).map_err(|e| db_err(&path, e))?;
-            let mut c = tx.open_table(CONFLICTS).map_err(|e| db_err(&path, e))?;
-            for p in conflicts {
-                c.insert(p.as_os_str().as_bytes(), 1).map_err(|e| db_err(&path, e))?;
+            if let Some((store_id, snapshot)) = &c.store {
+                let mut s = tx.open_table(STORES).map_err(|e| db_err(&path, e))?;
+                s.insert(&store_id[..], &snapshot.0[..]).map_err(|e| db_err(&path, e))?;
             }
+            let mut k = tx.open_table(KNOWN).map_err(|e| db_err(&path, e))?;
+            for known in &c.known {
+                let mut v = encode_ids(&known.parents);
+                v.extend_from_slice(&known.time_ns.to_le_bytes());
+                k.insert(&known.id.0[..], &v[..]).map_err(|e| db_err(&path, e))?;
+            }
+            if let Some(conflicts) = &c.conflicts {
+                tx.delete_table(CONFLICTS).map_err(|e| db_err(&path, e))?;
+                let mut t = tx.open_table(CONFLICTS).map_err(|e| db_err(&path, e))?;
+                for p in conflicts {
+                    t.insert(p.as_os_str().as_bytes(), 1).map_err(|e| db_err(&path, e))?;
+                }
+            }
+            tx.delete_table(PENDING).map_err(|e| db_err(&path, e))?;
         }
         tx.commit().map_err(|e| db_err(&path, e))
     }

@@ -9,16 +9,17 @@
 //! differ reuse the blocks they already hold and fetch only the rest.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::fsutil::{mtime_ns, temp_beside, to_filetime};
+use crate::fsutil::{mtime_ns, temp_beside};
+use crate::workdir::{self, Expect, WriteOpts};
 use ferry_store::{BlockId, Store};
 use rayon::prelude::*;
 
@@ -65,7 +66,7 @@ struct Ctx<'a> {
     opts: &'a RestoreOptions,
     filter: Filter,
     progress: &'a Progress,
-    is_root: bool,
+    write: WriteOpts,
     skipped: Mutex<Vec<Skipped>>,
     written: Mutex<Vec<String>>,
     links: Mutex<HashMap<u64, Vec<PathBuf>>>,
@@ -80,13 +81,12 @@ struct Ctx<'a> {
 /// Restores `snap` into `target`.
 pub fn restore(store: &Store, snap: &Snapshot, target: &Path, opts: &RestoreOptions, progress: &Progress) -> Result<RestoreReport> {
     let start = Instant::now();
-    let is_root = fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
     let ctx = Ctx {
         store,
         opts,
         filter: Filter::new(&opts.filter)?,
         progress,
-        is_root,
+        write: WriteOpts { owner: workdir::running_as_root(), fsync: false },
         skipped: Mutex::default(),
         written: Mutex::default(),
         links: Mutex::default(),
@@ -101,6 +101,7 @@ pub fn restore(store: &Store, snap: &Snapshot, target: &Path, opts: &RestoreOpti
     progress.total_files.store(snap.summary.files, Ordering::Relaxed);
     if !opts.dry_run {
         fs::create_dir_all(target).map_err(|e| Error::io("create", target, e))?;
+        workdir::remove_stale_temps(target);
     }
     let root = load_tree(store, &snap.root)?;
     ctx.dir(&root, target, Path::new(""), 0)?;
@@ -129,14 +130,13 @@ impl Ctx<'_> {
         self.skipped.lock().expect("lock").push(Skipped { path: display_rel(rel), reason: reason.into() });
     }
 
-    /// Makes `abs` a real folder: anything else in the way is removed, never followed.
+    /// Makes `abs` a real folder (anything else in the way is removed,
+    /// never followed) and clears temp files a killed run left there.
     fn ensure_dir(&self, abs: &Path) -> Result<()> {
-        match fs::symlink_metadata(abs) {
-            Ok(m) if m.is_dir() => return Ok(()),
-            Ok(_) => fs::remove_file(abs).map_err(|e| Error::io("replace", abs, e))?,
-            Err(_) => {}
+        if workdir::ensure_dir(abs, true)? {
+            workdir::remove_stale_temps(abs);
         }
-        fs::create_dir(abs).map_err(|e| Error::io("create folder", abs, e))
+        Ok(())
     }
 
     /// Restores the entries of a folder that already exists at `abs`.
@@ -184,45 +184,31 @@ impl Ctx<'_> {
                     return Ok(false);
                 }
                 if !self.opts.dry_run {
-                    self.set_meta(abs, e, false)?;
+                    self.set_meta(abs, e)?;
                 }
                 self.dirs.fetch_add(1, Ordering::Relaxed);
                 Ok(true)
             }
-            Content::Symlink(target) => {
+            Content::Symlink(_) => {
                 if !self.opts.dry_run {
-                    if let Ok(m) = fs::symlink_metadata(abs) {
-                        if m.is_dir() {
-                            return Err(Error::Invalid("a folder is in the way of a symlink".into()));
-                        }
-                        fs::remove_file(abs).map_err(|e| Error::io("replace", abs, e))?;
-                    }
-                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), abs).map_err(|e| Error::io("symlink", abs, e))?;
-                    self.set_meta(abs, e, true)?;
+                    workdir::write_symlink(abs, e, self.write, &Expect::Any)?;
                 }
                 self.symlinks.fetch_add(1, Ordering::Relaxed);
                 self.written.lock().expect("lock").push(display_rel(rel));
                 Ok(true)
             }
-            Content::File(ids) => {
-                self.file(e, ids, abs, rel)?;
+            Content::File(_) => {
+                self.file(e, abs, rel)?;
                 Ok(true)
             }
         }
     }
 
-    fn set_meta(&self, abs: &Path, e: &Entry, symlink: bool) -> Result<()> {
-        if self.is_root {
-            let _ = std::os::unix::fs::lchown(abs, Some(e.uid), Some(e.gid));
-        }
-        if !symlink {
-            fs::set_permissions(abs, fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", abs, err))?;
-        }
-        let t = to_filetime(e.mtime_ns);
-        filetime::set_symlink_file_times(abs, t, t).map_err(|err| Error::io("set mtime", abs, err))
+    fn set_meta(&self, abs: &Path, e: &Entry) -> Result<()> {
+        workdir::set_meta(abs, e, self.write)
     }
 
-    fn file(&self, e: &Entry, ids: &[BlockId], abs: &Path, rel: &Path) -> Result<()> {
+    fn file(&self, e: &Entry, abs: &Path, rel: &Path) -> Result<()> {
         let existing = fs::symlink_metadata(abs).ok();
         if let Some(m) = &existing {
             if m.is_dir() {
@@ -231,7 +217,7 @@ impl Ctx<'_> {
             let mt = mtime_ns(m);
             if m.is_file() && m.size() == e.size && mt == e.mtime_ns {
                 if !self.opts.dry_run && m.mode() & 0o7777 != e.mode {
-                    self.set_meta(abs, e, false)?;
+                    self.set_meta(abs, e)?;
                 }
                 self.files_unchanged.fetch_add(1, Ordering::Relaxed);
                 self.progress.file_done(e.size);
@@ -249,16 +235,7 @@ impl Ctx<'_> {
             Some(m) if m.is_file() => self.local_blocks(abs),
             _ => HashMap::new(),
         };
-        let tmp = temp_beside(abs);
-        let result = self.write_file(&tmp, e, ids, abs, &local);
-        if let Err(err) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(err);
-        }
-        fs::rename(&tmp, abs).map_err(|err| {
-            let _ = fs::remove_file(&tmp);
-            Error::io("rename into place", abs, err)
-        })?;
+        self.write_file(e, abs, &local)?;
         self.files_written.fetch_add(1, Ordering::Relaxed);
         self.progress.file_done(e.size);
         self.note_link(e, abs);
@@ -271,47 +248,26 @@ impl Ctx<'_> {
         }
     }
 
-    fn write_file(&self, tmp: &Path, e: &Entry, ids: &[BlockId], abs: &Path, local: &HashMap<BlockId, (u64, usize)>) -> Result<()> {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(tmp).map_err(|err| Error::io("create", tmp, err))?;
+    fn write_file(&self, e: &Entry, abs: &Path, local: &HashMap<BlockId, (u64, usize)>) -> Result<()> {
         let mut old = if local.is_empty() { None } else { File::open(abs).ok() };
-        let mut pos = 0u64;
-        for id in ids {
-            let data = match (local.get(id), old.as_mut()) {
-                (Some(&(off, len)), Some(of)) => {
-                    let mut buf = vec![0u8; len];
-                    let ok =
-                        of.seek(SeekFrom::Start(off)).is_ok() && of.read_exact(&mut buf).is_ok() && self.store.keys().block_id(&buf) == *id;
-                    if ok {
-                        self.from_local.fetch_add(len as u64, Ordering::Relaxed);
-                        buf
-                    } else {
-                        self.fetch(id)?
-                    }
+        let block = |id: &BlockId| -> Result<Vec<u8>> {
+            if let (Some(&(off, len)), Some(of)) = (local.get(id), old.as_mut()) {
+                let mut buf = vec![0u8; len];
+                if of.seek(SeekFrom::Start(off)).is_ok() && of.read_exact(&mut buf).is_ok() && self.store.keys().block_id(&buf) == *id {
+                    self.from_local.fetch_add(len as u64, Ordering::Relaxed);
+                    return Ok(buf);
                 }
-                _ => self.fetch(id)?,
-            };
-            if data.iter().all(|&b| b == 0) {
-                // Leave a hole: sparse files stay sparse.
-                f.seek(SeekFrom::Current(data.len() as i64)).map_err(|err| Error::io("seek", tmp, err))?;
-            } else {
-                f.write_all(&data).map_err(|err| Error::io("write", tmp, err))?;
             }
-            pos += data.len() as u64;
-            self.progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-        }
-        if pos != e.size {
-            return Err(Error::Invalid(format!("blocks hold {pos} bytes, the tree says {}", e.size)));
-        }
-        f.set_len(pos).map_err(|err| Error::io("set length", tmp, err))?;
+            self.fetch(id)
+        };
+        let mut written = 0u64;
+        let r = workdir::write_file(abs, e, block, self.write, &Expect::Any, |n| {
+            written += n;
+            self.progress.bytes.fetch_add(n, Ordering::Relaxed);
+        });
         // Undo the per-block progress: file_done adds the size once.
-        self.progress.bytes.fetch_sub(pos, Ordering::Relaxed);
-        if self.is_root {
-            let _ = std::os::unix::fs::fchown(&f, Some(e.uid), Some(e.gid));
-        }
-        f.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", tmp, err))?;
-        let t = to_filetime(e.mtime_ns);
-        filetime::set_file_handle_times(&f, Some(t), Some(t)).map_err(|err| Error::io("set mtime", tmp, err))?;
-        Ok(())
+        self.progress.bytes.fetch_sub(written, Ordering::Relaxed);
+        r
     }
 
     fn fetch(&self, id: &BlockId) -> Result<Vec<u8>> {

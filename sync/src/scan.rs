@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use ferry_store::{BlockId, Chunker, Keys};
 
 use crate::error::{Error, Result};
-use crate::filter::{Decision, Filter, FilterOptions};
+use crate::filter::{Decision, Filter, FilterOptions, IGNORE_FILE, IgnoreRules};
 use crate::replica::{Base, META_DIR, Replica};
 use crate::tree::{Content, Entry, EntryType, MAX_DEPTH};
 
@@ -26,12 +26,123 @@ pub struct LocalEntry {
     pub mode: u32,
     /// Link target (symlinks).
     pub target: Vec<u8>,
+    /// ctime ns.
+    pub ctime_ns: i64,
+    /// Inode number.
+    pub ino: u64,
+}
+
+impl LocalEntry {
+    /// What a later check compares to notice any change since the scan.
+    pub fn stamp(&self) -> crate::workdir::Stamp {
+        crate::workdir::Stamp { kind: self.kind, size: self.size, mtime_ns: self.mtime_ns, ctime_ns: self.ctime_ns, ino: self.ino }
+    }
 }
 
 /// The filter every replica operation uses: `.ferry/` and temp files of
 /// an interrupted pull are never part of the folder; `.ferryignore` applies.
 pub fn replica_filter() -> FilterOptions {
-    FilterOptions { excludes: vec![format!("/{META_DIR}"), ".ferry-tmp-*".into()], ignore_files: true, ..Default::default() }
+    FilterOptions {
+        excludes: vec![format!("/{META_DIR}"), format!("{}*", crate::workdir::TEMP_PREFIX)],
+        ignore_files: true,
+        ..Default::default()
+    }
+}
+
+/// The `.ferryignore` rules of a scanned working folder.
+pub fn local_rules(root: &Path, local: &BTreeMap<PathBuf, LocalEntry>) -> Result<IgnoreRules> {
+    let mut rules = IgnoreRules::default();
+    for (p, l) in local {
+        if l.kind == EntryType::File && p.file_name().is_some_and(|n| n == IGNORE_FILE) {
+            let abs = root.join(p);
+            let text = std::fs::read_to_string(&abs).map_err(|e| Error::io("read", &abs, e))?;
+            rules.add(p.parent().unwrap_or(Path::new("")), &text)?;
+        }
+    }
+    Ok(rules)
+}
+
+/// The working folder as ferry compares it: a stat-only scan, and exact
+/// answers about content when stat alone cannot give them. Equal size
+/// and mtime prove nothing (two edits in one clock tick, `touch -r`):
+/// a file counts as holding a version only when the file cache vouches
+/// for it (same size, mtime, ctime and inode as when its blocks were
+/// recorded) or when hashing it gives that version's blocks.
+pub struct LocalView<'a> {
+    replica: &'a Replica,
+    /// The scan.
+    pub entries: BTreeMap<PathBuf, LocalEntry>,
+    /// The folder's `.ferryignore` rules.
+    pub rules: IgnoreRules,
+    cache: Option<crate::filecache::FileCache>,
+    chunker: Chunker,
+    hashed: std::sync::Mutex<HashMap<PathBuf, Option<Vec<BlockId>>>>,
+}
+
+impl<'a> LocalView<'a> {
+    /// Scans the replica's folder.
+    pub fn scan(replica: &'a Replica) -> Result<LocalView<'a>> {
+        let entries = scan(replica.root(), &Filter::new(&replica_filter())?)?;
+        let rules = local_rules(replica.root(), &entries)?;
+        let chunker = Chunker::new(replica.keys().gear(), replica.chunker).expect("validated on open");
+        Ok(LocalView {
+            replica,
+            entries,
+            rules,
+            cache: crate::filecache::FileCache::open_read(&replica.file_cache()),
+            chunker,
+            hashed: Default::default(),
+        })
+    }
+
+    /// What the folder holds at `p`.
+    pub fn get(&self, p: &Path) -> Option<&LocalEntry> {
+        self.entries.get(p)
+    }
+
+    /// The blocks the local file at `p` holds (cache when it vouches, else hashed).
+    pub fn file_ids(&self, p: &Path) -> Option<Vec<BlockId>> {
+        let l = self.entries.get(p).filter(|l| l.kind == EntryType::File)?;
+        if let Some(c) = &self.cache
+            && let Ok(Some(cf)) = c.get(p.as_os_str().as_bytes())
+            && cf.size == l.size
+            && cf.mtime_ns == l.mtime_ns
+            && cf.ctime_ns == l.ctime_ns
+            && cf.ino == l.ino
+        {
+            return Some(cf.ids);
+        }
+        let mut memo = self.hashed.lock().expect("hash memo");
+        memo.entry(p.to_path_buf())
+            .or_insert_with(|| file_ids(self.replica.keys(), &self.chunker, &self.replica.root().join(p)).ok())
+            .clone()
+    }
+
+    /// True when the folder holds exactly version `e` at `p`: type, mode,
+    /// content, and (`with_mtime`) mtime.
+    pub fn holds(&self, p: &Path, e: &Entry, with_mtime: bool) -> bool {
+        let Some(l) = self.entries.get(p) else { return false };
+        match (&e.content, l.kind) {
+            (Content::File(ids), EntryType::File) => {
+                e.size == l.size
+                    && e.mode == l.mode
+                    && (!with_mtime || e.mtime_ns == l.mtime_ns)
+                    && self.file_ids(p).is_some_and(|have| have == *ids)
+            }
+            (Content::Dir(_), EntryType::Dir) => e.mode == l.mode,
+            (Content::Symlink(t), EntryType::Symlink) => *t == l.target,
+            _ => false,
+        }
+    }
+
+    /// True when the path changed here since the base version `b`.
+    pub fn changed(&self, p: &Path, b: Option<&Entry>) -> bool {
+        match (b, self.entries.get(p)) {
+            (None, None) => false,
+            (Some(b), Some(l)) => !matches(b, l) || !self.holds(p, b, true),
+            _ => true,
+        }
+    }
 }
 
 /// Walks `root` (stat only), skipping what `filter` excludes.
@@ -76,7 +187,15 @@ fn walk(abs: &Path, rel: &Path, filter: &Filter, depth: usize, out: &mut BTreeMa
         let mtime_ns = crate::fsutil::mtime_ns(&m);
         out.insert(
             r.clone(),
-            LocalEntry { kind, size: if kind == EntryType::File { m.size() } else { 0 }, mtime_ns, mode: m.mode() & 0o7777, target },
+            LocalEntry {
+                kind,
+                size: if kind == EntryType::File { m.size() } else { 0 },
+                mtime_ns,
+                mode: m.mode() & 0o7777,
+                target,
+                ctime_ns: crate::fsutil::ctime_ns(&m),
+                ino: m.ino(),
+            },
         );
         if kind == EntryType::Dir {
             walk(&a, &r, filter, depth + 1, out)?;
@@ -137,31 +256,39 @@ pub fn file_ids(keys: &Keys, chunker: &Chunker, path: &Path) -> std::io::Result<
 }
 
 /// Local changes since the last sync. Only files that are new or whose
-/// stat changed are read (to recognise renames).
+/// stat changed are read (to recognise renames), and files whose stat
+/// matches but whose ctime or inode moved (an edit that kept size and
+/// mtime) are hashed. Files an interrupted pull already wrote are not
+/// local changes.
 pub fn status(replica: &Replica) -> Result<Vec<(LocalChange, PathBuf)>> {
-    let base = replica.base()?;
-    let local = scan(replica.root(), &Filter::new(&replica_filter())?)?;
-    Ok(diff_local(replica, &base, &local))
+    let mut base = replica.base()?;
+    let view = LocalView::scan(replica)?;
+    for (p, e) in replica.pending()? {
+        if view.holds(&p, &e, true) {
+            base.insert(p, e);
+        }
+    }
+    Ok(diff_local(&view, &base))
 }
 
-/// Compares the last synced state with a scan.
-pub fn diff_local(replica: &Replica, base: &Base, local: &BTreeMap<PathBuf, LocalEntry>) -> Vec<(LocalChange, PathBuf)> {
+/// Compares the last synced state with the working folder. Paths the
+/// folder's `.ferryignore` rules exclude are not synced: not deletions.
+pub fn diff_local(view: &LocalView<'_>, base: &Base) -> Vec<(LocalChange, PathBuf)> {
     let mut out = Vec::new();
     let mut deleted_files: HashMap<Vec<BlockId>, PathBuf> = HashMap::new();
     for (p, b) in base {
-        if !local.contains_key(p) {
+        if !view.entries.contains_key(p) && !view.rules.excludes(p, matches!(b.content, Content::Dir(_))) {
             if let Content::File(ids) = &b.content {
                 deleted_files.insert(ids.clone(), p.clone());
             }
             out.push((LocalChange::Deleted, p.clone()));
         }
     }
-    let chunker = Chunker::new(replica.keys().gear(), replica.chunker).expect("validated on open");
-    for (p, l) in local {
+    for (p, l) in &view.entries {
         match base.get(p) {
             None => {
                 let renamed = (l.kind == EntryType::File && !deleted_files.is_empty())
-                    .then(|| file_ids(replica.keys(), &chunker, &replica.root().join(p)).ok())
+                    .then(|| view.file_ids(p))
                     .flatten()
                     .and_then(|ids| deleted_files.remove(&ids));
                 match renamed {
@@ -172,7 +299,7 @@ pub fn diff_local(replica: &Replica, base: &Base, local: &BTreeMap<PathBuf, Loca
                     None => out.push((LocalChange::New, p.clone())),
                 }
             }
-            Some(b) if !matches(b, l) => {
+            Some(b) if view.changed(p, Some(b)) => {
                 // Same size and content but a new mtime (touched) still counts:
                 // the next push records the new mtime.
                 out.push((LocalChange::Modified, p.clone()));

@@ -5,7 +5,6 @@
 //! state is pushed: every version is in the store and restorable. A file
 //! that changes while the merge is applied is left alone for the next sync.
 
-use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 
 use ferry_store::{ObjectName, Store};
@@ -13,12 +12,13 @@ use ferry_store::{ObjectName, Store};
 use crate::backup::now_ns;
 use crate::error::Result;
 use crate::filter::Filter;
-use crate::merge::{Conflict, Head, merge, merge_base, write_tree};
+use crate::history::{History, Relation};
+use crate::merge::{Conflict, Head, merge, write_tree};
 use crate::progress::Progress;
-use crate::pull::{PullReport, ancestors, apply_tree, plan};
-use crate::push::{PushOptions, check_compatible, flatten, folder_snapshots, push};
+use crate::pull::{PullReport, apply_tree, plan, tree_rules};
+use crate::push::{PushOptions, check_compatible, flatten, push};
 use crate::replica::{Base, Replica};
-use crate::scan::{diff_local, file_ids, replica_filter, scan};
+use crate::scan::{LocalView, diff_local, replica_filter, scan};
 use crate::snapshot::{Snapshot, Summary};
 use crate::tree::{Content, Entry, EntryType};
 
@@ -44,24 +44,17 @@ pub struct SyncReport {
     pub conflicts: Vec<Conflict>,
     /// The local changes applied.
     pub apply: PullReport,
-}
-
-fn heads_of(snaps: &[(ObjectName, Snapshot)]) -> Vec<ObjectName> {
-    let parents: HashSet<ObjectName> = snaps.iter().flat_map(|(_, s)| s.parents.iter().copied()).collect();
-    let mut h: Vec<ObjectName> = snaps.iter().map(|(i, _)| *i).filter(|i| !parents.contains(i)).collect();
-    h.sort();
-    h
+    /// A dry run found local changes that a real sync pushes first.
+    pub push_pending: bool,
 }
 
 /// The local folder as a tree, reading only files changed since the base
 /// (for a dry run, which must not push).
-fn local_tree(replica: &Replica, base: &Base) -> Result<Base> {
-    let local = scan(replica.root(), &Filter::new(&replica_filter())?)?;
-    let chunker = ferry_store::Chunker::new(replica.keys().gear(), replica.chunker).expect("validated");
+fn local_tree(replica: &Replica, view: &LocalView<'_>, base: &Base) -> Result<Base> {
     let mut out = Base::new();
-    for (p, l) in &local {
+    for (p, l) in &view.entries {
         if let Some(b) = base.get(p)
-            && crate::scan::matches(b, l)
+            && !view.changed(p, Some(b))
         {
             out.insert(p.clone(), b.clone());
             continue;
@@ -70,7 +63,9 @@ fn local_tree(replica: &Replica, base: &Base) -> Result<Base> {
         let content = match l.kind {
             EntryType::Dir => Content::Dir(ferry_store::BlockId([0; 32])),
             EntryType::Symlink => Content::Symlink(l.target.clone()),
-            EntryType::File => Content::File(file_ids(replica.keys(), &chunker, &abs).map_err(|e| crate::Error::io("read", &abs, e))?),
+            EntryType::File => {
+                Content::File(view.file_ids(p).ok_or_else(|| crate::Error::Invalid(format!("cannot read {}", abs.display())))?)
+            }
         };
         let m = std::fs::symlink_metadata(&abs).map_err(|e| crate::Error::io("stat", &abs, e))?;
         use std::os::unix::ffi::OsStrExt;
@@ -107,83 +102,106 @@ fn summary(tree: &Base) -> Summary {
 }
 
 /// Syncs the replica with the store.
+///
+/// 1. Local changes (or a state the store lacks) are pushed first, with
+///    the replica's parents as parents.
+/// 2. The store's heads that this replica's state derives from are set
+///    aside (the store may be behind); the others are merged with the
+///    replica's own head against their newest common ancestor.
+/// 3. The merge snapshot, with all merged heads as parents, is applied
+///    like a pull.
 pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Progress) -> Result<SyncReport> {
     check_compatible(replica, store)?;
     let mut report = SyncReport::default();
     let _lock = if opts.dry_run { None } else { Some(store.lock(ferry_store::lock::LockKind::Shared, &opts.host)?) };
     let base = replica.base()?;
-    let snaps_before = folder_snapshots(store, replica)?;
-    let base_in_store = replica.base_snapshot()?.is_some_and(|b| snaps_before.iter().any(|(i, _)| *i == b));
-    let local_changed = !diff_local(replica, &base, &scan(replica.root(), &Filter::new(&replica_filter())?)?).is_empty();
+    let parents = replica.parents()?;
+    let hist = History::load(store, replica)?;
+    let parents_in_store = parents.iter().all(|p| hist.get(p).is_some());
+    let view = LocalView::scan(replica)?;
+    let local_changed = !diff_local(&view, &base).is_empty();
+    let must_push = local_changed || !parents_in_store || parents.is_empty();
 
     // 1. Local changes go to the store first (a dry run merges them in memory).
     let mut virtual_local: Option<Head> = None;
-    if local_changed || (!base_in_store && (replica.base_snapshot()?.is_some() || snaps_before.is_empty())) {
+    let mut ours: Vec<ObjectName> = parents.clone();
+    if must_push {
         if opts.dry_run {
-            virtual_local = Some(Head { id: ObjectName([0xff; 32]), replica: replica.replica_id, tree: local_tree(replica, &base)? });
+            let tree = local_tree(replica, &view, &base)?;
+            virtual_local = Some(Head { id: ObjectName([0xff; 32]), replica: replica.replica_id, rules: view.rules.clone(), tree });
+            report.push_pending = true;
         } else {
+            drop(view);
             let r = push(replica, store, &PushOptions { force: true, host: opts.host.clone(), ..Default::default() }, progress)?;
             report.pushed = r.snapshot;
+            ours = replica.parents()?;
         }
     }
+    let hist = if report.pushed.is_some() { History::load(store, replica)? } else { hist };
 
-    // 2. The heads of the folder.
-    let snaps = folder_snapshots(store, replica)?;
-    let mut heads = heads_of(&snaps);
-    if let Some(v) = &virtual_local {
-        // The local state replaces the head it descends from.
-        heads.retain(|h| Some(*h) != replica.base_snapshot().ok().flatten());
-        heads.push(v.id);
+    // 2. The heads to merge: ours, and every head our state does not derive from.
+    let mut heads: Vec<ObjectName> = Vec::new();
+    for h in hist.heads() {
+        match hist.relation(replica, &ours, &h)? {
+            Relation::Newer | Relation::Concurrent => heads.push(h),
+            Relation::Same if virtual_local.is_none() => heads.push(h),
+            Relation::Same | Relation::Older => {}
+        }
     }
+    if let Some(v) = &virtual_local {
+        heads.push(v.id);
+    } else {
+        for p in &ours {
+            if !heads.contains(p) && hist.get(p).is_some() && !heads.iter().any(|h| hist.ancestry(replica, h).is_ok_and(|a| a.contains(p)))
+            {
+                heads.push(*p);
+            }
+        }
+    }
+    heads.sort();
     report.heads = heads.clone();
     if heads.is_empty() {
         return Ok(report);
     }
-    let mut seen: Vec<ObjectName> = heads.clone();
-    for (_, s) in snaps.iter().filter(|(i, _)| heads.contains(i)) {
-        seen.extend(ancestors(&snaps, s));
-    }
 
     // 3. One head: nothing to merge, just bring it in.
     if heads.len() == 1 && virtual_local.is_none() {
-        report.apply = apply_tree(
-            replica,
-            store,
-            heads[0],
-            &flatten(store, &snaps.iter().find(|(i, _)| *i == heads[0]).expect("head").1.root)?,
-            &seen,
-            opts.dry_run,
-            progress,
-        )?;
+        let h = heads[0];
+        if ours == [h] && replica.pending()?.is_empty() && replica.conflicts()?.is_empty() {
+            report.apply = PullReport { snapshot: Some(h), up_to_date: true, complete: true, ..Default::default() };
+            return Ok(report);
+        }
+        let tree = flatten(store, &hist.get(&h).expect("head").root)?;
+        report.apply = apply_tree(replica, store, &hist, h, &tree, opts.dry_run, progress)?;
         return Ok(report);
     }
 
     // 4. Merge every head against their newest common ancestor.
     let real_heads: Vec<ObjectName> = heads.iter().copied().filter(|h| virtual_local.as_ref().is_none_or(|v| v.id != *h)).collect();
     let mut mb_heads = real_heads.clone();
-    if virtual_local.is_some()
-        && let Some(b) = replica.base_snapshot()?
-    {
-        mb_heads.push(b);
+    if virtual_local.is_some() {
+        mb_heads.extend(parents.iter().copied());
     }
-    let mbase = match merge_base(&snaps, &mb_heads) {
-        Some(id) => flatten(store, &snaps.iter().find(|(i, _)| *i == id).expect("listed").1.root)?,
+    let mbase = match hist.merge_base(replica, &mb_heads)? {
+        Some(id) => flatten(store, &hist.get(&id).expect("listed").root)?,
         None => Base::new(),
     };
     let mut head_trees = Vec::new();
     for h in &real_heads {
-        let s = &snaps.iter().find(|(i, _)| i == h).expect("listed").1;
-        head_trees.push(Head { id: *h, replica: s.replica, tree: flatten(store, &s.root)? });
+        let s = hist.get(h).expect("listed");
+        let tree = flatten(store, &s.root)?;
+        let rules = tree_rules(store, &tree)?;
+        head_trees.push(Head { id: *h, replica: s.replica, tree, rules });
     }
     head_trees.extend(virtual_local.clone());
     let merged = merge(&mbase, &head_trees);
     report.conflicts = merged.conflicts.clone();
     if opts.dry_run {
-        let filter = Filter::new(&replica_filter())?;
         // As if the local state had been pushed: it is the base of the apply.
+        let view = LocalView::scan(replica)?;
         let plan_base = virtual_local.as_ref().map(|v| &v.tree).unwrap_or(&base);
-        let (actions, left) = plan(plan_base, &merged.tree, &scan(replica.root(), &filter)?, &filter);
-        report.apply = PullReport { actions, conflicts: left, ..Default::default() };
+        let p = plan(plan_base, &merged.tree, &view, &tree_rules(store, &merged.tree)?);
+        report.apply = PullReport { actions: p.actions, conflicts: p.conflicts, ..Default::default() };
         return Ok(report);
     }
 
@@ -204,8 +222,8 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     };
     let id = snap.save(store)?;
     report.merged = Some(id);
-    seen.push(id);
-    report.apply = apply_tree(replica, store, id, &merged.tree, &seen, false, progress)?;
+    let hist = History::load(store, replica)?;
+    report.apply = apply_tree(replica, store, &hist, id, &merged.tree, false, progress)?;
     Ok(report)
 }
 

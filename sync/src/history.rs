@@ -1,0 +1,127 @@
+//! A synced folder's history in one store: its snapshots, their heads,
+//! their ancestry (completed by what the replica knows, since a parent
+//! may live only in another store), and how a store's state relates to
+//! the replica's (format-spec §15).
+
+use std::collections::{BTreeSet, HashMap};
+
+use ferry_store::{ObjectName, Store};
+
+use crate::error::Result;
+use crate::replica::{Known, Replica};
+use crate::snapshot::{self, Snapshot};
+
+/// How a store's snapshot relates to the replica's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Relation {
+    /// It is one of the replica's parents.
+    Same,
+    /// The replica's state derives from it: the store is behind.
+    Older,
+    /// It derives from the replica's state: a pull brings it in.
+    Newer,
+    /// Made concurrently: only a merge (sync) brings it in.
+    Concurrent,
+}
+
+/// The snapshots of one synced folder in a store.
+pub struct History {
+    snaps: Vec<(ObjectName, Snapshot)>,
+    by_id: HashMap<ObjectName, usize>,
+}
+
+impl History {
+    /// Lists the store's snapshots of the replica's folder.
+    pub fn load(store: &Store, replica: &Replica) -> Result<History> {
+        let snaps: Vec<(ObjectName, Snapshot)> =
+            snapshot::list(store)?.into_iter().filter(|(_, s)| s.folder == replica.folder_id).collect();
+        Ok(History::from_snapshots(snaps))
+    }
+
+    /// A history of the given snapshots.
+    pub fn from_snapshots(snaps: Vec<(ObjectName, Snapshot)>) -> History {
+        let by_id = snaps.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
+        History { snaps, by_id }
+    }
+
+    /// Every snapshot, oldest first.
+    pub fn snapshots(&self) -> &[(ObjectName, Snapshot)] {
+        &self.snaps
+    }
+
+    /// The snapshot `id`, if the store holds it.
+    pub fn get(&self, id: &ObjectName) -> Option<&Snapshot> {
+        self.by_id.get(id).map(|&i| &self.snaps[i].1)
+    }
+
+    /// True when the store holds no snapshot of the folder.
+    pub fn is_empty(&self) -> bool {
+        self.snaps.is_empty()
+    }
+
+    /// Snapshots no other snapshot in the store names as parent, sorted.
+    pub fn heads(&self) -> Vec<ObjectName> {
+        let parents: BTreeSet<ObjectName> = self.snaps.iter().flat_map(|(_, s)| s.parents.iter().copied()).collect();
+        let mut h: Vec<ObjectName> = self.snaps.iter().map(|(i, _)| *i).filter(|i| !parents.contains(i)).collect();
+        h.sort();
+        h
+    }
+
+    fn parents_of(&self, replica: &Replica, id: &ObjectName) -> Result<Vec<ObjectName>> {
+        if let Some(s) = self.get(id) {
+            return Ok(s.parents.clone());
+        }
+        Ok(replica.known(id)?.map(|k| k.parents).unwrap_or_default())
+    }
+
+    /// `id` and every snapshot it descends from.
+    pub fn ancestry(&self, replica: &Replica, id: &ObjectName) -> Result<BTreeSet<ObjectName>> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![*id];
+        while let Some(i) = todo.pop() {
+            if seen.insert(i) {
+                todo.extend(self.parents_of(replica, &i)?);
+            }
+        }
+        Ok(seen)
+    }
+
+    /// How snapshot `id` relates to a state deriving from `parents`.
+    pub fn relation(&self, replica: &Replica, parents: &[ObjectName], id: &ObjectName) -> Result<Relation> {
+        if parents.contains(id) {
+            return Ok(Relation::Same);
+        }
+        if replica.is_known(id)? {
+            return Ok(Relation::Older);
+        }
+        let anc = self.ancestry(replica, id)?;
+        Ok(if parents.iter().all(|p| anc.contains(p)) { Relation::Newer } else { Relation::Concurrent })
+    }
+
+    /// Records for `id` and its whole ancestry, for [`Replica::commit`].
+    pub fn known_records(&self, replica: &Replica, id: &ObjectName) -> Result<Vec<Known>> {
+        let mut out = Vec::new();
+        for i in self.ancestry(replica, id)? {
+            if let Some(s) = self.get(&i) {
+                out.push(Known { id: i, parents: s.parents.clone(), time_ns: s.time_ns });
+            } else if !replica.is_known(&i)? {
+                out.push(Known { id: i, parents: Vec::new(), time_ns: 0 });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest common ancestor of all `heads` that the store holds
+    /// (its tree must be readable here), by time, then id.
+    pub fn merge_base(&self, replica: &Replica, heads: &[ObjectName]) -> Result<Option<ObjectName>> {
+        let mut common: Option<BTreeSet<ObjectName>> = None;
+        for h in heads {
+            let a = self.ancestry(replica, h)?;
+            common = Some(match common {
+                None => a,
+                Some(c) => c.intersection(&a).copied().collect(),
+            });
+        }
+        Ok(common.unwrap_or_default().into_iter().filter_map(|id| self.get(&id).map(|s| (s.time_ns, id))).max().map(|(_, id)| id))
+    }
+}

@@ -1,0 +1,245 @@
+//! Writing entries into a working folder: the one place where restore,
+//! pull, clone and sync create files, symlinks and folders.
+//!
+//! Every file is written to a `.ferry-tmp-*` name beside its target
+//! (scans and readers skip those), gets its mode, times and (as root)
+//! owner there, and only then takes its final name. How it takes the
+//! name depends on what the caller saw at that path ([`Expect`]):
+//! nothing (the name is taken with `RENAME_NOREPLACE`, so a file that
+//! appeared meanwhile is never renamed over), exactly what a scan saw
+//! (compare-and-swap: size, mtime, ctime, inode and type are re-checked
+//! just before the rename), or anything (restore into its own target).
+//! Temp files a killed run left behind are removed by the next run that
+//! writes into that folder ([`remove_stale_temps`]).
+
+use std::fs::{self, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use ferry_store::BlockId;
+
+use crate::error::{Error, Result};
+use crate::fsutil::{ctime_ns, mtime_ns, temp_beside, to_filetime};
+use crate::tree::{Content, Entry, EntryType};
+
+/// Prefix of the temp names; scans, listings and snapshots skip them.
+pub const TEMP_PREFIX: &str = ".ferry-tmp-";
+
+/// What a scan saw at a path: enough to notice any change since.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// File, folder or symlink.
+    pub kind: EntryType,
+    /// Size in bytes.
+    pub size: u64,
+    /// mtime ns.
+    pub mtime_ns: i64,
+    /// ctime ns (moves on every write, chmod and rename onto the path).
+    pub ctime_ns: i64,
+    /// Inode number (a replaced file gets a new one).
+    pub ino: u64,
+}
+
+impl Stamp {
+    /// The stamp of `abs` now (not following a symlink), if it exists.
+    pub fn of(abs: &Path) -> Option<Stamp> {
+        let m = fs::symlink_metadata(abs).ok()?;
+        Stamp::from_meta(&m)
+    }
+
+    /// The stamp of metadata taken without following symlinks.
+    pub fn from_meta(m: &fs::Metadata) -> Option<Stamp> {
+        let ft = m.file_type();
+        let kind = if ft.is_dir() {
+            EntryType::Dir
+        } else if ft.is_symlink() {
+            EntryType::Symlink
+        } else if ft.is_file() {
+            EntryType::File
+        } else {
+            return None;
+        };
+        // Sizes count for files only, as in a scan.
+        let size = if kind == EntryType::File { m.size() } else { 0 };
+        Some(Stamp { kind, size, mtime_ns: mtime_ns(m), ctime_ns: ctime_ns(m), ino: m.ino() })
+    }
+}
+
+/// What must be at the final path for a write to take its place.
+#[derive(Clone, Copy, Debug)]
+pub enum Expect {
+    /// Nothing: the write never replaces what appeared meanwhile.
+    Absent,
+    /// Exactly what a scan saw (compare-and-swap).
+    Seen(Stamp),
+    /// Anything but a folder (restore writes into its own target).
+    Any,
+}
+
+/// Settings shared by every write of one run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteOpts {
+    /// Restore the owner (only root can).
+    pub owner: bool,
+    /// fsync each file before it takes its name.
+    pub fsync: bool,
+}
+
+/// True when running as root (owners can be restored).
+pub fn running_as_root() -> bool {
+    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+/// Checks that `abs` still holds what `expect` says; `Absent` is checked
+/// by the rename itself.
+pub fn check_expected(abs: &Path, expect: &Expect) -> Result<()> {
+    match expect {
+        Expect::Absent | Expect::Any => Ok(()),
+        Expect::Seen(s) => match Stamp::of(abs) {
+            Some(now) if now == *s => Ok(()),
+            _ => Err(Error::ChangedLocally { path: abs.to_path_buf() }),
+        },
+    }
+}
+
+/// Gives `tmp` the name `abs`, as `expect` allows.
+fn place(tmp: &Path, abs: &Path, expect: &Expect) -> Result<()> {
+    match expect {
+        Expect::Absent => rename_noreplace(tmp, abs),
+        Expect::Seen(_) => {
+            check_expected(abs, expect)?;
+            fs::rename(tmp, abs).map_err(|e| Error::io("rename into place", abs, e))
+        }
+        Expect::Any => {
+            if fs::symlink_metadata(abs).is_ok_and(|m| m.is_dir()) {
+                return Err(Error::Invalid("a folder is in the way".into()));
+            }
+            fs::rename(tmp, abs).map_err(|e| Error::io("rename into place", abs, e))
+        }
+    }
+}
+
+/// Renames `from` to `to` unless `to` exists (atomically where the
+/// filesystem supports `RENAME_NOREPLACE`).
+pub fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::EXIST) => Err(Error::ChangedLocally { path: to.to_path_buf() }),
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP) => {
+            // No RENAME_NOREPLACE here (some FUSE filesystems): check, then rename.
+            if fs::symlink_metadata(to).is_ok() {
+                return Err(Error::ChangedLocally { path: to.to_path_buf() });
+            }
+            fs::rename(from, to).map_err(|e| Error::io("rename into place", to, e))
+        }
+        Err(e) => Err(Error::io("rename into place", to, e.into())),
+    }
+}
+
+/// Writes a file entry at `abs` from its blocks (`block` returns each
+/// block's plaintext, verified). All-zero blocks become holes, so sparse
+/// files stay sparse. `progress` is told the bytes of each block.
+pub fn write_file(
+    abs: &Path,
+    e: &Entry,
+    mut block: impl FnMut(&BlockId) -> Result<Vec<u8>>,
+    opts: WriteOpts,
+    expect: &Expect,
+    mut progress: impl FnMut(u64),
+) -> Result<()> {
+    let Content::File(ids) = &e.content else { return Err(Error::Invalid("not a file entry".into())) };
+    let tmp = temp_beside(abs);
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(|err| Error::io("create", &tmp, err))?;
+        let mut pos = 0u64;
+        for id in ids {
+            let data = block(id)?;
+            if data.iter().all(|&b| b == 0) {
+                f.seek(SeekFrom::Current(data.len() as i64)).map_err(|err| Error::io("seek", &tmp, err))?;
+            } else {
+                f.write_all(&data).map_err(|err| Error::io("write", &tmp, err))?;
+            }
+            pos += data.len() as u64;
+            progress(data.len() as u64);
+        }
+        if pos != e.size {
+            return Err(Error::SizeMismatch { path: abs.to_path_buf(), blocks: pos, tree: e.size });
+        }
+        f.set_len(pos).map_err(|err| Error::io("set length", &tmp, err))?;
+        if opts.owner {
+            let _ = std::os::unix::fs::fchown(&f, Some(e.uid), Some(e.gid));
+        }
+        f.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", &tmp, err))?;
+        let t = to_filetime(e.mtime_ns);
+        filetime::set_file_handle_times(&f, Some(t), Some(t)).map_err(|err| Error::io("set mtime", &tmp, err))?;
+        if opts.fsync {
+            f.sync_all().map_err(|err| Error::io("sync", &tmp, err))?;
+        }
+        place(&tmp, abs, expect)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Creates a symlink entry at `abs` with its mtime (and owner as root).
+pub fn write_symlink(abs: &Path, e: &Entry, opts: WriteOpts, expect: &Expect) -> Result<()> {
+    let Content::Symlink(target) = &e.content else { return Err(Error::Invalid("not a symlink entry".into())) };
+    let tmp = temp_beside(abs);
+    let result = (|| {
+        std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &tmp).map_err(|err| Error::io("symlink", abs, err))?;
+        if opts.owner {
+            let _ = std::os::unix::fs::lchown(&tmp, Some(e.uid), Some(e.gid));
+        }
+        let t = to_filetime(e.mtime_ns);
+        filetime::set_symlink_file_times(&tmp, t, t).map_err(|err| Error::io("set mtime", abs, err))?;
+        place(&tmp, abs, expect)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Makes `abs` a real folder. Anything else in the way is an error unless
+/// `replace` (restore: its target is its own), when it is removed, never
+/// followed. Returns true when the folder already existed.
+pub fn ensure_dir(abs: &Path, replace: bool) -> Result<bool> {
+    match fs::symlink_metadata(abs) {
+        Ok(m) if m.is_dir() => return Ok(true),
+        Ok(_) if replace => fs::remove_file(abs).map_err(|e| Error::io("replace", abs, e))?,
+        Ok(_) => return Err(Error::Invalid(format!("{} is in the way (not a folder)", abs.display()))),
+        Err(_) => {}
+    }
+    fs::create_dir(abs).map_err(|e| Error::io("create folder", abs, e))?;
+    Ok(false)
+}
+
+/// Sets mode, times and (as root) owner of an existing entry.
+pub fn set_meta(abs: &Path, e: &Entry, opts: WriteOpts) -> Result<()> {
+    let symlink = matches!(e.content, Content::Symlink(_));
+    if opts.owner {
+        let _ = std::os::unix::fs::lchown(abs, Some(e.uid), Some(e.gid));
+    }
+    if !symlink {
+        fs::set_permissions(abs, fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", abs, err))?;
+    }
+    let t = to_filetime(e.mtime_ns);
+    filetime::set_symlink_file_times(abs, t, t).map_err(|err| Error::io("set mtime", abs, err))
+}
+
+/// Removes `.ferry-tmp-*` files a killed run left in `dir`. Callers hold
+/// whatever makes them the only writer there (the replica lock for a
+/// replica; a restore target is the restore's own).
+pub fn remove_stale_temps(dir: &Path) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        if e.file_name().as_bytes().starts_with(TEMP_PREFIX.as_bytes()) && e.file_type().is_ok_and(|t| !t.is_dir()) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
