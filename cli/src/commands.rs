@@ -540,11 +540,11 @@ fn cmd_pull(g: &Global, loc: &Path, dry_run: bool) -> Result<i32> {
     let store = open_for(g, &r, loc)?;
     let progress = Arc::new(Progress::default());
     let rep = pull(&r, &store, &PullOptions { dry_run }, &progress)?;
-    print_pull(g, &rep, dry_run);
+    print_pull(g, &rep, dry_run, loc);
     Ok(if rep.skipped.is_empty() && rep.conflicts.is_empty() { 0 } else { EXIT_SKIPPED })
 }
 
-fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool) {
+fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool, loc: &Path) {
     if g.json {
         output::json(&json!({
             "snapshot": rep.snapshot.map(|i| i.to_hex()), "up_to_date": rep.up_to_date, "dry_run": dry_run,
@@ -582,7 +582,7 @@ fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool) {
         for c in &rep.conflicts {
             eprintln!("  {}", c.display());
         }
-        eprintln!("run `ferry sync LOC` to merge them (both versions are kept)");
+        eprintln!("run `ferry sync {}` to merge them (both versions are kept)", loc.display());
     }
     print_skipped(g, &rep.skipped, "updated");
 }
@@ -592,7 +592,7 @@ fn cmd_clone(g: &Global, loc: &Path, dir: &Path, folder: Option<&str>, k: &KdfAr
     let store = Store::open(backend(loc), &pw, cache(g)).with_context(|| format!("opening store {}", loc.display()))?;
     let init = ferry_sync::pull::CloneInit { passphrase: &pw, kdf: kdf(k), folder };
     let (_, rep) = ferry_sync::pull::clone(dir, &store, init, &Progress::default())?;
-    print_pull(g, &rep, false);
+    print_pull(g, &rep, false, loc);
     Ok(if rep.skipped.is_empty() && rep.conflicts.is_empty() { 0 } else { EXIT_SKIPPED })
 }
 

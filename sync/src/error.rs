@@ -41,8 +41,8 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// The local file cache failed.
-    #[error("file cache {path}: {reason}")]
+    /// A local database (file cache, replica state) failed.
+    #[error("local state {path}: {reason}")]
     Cache {
         /// The cache file.
         path: PathBuf,

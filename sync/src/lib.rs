@@ -9,7 +9,9 @@
 //! - [`filter`]: gitignore-style include/exclude rules.
 //! - [`filecache`]: the local redb cache that lets an unchanged file cost one stat.
 //! - [`backup`], [`restore`], [`diff`], [`check`], [`ls`]: the operations.
-//! - [`replica`], [`scan`], [`push`], [`pull`]: replicas of a synced folder (`.ferry/`), status, push, pull and clone.
+//! - [`replica`], [`scan`], [`push`], [`pull`], [`sync`], [`merge`]: replicas of a synced folder (`.ferry/`) and their state model, status, push, pull, clone and the N-way merge.
+//! - [`history`]: a folder's snapshots in a store, heads, ancestry and how they relate to a replica's state.
+//! - [`workdir`]: the one writer of entries into a working folder (restore, pull, clone, sync).
 //! - [`progress`]: counters a front end can draw.
 #![deny(missing_docs)]
 
