@@ -125,13 +125,15 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     // 1. Local changes go to the store first (a dry run merges them in memory).
     let mut virtual_local: Option<Head> = None;
     let mut ours: Vec<ObjectName> = parents.clone();
+    if must_push && opts.dry_run {
+        let tree = local_tree(replica, &view, &base)?;
+        virtual_local = Some(Head { id: ObjectName([0xff; 32]), replica: replica.replica_id, rules: view.rules.clone(), tree });
+        report.push_pending = true;
+    }
+    // The view holds the file cache open; push and apply open it again.
+    drop(view);
     if must_push {
-        if opts.dry_run {
-            let tree = local_tree(replica, &view, &base)?;
-            virtual_local = Some(Head { id: ObjectName([0xff; 32]), replica: replica.replica_id, rules: view.rules.clone(), tree });
-            report.push_pending = true;
-        } else {
-            drop(view);
+        if !opts.dry_run {
             let r = push(replica, store, &PushOptions { force: true, host: opts.host.clone(), ..Default::default() }, progress)?;
             report.pushed = r.snapshot;
             ours = replica.parents()?;
