@@ -79,7 +79,9 @@ pub fn same_version(a: &Entry, b: &Entry) -> bool {
     }
 }
 
-fn same_content(a: &Entry, b: &Entry) -> bool {
+/// Equal content (type, and blocks and size, or link target), whatever
+/// the mode and mtime.
+pub fn same_content(a: &Entry, b: &Entry) -> bool {
     match (&a.content, &b.content) {
         (Content::File(x), Content::File(y)) => x == y && a.size == b.size,
         (Content::Symlink(x), Content::Symlink(y)) => x == y,
@@ -137,46 +139,97 @@ fn renamed(e: &Entry, to: &Path) -> Entry {
     e
 }
 
-/// Merges `heads` against `base`.
-pub fn merge(base: &Base, heads: &[Head]) -> Merged {
-    let mut heads: Vec<Head> = heads.to_vec();
-    heads.sort_by_key(|h| h.id);
-    // A path a head's own rules exclude is not synced there: that head
-    // holds the base version as far as the merge is concerned.
-    for h in &mut heads {
-        if h.rules.is_empty() {
-            continue;
-        }
-        for (p, b) in base {
-            if !h.tree.contains_key(p) && h.rules.excludes(p, is_dir(b)) {
-                h.tree.insert(p.clone(), b.clone());
-            }
+/// Renames between two trees: a file of `from` gone from its path in `to`
+/// whose exact content (block IDs and size) appears at a path absent from
+/// `from`. Each source is used once. The one rename detector of the crate
+/// (merge and pull).
+pub fn renames<'a>(
+    gone: impl IntoIterator<Item = (&'a PathBuf, &'a Entry)>,
+    new: impl IntoIterator<Item = (&'a PathBuf, &'a Entry)>,
+) -> Vec<(PathBuf, PathBuf)> {
+    let mut by_content: HashMap<(Vec<BlockId>, u64), PathBuf> = HashMap::new();
+    for (p, e) in gone {
+        if let Content::File(ids) = &e.content
+            && !ids.is_empty()
+        {
+            by_content.insert((ids.clone(), e.size), p.clone());
         }
     }
-    let mut vbase = base.clone();
+    let mut out = Vec::new();
+    for (q, e) in new {
+        if let Content::File(ids) = &e.content
+            && let Some(p) = by_content.remove(&(ids.clone(), e.size))
+        {
+            out.push((p, q.clone()));
+        }
+    }
+    out
+}
 
-    // Renames: a base file gone from its path in one head and present
-    // unchanged at a new path there. An edit of the old path in another
-    // head follows it to the new path.
+/// What one path becomes, from its base version and the versions heads
+/// changed it to (§16.2 step 2; pure, table-tested below).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolution {
+    /// The result (`None`: the path is gone).
+    pub result: Option<Entry>,
+    /// Losing files and symlinks, with the smallest replica id holding each: kept as conflict copies.
+    pub losers: Vec<(Entry, [u8; 16])>,
+}
+
+/// Resolves one path. `changed` holds each distinct version (`None` =
+/// absent) that differs from `base`, with the smallest replica id among
+/// the heads holding it.
+pub fn resolve(base: Option<&Entry>, changed: Vec<(Option<Entry>, [u8; 16])>) -> Resolution {
+    let keep = |result: Option<Entry>| Resolution { result, losers: Vec::new() };
+    if changed.is_empty() {
+        return keep(base.cloned());
+    }
+    let mut mods: Vec<(Entry, [u8; 16])> = changed.into_iter().filter_map(|(v, r)| v.map(|v| (v, r))).collect();
+    if mods.is_empty() {
+        return keep(None); // deleted, and nobody changed it otherwise
+    }
+    if mods.len() == 1 {
+        return keep(Some(mods.remove(0).0));
+    }
+    let later = |x: &Entry, y: &Entry| x.mtime_ns.cmp(&y.mtime_ns).then(content_key(x).cmp(&content_key(y)));
+    // Same content, different modes (or mtimes): no copy.
+    if mods.iter().all(|(m, _)| same_content(m, &mods[0].0)) {
+        let mode_changed = mods.iter().map(|(m, _)| m.mode).filter(|m| base.is_none_or(|b| b.mode != *m)).max();
+        let mut w = mods.iter().max_by(|x, y| later(&x.0, &y.0)).expect("non-empty").0.clone();
+        w.mode = mode_changed.unwrap_or(w.mode);
+        return keep(Some(w));
+    }
+    // A mode-only change (content as in the base) combines with a
+    // content change elsewhere: the new content takes the new mode.
+    let mode_only = mods.iter().filter(|(m, _)| base.is_some_and(|b| same_content(m, b))).map(|(m, _)| m.mode).max();
+    if mode_only.is_some() {
+        mods.retain(|(m, _)| base.is_none_or(|b| !same_content(m, b)));
+    }
+    if mods.len() == 1 {
+        let mut w = mods.remove(0).0;
+        if base.is_some_and(|b| b.mode == w.mode) {
+            w.mode = mode_only.unwrap_or(w.mode);
+        }
+        return keep(Some(w));
+    }
+    let winner = match mods.iter().filter(|(m, _)| is_dir(m)).max_by(|x, y| x.0.mtime_ns.cmp(&y.0.mtime_ns).then(x.0.mode.cmp(&y.0.mode))) {
+        Some(d) => d.0.clone(),
+        None => mods.iter().max_by(|x, y| later(&x.0, &y.0)).expect("non-empty").0.clone(),
+    };
+    let losers = mods.into_iter().filter(|(m, _)| !is_dir(m) && !same_content(m, &winner)).collect();
+    Resolution { result: Some(winner), losers }
+}
+
+/// Step 1 (§16.2): a rename in one head carries another head's edit of
+/// the old path to the new one. Returns the base as seen by the merge
+/// (the renamed path's base version added) and the adjusted heads.
+fn follow_renames(base: &Base, mut heads: Vec<Head>) -> (Base, Vec<Head>) {
+    let mut vbase = base.clone();
     let mut moves: Vec<(usize, PathBuf, PathBuf)> = Vec::new();
     for (hi, h) in heads.iter().enumerate() {
-        let mut gone: HashMap<(Vec<BlockId>, u64), PathBuf> = HashMap::new();
-        for (p, b) in base {
-            if let Content::File(ids) = &b.content
-                && !h.tree.contains_key(p)
-                && !ids.is_empty()
-            {
-                gone.insert((ids.clone(), b.size), p.clone());
-            }
-        }
-        for (q, e) in &h.tree {
-            if let Content::File(ids) = &e.content
-                && !base.contains_key(q)
-                && let Some(p) = gone.remove(&(ids.clone(), e.size))
-            {
-                moves.push((hi, p, q.clone()));
-            }
-        }
+        let gone = base.iter().filter(|(p, _)| !h.tree.contains_key(*p));
+        let new = h.tree.iter().filter(|(q, _)| !base.contains_key(*q));
+        moves.extend(renames(gone, new).into_iter().map(|(p, q)| (hi, p, q)));
     }
     for (hi, p, q) in &moves {
         let mut followed = false;
@@ -196,99 +249,38 @@ pub fn merge(base: &Base, heads: &[Head]) -> Merged {
             vbase.insert(q.clone(), renamed(&base[p], q));
         }
     }
+    (vbase, heads)
+}
 
-    let mut out = Merged::default();
-    let paths: BTreeSet<PathBuf> = vbase.keys().chain(heads.iter().flat_map(|h| h.tree.keys())).cloned().collect();
-    let mut copies: Vec<(PathBuf, Entry)> = Vec::new();
-    for p in &paths {
-        let b = vbase.get(p);
-        // Changed versions, with the replicas that hold each.
-        let mut changed: Vec<(Option<Entry>, [u8; 16])> = Vec::new();
-        for h in &heads {
-            let v = h.tree.get(p);
-            let differs = match (v, b) {
-                (Some(v), Some(b)) => !same_version(v, b),
-                (None, None) => false,
-                _ => true,
-            };
-            if !differs {
-                continue;
-            }
-            match changed.iter_mut().find(|(c, _)| match (c, v) {
-                (Some(c), Some(v)) => same_version(c, v),
-                (None, None) => true,
-                _ => false,
-            }) {
-                Some((_, r)) => *r = (*r).min(h.replica),
-                None => changed.push((v.cloned(), h.replica)),
-            }
-        }
-        if changed.is_empty() {
-            if let Some(b) = b {
-                out.tree.insert(p.clone(), b.clone());
-            }
-            continue;
-        }
-        let mut mods: Vec<(Entry, [u8; 16])> = changed.into_iter().filter_map(|(v, r)| v.map(|v| (v, r))).collect();
-        if mods.is_empty() {
-            continue; // deleted, and nobody changed it otherwise
-        }
-        if mods.len() == 1 {
-            out.tree.insert(p.clone(), mods.remove(0).0);
-            continue;
-        }
-        // Same content, different modes (or mtimes): no copy.
-        if mods.iter().all(|(m, _)| same_content(m, &mods[0].0)) {
-            let mode_changed: Vec<u32> = mods.iter().map(|(m, _)| m.mode).filter(|m| b.is_none_or(|b| b.mode != *m)).collect();
-            let mut w = mods
-                .iter()
-                .max_by(|x, y| x.0.mtime_ns.cmp(&y.0.mtime_ns).then(content_key(&x.0).cmp(&content_key(&y.0))))
-                .expect("non-empty")
-                .0
-                .clone();
-            w.mode = mode_changed.into_iter().max().unwrap_or(w.mode);
-            out.tree.insert(p.clone(), w);
-            continue;
-        }
-        // A mode-only change (content as in the base) combines with a
-        // content change elsewhere: the new content takes the new mode.
-        let mode_only: Vec<u32> = mods.iter().filter(|(m, _)| b.is_some_and(|b| same_content(m, b))).map(|(m, _)| m.mode).collect();
-        if !mode_only.is_empty() {
-            mods.retain(|(m, _)| b.is_none_or(|b| !same_content(m, b)));
-        }
-        if mods.len() == 1 {
-            let mut w = mods.remove(0).0;
-            if b.is_some_and(|b| b.mode == w.mode) {
-                w.mode = mode_only.into_iter().max().unwrap_or(w.mode);
-            }
-            out.tree.insert(p.clone(), w);
-            continue;
-        }
-        let winner = if let Some(d) =
-            mods.iter().filter(|(m, _)| is_dir(m)).max_by(|x, y| x.0.mtime_ns.cmp(&y.0.mtime_ns).then(x.0.mode.cmp(&y.0.mode)))
-        {
-            d.0.clone()
-        } else {
-            mods.iter()
-                .max_by(|x, y| x.0.mtime_ns.cmp(&y.0.mtime_ns).then(content_key(&x.0).cmp(&content_key(&y.0))))
-                .expect("non-empty")
-                .0
-                .clone()
+/// The distinct versions heads hold at `p` that differ from `b`, each
+/// with the smallest replica id holding it.
+fn changes_at(p: &Path, b: Option<&Entry>, heads: &[Head]) -> Vec<(Option<Entry>, [u8; 16])> {
+    let mut changed: Vec<(Option<Entry>, [u8; 16])> = Vec::new();
+    for h in heads {
+        let v = h.tree.get(p);
+        let differs = match (v, b) {
+            (Some(v), Some(b)) => !same_version(v, b),
+            (None, None) => false,
+            _ => true,
         };
-        for (m, r) in &mods {
-            if is_dir(m) || same_content(m, &winner) {
-                continue;
-            }
-            let copy = conflict_name(p, r, m.mtime_ns);
-            copies.push((copy.clone(), renamed(m, &copy)));
-            out.conflicts.push(Conflict { path: p.clone(), copy });
+        if !differs {
+            continue;
         }
-        out.tree.insert(p.clone(), winner);
+        match changed.iter_mut().find(|(c, _)| match (c, v) {
+            (Some(c), Some(v)) => same_version(c, v),
+            (None, None) => true,
+            _ => false,
+        }) {
+            Some((_, r)) => *r = (*r).min(h.replica),
+            None => changed.push((v.cloned(), h.replica)),
+        }
     }
-    for (c, e) in copies {
-        out.tree.entry(c).or_insert(e);
-    }
-    // Every kept path needs its folders: bring back deleted ones.
+    changed
+}
+
+/// Step 4 (§16.2): every kept path gets its folders back; a file standing
+/// where a folder must be steps aside to its conflict name.
+fn restore_parent_folders(out: &mut Merged, vbase: &Base, heads: &[Head]) {
     let kept: Vec<PathBuf> = out.tree.keys().cloned().collect();
     for p in kept {
         let mut anc = p.parent();
@@ -296,20 +288,57 @@ pub fn merge(base: &Base, heads: &[Head]) -> Merged {
             match out.tree.get(a) {
                 Some(e) if is_dir(e) => {}
                 Some(e) => {
-                    // A file where a folder must be: the file steps aside.
                     let e = e.clone();
                     let copy = conflict_name(a, &[0; 16], e.mtime_ns);
                     out.tree.insert(copy.clone(), renamed(&e, &copy));
                     out.conflicts.push(Conflict { path: a.to_path_buf(), copy });
-                    out.tree.insert(a.to_path_buf(), dir_entry(a, &vbase, &heads));
+                    out.tree.insert(a.to_path_buf(), dir_entry(a, vbase, heads));
                 }
                 None => {
-                    out.tree.insert(a.to_path_buf(), dir_entry(a, &vbase, &heads));
+                    out.tree.insert(a.to_path_buf(), dir_entry(a, vbase, heads));
                 }
             }
             anc = a.parent();
         }
     }
+}
+
+/// Merges `heads` against `base` (format-spec §16.2).
+pub fn merge(base: &Base, heads: &[Head]) -> Merged {
+    let mut heads: Vec<Head> = heads.to_vec();
+    heads.sort_by_key(|h| h.id);
+    // A path a head's own rules exclude is not synced there: that head
+    // holds the base version as far as the merge is concerned.
+    for h in &mut heads {
+        if h.rules.is_empty() {
+            continue;
+        }
+        for (p, b) in base {
+            if !h.tree.contains_key(p) && h.rules.excludes(p, is_dir(b)) {
+                h.tree.insert(p.clone(), b.clone());
+            }
+        }
+    }
+    let (vbase, heads) = follow_renames(base, heads);
+    let mut out = Merged::default();
+    let paths: BTreeSet<PathBuf> = vbase.keys().chain(heads.iter().flat_map(|h| h.tree.keys())).cloned().collect();
+    let mut copies: Vec<(PathBuf, Entry)> = Vec::new();
+    for p in &paths {
+        let b = vbase.get(p);
+        let r = resolve(b, changes_at(p, b, &heads));
+        for (m, rep) in r.losers {
+            let copy = conflict_name(p, &rep, m.mtime_ns);
+            copies.push((copy.clone(), renamed(&m, &copy)));
+            out.conflicts.push(Conflict { path: p.clone(), copy });
+        }
+        if let Some(e) = r.result {
+            out.tree.insert(p.clone(), e);
+        }
+    }
+    for (c, e) in copies {
+        out.tree.entry(c).or_insert(e);
+    }
+    restore_parent_folders(&mut out, &vbase, &heads);
     out.conflicts.sort_by(|a, b| a.path.cmp(&b.path).then(a.copy.cmp(&b.copy)));
     out
 }
@@ -371,4 +400,91 @@ pub fn write_tree(writer: &StoreWriter<'_>, tree: &Base) -> Result<BlockId> {
         ids.insert(d, writer.put(Kind::Tree, &t.encode())?);
     }
     Ok(ids[&PathBuf::new()])
+}
+
+#[cfg(test)]
+mod tests {
+    //! §16.2 step 2, one row per rule.
+    use super::*;
+
+    fn file(content: u8, mode: u32, mtime: i64) -> Entry {
+        Entry {
+            name: b"f".to_vec(),
+            mode,
+            mtime_ns: mtime,
+            size: 1,
+            uid: 0,
+            gid: 0,
+            link_group: 0,
+            content: Content::File(vec![BlockId([content; 32])]),
+        }
+    }
+    fn dir(mode: u32) -> Entry {
+        Entry { content: Content::Dir(BlockId([0; 32])), size: 0, ..file(0, mode, 5) }
+    }
+    const R1: [u8; 16] = [1; 16];
+    const R2: [u8; 16] = [2; 16];
+
+    #[test]
+    fn resolve_follows_every_rule_of_section_16_2() {
+        let b = file(0, 0o644, 10);
+        type Row = (&'static str, Option<Entry>, Vec<(Option<Entry>, [u8; 16])>, Option<Entry>, Vec<Entry>);
+        let rows: Vec<Row> = vec![
+            ("no change: the base stays", Some(b.clone()), vec![], Some(b.clone()), vec![]),
+            ("no change and no base: absent stays absent", None, vec![], None, vec![]),
+            ("only deletions: the path goes", Some(b.clone()), vec![(None, R1)], None, vec![]),
+            ("an edit beats a delete", Some(b.clone()), vec![(None, R1), (Some(file(1, 0o644, 20)), R2)], Some(file(1, 0o644, 20)), vec![]),
+            ("one present version is the result", None, vec![(Some(file(1, 0o644, 20)), R1)], Some(file(1, 0o644, 20)), vec![]),
+            (
+                "same content: latest mtime, changed mode wins, no copy",
+                Some(b.clone()),
+                vec![(Some(file(1, 0o600, 30)), R1), (Some(file(1, 0o644, 40)), R2)],
+                Some(file(1, 0o600, 40)),
+                vec![],
+            ),
+            (
+                "a mode-only change combines with a content change",
+                Some(b.clone()),
+                vec![(Some(file(0, 0o755, 10)), R1), (Some(file(2, 0o644, 30)), R2)],
+                Some(file(2, 0o755, 30)),
+                vec![],
+            ),
+            (
+                "different contents: the later mtime wins, the loser is kept",
+                Some(b.clone()),
+                vec![(Some(file(1, 0o644, 30)), R1), (Some(file(2, 0o644, 20)), R2)],
+                Some(file(1, 0o644, 30)),
+                vec![file(2, 0o644, 20)],
+            ),
+            (
+                "an mtime tie is broken by the greater content key",
+                Some(b.clone()),
+                vec![(Some(file(1, 0o644, 30)), R1), (Some(file(2, 0o644, 30)), R2)],
+                Some(file(2, 0o644, 30)),
+                vec![file(1, 0o644, 30)],
+            ),
+            (
+                "a folder beats a file; the file is kept aside",
+                Some(b.clone()),
+                vec![(Some(dir(0o755)), R1), (Some(file(2, 0o644, 90)), R2)],
+                Some(dir(0o755)),
+                vec![file(2, 0o644, 90)],
+            ),
+        ];
+        for (rule, base, changed, want, losers) in rows {
+            let got = resolve(base.as_ref(), changed);
+            assert_eq!(got.result, want, "{rule}");
+            assert_eq!(got.losers.into_iter().map(|(e, _)| e).collect::<Vec<_>>(), losers, "{rule}");
+        }
+    }
+
+    #[test]
+    fn renames_pair_each_source_once_by_exact_content() {
+        let a = (PathBuf::from("a"), file(1, 0o644, 1));
+        let b = (PathBuf::from("b"), file(1, 0o644, 2));
+        let c = (PathBuf::from("c"), file(1, 0o600, 3));
+        let other = (PathBuf::from("d"), file(9, 0o644, 1));
+        let got = renames([(&a.0, &a.1)], [(&b.0, &b.1), (&c.0, &c.1), (&other.0, &other.1)]);
+        assert_eq!(got, vec![(PathBuf::from("a"), PathBuf::from("b"))]);
+    }
 }

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::filter::{IGNORE_FILE, IgnoreRules};
 use crate::fsutil::{ctime_ns, mtime_ns};
 use crate::history::{History, Relation};
-use crate::merge::same_version;
+use crate::merge::{same_content, same_version};
 use crate::progress::{Progress, Skipped};
 use crate::push::{check_compatible, flatten};
 use crate::replica::{Base, Commit, Replica};
@@ -114,7 +114,7 @@ fn is_dir_entry(e: &Entry) -> bool {
 /// because it was deleted.
 pub fn plan(base: &Base, remote: &Base, local: &LocalView<'_>, remote_rules: &IgnoreRules) -> Plan {
     let mut out = Plan::default();
-    let (mut deletes, mut mkdirs, mut writes, mut metas, mut renames) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut deletes, mut mkdirs, mut writes, mut metas) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let paths: std::collections::BTreeSet<&PathBuf> = base.keys().chain(remote.keys()).collect();
     for p in paths {
         let (b, r, l) = (base.get(p), remote.get(p), local.get(p));
@@ -182,31 +182,12 @@ pub fn plan(base: &Base, remote: &Base, local: &LocalView<'_>, remote_rules: &Ig
             },
         }
     }
-    // Renames: a deleted file whose exact content appears at a new path.
-    let mut gone: HashMap<(Vec<BlockId>, u64), PathBuf> = HashMap::new();
-    for p in &deletes {
-        if let Some(b) = base.get(p)
-            && let Some(ids) = entry_file_ids(b)
-            && !ids.is_empty()
-            && !remote.contains_key(p)
-        {
-            gone.insert((ids.clone(), b.size), p.clone());
-        }
-    }
-    writes.retain(|p| {
-        let r = &remote[p];
-        if local.get(p).is_some() {
-            return true;
-        }
-        if let Some(ids) = entry_file_ids(r)
-            && let Some(from) = gone.remove(&(ids.clone(), r.size))
-        {
-            renames.push((from, p.clone()));
-            return false;
-        }
-        true
-    });
-    deletes.retain(|p| !renames.iter().any(|(from, _)| from == p));
+    // Renames: a deleted file whose exact content appears at a new path
+    // (the source must still hold its base version here).
+    let gone = deletes.iter().filter(|p| !remote.contains_key(*p) && !local.changed(p, base.get(*p))).filter_map(|p| base.get_key_value(p));
+    let new = writes.iter().filter(|p| local.get(p).is_none()).filter_map(|p| remote.get_key_value(p));
+    let renames = crate::merge::renames(gone, new);
+    writes.retain(|p| !renames.iter().any(|(_, to)| to == p));
     // Order: renames (sources still exist), deletes (files, then folders
     // deepest first, so a folder replaced by a file is gone before the
     // file is written), new folders (parents first), writes, metadata
@@ -231,16 +212,6 @@ pub fn plan(base: &Base, remote: &Base, local: &LocalView<'_>, remote_rules: &Ig
 
 fn is_file(e: &Entry) -> bool {
     matches!(e.content, Content::File(_))
-}
-
-/// Content equal (type, blocks and size, or link target), whatever the mode and mtime.
-fn same_content(a: &Entry, b: &Entry) -> bool {
-    match (&a.content, &b.content) {
-        (Content::File(x), Content::File(y)) => x == y && a.size == b.size,
-        (Content::Symlink(x), Content::Symlink(y)) => x == y,
-        (Content::Dir(_), Content::Dir(_)) => true,
-        _ => false,
-    }
 }
 
 /// The `.ferryignore` rules a snapshot's tree carries (read from the store).
