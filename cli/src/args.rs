@@ -35,6 +35,11 @@ pub struct Global {
     /// Worker threads (default: one per core).
     #[arg(long, global = true, env = "FERRY_THREADS")]
     pub threads: Option<usize>,
+    /// Open stores and replicas with an exported key (`ferry key export`):
+    /// no passphrase, no key derivation. The file is as secret as a
+    /// passphrase kept in a file.
+    #[arg(long, global = true, env = "FERRY_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -218,6 +223,16 @@ pub enum KeyCmd {
         loc: PathBuf,
         #[command(flatten)]
         kdf: KdfArgs,
+    },
+    /// Write the key family's master key to FILE (created 0600, never
+    /// overwritten), for FERRY_KEY_FILE / --key-file: scripts and watch
+    /// mode then open the store with no passphrase and no key derivation.
+    /// Anyone who reads FILE can read and write every store of the family.
+    Export {
+        /// Store location (or a replica folder).
+        loc: PathBuf,
+        /// The file to create.
+        file: PathBuf,
     },
     /// Remove a key file by ID prefix (never the last one).
     Remove {

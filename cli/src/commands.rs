@@ -68,9 +68,20 @@ fn backend(loc: &Path) -> Arc<LocalDir> {
     Arc::new(LocalDir::new(loc))
 }
 
+/// The master key of `--key-file` / `FERRY_KEY_FILE`, if one is given.
+fn key_file(g: &Global) -> Result<Option<ferry_store::MasterKey>> {
+    match &g.key_file {
+        Some(f) => Ok(Some(ferry_store::exported::read(f)?)),
+        None => Ok(None),
+    }
+}
+
 fn open(g: &Global, loc: &Path) -> Result<Store> {
-    let pw = passphrase::existing()?;
-    let store = Store::open(backend(loc), &pw, cache(g)).with_context(|| format!("opening store {}", loc.display()))?;
+    let store = match key_file(g)? {
+        Some(master) => Store::open_with_key(backend(loc), &master, cache(g)),
+        None => Store::open(backend(loc), &passphrase::existing()?, cache(g)),
+    }
+    .with_context(|| format!("opening store {}", loc.display()))?;
     for (name, why) in store.damaged_indexes() {
         if !g.quiet {
             eprintln!("ferry: warning: index {} is damaged and was skipped ({why}); run `ferry check`", name.short(12));
@@ -104,7 +115,7 @@ fn store_init(g: &Global, a: &StoreInitArgs) -> Result<i32> {
             bail!("--chunk-avg-kib cannot be combined with --like: a key family shares one chunker");
         }
         if let Some(root) = replica::find_root(src).filter(|r| src.canonicalize().is_ok_and(|s| s == *r)) {
-            let r = Replica::open(&root, &passphrase::existing()?)?;
+            let r = open_replica(g, &root)?;
             opts.master = Some(r.keys().master().clone());
             opts.chunker = r.chunker;
         } else {
@@ -169,6 +180,21 @@ fn key(g: &Global, k: &KeyCmd) -> Result<i32> {
                 output::json(&json!({"added": id.to_hex()}));
             } else if !g.quiet {
                 println!("added key {}", id.short(12));
+            }
+        }
+        KeyCmd::Export { loc, file } => {
+            let master = match replica::find_root(loc).filter(|r| loc.canonicalize().is_ok_and(|l| l == *r)) {
+                Some(root) => open_replica(g, &root)?.keys().master().clone(),
+                None => open(g, loc)?.keys().master().clone(),
+            };
+            ferry_store::exported::write(file, &master).with_context(|| format!("exporting the key to {}", file.display()))?;
+            if g.json {
+                output::json(&json!({"exported": file}));
+            } else if !g.quiet {
+                println!("wrote the key of {} to {} (mode 0600)", loc.display(), file.display());
+                println!(
+                    "anyone who can read that file can read and write every store of this key family: keep it as safe as a passphrase"
+                );
             }
         }
         KeyCmd::Remove { loc, id } => {
@@ -454,11 +480,18 @@ fn cmd_check(g: &Global, a: &CheckArgs) -> Result<i32> {
     Ok(if r.errors.is_empty() { 0 } else { 1 })
 }
 
-fn here_replica() -> Result<Replica> {
+fn here_replica(g: &Global) -> Result<Replica> {
     let cwd = std::env::current_dir()?;
     let root = replica::find_root(&cwd)
         .with_context(|| format!("{} is not inside a ferry replica: run `ferry init` or `ferry clone` first", cwd.display()))?;
-    Ok(Replica::open(&root, &passphrase::existing()?)?)
+    open_replica(g, &root)
+}
+
+fn open_replica(g: &Global, root: &Path) -> Result<Replica> {
+    Ok(match key_file(g)? {
+        Some(master) => Replica::open_with_key(root, &master)?,
+        None => Replica::open(root, &passphrase::existing()?)?,
+    })
 }
 
 fn open_for(g: &Global, r: &Replica, loc: &Path) -> Result<Store> {
@@ -485,7 +518,7 @@ fn cmd_init(g: &Global, dir: Option<&Path>, avg: Option<u32>, like: Option<&Path
 }
 
 fn cmd_push(g: &Global, loc: &Path, dry_run: bool, force: bool) -> Result<i32> {
-    let r = here_replica()?;
+    let r = here_replica(g)?;
     let store = open_for(g, &r, loc)?;
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(g, progress.clone(), "push");
@@ -536,7 +569,7 @@ fn action_text(a: &Action) -> String {
 }
 
 fn cmd_pull(g: &Global, loc: &Path, dry_run: bool) -> Result<i32> {
-    let r = here_replica()?;
+    let r = here_replica(g)?;
     let store = open_for(g, &r, loc)?;
     let progress = Arc::new(Progress::default());
     let rep = pull(&r, &store, &PullOptions { dry_run }, &progress)?;
@@ -588,8 +621,9 @@ fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool, loc
 }
 
 fn cmd_clone(g: &Global, loc: &Path, dir: &Path, folder: Option<&str>, k: &KdfArgs) -> Result<i32> {
-    let pw = passphrase::existing()?;
-    let store = Store::open(backend(loc), &pw, cache(g)).with_context(|| format!("opening store {}", loc.display()))?;
+    let store = open(g, loc)?;
+    // The new replica's own key file needs a passphrase even when the store was opened with a key file.
+    let pw = if g.key_file.is_some() { passphrase::new(true)? } else { passphrase::existing()? };
     let init = ferry_sync::pull::CloneInit { passphrase: &pw, kdf: kdf(k), folder };
     let (_, rep) = ferry_sync::pull::clone(dir, &store, init, &Progress::default())?;
     print_pull(g, &rep, false, loc);
@@ -597,7 +631,7 @@ fn cmd_clone(g: &Global, loc: &Path, dir: &Path, folder: Option<&str>, k: &KdfAr
 }
 
 fn cmd_status(g: &Global) -> Result<i32> {
-    let r = here_replica()?;
+    let r = here_replica(g)?;
     let changes = status(&r)?;
     if g.json {
         output::json(&json!(
@@ -626,7 +660,7 @@ fn cmd_status(g: &Global) -> Result<i32> {
 }
 
 fn cmd_sync(g: &Global, loc: &Path, dry_run: bool) -> Result<i32> {
-    let r = here_replica()?;
+    let r = here_replica(g)?;
     let store = open_for(g, &r, loc)?;
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(g, progress.clone(), "sync");
@@ -669,7 +703,7 @@ fn cmd_sync(g: &Global, loc: &Path, dry_run: bool) -> Result<i32> {
 }
 
 fn cmd_conflicts(g: &Global) -> Result<i32> {
-    let r = here_replica()?;
+    let r = here_replica(g)?;
     let copies = conflict_copies(&r)?;
     if g.json {
         output::json(&json!(copies));

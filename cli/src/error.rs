@@ -5,6 +5,12 @@ use ferry_sync::Error as SyncError;
 
 fn store_hint(e: &StoreError) -> Option<&'static str> {
     Some(match e {
+        StoreError::Damaged { what, .. } if what.starts_with("key file") => {
+            "export the key again with `ferry key export LOC FILE`, or unset FERRY_KEY_FILE to use the passphrase"
+        }
+        StoreError::Io { op, .. } if op.contains("key file") => {
+            "key export never overwrites a file: pick a new file name (or remove the old file yourself)"
+        }
         StoreError::WrongPassphrase { .. } => "check FERRY_PASSWORD / FERRY_PASSWORD_FILE / FERRY_PASSWORD_COMMAND; nothing was written",
         StoreError::StorageFull { .. } => {
             "free some space and run the same command again: everything already written is kept and will not be sent twice"
@@ -29,6 +35,7 @@ fn sync_hint(e: &SyncError) -> Option<&'static str> {
             "run `ferry sync` with this store to merge both sides (nothing is lost: conflicting files are kept as copies)"
         }
         SyncError::ChangedLocally { .. } => "run the same command again once the file is no longer being edited",
+        SyncError::WrongFamily { .. } => "use the key file exported from a store of this replica's family, or unset FERRY_KEY_FILE",
         _ => return None,
     })
 }

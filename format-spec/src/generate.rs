@@ -165,6 +165,53 @@ pub fn generate() -> Vec<(String, String)> {
             snapshots,
         ),
         file("negative", "SPEC.md §13.2", "Inputs every reader must refuse, with the error class and the failing check.", negative),
+        file(
+            "exported-key",
+            "SPEC.md §18",
+            "Exported keys of master keys A and B, and files every reader must refuse (damaged: wrong magic, length, check or \
+             family id; unsupported: another version).",
+            exported_key_vectors(),
+        ),
+    ]
+}
+
+fn exported_key_vectors() -> Vec<ExportedKeyVector> {
+    let valid = |name: &str, m: &[u8; 32]| {
+        let b = ferry_store::exported::encode(&ferry_store::MasterKey::from_bytes(*m));
+        ExportedKeyVector { name: name.into(), bytes: h(&b), master_key: Some(h(m)), error: None }
+    };
+    let refused = |name: &str, b: Vec<u8>, error: &str| ExportedKeyVector {
+        name: name.into(),
+        bytes: h(&b),
+        master_key: None,
+        error: Some(error.into()),
+    };
+    let good = ferry_store::exported::encode(&ferry_store::MasterKey::from_bytes(MASTER_A)).to_vec();
+    let rechecked = |mut b: Vec<u8>| {
+        let c = blake3::hash(&b[..57]);
+        b[57..].copy_from_slice(&c.as_bytes()[..16]);
+        b
+    };
+    let mut magic = good.clone();
+    magic[0] = b'X';
+    let mut version = good.clone();
+    version[8] = 2;
+    let mut family = good.clone();
+    family[9] ^= 1;
+    let mut check = good.clone();
+    check[72] ^= 0x80;
+    let mut key = good.clone();
+    key[30] ^= 1;
+    vec![
+        valid("exported-key-a", &MASTER_A),
+        valid("exported-key-b", &MASTER_B),
+        refused("exported-key-wrong-magic", magic, "damaged"),
+        refused("exported-key-version-2", rechecked(version), "unsupported"),
+        refused("exported-key-truncated", good[..72].to_vec(), "damaged"),
+        refused("exported-key-trailing-byte", [good.clone(), vec![0]].concat(), "damaged"),
+        refused("exported-key-bad-check", check, "damaged"),
+        refused("exported-key-flipped-key-bit", key, "damaged"),
+        refused("exported-key-family-mismatch", rechecked(family), "damaged"),
     ]
 }
 

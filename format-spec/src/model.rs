@@ -499,3 +499,16 @@ pub enum NegativeInput {
         read: Vec<String>,
     },
 }
+
+/// `exported-key.json`: exported keys (SPEC.md §18), valid and refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportedKeyVector {
+    /// Short label.
+    pub name: String,
+    /// The file's bytes, hex.
+    pub bytes: String,
+    /// The master key a reader gets (valid vectors), hex.
+    pub master_key: Option<String>,
+    /// Why a reader refuses it (`damaged` or `unsupported`), for invalid vectors.
+    pub error: Option<String>,
+}

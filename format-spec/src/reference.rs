@@ -482,3 +482,22 @@ impl RawSnapshot {
         out
     }
 }
+
+/// §18: the master key of an exported key file, or why it is refused
+/// (`"damaged"` or `"unsupported"`).
+pub fn exported_key(b: &[u8]) -> Result<[u8; 32], &'static str> {
+    if b.len() < 9 || &b[..8] != b"FERRYKEX" {
+        return Err("damaged");
+    }
+    if b[8] != 1 {
+        return Err("unsupported");
+    }
+    if b.len() != 73 || blake3::hash(&b[..57]).as_bytes()[..16] != b[57..] {
+        return Err("damaged");
+    }
+    let master: [u8; 32] = b[25..57].try_into().expect("32 bytes");
+    if derive(&master).family_id[..] != b[9..25] {
+        return Err("damaged");
+    }
+    Ok(master)
+}

@@ -850,3 +850,30 @@ fn restoring_the_vectors() {
     assert_eq!(fs::read(out.join("a-dir/readme")).expect("read"), b"notes\n");
     assert_eq!(meta("a-dir/empty-file").len(), 0);
 }
+
+#[test]
+fn exported_keys() {
+    let vectors: Vec<ExportedKeyVector> = load("exported-key");
+    assert!(vectors.iter().any(|v| v.error.is_some()) && vectors.iter().any(|v| v.error.is_none()));
+    for v in vectors {
+        let bytes = unhex(&v.bytes);
+        let ours = ferry_store::exported::decode(&bytes, &v.name);
+        let reference = r::exported_key(&bytes);
+        match (&v.master_key, &v.error) {
+            (Some(m), None) => {
+                assert_eq!(hex::encode(ours.expect("store reads it").expose()), *m, "{}", v.name);
+                assert_eq!(hex::encode(reference.expect("reference reads it")), *m, "{}", v.name);
+            }
+            (None, Some(e)) => {
+                let class = match ours {
+                    Err(ferry_store::Error::Unsupported(_)) => "unsupported",
+                    Err(ferry_store::Error::Damaged { .. }) => "damaged",
+                    other => panic!("{}: store gave {:?}", v.name, other.map(|k| hex::encode(k.expose()))),
+                };
+                assert_eq!(class, e, "{}: store", v.name);
+                assert_eq!(reference, Err(e.as_str()), "{}: reference", v.name);
+            }
+            _ => panic!("{}: a vector is valid or refused", v.name),
+        }
+    }
+}

@@ -39,6 +39,7 @@ pub mod chunker;
 pub mod config;
 pub mod envelope;
 mod error;
+pub mod exported;
 mod id;
 pub mod index;
 pub mod keyfile;

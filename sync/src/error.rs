@@ -80,6 +80,12 @@ pub enum Error {
         /// The store's snapshot.
         snapshot: String,
     },
+    /// A key (file) of another key family.
+    #[error("the key does not belong to the key family of {what}")]
+    WrongFamily {
+        /// The replica or store.
+        what: String,
+    },
     /// Invalid argument.
     #[error("{0}")]
     Invalid(String),

@@ -170,6 +170,7 @@ impl Replica {
                 ("folder_id", &folder_id),
                 ("keyfile", kf.to_bytes()),
                 ("chunker", &ch),
+                ("family_id", &Keys::derive(&master).family_id()),
             ] {
                 m.insert(k, v).map_err(|e| db_err(&path, e))?;
             }
@@ -184,6 +185,16 @@ impl Replica {
 
     /// Opens the replica at `root`, unwrapping its key with the passphrase.
     pub fn open(root: &Path, passphrase: &[u8]) -> Result<Replica> {
+        Self::open_inner(root, |kf| Ok(kf.unwrap_key(passphrase)?.ok_or(ferry_store::Error::WrongPassphrase { tried: 1 })?))
+    }
+
+    /// Opens the replica at `root` with its family's master key (an
+    /// exported key file): no passphrase, no key derivation.
+    pub fn open_with_key(root: &Path, master: &MasterKey) -> Result<Replica> {
+        Self::open_inner(root, |_| Ok(master.clone()))
+    }
+
+    fn open_inner(root: &Path, unlock: impl FnOnce(&KeyFile) -> Result<MasterKey>) -> Result<Replica> {
         let root = root.canonicalize().map_err(|e| Error::io("open", root, e))?;
         let path = root.join(META_DIR).join("replica.redb");
         if !path.is_file() {
@@ -193,14 +204,20 @@ impl Replica {
             )));
         }
         let db = open_db(&root)?;
-        let get = |k: &str| -> Result<Vec<u8>> {
+        let get_opt = |k: &str| -> Result<Option<Vec<u8>>> {
             let tx = db.begin_read().map_err(|e| db_err(&path, e))?;
             let t = tx.open_table(META).map_err(|e| db_err(&path, e))?;
-            let v = t.get(k).map_err(|e| db_err(&path, e))?.ok_or_else(|| db_err(&path, format!("missing {k}")))?;
-            Ok(v.value().to_vec())
+            Ok(t.get(k).map_err(|e| db_err(&path, e))?.map(|v| v.value().to_vec()))
         };
+        let get = |k: &str| -> Result<Vec<u8>> { get_opt(k)?.ok_or_else(|| db_err(&path, format!("missing {k}"))) };
         let kf = KeyFile::parse(&get("keyfile")?, "replica key")?;
-        let master = kf.unwrap_key(passphrase)?.ok_or(ferry_store::Error::WrongPassphrase { tried: 1 })?;
+        let master = unlock(&kf)?;
+        let keys = Keys::derive(&master);
+        if let Some(f) = get_opt("family_id")?
+            && f[..] != keys.family_id()[..]
+        {
+            return Err(Error::WrongFamily { what: format!("replica {}", root.display()) });
+        }
         let id16 = |v: Vec<u8>| -> Result<[u8; 16]> { v.try_into().map_err(|_| db_err(&path, "bad id")) };
         let ch = get("chunker")?;
         if ch.len() != 12 {
@@ -208,14 +225,7 @@ impl Replica {
         }
         let u = |i: usize| u32::from_le_bytes(ch[i..i + 4].try_into().expect("4 bytes"));
         let chunker = ChunkerParams { min: u(0), avg: u(4), max: u(8) };
-        Ok(Replica {
-            replica_id: id16(get("replica_id")?)?,
-            folder_id: id16(get("folder_id")?)?,
-            chunker,
-            keys: Keys::derive(&master),
-            root,
-            db,
-        })
+        Ok(Replica { replica_id: id16(get("replica_id")?)?, folder_id: id16(get("folder_id")?)?, chunker, keys, root, db })
     }
 
     /// The working folder.
