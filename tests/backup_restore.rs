@@ -160,14 +160,21 @@ fn a_sparse_file_of_several_gib_round_trips_and_stays_sparse() {
 }
 
 #[test]
-fn wrong_passphrase_is_exit_1_with_a_hint_and_changes_nothing() {
+fn wrong_passphrase_is_exit_12_with_a_hint_and_changes_nothing() {
     let env = Env::new();
     let st = env.store("store");
     let before = common::files_under(std::path::Path::new(&st));
     let o = env.cmd().env("FERRY_PASSWORD", "nope").args(["snapshots", &st]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(12));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("wrong passphrase") && err.contains("hint:"), "{err}");
+    // No store at all is exit 10, and says so.
+    let o = env.run(&["snapshots", env.path("nothing-here").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(10), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = env.run(&["snapshots", env.path("nothing-here").to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["code"], 10, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("no ferry store") && v["hint"].is_string(), "{v}");
     assert_eq!(before, common::files_under(std::path::Path::new(&st)));
 }
 
@@ -207,7 +214,7 @@ fn key_add_list_remove_through_the_binary() {
     let id = |current: bool| keys.iter().find(|k| k["current"] == current).unwrap()["id"].as_str().unwrap()[..10].to_string();
     // Remove the first passphrase's key using the second passphrase.
     assert!(second(&["key", "remove", &st, &id(false)]).status.success());
-    assert_eq!(env.run(&["snapshots", &st]).status.code(), Some(1), "the removed passphrase still opens the store");
+    assert_eq!(env.run(&["snapshots", &st]).status.code(), Some(12), "the removed passphrase still opens the store");
     // The last key file is never removed.
     let o = second(&["key", "remove", &st, &id(true)]);
     assert_eq!(o.status.code(), Some(1));

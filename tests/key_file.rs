@@ -65,7 +65,7 @@ fn a_damaged_or_foreign_key_file_is_refused_with_a_clear_error() {
     assert_eq!(o.status.code(), Some(1));
     let r = env.path("r");
     let o = run(&key, &["-C", r.to_str().unwrap(), "status"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(12), "a key of another family is a wrong key");
     assert!(String::from_utf8_lossy(&o.stderr).contains("key family"), "{}", String::from_utf8_lossy(&o.stderr));
     // A flipped byte is caught by the check bytes and named.
     let mut b = std::fs::read(&key).unwrap();

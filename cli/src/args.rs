@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 /// ferry keeps folders in step across machines, drives and backup targets:
 /// encrypted, deduplicated, content-defined blocks in a store.
 #[derive(Parser, Debug)]
-#[command(name = "ferry", version, about, propagate_version = true)]
+#[command(name = "ferry", version, about, propagate_version = true, after_help = crate::error::EXIT_CODES)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

@@ -40,6 +40,32 @@ fn sync_hint(e: &SyncError) -> Option<&'static str> {
     })
 }
 
+/// Exit codes (restic's): 0 ok, 1 error, 2 usage error, 3 finished but
+/// some files were skipped, 10 no store at LOC, 11 the store lock could
+/// not be taken, 12 wrong passphrase or key, 130 interrupted.
+pub const EXIT_CODES: &str = "Exit codes: 0 success, 1 error, 2 usage error, 3 finished but some files were skipped (listed), \
+10 no store at LOC, 11 store lock not obtainable, 12 wrong passphrase or key file, 130 interrupted.";
+
+/// The exit code for an error.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    for c in e.chain() {
+        let store = c.downcast_ref::<StoreError>().or_else(|| match c.downcast_ref::<SyncError>() {
+            Some(SyncError::Store(s)) => Some(s),
+            _ => None,
+        });
+        match store {
+            Some(StoreError::NotAStore(_)) => return 10,
+            Some(StoreError::Locked(_)) => return 11,
+            Some(StoreError::WrongPassphrase { .. }) => return 12,
+            _ => {}
+        }
+        if let Some(SyncError::WrongFamily { .. }) = c.downcast_ref::<SyncError>() {
+            return 12;
+        }
+    }
+    1
+}
+
 /// Prints an error (and a hint) to stderr, or as JSON to stdout.
 pub fn report(e: &anyhow::Error, json: bool) {
     let hint = e.chain().find_map(|c| match (c.downcast_ref::<StoreError>(), c.downcast_ref::<SyncError>()) {
@@ -56,7 +82,7 @@ pub fn report(e: &anyhow::Error, json: bool) {
         }
     }
     if json {
-        println!("{}", serde_json::json!({ "error": lines.join(": "), "hint": hint }));
+        println!("{}", serde_json::json!({ "error": lines.join(": "), "hint": hint, "code": exit_code(e) }));
     } else {
         eprintln!("ferry: error: {}", lines.join(": "));
         if let Some(h) = hint {
