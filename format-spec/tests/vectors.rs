@@ -133,6 +133,9 @@ fn spec_constants_match_the_store_crate() {
     }
     assert_eq!(KdfParams::DEFAULT, KdfParams { m_kib: 65536, t: 3, p: 1 });
     assert_eq!((KdfParams::MAX_M_KIB, KdfParams::MAX_T, KdfParams::MAX_P), (2 << 20, 64, 16));
+    assert_eq!((KdfParams::MIN_WRITE_M_KIB, KdfParams::MIN_WRITE_T), (64, 1), "§4.3 writer floor");
+    assert_eq!(KeyFile::MAX_LEN, 390, "§4.4: 135 + a 255-byte host");
+    assert_eq!((ferry_store::lock::MAX_LOCK_LEN, ferry_store::lock::MAX_LOCK_OBJECT), (512, 1024), "§17.1");
     assert_eq!((ChunkerParams::MIN_AVG, ChunkerParams::MAX_AVG, ChunkerParams::MAX_MAX), (256, 4 << 20, 16 << 20));
     assert_eq!((ferry_store::config::MIN_PACK_TARGET, ferry_store::config::MAX_PACK_TARGET), (1 << 20, 1 << 30));
     assert_eq!(ferry_store::index::MAX_INDEX_LEN, 512 << 20);
