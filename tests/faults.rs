@@ -291,3 +291,31 @@ fn key_files_under_a_wrong_name_are_never_used_and_check_reports_them() {
     let o = env.run(&["snapshots", &st]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("wrong passphrase"), "only keys/mykey.bin is left: no key file is tried");
 }
+
+#[test]
+fn the_hard_link_member_kept_is_the_first_in_tree_order_not_in_full_path_string_order() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let st = env.store("store");
+    let store = Store::open(Arc::new(LocalDir::new(&st)), b"test passphrase", CacheLocation::Memory).unwrap();
+    let w = store.writer();
+    let data = w.put(Kind::Data, b"payload").unwrap();
+    let member = |name: &[u8], secs: i64| Entry {
+        size: 7,
+        mtime_ns: secs * 1_000_000_000,
+        link_group: 5,
+        content: Content::File(vec![data]),
+        ..file(name)
+    };
+    // "a/z" comes first in tree order (component "a" < "a-b"); the string "a-b" < "a/z" ('-' < '/').
+    let sub = w.put(Kind::Tree, &Tree { entries: vec![member(b"z", 1)] }.encode()).unwrap();
+    let dir = Entry { mode: 0o755, content: Content::Dir(sub), ..file(b"a") };
+    let root = w.put(Kind::Tree, &Tree { entries: vec![dir, member(b"a-b", 2)] }.encode()).unwrap();
+    w.finish().unwrap();
+    save_snapshot(&store, root);
+    let out = env.path("out");
+    env.ok(&["restore", &st, "latest", "--target", out.to_str().unwrap()]);
+    let (z, ab) = (fs::metadata(out.join("a/z")).unwrap(), fs::metadata(out.join("a-b")).unwrap());
+    assert_eq!(z.ino(), ab.ino(), "one inode");
+    assert_eq!(z.mtime(), 1, "the member kept is a/z, the first in tree order (SPEC.md §14.4)");
+}
