@@ -237,3 +237,85 @@ fn a_flipped_byte_is_found_by_check_and_restore_writes_every_undamaged_file() {
     assert!(!out.join("file3").exists(), "a damaged file was written");
     assert!(fs::read_dir(&out).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".ferry-tmp")));
 }
+
+#[test]
+fn a_file_whose_size_does_not_match_its_blocks_is_reported_by_check_and_refused_by_restore() {
+    let env = Env::new();
+    let st = env.store("store");
+    let store = Store::open(Arc::new(LocalDir::new(&st)), b"test passphrase", CacheLocation::Memory).unwrap();
+    let w = store.writer();
+    let data = w.put(Kind::Data, b"payload").unwrap();
+    let with_size = |name: &[u8], size: u64| Entry { size, content: Content::File(vec![data]), ..file(name) };
+    let root = w.put(Kind::Tree, &Tree { entries: vec![with_size(b"liar", 9), with_size(b"ok", 7)] }.encode()).unwrap();
+    w.finish().unwrap();
+    save_snapshot(&store, root);
+    // Structure alone finds it (the index gives every block's length), and so does a data check.
+    for args in [&["check", &st][..], &["check", &st, "--read-data"]] {
+        let o = env.run(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("liar") && err.contains("size 9 does not match its blocks, which hold 7 bytes"), "{err}");
+        assert_eq!(err.matches("does not match its blocks").count(), 1, "{err}");
+    }
+    let out = env.path("out");
+    let o = env.run(&["restore", &st, "latest", "--target", out.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(3));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["skipped"][0]["path"], "liar", "{r}");
+    assert!(!out.join("liar").exists());
+    assert_eq!(fs::read(out.join("ok")).unwrap(), b"payload");
+}
+
+#[test]
+fn key_files_under_a_wrong_name_are_never_used_and_check_reports_them() {
+    let env = Env::new();
+    let st = env.store("store");
+    let keys = env.path("store/keys");
+    let only = fs::read_dir(&keys).unwrap().next().unwrap().unwrap().path();
+    let bytes = fs::read(&only).unwrap();
+    fs::write(keys.join("mykey.bin"), &bytes).unwrap();
+    let misnamed = "ab".repeat(32);
+    fs::write(keys.join(&misnamed), &bytes).unwrap();
+    // The correctly named key still opens the store; check names both strays.
+    let o = env.run(&["check", &st]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&misnamed) && err.contains("do not hash to the object's name"), "{err}");
+    assert!(err.contains("keys/mykey.bin is not a key file name"), "{err}");
+    // Without the good one, the misnamed copy is refused, and mykey.bin is not even tried.
+    fs::remove_file(&only).unwrap();
+    let o = env.run(&["snapshots", &st]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("do not hash to the object's name"));
+    fs::remove_file(keys.join(&misnamed)).unwrap();
+    let o = env.run(&["snapshots", &st]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("wrong passphrase"), "only keys/mykey.bin is left: no key file is tried");
+}
+
+#[test]
+fn the_hard_link_member_kept_is_the_first_in_tree_order_not_in_full_path_string_order() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let st = env.store("store");
+    let store = Store::open(Arc::new(LocalDir::new(&st)), b"test passphrase", CacheLocation::Memory).unwrap();
+    let w = store.writer();
+    let data = w.put(Kind::Data, b"payload").unwrap();
+    let member = |name: &[u8], secs: i64| Entry {
+        size: 7,
+        mtime_ns: secs * 1_000_000_000,
+        link_group: 5,
+        content: Content::File(vec![data]),
+        ..file(name)
+    };
+    // "a/z" comes first in tree order (component "a" < "a-b"); the string "a-b" < "a/z" ('-' < '/').
+    let sub = w.put(Kind::Tree, &Tree { entries: vec![member(b"z", 1)] }.encode()).unwrap();
+    let dir = Entry { mode: 0o755, content: Content::Dir(sub), ..file(b"a") };
+    let root = w.put(Kind::Tree, &Tree { entries: vec![dir, member(b"a-b", 2)] }.encode()).unwrap();
+    w.finish().unwrap();
+    save_snapshot(&store, root);
+    let out = env.path("out");
+    env.ok(&["restore", &st, "latest", "--target", out.to_str().unwrap()]);
+    let (z, ab) = (fs::metadata(out.join("a/z")).unwrap(), fs::metadata(out.join("a-b")).unwrap());
+    assert_eq!(z.ino(), ab.ino(), "one inode");
+    assert_eq!(z.mtime(), 1, "the member kept is a/z, the first in tree order (SPEC.md §14.4)");
+}

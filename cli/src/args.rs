@@ -202,10 +202,10 @@ pub struct StoreInitArgs {
 
 #[derive(Args, Debug)]
 pub struct KdfArgs {
-    /// Argon2id memory in KiB for the new key file (default 65536).
+    /// Argon2id memory in KiB for the new key file (default 65536; at least 64, a floor for tests only).
     #[arg(long, value_name = "KIB")]
     pub kdf_memory_kib: Option<u32>,
-    /// Argon2id passes for the new key file (default 3).
+    /// Argon2id passes for the new key file (default 3; at least 1).
     #[arg(long, value_name = "N")]
     pub kdf_iterations: Option<u32>,
 }

@@ -840,6 +840,64 @@ fn negative_cases(data: &BuiltPack, kf: &KeyFileVector, config: &ConfigVector, s
         "bad_compression",
     );
 
+    // §5.4 step 5: a codec 1 body is exactly one Zstandard frame, and its
+    // output is exactly its declared size.
+    let text_payload = text(1000);
+    let text_id = ka.block_id(&text_payload).0;
+    let frame = zstd::bulk::compress(&text_payload, 3).expect("zstd");
+    let empty_frame = zstd::bulk::compress(b"", 3).expect("zstd");
+    let zblock = |label: &str, id: &[u8; 32], body: &[u8]| -> Vec<u8> {
+        let mut pt = vec![1];
+        pt.extend_from_slice(body);
+        r::seal_plaintext(&enc, 1, id, &pt, &nonce(label))
+    };
+    let tl = text_payload.len() as u32;
+    n.block(
+        "block-zstd-second-frame",
+        "a valid frame of the payload followed by a second, empty frame: a body is exactly one frame",
+        &MASTER_A,
+        (1, &text_id, tl, &zblock("zstd two", &text_id, &[&frame[..], &empty_frame].concat())),
+        "trailing_bytes",
+    );
+    n.block(
+        "block-zstd-skippable-after",
+        "a valid frame of the payload followed by an 8-byte skippable frame",
+        &MASTER_A,
+        (1, &text_id, tl, &zblock("zstd skip", &text_id, &[&frame[..], &r::zstd_skippable_frame(0)].concat())),
+        "trailing_bytes",
+    );
+    n.block(
+        "block-zstd-byte-after",
+        "a valid frame of the payload followed by one zero byte",
+        &MASTER_A,
+        (1, &text_id, tl, &zblock("zstd byte", &text_id, &[&frame[..], &[0]].concat())),
+        "trailing_bytes",
+    );
+    let empty_id = ka.block_id(b"").0;
+    n.block(
+        "block-zstd-skippable-only",
+        "the empty block, with a body that is only a skippable frame (libzstd would return 0 bytes): not a Zstandard frame",
+        &MASTER_A,
+        (1, &empty_id, 0, &zblock("zstd skip only", &empty_id, &r::zstd_skippable_frame(0))),
+        "bad_compression",
+    );
+    let ten = ka.block_id(&[b'A'; 10]).0;
+    n.block(
+        "block-zstd-output-below-declared",
+        "a frame declaring 10 bytes whose one RLE block holds 5; raw_len 10",
+        &MASTER_A,
+        (1, &ten, 10, &zblock("zstd short", &ten, &r::zstd_frame_rle(10, b'A', 5))),
+        "bad_compression",
+    );
+    let five = ka.block_id(&[b'A'; 5]).0;
+    n.block(
+        "block-zstd-output-above-declared",
+        "a frame declaring 3 bytes whose one RLE block holds 5; raw_len 5, so the limit is not what fails",
+        &MASTER_A,
+        (1, &five, 5, &zblock("zstd long", &five, &r::zstd_frame_rle(3, b'A', 5))),
+        "bad_compression",
+    );
+
     // --- Packs (§8) ---
     let pack = &data.bytes;
     let plen = pack.len();
@@ -910,6 +968,15 @@ fn negative_cases(data: &BuiltPack, kf: &KeyFileVector, config: &ConfigVector, s
         "an entry of kind 16, which is not a block kind",
         &MASTER_A,
         &crafted("kind", Kind::PackTrailer, &r::trailer_payload(3, &e)),
+        "bad_kind",
+    );
+    let mut e = entries.clone();
+    e[1].kind = 3;
+    n.pack(
+        "pack-entry-kind-3",
+        "an entry of kind 3: in the block range 1-15, but not one of v1's two block kinds",
+        &MASTER_A,
+        &crafted("kind3", Kind::PackTrailer, &r::trailer_payload(3, &e)),
         "bad_kind",
     );
     let mut t = r::trailer_payload(3, &entries);
@@ -1101,6 +1168,14 @@ fn negative_cases(data: &BuiltPack, kf: &KeyFileVector, config: &ConfigVector, s
     let mut e = entries.clone();
     e[2].kind = Kind::Index as u8;
     n.index("index-entry-bad-kind", "an entry of kind 17", &idx("ikind", Kind::Index, &[0; 32], &one_pack(3, &e, &[])), "bad_kind");
+    let mut e = entries.clone();
+    e[0].kind = 3;
+    n.index(
+        "index-entry-kind-3",
+        "an entry of kind 3 (reserved)",
+        &idx("ikind3", Kind::Index, &[0; 32], &one_pack(3, &e, &[])),
+        "bad_kind",
+    );
     n.index(
         "index-trailing-bytes",
         "one byte after the last record",
@@ -1160,6 +1235,73 @@ fn negative_cases(data: &BuiltPack, kf: &KeyFileVector, config: &ConfigVector, s
         "damaged",
         "wrong_family",
     );
+    // §4.5, §4.6: key file names, and which error wins.
+    let mut files = store.files.clone();
+    files[1].path = format!("{KEYS_DIR}mykey.bin");
+    n.add(
+        "store-keyfile-name-not-hex",
+        "the only key file is stored as keys/mykey.bin: not a key file name, so it is ignored and no key file is tried",
+        &MASTER_A,
+        NegativeInput::Store { passphrase: store.passphrase.clone(), files, read: Vec::new() },
+        "wrong_passphrase",
+        "authentication",
+    );
+    let mut files = store.files.clone();
+    files[1].path = format!("{KEYS_DIR}{}", ObjectName(fixed("not the key file's hash")).to_hex());
+    n.add(
+        "store-keyfile-name-mismatch",
+        "the only key file is stored under 64 hex digits that are not the BLAKE3 of its bytes, and the passphrase unwraps it: refused",
+        &MASTER_A,
+        NegativeInput::Store { passphrase: store.passphrase.clone(), files, read: Vec::new() },
+        "damaged",
+        "name_mismatch",
+    );
+    let other_key = KeyFile::wrap_with(
+        &MasterKey::from_bytes(MASTER_B),
+        store.passphrase.as_bytes(),
+        VECTOR_KDF,
+        0,
+        "other-family",
+        fixed("negative other family key salt"),
+        fixed("negative other family key nonce"),
+    )
+    .expect("key file");
+    let other_key_file =
+        StoreFile { path: format!("{KEYS_DIR}{}", ObjectName::of(other_key.to_bytes()).to_hex()), bytes: h(other_key.to_bytes()) };
+    let mut files = store.files.clone();
+    files[0].bytes = h(&cfg("cprec", &MASTER_A, Kind::Config, &patch(52, &0i32.to_le_bytes())));
+    files.push(other_key_file.clone());
+    n.add(
+        "store-config-error-beats-other-family",
+        "the passphrase unwraps two key files: one of family B, with whose key the config does not authenticate, and the store's own, \
+         with whose key it authenticates but has zstd level 0: the config's own error wins, in whatever order the key files are tried",
+        &MASTER_A,
+        NegativeInput::Store { passphrase: store.passphrase.clone(), files, read: Vec::new() },
+        "damaged",
+        "bad_params",
+    );
+    let mut files = store.files.clone();
+    files[1] = other_key_file;
+    n.add(
+        "store-only-other-family-key",
+        "the only key file that unwraps is of family B: the config does not authenticate with its master key",
+        &MASTER_A,
+        NegativeInput::Store { passphrase: store.passphrase.clone(), files, read: Vec::new() },
+        "damaged",
+        "wrong_family",
+    );
+    n.add(
+        "store-block-not-found",
+        "read a block ID that no index file lists",
+        &MASTER_A,
+        NegativeInput::Store {
+            passphrase: store.passphrase.clone(),
+            files: store.files.clone(),
+            read: vec![ka.block_id(b"not in this store").to_hex()],
+        },
+        "missing",
+        "block_not_found",
+    );
     let mut es = data.entries.clone();
     es[1].raw_len = config.chunk_max + 1;
     let lying = IndexFile { supersedes: Vec::new(), packs: vec![PackRecord { pack: data.name, entries: es }] };
@@ -1216,6 +1358,12 @@ fn tree_negative_cases() -> Vec<NegativeCase> {
         "entry type 4 (followed by a symlink's content)",
         &one(r::RawTreeEntry { entry_type: 4, ..link(b"a") }),
         "unknown_entry_type",
+    );
+    n.tree(
+        "tree-mode-high-bits",
+        "a symlink entry with mode 0o120777: the file type bits of st_mode above the permission bits",
+        &one(r::RawTreeEntry { mode: 0o120777, ..link(b"a") }),
+        "bad_mode",
     );
     n.tree("tree-type-zero", "entry type 0", &one(r::RawTreeEntry { entry_type: 0, ..link(b"a") }), "unknown_entry_type");
     n.tree(

@@ -128,6 +128,140 @@ pub fn open_plaintext(enc_key: &[u8; 32], kind: u8, id: &[u8; 32], sealed: &[u8]
     XChaCha20Poly1305::new(enc_key.into()).decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &aad(kind, id) }).ok()
 }
 
+/// RFC 8878 §3.1.1: the magic number of a Zstandard frame (skippable
+/// frames have other magics, and are not accepted, SPEC.md §5.4).
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Parses the header of the Zstandard frame at the start of `b` (RFC 8878
+/// §3.1.1.1): `(declared content size, header length)`, or `None` when `b`
+/// does not start with a frame header.
+pub fn zstd_frame_header(b: &[u8]) -> Option<(Option<u64>, usize)> {
+    if b.len() < 5 || b[..4] != ZSTD_MAGIC {
+        return None;
+    }
+    let fhd = b[4];
+    let (fcs_flag, single_segment, reserved, dict_flag) = (fhd >> 6, fhd & 0x20 != 0, fhd & 0x08 != 0, fhd & 3);
+    if reserved {
+        return None;
+    }
+    let mut at = 5 + usize::from(!single_segment) + [0, 1, 2, 4][dict_flag as usize];
+    let fcs_len = match fcs_flag {
+        0 => usize::from(single_segment),
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    let f = b.get(at..at + fcs_len)?;
+    at += fcs_len;
+    let declared = match fcs_len {
+        0 => None,
+        1 => Some(f[0] as u64),
+        2 => Some(u16::from_le_bytes([f[0], f[1]]) as u64 + 256),
+        4 => Some(u32::from_le_bytes(f.try_into().ok()?) as u64),
+        _ => Some(u64::from_le_bytes(f.try_into().ok()?)),
+    };
+    Some((declared, at))
+}
+
+/// Length of the Zstandard frame at the start of `b`: its header, its
+/// blocks up to the one marked last, and the optional 4-byte checksum
+/// (RFC 8878 §3.1.1). `None` when the frame is malformed or runs past `b`.
+pub fn zstd_frame_len(b: &[u8]) -> Option<usize> {
+    let (_, mut at) = zstd_frame_header(b)?;
+    loop {
+        let h = b.get(at..at + 3)?;
+        let h = u32::from_le_bytes([h[0], h[1], h[2], 0]);
+        let (last, block_type, size) = (h & 1 != 0, (h >> 1) & 3, (h >> 3) as usize);
+        at += 3 + match block_type {
+            0 | 2 => size, // raw, compressed
+            1 => 1,        // RLE: one byte
+            _ => return None,
+        };
+        if at > b.len() {
+            return None;
+        }
+        if last {
+            break;
+        }
+    }
+    if b[4] & 0x04 != 0 {
+        at += 4;
+    }
+    (at <= b.len()).then_some(at)
+}
+
+/// Opens a sealed object with limit `limit` as SPEC.md §5.4 says, step by
+/// step; on refusal, the §13.2 reason.
+pub fn open_payload(enc_key: &[u8; 32], kind: u8, id: &[u8; 32], sealed: &[u8], limit: usize) -> Result<Vec<u8>, &'static str> {
+    use std::io::Read;
+    if sealed.len() < 41 {
+        return Err("too_short");
+    }
+    let plain = open_plaintext(enc_key, kind, id, sealed).ok_or("authentication")?;
+    let body = &plain[1..];
+    match plain[0] {
+        0 if body.len() > limit => Err("size_limit"),
+        0 => Ok(body.to_vec()),
+        1 => {
+            let (declared, _) = zstd_frame_header(body).ok_or("bad_compression")?;
+            if declared.is_some_and(|n| n > limit as u64) {
+                return Err("size_limit");
+            }
+            if zstd_frame_len(body).ok_or("bad_compression")? != body.len() {
+                return Err("trailing_bytes");
+            }
+            let cap = declared.map_or(limit as u64, |n| n);
+            let mut out = Vec::new();
+            let decoder = zstd::stream::read::Decoder::new(body).map_err(|_| "bad_compression")?;
+            decoder.take(cap + 1).read_to_end(&mut out).map_err(|_| "bad_compression")?;
+            match declared {
+                Some(n) if out.len() as u64 != n => Err("bad_compression"),
+                None if out.len() > limit => Err("size_limit"),
+                _ => Ok(out),
+            }
+        }
+        _ => Err("unknown_codec"),
+    }
+}
+
+/// Reads a block given its index entry (SPEC.md §10.5 steps 3–5, with the
+/// entry's `raw_len` as the limit); on refusal, the §13.2 reason.
+pub fn read_block(d: &Derived, kind: u8, id: &[u8; 32], raw_len: u32, sealed: &[u8]) -> Result<Vec<u8>, &'static str> {
+    let payload = open_payload(&d.enc_key, kind, id, sealed, raw_len as usize)?;
+    if payload.len() != raw_len as usize {
+        return Err("length_mismatch");
+    }
+    if block_id(&d.id_key, &payload) != *id {
+        return Err("block_id_mismatch");
+    }
+    Ok(payload)
+}
+
+/// A zstd frame (RFC 8878, not single-segment) whose header declares
+/// `declared` content bytes (4-byte field, 1 KiB window) and whose single
+/// RLE block holds `actual` copies of `byte`: a frame whose output does
+/// not match its header when the two differ.
+pub fn zstd_frame_rle(declared: u32, byte: u8, actual: u32) -> Vec<u8> {
+    let mut f = ZSTD_MAGIC.to_vec();
+    // Frame_Header_Descriptor: FCS field 4 bytes (flag 2), not single segment, no checksum, no dictionary.
+    f.push(0b1000_0000);
+    // Window_Descriptor: exponent 0, mantissa 0 → 1 KiB.
+    f.push(0);
+    f.extend_from_slice(&declared.to_le_bytes());
+    let hdr: u32 = 1 | (1 << 1) | (actual << 3);
+    f.extend_from_slice(&hdr.to_le_bytes()[..3]);
+    f.push(byte);
+    f
+}
+
+/// A skippable frame (RFC 8878 §3.1.2) with `len` zero bytes of user data.
+pub fn zstd_skippable_frame(len: u32) -> Vec<u8> {
+    let mut f = vec![0x50, 0x2a, 0x4d, 0x18];
+    f.extend_from_slice(&len.to_le_bytes());
+    f.extend(std::iter::repeat_n(0u8, len as usize));
+    f
+}
+
 /// The writer's codec choice (SPEC.md §5.3): zstd when the payload is at
 /// least 64 bytes and the frame saves more than `len / 32` bytes.
 pub fn encode_payload(payload: &[u8], level: i32) -> Vec<u8> {

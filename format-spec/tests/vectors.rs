@@ -133,6 +133,9 @@ fn spec_constants_match_the_store_crate() {
     }
     assert_eq!(KdfParams::DEFAULT, KdfParams { m_kib: 65536, t: 3, p: 1 });
     assert_eq!((KdfParams::MAX_M_KIB, KdfParams::MAX_T, KdfParams::MAX_P), (2 << 20, 64, 16));
+    assert_eq!((KdfParams::MIN_WRITE_M_KIB, KdfParams::MIN_WRITE_T), (64, 1), "§4.3 writer floor");
+    assert_eq!(KeyFile::MAX_LEN, 390, "§4.4: 135 + a 255-byte host");
+    assert_eq!((ferry_store::lock::MAX_LOCK_LEN, ferry_store::lock::MAX_LOCK_OBJECT), (512, 1024), "§17.1");
     assert_eq!((ChunkerParams::MIN_AVG, ChunkerParams::MAX_AVG, ChunkerParams::MAX_MAX), (256, 4 << 20, 16 << 20));
     assert_eq!((ferry_store::config::MIN_PACK_TARGET, ferry_store::config::MAX_PACK_TARGET), (1 << 20, 1 << 30));
     assert_eq!(ferry_store::index::MAX_INDEX_LEN, 512 << 20);
@@ -439,6 +442,8 @@ fn class(e: &Error) -> &'static str {
         Error::Damaged { .. } => "damaged",
         Error::Unsupported(_) => "unsupported",
         Error::InvalidParameter(_) => "invalid_parameter",
+        Error::BlockNotFound(_) => "missing",
+        Error::Io { .. } => "io",
         _ => "other",
     }
 }
@@ -523,8 +528,17 @@ fn reason_texts(reason: &str) -> &'static [&'static str] {
         "bad_name" => &["empty name", "is not allowed", "contains '/' or NUL"],
         "not_sorted" => &["not strictly sorted"],
         "unknown_entry_type" => &["unknown entry type"],
+        "bad_mode" => &["bits outside"],
+        "block_not_found" => &["is not in the store's index"],
         other => panic!("negative.json uses reason {other:?}, which SPEC.md §13.2 does not define"),
     }
+}
+
+/// True when a non-block case fails after its envelope opened, for a
+/// reason that envelopes share with payloads (sizes of fields, trailing
+/// bytes after the last field).
+fn payload_reason(c: &NegativeCase) -> bool {
+    matches!(c.reason.as_str(), "size_limit" | "trailing_bytes")
 }
 
 #[test]
@@ -547,13 +561,32 @@ fn negative_cases() {
             };
             failures.push(format!("{}: want {} ({}), got {got}", c.name, c.error, c.reason));
         }
-        // The reference agrees on where a block fails: at the AEAD, or after it.
-        if let NegativeInput::Block { kind, id, sealed, .. } = &c.input {
-            let enc = r::derive(&arr(&c.master_key)).enc_key;
-            let opens = r::open_plaintext(&enc, *kind, &arr(id), &unhex(sealed)).is_some();
-            if opens == matches!(c.reason.as_str(), "authentication" | "too_short") {
-                failures.push(format!("{}: the reference AEAD {} the block", c.name, if opens { "opens" } else { "refuses" }));
+        // The reference reader (written from SPEC.md) refuses every block
+        // for the same reason, and every other sealed object at the
+        // envelope (§5.4) exactly when the reason is an envelope reason.
+        let d = r::derive(&arr(&c.master_key));
+        let envelope_reasons = ["authentication", "too_short", "unknown_codec", "bad_compression", "size_limit", "trailing_bytes"];
+        let (reference, limit_checked) = match &c.input {
+            NegativeInput::Block { kind, id, raw_len, sealed } => {
+                (Some(r::read_block(&d, *kind, &arr(id), *raw_len, &unhex(sealed))), true)
             }
+            NegativeInput::Config { sealed } => {
+                (Some(r::open_payload(&d.enc_key, Kind::Config as u8, &[0; 32], &unhex(sealed), 4096)), false)
+            }
+            NegativeInput::Index { sealed } => {
+                (Some(r::open_payload(&d.enc_key, Kind::Index as u8, &[0; 32], &unhex(sealed), ferry_store::index::MAX_INDEX_LEN)), false)
+            }
+            NegativeInput::Snapshot { sealed } => {
+                (Some(r::open_payload(&d.enc_key, Kind::Snapshot as u8, &[0; 32], &unhex(sealed), r::MAX_SNAPSHOT_LEN)), false)
+            }
+            _ => (None, false),
+        };
+        match reference {
+            Some(Err(reason)) if reason != c.reason => failures.push(format!("{}: the reference reader refuses it for {reason}", c.name)),
+            Some(Ok(_)) if limit_checked || envelope_reasons.contains(&c.reason.as_str()) && !payload_reason(c) => {
+                failures.push(format!("{}: the reference reader accepts it", c.name))
+            }
+            _ => {}
         }
     }
     assert!(failures.is_empty(), "{} of {} negative vectors misbehave:\n{}", failures.len(), cases.len(), failures.join("\n"));

@@ -147,6 +147,17 @@ pub fn seal_with_nonce(keys: &Keys, kind: Kind, id: &[u8; 32], payload: &[u8], l
     out
 }
 
+/// False only when `sealed` has the 41 bytes an envelope needs and its tag
+/// does not verify for this kind and id (format-spec §5.4 step 2); a
+/// shorter object is left to [`open`], which reports it as too short.
+pub fn authenticates(keys: &Keys, kind: Kind, id: &[u8; 32], sealed: &[u8]) -> bool {
+    if sealed.len() < OVERHEAD {
+        return true; // not an authentication question: open reports it as too short
+    }
+    let (nonce, ct) = sealed.split_at(NONCE_LEN);
+    XChaCha20Poly1305::new(keys.enc_key().into()).decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &aad(kind, id) }).is_ok()
+}
+
 /// Opens a sealed object: checks the tag, then decodes the payload,
 /// refusing payloads that would decompress past `max_len` bytes.
 /// `what` names the object in errors.
@@ -172,28 +183,84 @@ pub fn open(keys: &Keys, kind: Kind, id: &[u8; 32], sealed: &[u8], max_len: usiz
     }
 }
 
-/// Decompresses one zstd frame, never producing or allocating more than
-/// `max_len` bytes: a frame that claims more is refused up front, one that
-/// claims nothing is streamed with a cap.
+/// The magic number that starts a Zstandard frame (RFC 8878 §3.1.1).
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Decompresses the body of codec 1 (format-spec §5.4 step 5), never
+/// producing or allocating more than `max_len` bytes. In order:
+/// the body starts with a Zstandard frame (a skippable frame is refused);
+/// a declared content size over `max_len` is refused from the header
+/// alone; the frame ends exactly where the body ends (a second frame, of
+/// either type, or any other byte after it is refused); the output stays
+/// within `max_len` and equals the declared size when there is one.
 fn decompress_limited(body: &[u8], max_len: usize) -> std::result::Result<Vec<u8>, String> {
     use std::io::Read;
-    match zstd::zstd_safe::get_frame_content_size(body) {
-        Ok(Some(n)) if n > max_len as u64 => Err(format!("compressed payload claims {n} bytes, over the {max_len}-byte limit")),
-        Ok(Some(n)) => {
+    if !body.starts_with(&ZSTD_MAGIC) {
+        return Err("zstd payload is not a Zstandard frame (bad magic)".into());
+    }
+    let declared = zstd::zstd_safe::get_frame_content_size(body).map_err(|_| "zstd payload has a bad frame header".to_string())?;
+    if let Some(n) = declared
+        && n > max_len as u64
+    {
+        return Err(format!("compressed payload claims {n} bytes, over the {max_len}-byte limit"));
+    }
+    let frame_len =
+        zstd::zstd_safe::find_frame_compressed_size(body).map_err(|_| "zstd payload: the frame is malformed or truncated".to_string())?;
+    if frame_len < body.len() {
+        return Err(format!("{} trailing bytes after the zstd frame (a body is exactly one frame)", body.len() - frame_len));
+    }
+    match declared {
+        Some(n) => {
             let out = decompress(body, n as usize).map_err(|e| format!("zstd payload does not decompress: {e}"))?;
             if out.len() as u64 != n {
                 return Err(format!("zstd payload decompressed to {} bytes, header said {n}", out.len()));
             }
             Ok(out)
         }
-        _ => {
-            let dec = zstd::stream::read::Decoder::new(body).map_err(|e| format!("zstd payload: {e}"))?;
+        None => {
+            let dec = zstd::stream::read::Decoder::new(body).map_err(|e| format!("zstd payload: {e}"))?.single_frame();
             let mut out = Vec::new();
             dec.take(max_len as u64 + 1).read_to_end(&mut out).map_err(|e| format!("zstd payload does not decompress: {e}"))?;
             if out.len() > max_len {
                 return Err(format!("zstd payload decompresses past the {max_len}-byte limit"));
             }
             Ok(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seals `body` as codec 1 of a standalone snapshot-kind object.
+    fn seal_codec1(keys: &Keys, body: &[u8]) -> Vec<u8> {
+        let mut pt = vec![1];
+        pt.extend_from_slice(body);
+        let nonce = [9u8; 24];
+        let aad = aad(Kind::Snapshot, &[0; 32]);
+        let ct =
+            XChaCha20Poly1305::new(keys.enc_key().into()).encrypt(XNonce::from_slice(&nonce), Payload { msg: &pt, aad: &aad }).unwrap();
+        [&nonce[..], &ct].concat()
+    }
+
+    #[test]
+    fn a_zstd_body_is_exactly_one_frame() {
+        let k = &Keys::derive(&crate::keys::MasterKey::from_bytes([3; 32]));
+        let open = |body: &[u8]| open(k, Kind::Snapshot, &[0; 32], &seal_codec1(k, body), 1 << 20, &|| "x".into());
+        let frame = zstd::bulk::compress(&[b'a'; 1000], 3).unwrap();
+        assert_eq!(open(&frame).unwrap(), vec![b'a'; 1000]);
+        // Two frames, a frame and a skippable frame, a frame and a stray byte: refused.
+        let skippable = [0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0];
+        for (body, want) in [
+            ([&frame[..], &frame].concat(), "trailing bytes"),
+            ([&frame[..], &skippable].concat(), "trailing bytes"),
+            ([&frame[..], &[0]].concat(), "trailing bytes"),
+            (skippable.to_vec(), "zstd payload"),
+            ([&skippable[..], &frame].concat(), "zstd payload"),
+        ] {
+            let e = open(&body).unwrap_err();
+            assert!(e.is_damage() && e.to_string().contains(want), "{e}");
         }
     }
 }

@@ -41,7 +41,11 @@ pub enum Error {
     #[error("a ferry store already exists at {0}")]
     AlreadyExists(PathBuf),
     /// No key file could be opened with the passphrase.
-    #[error("wrong passphrase: none of the {tried} key file(s) of this store opens with it")]
+    #[error("wrong passphrase: {}", if *tried == 0 {
+        "this store has no usable key file (keys/ + the 64-digit BLAKE3 of the file)".to_string()
+    } else {
+        format!("none of the {tried} key file(s) of this store opens with it")
+    })]
     WrongPassphrase {
         /// How many key files were tried.
         tried: usize,

@@ -43,6 +43,11 @@ impl KdfParams {
     pub const MAX_T: u32 = 64;
     /// Largest lane count accepted on read.
     pub const MAX_P: u32 = 16;
+    /// Smallest memory cost a writer may use (format-spec §4.3): a floor
+    /// for tests, which gives no real protection; use [`KdfParams::DEFAULT`].
+    pub const MIN_WRITE_M_KIB: u32 = 64;
+    /// Smallest iteration count a writer may use.
+    pub const MIN_WRITE_T: u32 = 1;
 
     /// Checks the parameters are within the caps and Argon2's own limits.
     pub fn validate(&self) -> Result<()> {
@@ -61,6 +66,25 @@ impl KdfParams {
                 Self::MAX_P,
                 Self::MAX_T,
                 Self::MAX_M_KIB
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks the parameters may be used to write a key file: within the
+    /// read caps ([`KdfParams::validate`]) and at least
+    /// [`KdfParams::MIN_WRITE_M_KIB`] KiB and [`KdfParams::MIN_WRITE_T`] passes.
+    pub fn validate_for_writing(&self) -> Result<()> {
+        self.validate()?;
+        if self.m_kib < Self::MIN_WRITE_M_KIB || self.t < Self::MIN_WRITE_T {
+            return Err(Error::InvalidParameter(format!(
+                "Argon2id m={} KiB t={}: a key file needs at least m={} KiB and t={} (the default is m={} KiB, t={})",
+                self.m_kib,
+                self.t,
+                Self::MIN_WRITE_M_KIB,
+                Self::MIN_WRITE_T,
+                Self::DEFAULT.m_kib,
+                Self::DEFAULT.t
             )));
         }
         Ok(())
@@ -94,6 +118,9 @@ pub struct KeyFile {
 }
 
 impl KeyFile {
+    /// Largest valid key file: 135 bytes plus a 255-byte host (format-spec §4.4).
+    pub const MAX_LEN: usize = 135 + 255;
+
     /// Wraps `master` under `passphrase` with fresh salt and nonce.
     pub fn wrap(master: &MasterKey, passphrase: &[u8], kdf: KdfParams, created: u64, host: &str) -> Result<KeyFile> {
         let mut salt = [0u8; 32];
@@ -119,6 +146,7 @@ impl KeyFile {
             end -= 1;
         }
         let host = &host[..end];
+        kdf.validate_for_writing()?;
         let mut w = Writer::default();
         w.bytes(MAGIC).u8(1).u8(1).u32(kdf.m_kib).u32(kdf.t).u32(kdf.p).u64(created);
         w.u8(host.len() as u8).bytes(host.as_bytes()).bytes(&salt).bytes(&nonce);

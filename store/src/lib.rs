@@ -60,6 +60,6 @@ pub use keyfile::{KdfParams, KeyFile};
 pub use keys::{Keys, MasterKey};
 pub use store::{
     CONFIG_PATH, CacheLocation, INDEX_DIR, InitOptions, KEYS_DIR, KeyInfo, MAX_TREE_LEN, PACKS_DIR, RefreshStats, SNAPSHOTS_DIR, Store,
-    name_from_path, object_path, open_block,
+    key_name_from_path, name_from_path, object_path, open_block,
 };
 pub use writer::{INDEX_EVERY_PACKS, PutError, StoreWriter, WriteStats};

@@ -26,6 +26,12 @@ pub const LOCKS_DIR: &str = "locks/";
 pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
 /// Held locks are rewritten this often.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+/// Largest lock payload (format-spec §17.1): kind, time, a host of at
+/// most 256 bytes and a pid take 273 bytes.
+pub const MAX_LOCK_LEN: usize = 512;
+/// Largest lock object a reader reads (format-spec §17.1): larger ones are
+/// ignored, as unreadable, without reading them.
+pub const MAX_LOCK_OBJECT: u64 = 1024;
 
 /// Shared (writers) or exclusive (gc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +60,12 @@ fn now_ns() -> i64 {
 }
 
 fn encode(kind: LockKind, host: &str) -> Vec<u8> {
+    // At most 256 bytes (format-spec §17.1), cut at a char boundary.
+    let mut end = host.len().min(256);
+    while !host.is_char_boundary(end) {
+        end -= 1;
+    }
+    let host = &host[..end];
     let mut w = Writer::default();
     w.u8(if kind == LockKind::Exclusive { 2 } else { 1 }).i64(now_ns()).blob(host.as_bytes()).u32(std::process::id());
     w.buf
@@ -90,9 +102,16 @@ pub fn fresh_locks(backend: &dyn Backend, keys: &Keys, except: Option<&str>, hos
         if Some(o.path.as_str()) == except {
             continue;
         }
+        // A lock is small: a huge object under locks/ is not read at all.
+        if o.size > MAX_LOCK_OBJECT {
+            continue;
+        }
         // A lock being replaced may vanish between list and read.
         let Ok(bytes) = backend.read(&o.path) else { continue };
-        let Ok(payload) = envelope::open(keys, Kind::Lock, &[0; 32], &bytes, 4096, &|| o.path.clone()) else { continue };
+        if bytes.len() as u64 > MAX_LOCK_OBJECT {
+            continue;
+        }
+        let Ok(payload) = envelope::open(keys, Kind::Lock, &[0; 32], &bytes, MAX_LOCK_LEN, &|| o.path.clone()) else { continue };
         let Ok(info) = decode(&payload) else { continue };
         if holder_is_dead(&info, host) {
             let _ = backend.delete(&o.path);

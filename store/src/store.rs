@@ -52,6 +52,25 @@ pub fn name_from_path(path: &str) -> Option<ObjectName> {
     name.parse().ok()
 }
 
+/// The name of a key file listed at `path`: only `keys/<name>` with 64
+/// lowercase hex digits (format-spec §4.5). Anything else under `keys/` is
+/// not a key file: open ignores it, `check` reports it.
+pub fn key_name_from_path(path: &str) -> Option<ObjectName> {
+    let name = path.strip_prefix(KEYS_DIR)?;
+    let lower_hex = name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if name.len() != 64 || !lower_hex {
+        return None;
+    }
+    name.parse().ok()
+}
+
+const WRONG_FAMILY: &str = "does not open with this key family's key (another family's store, or a damaged config)";
+
+/// True for the error of a config that does not authenticate with a master key.
+fn is_wrong_family(e: &Error) -> bool {
+    matches!(e, Error::Damaged { what, reason } if what == CONFIG_PATH && reason == WRONG_FAMILY)
+}
+
 /// Options for creating a store.
 #[derive(Clone, Debug)]
 pub struct InitOptions {
@@ -147,34 +166,70 @@ impl Store {
         Self::with_parts(backend, keys, config, cache, Some(key_id))
     }
 
-    /// Opens a store with a passphrase, trying each key file.
+    /// Opens a store with a passphrase (format-spec §4.6).
+    ///
+    /// Only `keys/<name>` with `name` 64 lowercase hex digits are key
+    /// files; files that do not parse are skipped. Key files whose bytes
+    /// hash to their name are tried in name order; the first whose master
+    /// key opens the config wins. Precedence of failures: the config's own
+    /// error once it authenticates with an unwrapped master key (final);
+    /// then "another key family" when the passphrase unwraps key files but
+    /// the config authenticates with none of them; then a key file that
+    /// unwraps but does not hash to its name (damaged, refused); then
+    /// wrong passphrase.
     pub fn open(backend: Arc<dyn Backend>, passphrase: &[u8], cache: CacheLocation) -> Result<Store> {
         if !backend.exists(CONFIG_PATH)? {
             return Err(Error::NotAStore(backend.location().into()));
         }
-        let listed = backend.list(KEYS_DIR)?;
-        let mut tried = 0;
-        let mut mismatch = None;
-        for info in &listed {
+        let mut named = Vec::new();
+        let mut misnamed = Vec::new();
+        for info in backend.list(KEYS_DIR)? {
+            let Some(name) = key_name_from_path(&info.path) else { continue };
+            if info.size > KeyFile::MAX_LEN as u64 {
+                continue;
+            }
             let bytes = backend.read(&info.path)?;
             let Ok(kf) = KeyFile::parse(&bytes, &info.path) else { continue };
+            if ObjectName::of(&bytes) == name { named.push((name, kf)) } else { misnamed.push((info.path, kf)) }
+        }
+        let mut tried = 0;
+        let mut unwrapped = 0;
+        for (name, kf) in &named {
             tried += 1;
             if let Some(master) = kf.unwrap_key(passphrase)? {
-                let key_id = ObjectName::of(&bytes);
-                // A key file of another family (copied in, or left by a
-                // crashed `store init`) unwraps but does not open the
-                // config: keep looking.
+                unwrapped += 1;
                 match Self::open_with_key(backend.clone(), &master, cache.clone()) {
                     Ok(mut s) => {
-                        s.key_id = Some(key_id);
+                        s.key_id = Some(*name);
                         return Ok(s);
                     }
-                    Err(e @ Error::Damaged { .. }) => mismatch = Some(e),
+                    // A key file of another family (copied in, or left by a
+                    // crashed `store init`) unwraps but does not open the
+                    // config: keep looking.
+                    Err(e) if is_wrong_family(&e) => {}
                     Err(e) => return Err(e),
                 }
             }
         }
-        Err(mismatch.unwrap_or(Error::WrongPassphrase { tried }))
+        if unwrapped > 0 {
+            return Err(Error::damaged(
+                "config",
+                format!(
+                    "the passphrase opens {unwrapped} key file(s), but the config opens with none of their master keys \
+                     (another key family's store, or a damaged config)"
+                ),
+            ));
+        }
+        for (path, kf) in &misnamed {
+            tried += 1;
+            if kf.unwrap_key(passphrase)?.is_some() {
+                return Err(Error::damaged(
+                    path.as_str(),
+                    "key file contents do not hash to the object's name: refused (a key file is stored at keys/<BLAKE3 of its bytes>)",
+                ));
+            }
+        }
+        Err(Error::WrongPassphrase { tried })
     }
 
     /// Opens a store with a master key held elsewhere (a replica's `.ferry/`).
@@ -187,12 +242,13 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        let config = Config::open(&keys, &sealed).map_err(|e| match e {
-            Error::Damaged { .. } => {
-                Error::damaged("config", "does not open with this key family's key (another family's store, or damaged)")
-            }
-            e => e,
-        })?;
+        // Not authentic under this key: another family's config (or a
+        // damaged one, which cannot be told apart). Authentic but refused
+        // (version, family id, ranges): the config's own error.
+        if !envelope::authenticates(&keys, Kind::Config, &[0; 32], &sealed) {
+            return Err(Error::damaged(CONFIG_PATH, WRONG_FAMILY));
+        }
+        let config = Config::open(&keys, &sealed)?;
         Self::with_parts(backend, keys, config, cache, None)
     }
 
@@ -396,12 +452,19 @@ impl Store {
         pack::open_trailer(&self.keys, &sealed, size, &path)
     }
 
-    /// Lists the key files with their headers.
+    /// Lists the key files with their headers: those `open` would try
+    /// (a valid name that is the BLAKE3 of the bytes, and a header that parses).
     pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
         let mut out = Vec::new();
         for info in self.backend.list(KEYS_DIR)? {
+            let Some(id) = key_name_from_path(&info.path) else { continue };
+            if info.size > KeyFile::MAX_LEN as u64 {
+                continue;
+            }
             let bytes = self.backend.read(&info.path)?;
-            let id = ObjectName::of(&bytes);
+            if ObjectName::of(&bytes) != id {
+                continue;
+            }
             // A file that is not a key file is not a key: skip it, as open does.
             if let Ok(file) = KeyFile::parse(&bytes, &info.path) {
                 out.push(KeyInfo { id, file, current: Some(id) == self.key_id });

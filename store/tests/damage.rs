@@ -105,3 +105,13 @@ fn a_truncated_pack_fails_reads_of_blocks_past_the_cut() {
     let e = store.read_block(last).unwrap_err();
     assert!(matches!(e, Error::Damaged { .. }) && e.to_string().contains("truncated"), "{e}");
 }
+
+#[test]
+fn an_oversized_lock_object_is_ignored_without_being_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::new_store(dir.path());
+    std::fs::create_dir_all(dir.path().join("locks")).unwrap();
+    std::fs::write(dir.path().join("locks").join(format!("x-{}", "0".repeat(32))), vec![0u8; 2 << 20]).unwrap();
+    let g = store.lock(ferry_store::lock::LockKind::Exclusive, "h").expect("a huge lock object is not a lock");
+    drop(g);
+}

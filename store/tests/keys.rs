@@ -80,10 +80,52 @@ fn a_key_file_of_another_family_does_not_stop_the_store_opening() {
     common::new_store(dir.path());
     // Same passphrase, different master key (a crashed init, or a copied-in key).
     let stray = KeyFile::wrap(&MasterKey::from_bytes([7; 32]), b"pw", common::TEST_KDF, 0, "x").unwrap();
-    std::fs::write(dir.path().join("keys").join("0".repeat(64)), stray.to_bytes()).unwrap();
+    let stray_name = ferry_store::ObjectName::of(stray.to_bytes()).to_hex();
+    std::fs::write(dir.path().join("keys").join(&stray_name), stray.to_bytes()).unwrap();
     std::fs::write(dir.path().join("keys").join("not-a-key"), b"junk").unwrap();
     let s = Store::open(Arc::new(LocalDir::new(dir.path())), b"pw", CacheLocation::Memory).unwrap();
     assert_eq!(s.list_keys().unwrap().len(), 2);
+}
+
+/// Moves the store's only key file to `name` (relative to `keys/`).
+fn rename_only_key(dir: &std::path::Path, name: &str) {
+    let keys = dir.join("keys");
+    let only = std::fs::read_dir(&keys).unwrap().next().unwrap().unwrap().path();
+    std::fs::rename(only, keys.join(name)).unwrap();
+}
+
+#[test]
+fn a_key_file_under_a_name_that_is_not_hex_is_not_a_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    common::new_store(dir.path());
+    rename_only_key(dir.path(), "mykey.bin");
+    let e = Store::open(Arc::new(LocalDir::new(dir.path())), b"pw", CacheLocation::Memory).unwrap_err();
+    assert!(matches!(e, Error::WrongPassphrase { tried: 0 }), "{e}");
+}
+
+#[test]
+fn a_key_file_whose_bytes_do_not_hash_to_its_name_is_refused_when_it_is_the_one_that_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    common::new_store(dir.path());
+    rename_only_key(dir.path(), &"ab".repeat(32));
+    let open = |pw: &[u8]| Store::open(Arc::new(LocalDir::new(dir.path())), pw, CacheLocation::Memory);
+    let e = open(b"pw").unwrap_err();
+    assert!(e.is_damage() && e.to_string().contains("do not hash to the object's name"), "{e}");
+    // With another passphrase it is just not the right key.
+    assert!(matches!(open(b"other").unwrap_err(), Error::WrongPassphrase { tried: 1 }));
+    // A correctly named copy makes the store open; the misnamed one is not listed.
+    let keys = dir.path().join("keys");
+    let bytes = std::fs::read(keys.join("ab".repeat(32))).unwrap();
+    std::fs::write(keys.join(ferry_store::ObjectName::of(&bytes).to_hex()), &bytes).unwrap();
+    assert_eq!(open(b"pw").unwrap().list_keys().unwrap().len(), 1);
+}
+
+#[test]
+fn key_files_below_the_writer_floor_are_refused_on_write_but_read() {
+    let low = KdfParams { m_kib: 8, t: 1, p: 1 };
+    assert!(matches!(KeyFile::wrap(&MasterKey::from_bytes([1; 32]), b"pw", low, 0, "h"), Err(Error::InvalidParameter(_))));
+    assert!(low.validate().is_ok(), "readers accept what the caps allow");
+    assert!(KeyFile::wrap(&MasterKey::from_bytes([1; 32]), b"pw", KdfParams { m_kib: 64, t: 1, p: 1 }, 0, "h").is_ok());
 }
 
 #[test]

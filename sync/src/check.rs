@@ -1,10 +1,11 @@
 //! `check`: prove the store is consistent and, with `--read-data`, that
 //! its data is readable.
 //!
-//! Structure (always): every index file opens; every index entry points
+//! Structure (always): every file under `keys/` is a key file under its
+//! own name (format-spec §4.5); every index file opens; every index entry points
 //! into an existing pack at a range that fits; every snapshot opens; every
 //! tree and block a snapshot references is indexed and every tree
-//! decodes. Data (`--read-data`, or a subset of packs): each pack is read
+//! decodes; every file's size is the sum of its blocks' lengths. Data (`--read-data`, or a subset of packs): each pack is read
 //! whole, its name re-hashed, its trailer opened, and every block opened
 //! and its ID recomputed. Damage found in data is traced back to the
 //! snapshots and paths that use it.
@@ -12,7 +13,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use ferry_store::{BlockId, INDEX_DIR, ObjectName, PACKS_DIR, Store, name_from_path, object_path, open_block, pack};
+use ferry_store::{
+    BlockId, INDEX_DIR, KEYS_DIR, KeyFile, ObjectName, PACKS_DIR, Store, key_name_from_path, name_from_path, object_path, open_block, pack,
+};
 use rayon::prelude::*;
 
 use crate::error::Result;
@@ -73,6 +76,7 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport> {
     for s in store.backend().list_strays("")? {
         rep.warnings.push(format!("leftover temp file {s} (from an interrupted write; gc removes it)"));
     }
+    check_keys(store, &mut rep)?;
     let packs: HashMap<ObjectName, u64> =
         store.backend().list(PACKS_DIR)?.into_iter().filter_map(|o| name_from_path(&o.path).map(|n| (n, o.size))).collect();
     // Every index entry must point into an existing pack at a valid range.
@@ -194,24 +198,71 @@ fn walk(
         match &e.content {
             Content::Dir(id) => walk(store, id, &p, depth + 1, sname, seen, damaged, rep),
             Content::File(ids) => {
+                // The index gives each block's length (verified against
+                // the block on every read): their sum must be the size.
+                let mut sum = Some(0u64);
                 for id in ids {
                     match store.lookup(id) {
                         // Either kind is fine: equal plaintexts are stored once.
-                        Ok(Some(_)) => {}
-                        Ok(None) => rep.errors.push(problem(
-                            format!("{sname}: {}", p.display()),
-                            format!("block {} is missing from the index", id.short(16)),
-                        )),
-                        Err(err) => rep.errors.push(problem(format!("{sname}: {}", p.display()), err.to_string())),
+                        Ok(Some(loc)) => sum = sum.map(|s| s + loc.raw_len as u64),
+                        Ok(None) => {
+                            sum = None;
+                            rep.errors.push(problem(
+                                format!("{sname}: {}", p.display()),
+                                format!("block {} is missing from the index", id.short(16)),
+                            ))
+                        }
+                        Err(err) => {
+                            sum = None;
+                            rep.errors.push(problem(format!("{sname}: {}", p.display()), err.to_string()))
+                        }
                     }
                     if damaged.contains(id) {
                         rep.errors.push(problem(format!("{sname}: {}", p.display()), format!("file uses damaged block {}", id.short(16))));
                     }
                 }
+                if let Some(sum) = sum
+                    && sum != e.size
+                {
+                    rep.errors.push(problem(
+                        format!("{sname}: {}", p.display()),
+                        format!("size {} does not match its blocks, which hold {sum} bytes (restore refuses this file)", e.size),
+                    ));
+                }
             }
             Content::Symlink(_) => {}
         }
     }
+}
+
+/// Files under `keys/` (format-spec §2.2, §4.5): a name that is not 64
+/// lowercase hex digits is not a key file (warning: open ignores it); a
+/// key file whose bytes do not hash to its name, or that does not parse,
+/// is damaged (error); one of an unknown version is a warning.
+fn check_keys(store: &Store, rep: &mut CheckReport) -> Result<()> {
+    for o in store.backend().list(KEYS_DIR)? {
+        let Some(name) = key_name_from_path(&o.path) else {
+            rep.warnings.push(format!(
+                "{} is not a key file name (keys/ + 64 lowercase hex digits, the BLAKE3 of the file): ignored when opening the store",
+                o.path
+            ));
+            continue;
+        };
+        if o.size > KeyFile::MAX_LEN as u64 {
+            rep.errors.push(problem(&o.path, format!("{} bytes: too large for a key file (at most {})", o.size, KeyFile::MAX_LEN)));
+            continue;
+        }
+        let bytes = store.backend().read(&o.path)?;
+        if ObjectName::of(&bytes) != name {
+            rep.errors.push(problem(&o.path, "key file contents do not hash to the object's name (a misnamed key file is never used)"));
+        }
+        match KeyFile::parse(&bytes, &o.path) {
+            Ok(_) => {}
+            Err(ferry_store::Error::Unsupported(m)) => rep.warnings.push(format!("{m}: a key file this version cannot use")),
+            Err(e) => rep.errors.push(problem(&o.path, e.to_string())),
+        }
+    }
+    Ok(())
 }
 
 /// Reads one pack whole: (blocks verified, problems, damaged block IDs).
