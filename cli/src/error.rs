@@ -14,22 +14,36 @@ fn store_hint(e: &StoreError) -> Option<&'static str> {
         StoreError::Damaged { .. } => "run `ferry check LOC --read-data` to see everything that is damaged and what it affects",
         StoreError::Io { .. } => "check that the store's drive or share is still mounted and writable, then run again",
         StoreError::LastKey => "add another key first with `ferry key add LOC`",
+        StoreError::NotFound(_) => {
+            "part of the store vanished while ferry ran (another ferry's gc, or the drive was unplugged): run again, then `ferry check LOC`"
+        }
+        StoreError::BadLocation { .. } => "give a folder path (a disk, USB drive or mounted share); nothing was created",
         StoreError::Locked(_) => "wait for the other ferry process to finish, then run again",
         _ => return None,
     })
 }
 
+fn store_error(e: &anyhow::Error) -> Option<&StoreError> {
+    e.chain().find_map(|c| {
+        c.downcast_ref::<StoreError>().or_else(|| match c.downcast_ref::<SyncError>() {
+            Some(SyncError::Store(s)) => Some(s),
+            _ => None,
+        })
+    })
+}
+
+/// The exit code for an error: 2 (usage) for a store location that cannot
+/// be used, else 1.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    match store_error(e) {
+        Some(StoreError::BadLocation { .. }) => 2,
+        _ => 1,
+    }
+}
+
 /// Prints an error (and a hint) to stderr, or as JSON to stdout.
 pub fn report(e: &anyhow::Error, json: bool) {
-    let hint = e
-        .chain()
-        .find_map(|c| {
-            c.downcast_ref::<StoreError>().or_else(|| match c.downcast_ref::<SyncError>() {
-                Some(SyncError::Store(s)) => Some(s),
-                _ => None,
-            })
-        })
-        .and_then(store_hint);
+    let hint = store_error(e).and_then(store_hint);
     let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>();
     // anyhow chains repeat transparent sources; keep distinct lines only.
     let mut lines: Vec<String> = Vec::new();

@@ -24,7 +24,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             error::report(&e, cli.global.json);
-            1
+            error::exit_code(&e)
         }
     };
     std::process::exit(code);
