@@ -354,7 +354,7 @@ impl Store {
     /// lookup tried once more: another writer may have added the snapshot
     /// (and, before it, the index listing its blocks) after this store was
     /// opened. Concurrent misses share one refresh, and after a refresh that
-    /// found nothing new, misses do not list again for [`MISS_REFRESH_QUIET`].
+    /// found nothing new, misses do not list again for a second.
     pub fn locate(&self, id: &BlockId) -> Result<Option<Location>> {
         let seen = self.miss_refreshes.load(Ordering::Acquire);
         if let Some(loc) = self.cache.lookup(id)? {
