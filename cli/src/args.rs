@@ -53,14 +53,14 @@ pub enum Command {
         chunk_avg_kib: Option<u32>,
         /// Join the key family of this store instead (a new folder in it).
         #[arg(long, value_name = "LOC")]
-        like: Option<PathBuf>,
+        like: Option<String>,
         #[command(flatten)]
         kdf: KdfArgs,
     },
     /// (In a replica) snapshot the folder and send what LOC lacks.
     Push {
         /// Store location.
-        loc: PathBuf,
+        loc: String,
         /// Show what would be sent; write nothing.
         #[arg(long, short = 'n')]
         dry_run: bool,
@@ -71,7 +71,7 @@ pub enum Command {
     /// (In a replica) bring in LOC's newer state.
     Pull {
         /// Store location.
-        loc: PathBuf,
+        loc: String,
         /// Show the plan; change nothing.
         #[arg(long, short = 'n')]
         dry_run: bool,
@@ -79,7 +79,7 @@ pub enum Command {
     /// Make DIR a new replica of the folder held in LOC.
     Clone {
         /// Store location.
-        loc: PathBuf,
+        loc: String,
         /// New replica folder.
         dir: PathBuf,
         /// Which folder, when LOC holds several (ID prefix, or source path).
@@ -91,7 +91,7 @@ pub enum Command {
     /// (In a replica) pull + merge + push: converge with LOC.
     Sync {
         /// Store location.
-        loc: PathBuf,
+        loc: String,
         /// Show the merge plan with every conflict; change nothing.
         #[arg(long, short = 'n')]
         dry_run: bool,
@@ -111,12 +111,12 @@ pub enum Command {
     /// List snapshots.
     Snapshots {
         /// Store location.
-        loc: PathBuf,
+        loc: String,
     },
     /// List a snapshot's tree.
     Ls {
         /// Store location.
-        loc: PathBuf,
+        loc: String,
         /// Snapshot: ID, unique prefix, or `latest`.
         snap: String,
         /// Path inside the snapshot.
@@ -125,7 +125,7 @@ pub enum Command {
     /// What changed between two snapshots.
     Diff {
         /// Store location.
-        loc: PathBuf,
+        loc: String,
         /// First snapshot.
         snap_a: String,
         /// Second snapshot.
@@ -140,7 +140,7 @@ pub enum Command {
     /// Delete what no snapshot needs.
     Gc {
         /// Store location.
-        loc: PathBuf,
+        loc: String,
         /// Show what would be freed; delete nothing.
         #[arg(long, short = 'n')]
         dry_run: bool,
@@ -150,7 +150,7 @@ pub enum Command {
 #[derive(Args, Debug)]
 pub struct ForgetArgs {
     /// Store location.
-    pub loc: PathBuf,
+    pub loc: String,
     /// Keep the newest N snapshots.
     #[arg(long, value_name = "N")]
     pub keep_last: Option<u32>,
@@ -186,10 +186,10 @@ pub enum StoreCmd {
 #[derive(Args, Debug)]
 pub struct StoreInitArgs {
     /// Where to create it (a folder on a disk, USB drive or share).
-    pub loc: PathBuf,
+    pub loc: String,
     /// Join SRC's key family (a store, or a replica folder): same master key, chunker and block IDs.
     #[arg(long, value_name = "SRC")]
-    pub like: Option<PathBuf>,
+    pub like: Option<String>,
     /// Average chunk size in KiB (power of two); min is a quarter, max four times.
     #[arg(long, value_name = "KIB")]
     pub chunk_avg_kib: Option<u32>,
@@ -215,12 +215,12 @@ pub enum KeyCmd {
     /// List the key files.
     List {
         /// Store location.
-        loc: PathBuf,
+        loc: String,
     },
     /// Add a passphrase (FERRY_NEW_PASSWORD / FERRY_NEW_PASSWORD_FILE, or a prompt).
     Add {
         /// Store location.
-        loc: PathBuf,
+        loc: String,
         #[command(flatten)]
         kdf: KdfArgs,
     },
@@ -230,14 +230,14 @@ pub enum KeyCmd {
     /// Anyone who reads FILE can read and write every store of the family.
     Export {
         /// Store location (or a replica folder).
-        loc: PathBuf,
+        loc: String,
         /// The file to create.
         file: PathBuf,
     },
     /// Remove a key file by ID prefix (never the last one).
     Remove {
         /// Store location.
-        loc: PathBuf,
+        loc: String,
         /// Key ID or unique prefix.
         id: String,
     },
@@ -259,7 +259,7 @@ pub struct BackupArgs {
     pub dir: PathBuf,
     /// Store location.
     #[arg(long)]
-    pub to: PathBuf,
+    pub to: String,
     #[command(flatten)]
     pub filter: FilterArgs,
     /// Leave out folders containing a file named NAME (repeatable).
@@ -285,7 +285,7 @@ pub struct BackupArgs {
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
     /// Store location.
-    pub loc: PathBuf,
+    pub loc: String,
     /// Snapshot: ID, unique prefix, or `latest`.
     pub snap: String,
     /// Folder to restore into (created if missing).
@@ -301,7 +301,7 @@ pub struct RestoreArgs {
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// Store location.
-    pub loc: PathBuf,
+    pub loc: String,
     /// Read and verify every pack.
     #[arg(long, conflicts_with = "read_data_subset")]
     pub read_data: bool,

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use ferry_store::backend::LocalDir;
+use ferry_store::backend::{Backend, Location};
 use ferry_store::{CacheLocation, ChunkerParams, InitOptions, KdfParams, Store};
 use ferry_sync::backup::{BackupOptions, backup};
 use ferry_sync::check::{ReadData, check};
@@ -64,8 +64,11 @@ fn cache(g: &Global) -> CacheLocation {
     cache_dir(g).map(CacheLocation::Dir).unwrap_or_default()
 }
 
-fn backend(loc: &Path) -> Arc<LocalDir> {
-    Arc::new(LocalDir::new(loc))
+/// Every store location the user gives goes through here: a path is a
+/// local folder; `ssh://`, `s3://` and unknown schemes are refused with a
+/// clear error before anything is created or asked for.
+fn backend(loc: &str) -> Result<Arc<dyn Backend>> {
+    Ok(ferry_store::backend::open_backend(loc)?)
 }
 
 /// The master key of `--key-file` / `FERRY_KEY_FILE`, if one is given.
@@ -76,12 +79,13 @@ fn key_file(g: &Global) -> Result<Option<ferry_store::MasterKey>> {
     }
 }
 
-fn open(g: &Global, loc: &Path) -> Result<Store> {
+fn open(g: &Global, loc: &str) -> Result<Store> {
+    let backend = backend(loc)?;
     let store = match key_file(g)? {
-        Some(master) => Store::open_with_key(backend(loc), &master, cache(g)),
-        None => Store::open(backend(loc), &passphrase::existing()?, cache(g)),
+        Some(master) => Store::open_with_key(backend, &master, cache(g)),
+        None => Store::open(backend, &passphrase::existing()?, cache(g)),
     }
-    .with_context(|| format!("opening store {}", loc.display()))?;
+    .with_context(|| format!("opening store {loc}"))?;
     for (name, why) in store.damaged_indexes() {
         if !g.quiet {
             eprintln!("ferry: warning: index {} is damaged and was skipped ({why}); run `ferry check`", name.short(12));
@@ -110,16 +114,23 @@ fn store_init(g: &Global, a: &StoreInitArgs) -> Result<i32> {
     if let Some(mib) = a.pack_size_mib {
         opts.pack_target = mib.saturating_mul(1 << 20);
     }
+    // Parse the location first: a bad one fails before any prompt or write.
+    let target = backend(&a.loc)?;
     let pw = if let Some(src) = &a.like {
         if a.chunk_avg_kib.is_some() {
             bail!("--chunk-avg-kib cannot be combined with --like: a key family shares one chunker");
         }
-        if let Some(root) = replica::find_root(src).filter(|r| src.canonicalize().is_ok_and(|s| s == *r)) {
+        // SRC is a replica folder (its root) or a store location.
+        let replica_root = match Location::parse(src)? {
+            Location::Local(p) => replica::find_root(&p).filter(|r| p.canonicalize().is_ok_and(|s| s == *r)),
+            _ => None,
+        };
+        if let Some(root) = replica_root {
             let r = open_replica(g, &root)?;
             opts.master = Some(r.keys().master().clone());
             opts.chunker = r.chunker;
         } else {
-            let src_store = open(g, src).with_context(|| format!("--like {}", src.display()))?;
+            let src_store = open(g, src).with_context(|| format!("--like {src}"))?;
             opts.master = Some(src_store.keys().master().clone());
             opts.chunker = src_store.config().chunker;
         }
@@ -127,8 +138,8 @@ fn store_init(g: &Global, a: &StoreInitArgs) -> Result<i32> {
     } else {
         passphrase::new(true)?
     };
-    std::fs::create_dir_all(&a.loc).with_context(|| format!("creating {}", a.loc.display()))?;
-    let store = Store::init(backend(&a.loc), &pw, opts, cache(g))?;
+    // Store::init makes the location (Backend::create).
+    let store = Store::init(target, &pw, opts, cache(g)).with_context(|| format!("creating store {}", a.loc))?;
     let c = store.config();
     if g.json {
         output::json(&json!({
@@ -136,7 +147,7 @@ fn store_init(g: &Global, a: &StoreInitArgs) -> Result<i32> {
             "chunk_min": c.chunker.min, "chunk_avg": c.chunker.avg, "chunk_max": c.chunker.max, "pack_target": c.pack_target,
         }));
     } else if !g.quiet {
-        println!("created store {} (id {}, family {})", a.loc.display(), hex::encode(&c.store_id[..4]), hex::encode(&c.family_id[..4]));
+        println!("created store {} (id {}, family {})", a.loc, hex::encode(&c.store_id[..4]), hex::encode(&c.family_id[..4]));
         println!("keep the passphrase safe: without it the store cannot be read");
     }
     Ok(0)
@@ -183,7 +194,11 @@ fn key(g: &Global, k: &KeyCmd) -> Result<i32> {
             }
         }
         KeyCmd::Export { loc, file } => {
-            let master = match replica::find_root(loc).filter(|r| loc.canonicalize().is_ok_and(|l| l == *r)) {
+            let replica_root = match Location::parse(loc)? {
+                Location::Local(p) => replica::find_root(&p).filter(|r| p.canonicalize().is_ok_and(|s| s == *r)),
+                _ => None,
+            };
+            let master = match replica_root {
                 Some(root) => open_replica(g, &root)?.keys().master().clone(),
                 None => open(g, loc)?.keys().master().clone(),
             };
@@ -191,7 +206,7 @@ fn key(g: &Global, k: &KeyCmd) -> Result<i32> {
             if g.json {
                 output::json(&json!({"exported": file}));
             } else if !g.quiet {
-                println!("wrote the key of {} to {} (mode 0600)", loc.display(), file.display());
+                println!("wrote the key of {loc} to {} (mode 0600)", file.display());
                 println!(
                     "anyone who can read that file can read and write every store of this key family: keep it as safe as a passphrase"
                 );
@@ -285,7 +300,7 @@ fn cmd_backup(g: &Global, a: &BackupArgs) -> Result<i32> {
     Ok(if r.skipped.is_empty() { 0 } else { EXIT_SKIPPED })
 }
 
-fn snapshots(g: &Global, loc: &Path) -> Result<i32> {
+fn snapshots(g: &Global, loc: &str) -> Result<i32> {
     let store = open(g, loc)?;
     let (all, damaged) = snapshot::list_all(&store)?;
     for (id, e) in &damaged {
@@ -329,7 +344,7 @@ fn type_char(t: EntryType) -> char {
     }
 }
 
-fn cmd_ls(g: &Global, loc: &Path, snap: &str, path: Option<&str>) -> Result<i32> {
+fn cmd_ls(g: &Global, loc: &str, snap: &str, path: Option<&str>) -> Result<i32> {
     let store = open(g, loc)?;
     let (_, s) = snapshot::resolve(&store, snap, None)?;
     let root = ferry_sync::load_tree(&store, &s.root)?;
@@ -350,7 +365,7 @@ fn cmd_ls(g: &Global, loc: &Path, snap: &str, path: Option<&str>) -> Result<i32>
     Ok(0)
 }
 
-fn cmd_diff(g: &Global, loc: &Path, a: &str, b: &str) -> Result<i32> {
+fn cmd_diff(g: &Global, loc: &str, a: &str, b: &str) -> Result<i32> {
     let store = open(g, loc)?;
     let (_, sa) = snapshot::resolve(&store, a, None)?;
     let (_, sb) = snapshot::resolve(&store, b, None)?;
@@ -494,11 +509,11 @@ fn open_replica(g: &Global, root: &Path) -> Result<Replica> {
     })
 }
 
-fn open_for(g: &Global, r: &Replica, loc: &Path) -> Result<Store> {
-    Store::open_with_key(backend(loc), r.keys().master(), cache(g)).with_context(|| format!("opening store {}", loc.display()))
+fn open_for(g: &Global, r: &Replica, loc: &str) -> Result<Store> {
+    Store::open_with_key(backend(loc)?, r.keys().master(), cache(g)).with_context(|| format!("opening store {loc}"))
 }
 
-fn cmd_init(g: &Global, dir: Option<&Path>, avg: Option<u32>, like: Option<&Path>, k: &KdfArgs) -> Result<i32> {
+fn cmd_init(g: &Global, dir: Option<&Path>, avg: Option<u32>, like: Option<&str>, k: &KdfArgs) -> Result<i32> {
     let dir = dir.unwrap_or(Path::new("."));
     let (master, chunker) = match like {
         Some(loc) => {
@@ -517,7 +532,7 @@ fn cmd_init(g: &Global, dir: Option<&Path>, avg: Option<u32>, like: Option<&Path
     Ok(0)
 }
 
-fn cmd_push(g: &Global, loc: &Path, dry_run: bool, force: bool) -> Result<i32> {
+fn cmd_push(g: &Global, loc: &str, dry_run: bool, force: bool) -> Result<i32> {
     let r = here_replica(g)?;
     let store = open_for(g, &r, loc)?;
     let progress = Arc::new(Progress::default());
@@ -538,7 +553,7 @@ fn cmd_push(g: &Global, loc: &Path, dry_run: bool, force: bool) -> Result<i32> {
             println!("{} {p}", if *k == "new" { '+' } else { 'M' });
         }
         match rep.snapshot {
-            Some(id) => println!("pushed snapshot {}: wrote {} to {}", id.short(8), size(s.added_bytes), loc.display()),
+            Some(id) => println!("pushed snapshot {}: wrote {} to {}", id.short(8), size(s.added_bytes), loc),
             None => println!("dry run: would send {} of new blocks (before compression); nothing written", size(rep.new_raw_bytes)),
         }
     }
@@ -568,7 +583,7 @@ fn action_text(a: &Action) -> String {
     }
 }
 
-fn cmd_pull(g: &Global, loc: &Path, dry_run: bool) -> Result<i32> {
+fn cmd_pull(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
     let r = here_replica(g)?;
     let store = open_for(g, &r, loc)?;
     let progress = Arc::new(Progress::default());
@@ -577,7 +592,7 @@ fn cmd_pull(g: &Global, loc: &Path, dry_run: bool) -> Result<i32> {
     Ok(if rep.skipped.is_empty() && rep.conflicts.is_empty() { 0 } else { EXIT_SKIPPED })
 }
 
-fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool, loc: &Path) {
+fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool, loc: &str) {
     if g.json {
         output::json(&json!({
             "snapshot": rep.snapshot.map(|i| i.to_hex()), "up_to_date": rep.up_to_date, "dry_run": dry_run,
@@ -615,12 +630,12 @@ fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool, loc
         for c in &rep.conflicts {
             eprintln!("  {}", c.display());
         }
-        eprintln!("run `ferry sync {}` to merge them (both versions are kept)", loc.display());
+        eprintln!("run `ferry sync {loc}` to merge them (both versions are kept)");
     }
     print_skipped(g, &rep.skipped, "updated");
 }
 
-fn cmd_clone(g: &Global, loc: &Path, dir: &Path, folder: Option<&str>, k: &KdfArgs) -> Result<i32> {
+fn cmd_clone(g: &Global, loc: &str, dir: &Path, folder: Option<&str>, k: &KdfArgs) -> Result<i32> {
     let store = open(g, loc)?;
     // The new replica's own key file needs a passphrase even when the store was opened with a key file.
     let pw = if g.key_file.is_some() { passphrase::new(true)? } else { passphrase::existing()? };
@@ -659,7 +674,7 @@ fn cmd_status(g: &Global) -> Result<i32> {
     Ok(0)
 }
 
-fn cmd_sync(g: &Global, loc: &Path, dry_run: bool) -> Result<i32> {
+fn cmd_sync(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
     let r = here_replica(g)?;
     let store = open_for(g, &r, loc)?;
     let progress = Arc::new(Progress::default());
@@ -756,7 +771,7 @@ fn cmd_forget(g: &Global, a: &ForgetArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn cmd_gc(g: &Global, loc: &Path, dry_run: bool) -> Result<i32> {
+fn cmd_gc(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
     let store = open(g, loc)?;
     let r = ferry_sync::gc::gc(&store, &ferry_sync::gc::GcOptions { dry_run, host: host(&None) })?;
     if g.json {

@@ -20,6 +20,10 @@ fn store_hint(e: &StoreError) -> Option<&'static str> {
         StoreError::Damaged { .. } => "run `ferry check LOC --read-data` to see everything that is damaged and what it affects",
         StoreError::Io { .. } => "check that the store's drive or share is still mounted and writable, then run again",
         StoreError::LastKey => "add another key first with `ferry key add LOC`",
+        StoreError::NotFound(_) => {
+            "part of the store vanished while ferry ran (another ferry's gc, or the drive was unplugged): run again, then `ferry check LOC`"
+        }
+        StoreError::BadLocation { .. } => "give a folder path (a disk, USB drive or mounted share); nothing was created",
         StoreError::Locked(_) => "wait for the other ferry process to finish, then run again",
         _ => return None,
     })
@@ -54,6 +58,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             _ => None,
         });
         match store {
+            Some(StoreError::BadLocation { .. }) => return 2,
             Some(StoreError::NotAStore(_)) => return 10,
             Some(StoreError::Locked(_)) => return 11,
             Some(StoreError::WrongPassphrase { .. }) => return 12,

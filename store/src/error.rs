@@ -28,11 +28,24 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// An object, or the store's location, does not exist (deleted by gc
+    /// in the meantime, never written, or the drive is not mounted).
+    #[error("{0}: not found")]
+    NotFound(String),
     /// The backend ran out of space.
     #[error("no space left while writing {path}")]
     StorageFull {
         /// What was being written.
         path: String,
+    },
+    /// A store location that cannot be used: bad syntax, an unknown
+    /// scheme, or a kind of store this build does not support yet.
+    #[error("store location {location}: {reason}")]
+    BadLocation {
+        /// The location as given.
+        location: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// No store exists at the location.
     #[error("no ferry store at {0}")]
@@ -87,13 +100,35 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(op: &'static str, path: impl Into<String>, source: io::Error) -> Self {
+    /// The error for an I/O failure of `op` on `path`: a missing object
+    /// becomes [`Error::NotFound`], a full disk [`Error::StorageFull`], so
+    /// callers never match OS error kinds themselves.
+    pub fn io(op: &'static str, path: impl Into<String>, source: io::Error) -> Self {
         let path = path.into();
-        if source.kind() == io::ErrorKind::StorageFull { Error::StorageFull { path } } else { Error::Io { op, path, source } }
+        match source.kind() {
+            io::ErrorKind::StorageFull => Error::StorageFull { path },
+            io::ErrorKind::NotFound => Error::NotFound(path),
+            _ => Error::Io { op, path, source },
+        }
     }
 
     pub(crate) fn damaged(what: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Damaged { what: what.into(), reason: reason.into() }
+    }
+
+    /// True when trying again may succeed: an I/O error of a kind that
+    /// networks and busy servers produce (interrupted, timed out, connection
+    /// reset or aborted, broken pipe, would block). Not found, permission
+    /// denied, already exists, damage and everything else are permanent.
+    pub fn is_transient(&self) -> bool {
+        use io::ErrorKind as K;
+        match self {
+            Error::Io { source, .. } => matches!(
+                source.kind(),
+                K::Interrupted | K::TimedOut | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::WouldBlock
+            ),
+            _ => false,
+        }
     }
 
     /// True when the error means stored data is damaged (as opposed to I/O or usage).

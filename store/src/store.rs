@@ -3,6 +3,8 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
@@ -137,7 +139,16 @@ pub struct Store {
     key_id: Option<ObjectName>,
     /// Index files that failed to open on the last refresh, and why.
     damaged_indexes: std::sync::Mutex<Vec<(ObjectName, String)>>,
+    /// Refreshes started because a block lookup missed (see [`Store::locate`]).
+    miss_refreshes: AtomicU64,
+    /// Serialises refresh-on-miss; holds when the last one found nothing new.
+    miss_state: std::sync::Mutex<Option<Instant>>,
 }
+
+/// After a refresh-on-miss that found no new index file, further misses
+/// within this long do not list the store again (a damaged store with many
+/// missing blocks costs one listing per this interval, not one per block).
+const MISS_REFRESH_QUIET: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -150,8 +161,9 @@ fn now_secs() -> u64 {
 }
 
 impl Store {
-    /// Creates a store: config and first key file.
+    /// Creates a store: its location ([`Backend::create`]), config and first key file.
     pub fn init(backend: Arc<dyn Backend>, passphrase: &[u8], opts: InitOptions, cache: CacheLocation) -> Result<Store> {
+        backend.create()?;
         if backend.exists(CONFIG_PATH)? {
             return Err(Error::AlreadyExists(backend.location().into()));
         }
@@ -237,7 +249,7 @@ impl Store {
         let keys = Keys::derive(master);
         let sealed = match backend.read(CONFIG_PATH) {
             Ok(b) => b,
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::NotFound(_)) => {
                 return Err(Error::NotAStore(backend.location().into()));
             }
             Err(e) => return Err(e),
@@ -263,7 +275,16 @@ impl Store {
             CacheLocation::Memory => IndexCache::in_memory()?,
             CacheLocation::Dir(d) => IndexCache::open(&d.join(hex::encode(config.store_id)).join("index.redb"))?,
         };
-        let s = Store { backend, keys, config, cache, key_id, damaged_indexes: Default::default() };
+        let s = Store {
+            backend,
+            keys,
+            config,
+            cache,
+            key_id,
+            damaged_indexes: Default::default(),
+            miss_refreshes: AtomicU64::new(0),
+            miss_state: Default::default(),
+        };
         s.refresh_index()?;
         Ok(s)
     }
@@ -298,7 +319,7 @@ impl Store {
         let mut attempt = 0;
         loop {
             match self.refresh_once() {
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 => attempt += 1,
+                Err(Error::NotFound(_)) if attempt < 5 => attempt += 1,
                 r => return r,
             }
         }
@@ -373,24 +394,63 @@ impl Store {
         envelope::open(&self.keys, kind, &[0; 32], &bytes, max_len, &|| path.clone())
     }
 
-    /// Where a block is, if indexed.
+    /// Where a block is, if the index cache lists it (no refresh: a miss
+    /// is normal for a writer deduplicating new blocks).
     pub fn lookup(&self, id: &BlockId) -> Result<Option<Location>> {
         self.cache.lookup(id)
     }
 
-    /// True when the store holds the block.
+    /// True when the index cache lists the block (no refresh, like [`Store::lookup`]).
     pub fn has_block(&self, id: &BlockId) -> Result<bool> {
         Ok(self.cache.lookup(id)?.is_some())
     }
 
+    /// Where a block is, for a reader that expects it to exist (it is named
+    /// by a snapshot or tree). On a miss the index cache is refreshed and the
+    /// lookup tried once more: another writer may have added the snapshot
+    /// (and, before it, the index listing its blocks) after this store was
+    /// opened. Concurrent misses share one refresh, and after a refresh that
+    /// found nothing new, misses do not list again for a second.
+    pub fn locate(&self, id: &BlockId) -> Result<Option<Location>> {
+        let seen = self.miss_refreshes.load(Ordering::Acquire);
+        if let Some(loc) = self.cache.lookup(id)? {
+            return Ok(Some(loc));
+        }
+        self.refresh_after_miss(seen)?;
+        self.cache.lookup(id)
+    }
+
+    /// Refreshes the index cache after a miss seen when `seen` refreshes-on-miss
+    /// had started, unless one started since (it is finished once the lock is
+    /// held) or the store is in its quiet interval.
+    fn refresh_after_miss(&self, seen: u64) -> Result<()> {
+        let mut quiet_since = self.miss_state.lock().expect("miss lock");
+        if self.miss_refreshes.load(Ordering::Acquire) != seen {
+            return Ok(());
+        }
+        if quiet_since.is_some_and(|t| t.elapsed() < MISS_REFRESH_QUIET) {
+            return Ok(());
+        }
+        self.miss_refreshes.fetch_add(1, Ordering::AcqRel);
+        let stats = self.refresh_index()?;
+        *quiet_since = (stats.merged == 0 && !stats.rebuilt).then(Instant::now);
+        Ok(())
+    }
+
+    /// How many times a block miss made this store refresh its index cache.
+    pub fn miss_refreshes(&self) -> u64 {
+        self.miss_refreshes.load(Ordering::Acquire)
+    }
+
     /// Reads one block: one ranged read, then the tag, the length and the
-    /// recomputed block ID are all checked.
+    /// recomputed block ID are all checked. A block the index cache does not
+    /// know yet is looked up again after a refresh ([`Store::locate`]).
     pub fn read_block(&self, id: &BlockId) -> Result<Vec<u8>> {
-        let loc = self.cache.lookup(id)?.ok_or(Error::BlockNotFound(*id))?;
+        let loc = self.locate(id)?.ok_or(Error::BlockNotFound(*id))?;
         match self.read_block_at(id, &loc) {
             // The pack went (gc repacked it since this store was opened):
             // the current index says where the block lives now.
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::NotFound(_)) => {
                 self.refresh_index()?;
                 let loc = self.cache.lookup(id)?.ok_or(Error::BlockNotFound(*id))?;
                 self.read_block_at(id, &loc)

@@ -94,3 +94,33 @@ fn listing_skips_entries_deleted_while_it_runs() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     churn.join().unwrap();
 }
+
+/// Issue 10: a reader that opened the store (and loaded its index cache)
+/// before another writer finished then reads blocks that writer added
+/// (named by the snapshot it wrote): the read must refresh the index cache
+/// once and find them, not fail with "not in the store's index".
+#[test]
+fn reader_opened_before_another_writer_finished_reads_its_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    common::new_store(dir.path());
+    let reader = common::open_store(dir.path());
+    let writer = common::open_store(dir.path());
+    let data = common::random_bytes(7, 1 << 20);
+    let w = writer.writer();
+    let (ids, _) = w.put_reader(&data[..]).unwrap();
+    w.finish().unwrap();
+    assert!(ids.len() > 20);
+    assert!(!reader.has_block(&ids[0]).unwrap(), "has_block must stay a pure cache lookup");
+
+    let back: Vec<u8> = ids.iter().flat_map(|id| reader.read_block(id).expect("block added after open")).collect();
+    assert_eq!(back, data);
+    assert_eq!(reader.miss_refreshes(), 1, "one refresh for the whole burst of new blocks");
+
+    // A block no index lists: the first miss lists the store once, the
+    // misses right after it do not list again.
+    let absent = ferry_store::BlockId([9; 32]);
+    for _ in 0..50 {
+        assert!(matches!(reader.read_block(&absent), Err(ferry_store::Error::BlockNotFound(_))));
+    }
+    assert_eq!(reader.miss_refreshes(), 2, "a burst of misses must not re-list the store per block");
+}

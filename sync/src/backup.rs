@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::filecache::{CachedFile, FileCache};
 use crate::filter::{Decision, Filter, FilterOptions, display_rel};
-use crate::fsutil::{ctime_ns, mtime_ns};
+use crate::fsutil::{ctime_ns, is_symlink_refused, mtime_ns, open_nofollow, same_file};
 use crate::progress::{Progress, Skipped};
 use crate::snapshot::{self, Snapshot, Summary};
 use crate::tree::{Content, Entry, MAX_DEPTH, Tree};
@@ -50,6 +50,21 @@ pub struct BackupOptions {
     pub parents: Option<Vec<ObjectName>>,
     /// Count the folder first on a side thread, so a progress bar has totals.
     pub estimate: bool,
+    /// Test hook: runs before each file is opened for reading, with its
+    /// absolute path (lets tests change the folder between scan and read).
+    #[doc(hidden)]
+    pub before_open: Option<BeforeOpen>,
+}
+
+/// A callback for [`BackupOptions::before_open`].
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct BeforeOpen(pub std::sync::Arc<dyn Fn(&Path) + Send + Sync>);
+
+impl std::fmt::Debug for BeforeOpen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BeforeOpen(..)")
+    }
 }
 
 /// What a backup did.
@@ -82,6 +97,7 @@ struct Ctx<'a> {
     counts: Mutex<Summary>,
     bytes_read: std::sync::atomic::AtomicU64,
     dry_new_raw: std::sync::atomic::AtomicU64,
+    before_open: Option<BeforeOpen>,
 }
 
 fn link_group(m: &Metadata) -> u64 {
@@ -135,6 +151,7 @@ pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Pro
         counts: Mutex::default(),
         bytes_read: Default::default(),
         dry_new_raw: Default::default(),
+        before_open: opts.before_open.clone(),
     };
     let root = std::thread::scope(|scope| {
         if opts.estimate {
@@ -332,19 +349,41 @@ impl Ctx<'_> {
         let label = if cached.is_some() { "changed" } else { "new" };
         let mut before = before;
         for attempt in 1..=READ_ATTEMPTS {
-            let f = File::open(abs).map_err(|e| Error::io("open", abs, e))?;
+            if let Some(hook) = &self.before_open {
+                (hook.0)(abs);
+            }
+            // Never read through a symlink swapped in since the scan (it
+            // could point outside the folder): open without following it and
+            // check the opened file is the regular file that was scanned.
+            let f = match open_nofollow(abs) {
+                Ok(f) => f,
+                Err(e) if is_symlink_refused(&e) => {
+                    return Err(Error::Invalid("replaced by a symlink while being read; not backed up".into()));
+                }
+                Err(e) => return Err(Error::io("open", abs, e)),
+            };
+            let opened = f.metadata().map_err(|e| Error::io("stat", abs, e))?;
+            if !opened.file_type().is_file() {
+                return Err(Error::Invalid("replaced by something that is not a regular file while being read; not backed up".into()));
+            }
+            if !same_file(&opened, &before) {
+                // Another regular file took its place (an editor's save by
+                // rename): read that one, judged by its own stat.
+                before = opened;
+            }
             let (ids, n) = match self.read_file(&f) {
                 Ok(r) => r,
                 Err(PutError::Read(e)) => return Err(Error::io("read", abs, e)),
                 Err(PutError::Store(e)) => return Err(Error::Store(e)),
             };
             self.bytes_read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-            let after = std::fs::symlink_metadata(abs).map_err(|e| Error::io("stat", abs, e))?;
+            // The file read (fstat), not whatever the path names now.
+            let after = f.metadata().map_err(|e| Error::io("stat", abs, e))?;
             let stable = n == after.size()
                 && after.size() == before.size()
                 && mtime_ns(&after) == mtime_ns(&before)
                 && ctime_ns(&after) == ctime_ns(&before)
-                && after.ino() == before.ino();
+                && same_file(&after, &before);
             if stable {
                 if let Some(cache) = &self.cache {
                     cache.put(

@@ -1,7 +1,7 @@
 //! Small helpers for local files shared by backup, restore, scan and pull.
 
-use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
+use std::fs::{File, Metadata, OpenOptions};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use filetime::FileTime;
@@ -27,4 +27,24 @@ pub(crate) fn temp_beside(abs: &Path) -> PathBuf {
     let mut r = [0u8; 6];
     getrandom::fill(&mut r).expect("OS randomness");
     abs.with_file_name(format!(".ferry-tmp-{}", hex::encode(r)))
+}
+
+/// Opens a file for reading without following a symlink at its last
+/// component (a symlink swapped in since the scan fails with `ELOOP`
+/// instead of opening whatever it points to) and without blocking on a
+/// FIFO swapped in. Callers compare the opened file's `fstat` with what
+/// the scan saw.
+pub(crate) fn open_nofollow(abs: &Path) -> std::io::Result<File> {
+    OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(abs)
+}
+
+/// True for the error [`open_nofollow`] gives when the path is a symlink.
+pub(crate) fn is_symlink_refused(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ELOOP)
+}
+
+/// True when `opened` (fstat of an open file) is the regular file `scanned`
+/// (lstat of the path) described: same device and inode.
+pub(crate) fn same_file(opened: &Metadata, scanned: &Metadata) -> bool {
+    opened.file_type().is_file() && opened.dev() == scanned.dev() && opened.ino() == scanned.ino()
 }

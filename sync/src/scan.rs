@@ -251,7 +251,8 @@ pub enum LocalChange {
 
 /// Block IDs of a local file, with the family's chunker.
 pub fn file_ids(keys: &Keys, chunker: &Chunker, path: &Path) -> std::io::Result<Vec<BlockId>> {
-    let f = std::fs::File::open(path)?;
+    // Never through a symlink swapped in since the scan.
+    let f = crate::fsutil::open_nofollow(path)?;
     chunker.stream(f).map(|c| c.map(|c| keys.block_id(&c))).collect()
 }
 

@@ -70,6 +70,18 @@ impl LocalDir {
     }
 }
 
+fn read_at(f: &mut File, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+    f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seek", path, e))?;
+    let mut buf = vec![0u8; len as usize];
+    match f.read_exact(&mut buf) {
+        Ok(()) => Ok(buf),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            Err(Error::damaged(path, format!("object ends before {len} bytes at offset {offset} (truncated)")))
+        }
+        Err(e) => Err(Error::io("read", path, e)),
+    }
+}
+
 fn sync_dir(dir: &Path) {
     // Some filesystems (FUSE FAT, some shares) refuse fsync on a directory;
     // the rename itself is still atomic there, so that is not an error.
@@ -78,9 +90,21 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// Requests in flight for a local disk or share: a few overlap seeks and
+/// network round trips; more only thrash a USB stick.
+pub const LOCAL_CONCURRENCY: usize = 4;
+
 impl Backend for LocalDir {
     fn location(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn create(&self) -> Result<()> {
+        fs::create_dir_all(&self.root).map_err(|e| Error::io("create folder", self.root.display().to_string(), e))
+    }
+
+    fn concurrency(&self) -> usize {
+        LOCAL_CONCURRENCY
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
@@ -97,15 +121,13 @@ impl Backend for LocalDir {
 
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let mut f = File::open(self.full(path)).map_err(|e| Error::io("open", path, e))?;
-        f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seek", path, e))?;
-        let mut buf = vec![0u8; len as usize];
-        match f.read_exact(&mut buf) {
-            Ok(()) => Ok(buf),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                Err(Error::damaged(path, format!("object ends before {len} bytes at offset {offset} (truncated)")))
-            }
-            Err(e) => Err(Error::io("read", path, e)),
-        }
+        read_at(&mut f, path, offset, len)
+    }
+
+    fn read_ranges(&self, path: &str, ranges: &[(u64, u64)]) -> Result<Vec<Vec<u8>>> {
+        // One open for all ranges.
+        let mut f = File::open(self.full(path)).map_err(|e| Error::io("open", path, e))?;
+        ranges.iter().map(|&(offset, len)| read_at(&mut f, path, offset, len)).collect()
     }
 
     fn write(&self, path: &str, bytes: &[u8]) -> Result<()> {
