@@ -560,6 +560,7 @@ impl Model<'_> {
     }
 
     fn check(&self) -> Result<(), String> {
+        let mut problems: Vec<String> = Vec::new();
         // 1. All replicas identical.
         let first = &self.replicas[0];
         let ign = ignores_logs(&self.dir(first));
@@ -571,7 +572,7 @@ impl Model<'_> {
             let b = view(who);
             if a != b {
                 let diff: BTreeSet<&String> = a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).collect();
-                return Err(self.fail(format!("after the final syncs {first} and {who} differ at {diff:?}")));
+                problems.push(format!("after the final syncs {first} and {who} differ at {diff:?}"));
             }
         }
         // 2. Every version no later edit had seen is on every replica.
@@ -590,7 +591,7 @@ impl Model<'_> {
             }
         }
         if !lost.is_empty() {
-            return Err(self.fail(format!("{} version(s) lost:\n  {}", lost.len(), lost.join("\n  "))));
+            problems.push(format!("{} version(s) lost:\n  {}", lost.len(), lost.join("\n  ")));
         }
         // 3. Every pushed version is in its store's history.
         for (s, st) in self.stores.iter().enumerate() {
@@ -611,10 +612,10 @@ impl Model<'_> {
             }
             let missing: Vec<&String> = self.pushed[s].iter().filter(|t| !history.contains(*t)).collect();
             if !missing.is_empty() {
-                return Err(self.fail(format!("st{s}'s history lacks pushed versions {missing:?}")));
+                problems.push(format!("st{s}'s history lacks pushed versions {missing:?}"));
             }
         }
-        Ok(())
+        if problems.is_empty() { Ok(()) } else { Err(self.fail(problems.join("\n"))) }
     }
 }
 
