@@ -411,11 +411,18 @@ impl Model<'_> {
     fn command_with_edit(&mut self, who: &str, cmd: &str, store: usize) -> Result<(), String> {
         let root = self.dir(who);
         let on_disk: BTreeSet<String> = tokens_in(&root).into_keys().collect();
-        let before = self.pushable(who);
+        let p = self.rng.pick(&FILES).to_string();
+        // What the edit will destroy (at p, under it, or a file standing where its folder goes)
+        // may or may not be read by the command's push first: not counted as pushed.
+        let mut before = self.pushable(who);
+        for (t, paths) in tokens_in(&root) {
+            if paths.iter().any(|q| q == &p || q.starts_with(&format!("{p}/")) || p.starts_with(&format!("{q}/"))) {
+                before.remove(&t);
+            }
+        }
         let args = self.args_for(cmd, store);
         let child = self.env.cmd().arg("-C").arg(&root).args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(self.rng.below(40) as u64));
-        let p = self.rng.pick(&FILES).to_string();
         // Whatever the command may have put at p before the edit is excused.
         for (t, v) in self.versions.iter_mut() {
             if v.path == p && !on_disk.contains(t) {
