@@ -578,6 +578,23 @@ fn a_ferryignore_added_on_one_replica_does_not_delete_the_ignored_files_elsewher
     }
 }
 
+#[test]
+fn a_ferryignore_added_here_does_not_make_this_replicas_sync_delete_the_ignored_files() {
+    // keep.log was synced before; A starts ignoring it and syncs (its own push no longer
+    // holds keep.log): A's file must stay, and so must B's after B syncs.
+    let env = Env::new();
+    let st = pair(&env, &[("keep.log", "log content tokLOG2"), ("a.txt", "a")]);
+    fs::write(env.path("a/.ferryignore"), "*.log\n").unwrap();
+    ok_in(&env, "a", &["sync", &st]);
+    assert_eq!(
+        fs::read_to_string(env.path("a/keep.log")).ok().as_deref(),
+        Some("log content tokLOG2"),
+        "A's own sync deleted a file A ignores"
+    );
+    ok_in(&env, "b", &["sync", &st]);
+    assert_eq!(fs::read_to_string(env.path("b/keep.log")).ok().as_deref(), Some("log content tokLOG2"), "B's sync deleted keep.log");
+}
+
 // ---------------------------------------------------------------- 9. kills, symlinks
 
 #[test]
