@@ -265,7 +265,12 @@ impl Model<'_> {
         let existing_user: Vec<String> = existing.iter().filter(|p| !p.contains(".conflict-")).cloned().collect();
         match self.rng.below(100) {
             0..=34 => {
-                let p = self.rng.pick(&FILES).to_string();
+                // Half the writes go to two hot paths, so replicas often edit the same file.
+                let p = if self.rng.chance(50) {
+                    self.rng.pick(&["f1.txt", "d1/a.txt"]).to_string()
+                } else {
+                    self.rng.pick(&FILES).to_string()
+                };
                 let t = self.write_version(who, &p);
                 self.note(format!("{who}: write {p} ({t})"));
             }
