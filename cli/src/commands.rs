@@ -654,6 +654,7 @@ fn cmd_status(g: &Global) -> Result<i32> {
                 .iter()
                 .map(|(c, p)| match c {
                     LocalChange::Renamed(from) => json!({"change": "renamed", "from": from, "path": p}),
+                    LocalChange::NotPulled => json!({"change": "not-pulled", "path": p}),
                     c => json!({"change": format!("{c:?}").to_lowercase(), "path": p}),
                 })
                 .collect::<Vec<_>>()
@@ -665,6 +666,7 @@ fn cmd_status(g: &Global) -> Result<i32> {
                 LocalChange::Modified => println!("modified  {}", p.display()),
                 LocalChange::Deleted => println!("deleted   {}", p.display()),
                 LocalChange::Renamed(from) => println!("renamed   {} -> {}", from.display(), p.display()),
+                LocalChange::NotPulled => println!("not pulled {} (the last pull could not write it: run the pull again)", p.display()),
             }
         }
         if !g.quiet && changes.is_empty() {

@@ -188,6 +188,7 @@ pub fn plan(base: &Base, remote: &Base, local: &LocalView<'_>, remote_rules: &Ig
     let new = writes.iter().filter(|p| local.get(p).is_none()).filter_map(|p| remote.get_key_value(p));
     let renames = crate::merge::renames(gone, new);
     writes.retain(|p| !renames.iter().any(|(_, to)| to == p));
+    deletes.retain(|p| !renames.iter().any(|(from, _)| from == p));
     // Order: renames (sources still exist), deletes (files, then folders
     // deepest first, so a folder replaced by a file is gone before the
     // file is written), new folders (parents first), writes, metadata
@@ -388,6 +389,7 @@ pub fn apply_tree(
     }
     commit.store = Some((store.config().store_id, head));
     commit.conflicts = Some(report.conflicts.clone());
+    commit.still_pending = failed.iter().filter_map(|p| remote.get_key_value(p)).map(|(p, e)| (p.clone(), e.clone())).collect();
     replica.commit(&commit)?;
     seed_file_cache(replica, &replica.base()?, &written);
     Ok(report)

@@ -81,6 +81,9 @@ pub struct Commit {
     pub store: Option<([u8; 16], ObjectName)>,
     /// Paths left alone (changed on both sides); `None` keeps the list.
     pub conflicts: Option<Vec<PathBuf>>,
+    /// What stays pending (versions a pull could not write); the rest of
+    /// the pending list is cleared.
+    pub still_pending: Base,
 }
 
 fn encode_ids(ids: &[ObjectName]) -> Vec<u8> {
@@ -388,6 +391,11 @@ impl Replica {
                 }
             }
             tx.delete_table(PENDING).map_err(|e| db_err(&path, e))?;
+            let mut t = tx.open_table(PENDING).map_err(|e| db_err(&path, e))?;
+            for (p, e) in &c.still_pending {
+                let v = Tree { entries: vec![e.clone()] }.encode();
+                t.insert(p.as_os_str().as_bytes(), &v[..]).map_err(|e| db_err(&path, e))?;
+            }
         }
         tx.commit().map_err(|e| db_err(&path, e))
     }

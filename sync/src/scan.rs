@@ -247,6 +247,9 @@ pub enum LocalChange {
     Deleted,
     /// Moved here from another path (same content).
     Renamed(PathBuf),
+    /// Not a local change: a pull that failed or was interrupted has not
+    /// written the store's version here yet (run the pull again).
+    NotPulled,
 }
 
 /// Block IDs of a local file, with the family's chunker.
@@ -264,12 +267,18 @@ pub fn file_ids(keys: &Keys, chunker: &Chunker, path: &Path) -> std::io::Result<
 pub fn status(replica: &Replica) -> Result<Vec<(LocalChange, PathBuf)>> {
     let mut base = replica.base()?;
     let view = LocalView::scan(replica)?;
+    let mut not_pulled = Vec::new();
     for (p, e) in replica.pending()? {
         if view.holds(&p, &e, true) {
             base.insert(p, e);
+        } else if !view.changed(&p, base.get(&p)) {
+            not_pulled.push(p);
         }
     }
-    Ok(diff_local(&view, &base))
+    let mut out = diff_local(&view, &base);
+    out.extend(not_pulled.into_iter().map(|p| (LocalChange::NotPulled, p)));
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(out)
 }
 
 /// Compares the last synced state with the working folder. Paths the
