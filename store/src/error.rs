@@ -40,6 +40,9 @@ pub enum Error {
     /// A store already exists where one was to be created.
     #[error("a ferry store already exists at {0}")]
     AlreadyExists(PathBuf),
+    /// A new store was to be created in a folder that holds other files.
+    #[error("{0} is not empty: a store needs a folder of its own")]
+    NotEmpty(PathBuf),
     /// No key file could be opened with the passphrase.
     #[error("wrong passphrase: none of the {tried} key file(s) of this store opens with it")]
     WrongPassphrase {

@@ -40,4 +40,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn delete(&self, path: &str) -> Result<()>;
     /// Leftover temp files and unknown files under `prefix`, for `check`.
     fn list_strays(&self, prefix: &str) -> Result<Vec<String>>;
+    /// The local folder holding the store, for a store on a local
+    /// filesystem (a backup of a folder containing it leaves it out).
+    fn local_root(&self) -> Option<&std::path::Path> {
+        None
+    }
 }
