@@ -240,6 +240,18 @@ fn backup_into_a_store_inside_the_folder_leaves_the_store_out() {
 }
 
 #[test]
+fn backup_of_the_store_folder_itself_is_refused() {
+    let env = Env::new();
+    let st = env.store("store");
+    for dir in [st.clone(), format!("{st}/keys")] {
+        let o = env.run(&["backup", &dir, "--to", &st]);
+        assert_eq!(o.status.code(), Some(1), "backup of {dir} into its own store was not refused");
+        assert!(stderr(&o).contains("the store itself or inside it"), "{}", stderr(&o));
+    }
+    assert_eq!(env.json(&["snapshots", &st]).as_array().unwrap().len(), 0);
+}
+
+#[test]
 fn push_to_a_store_inside_the_replica_leaves_the_store_out() {
     let env = Env::new();
     let r = env.path("r");

@@ -159,6 +159,9 @@ pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Pro
         (Some(r), true) => Some(crate::load_tree(store, r)?),
         _ => None,
     };
+    if store.backend().local_root().and_then(|p| p.canonicalize().ok()).is_some_and(|p| source.starts_with(&p)) {
+        return Err(Error::Invalid(format!("{} is the store itself or inside it: back up a folder outside the store", source.display())));
+    }
     // A store inside the folder is left out: backing it up into itself
     // would grow it on every run, and its files are ciphertext anyway.
     let leave_out: Vec<PathBuf> = store
