@@ -138,8 +138,21 @@ fn store_init(g: &Global, a: &StoreInitArgs) -> Result<i32> {
     } else {
         passphrase::new(true)?
     };
-    // Store::init makes the location (Backend::create).
-    let store = Store::init(target, &pw, opts, cache(g)).with_context(|| format!("creating store {}", a.loc))?;
+    // Store::init makes the location (Backend::create), refusing a local
+    // folder that holds other files; a failed init removes what it made.
+    let made_here = match Location::parse(&a.loc)? {
+        Location::Local(p) => (!p.exists()).then_some(p),
+        _ => None,
+    };
+    let store = match Store::init(target, &pw, opts, cache(g)) {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(p) = made_here {
+                let _ = std::fs::remove_dir_all(p);
+            }
+            return Err(anyhow::Error::new(e).context(format!("creating store {}", a.loc)));
+        }
+    };
     let c = store.config();
     if g.json {
         output::json(&json!({
@@ -239,6 +252,27 @@ fn print_skipped(g: &Global, s: &[Skipped], verb: &str) {
     }
 }
 
+/// The one-letter marker of a change kind in backup and push listings.
+fn change_marker(kind: &str) -> char {
+    match kind {
+        "new" => '+',
+        "deleted" => '-',
+        "metadata" => 'U',
+        _ => 'M',
+    }
+}
+
+/// Says once (stderr, not with --json/-q) which folders were left out
+/// because they hold the store.
+fn print_left_out(g: &Global, left_out: &[PathBuf]) {
+    if g.json || g.quiet {
+        return;
+    }
+    for p in left_out {
+        eprintln!("ferry: note: {} holds the store and is left out of the snapshot", p.display());
+    }
+}
+
 fn cmd_backup(g: &Global, a: &BackupArgs) -> Result<i32> {
     let store = open(g, &a.to)?;
     let opts = BackupOptions {
@@ -254,6 +288,7 @@ fn cmd_backup(g: &Global, a: &BackupArgs) -> Result<i32> {
         dry_run: a.dry_run,
         cache_dir: cache_dir(g),
         estimate: Bar::wanted(g),
+        list_changes: g.verbose > 0,
         ..Default::default()
     };
     let progress = Arc::new(Progress::default());
@@ -261,10 +296,12 @@ fn cmd_backup(g: &Global, a: &BackupArgs) -> Result<i32> {
     let r = backup(&store, &a.dir, &opts, &progress);
     bar.finish();
     let r = r?;
+    print_left_out(g, &r.left_out);
     let s = &r.summary;
     if g.json {
         output::json(&json!({
             "snapshot": r.snapshot.map(|id| id.to_hex()), "dry_run": a.dry_run,
+            "parents": r.parents.iter().map(|p| p.to_hex()).collect::<Vec<_>>(),
             "files_new": s.new_files, "files_changed": s.changed_files, "files_unchanged": s.unchanged_files,
             "files": s.files, "dirs": s.dirs, "bytes": s.bytes, "bytes_read": r.bytes_read,
             "bytes_new_plain": r.new_raw_bytes, "bytes_added": s.added_bytes,
@@ -274,12 +311,13 @@ fn cmd_backup(g: &Global, a: &BackupArgs) -> Result<i32> {
     } else if !g.quiet {
         if a.dry_run || g.verbose > 0 {
             for (p, k) in &r.changed {
-                println!("{} {p}", if *k == "new" { '+' } else { 'M' });
+                println!("{} {p}", change_marker(k));
             }
         }
         match r.snapshot {
             Some(id) => println!("snapshot {} saved", id.short(8)),
-            None => println!("dry run: nothing written"),
+            None if a.dry_run => println!("dry run: nothing written"),
+            None => println!("already up to date: no snapshot written"),
         }
         println!(
             "files: {} new, {} changed, {} unchanged ({} in {} folders, {})",
@@ -540,20 +578,22 @@ fn cmd_push(g: &Global, loc: &str, dry_run: bool, force: bool) -> Result<i32> {
     let res = push(&r, &store, &PushOptions { dry_run, force, host: host(&None), estimate: Bar::wanted(g) }, &progress);
     bar.finish();
     let rep = res?;
+    print_left_out(g, &rep.left_out);
     let s = &rep.summary;
     if g.json {
         output::json(&json!({
-            "snapshot": rep.snapshot.map(|i| i.to_hex()), "dry_run": dry_run, "files_new": s.new_files, "files_changed": s.changed_files,
+            "snapshot": rep.snapshot.map(|i| i.to_hex()), "dry_run": dry_run, "up_to_date": rep.up_to_date, "files_new": s.new_files, "files_changed": s.changed_files,
             "files_unchanged": s.unchanged_files, "bytes_read": rep.bytes_read, "bytes_new_plain": rep.new_raw_bytes, "bytes_written": s.added_bytes,
             "changed": json!(rep.changed.iter().map(|(p, k)| json!({"path": p, "kind": k})).collect::<Vec<_>>()),
             "skipped": skipped_json(&rep.skipped),
         }));
     } else if !g.quiet {
         for (p, k) in &rep.changed {
-            println!("{} {p}", if *k == "new" { '+' } else { 'M' });
+            println!("{} {p}", change_marker(k));
         }
         match rep.snapshot {
             Some(id) => println!("pushed snapshot {}: wrote {} to {}", id.short(8), size(s.added_bytes), loc),
+            None if rep.up_to_date => println!("already up to date: {loc} holds this folder as it is; no snapshot written"),
             None => println!("dry run: would send {} of new blocks (before compression); nothing written", size(rep.new_raw_bytes)),
         }
     }
@@ -790,8 +830,8 @@ fn cmd_gc(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
             r.packs_before,
             r.packs_repacked,
             r.packs_written,
-            if dry_run { "would free about" } else { "freed" },
-            size(r.bytes_freed.max(0) as u64)
+            if dry_run { "would free" } else { "freed" },
+            size(r.bytes_freed)
         );
     }
     Ok(0)

@@ -17,6 +17,9 @@ fn store_hint(e: &StoreError) -> Option<&'static str> {
         }
         StoreError::NotAStore(_) => "create one with `ferry store init LOC`, or check the path (is the drive mounted?)",
         StoreError::AlreadyExists(_) => "use the existing store, or pick an empty folder",
+        StoreError::NotEmpty(_) => {
+            "pick a new or empty folder for the store (for example a subfolder: LOC/ferry-store); nothing was written"
+        }
         StoreError::Damaged { .. } => "run `ferry check LOC --read-data` to see everything that is damaged and what it affects",
         StoreError::Io { .. } => "check that the store's drive or share is still mounted and writable, then run again",
         StoreError::LastKey => "add another key first with `ferry key add LOC`",

@@ -87,9 +87,7 @@ impl IndexCache {
     /// holds it, or it is unreadable or not writable, falls back to a private in-memory
     /// cache: slower to fill, never wrong.
     pub fn open(path: &Path) -> Result<IndexCache> {
-        if let Some(dir) = path.parent()
-            && std::fs::create_dir_all(dir).is_err()
-        {
+        if crate::private::prepare_file(path).is_err() {
             return Self::in_memory();
         }
         let db = match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
@@ -98,6 +96,7 @@ impl IndexCache {
             Err(_) => {
                 // A damaged cache is only a copy: start it afresh.
                 let _ = std::fs::remove_file(path);
+                let _ = crate::private::prepare_file(path);
                 match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
                     Ok(db) => db,
                     Err(_) => return Self::in_memory(),

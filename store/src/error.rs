@@ -53,6 +53,9 @@ pub enum Error {
     /// A store already exists where one was to be created.
     #[error("a ferry store already exists at {0}")]
     AlreadyExists(PathBuf),
+    /// A new store was to be created in a folder that holds other files.
+    #[error("{0} is not empty: a store needs a folder of its own")]
+    NotEmpty(PathBuf),
     /// No key file could be opened with the passphrase.
     #[error("wrong passphrase: {}", if *tried == 0 {
         "this store has no usable key file (keys/ + the 64-digit BLAKE3 of the file)".to_string()

@@ -13,6 +13,7 @@
 //! - [`pack`], [`index`], [`config`]: the object formats.
 //! - [`backend`]: where objects live ([`backend::LocalDir`] now; SSH and S3 later).
 //! - [`cache`]: the local redb copy of the merged index.
+//! - [`private`]: owner-only (0600/0700) files and folders.
 //! - [`lock`]: shared (writers) and exclusive (gc) store locks.
 //! - [`Store`] opens a store; [`StoreWriter`] adds blocks to it.
 //!
@@ -46,6 +47,7 @@ pub mod keyfile;
 pub mod keys;
 pub mod lock;
 pub mod pack;
+pub mod private;
 mod store;
 pub mod wire;
 mod writer;

@@ -101,18 +101,53 @@ impl PackBuilder {
     }
     /// Like [`PackBuilder::finish`] with a caller-supplied sealer (test vectors).
     pub fn finish_with(mut self, seal: impl FnOnce(&[u8]) -> Vec<u8>) -> FinishedPack {
-        let mut w = Writer::default();
         // The trailer is small: reserve exactly, never double a full pack.
         self.buf.reserve_exact(4 + self.entries.len() * ENTRY_LEN + crate::envelope::OVERHEAD + 64 + FOOTER_LEN);
-        w.u32(self.entries.len() as u32);
-        for e in &self.entries {
-            e.encode(&mut w);
-        }
-        let sealed = seal(&w.buf);
+        let sealed = seal(&trailer_payload(&self.entries));
         self.buf.extend_from_slice(&sealed);
         self.buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(PACK_MAGIC);
         FinishedPack { name: ObjectName::of(&self.buf), bytes: self.buf, entries: self.entries }
+    }
+}
+
+fn trailer_payload(entries: &[BlobEntry]) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u32(entries.len() as u32);
+    for e in entries {
+        e.encode(&mut w);
+    }
+    w.buf
+}
+
+/// Predicts, without the blocks' bytes, the exact size of the pack a
+/// [`PackBuilder`] fed the same blocks would [`finish`](PackBuilder::finish)
+/// (what `gc --dry-run` reports): the blocks, the sealed trailer (its
+/// compressed size depends only on the entries) and the footer.
+#[derive(Debug, Default)]
+pub struct PackSizer {
+    len: usize,
+    entries: Vec<BlobEntry>,
+}
+
+impl PackSizer {
+    /// Counts one sealed block of `length` bytes.
+    pub fn add(&mut self, kind: Kind, id: BlockId, raw_len: u32, length: u32) {
+        self.entries.push(BlobEntry { kind, id, offset: self.len as u64, length, raw_len });
+        self.len += length as usize;
+    }
+    /// Block bytes so far (as [`PackBuilder::len`]).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// True when no block was counted.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+    /// The size of the finished pack.
+    pub fn finished_len(&self) -> u64 {
+        let payload = envelope::encode_payload(&trailer_payload(&self.entries), envelope::ZSTD_LEVEL);
+        (self.len + envelope::NONCE_LEN + payload.len() + envelope::TAG_LEN + FOOTER_LEN) as u64
     }
 }
 
@@ -165,4 +200,27 @@ pub fn read_pack_entries(keys: &Keys, pack: &[u8], what: &str) -> Result<Vec<Blo
     let tlen = parse_footer(footer, pack_len, what)? as usize;
     let end = pack.len() - FOOTER_LEN;
     open_trailer(keys, &pack[end - tlen..end], pack_len, what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::MasterKey;
+
+    #[test]
+    fn pack_sizer_predicts_the_finished_pack_size_exactly() {
+        let keys = Keys::derive(&MasterKey::generate());
+        for n in [1usize, 2, 7, 300] {
+            let (mut b, mut s) = (PackBuilder::new(), PackSizer::default());
+            for i in 0..n {
+                let plain = vec![i as u8; 100 + i * 37];
+                let id = keys.block_id(&plain);
+                let sealed = envelope::seal(&keys, Kind::Data, &id.0, &plain, envelope::ZSTD_LEVEL);
+                b.add(Kind::Data, id, plain.len() as u32, &sealed);
+                s.add(Kind::Data, id, plain.len() as u32, sealed.len() as u32);
+            }
+            assert_eq!(s.len(), b.len());
+            assert_eq!(s.finished_len(), b.finish(&keys).bytes.len() as u64, "{n} blocks");
+        }
+    }
 }

@@ -50,6 +50,14 @@ pub struct BackupOptions {
     pub parents: Option<Vec<ObjectName>>,
     /// Count the folder first on a side thread, so a progress bar has totals.
     pub estimate: bool,
+    /// Write no snapshot when the new root tree equals the root of the
+    /// single parent (a push with no change): the report then says
+    /// `up_to_date` and names no snapshot.
+    pub skip_if_unchanged: bool,
+    /// List what changed against the parent snapshot in
+    /// [`BackupReport::changed`] (always done for a dry run). Costs one
+    /// tree read per folder of the parent.
+    pub list_changes: bool,
     /// Test hook: runs before each file is opened for reading, with its
     /// absolute path (lets tests change the folder between scan and read).
     #[doc(hidden)]
@@ -70,8 +78,16 @@ impl std::fmt::Debug for BeforeOpen {
 /// What a backup did.
 #[derive(Clone, Debug, Default)]
 pub struct BackupReport {
-    /// The new snapshot (None for a dry run).
+    /// The new snapshot (None for a dry run, or when up to date).
     pub snapshot: Option<ObjectName>,
+    /// Nothing changed since the single parent, and `skip_if_unchanged`
+    /// was set: no snapshot was written (or, in a dry run, none would be).
+    pub up_to_date: bool,
+    /// The parents the snapshot has (or would have).
+    pub parents: Vec<ObjectName>,
+    /// Folders inside the source left out because they hold the store
+    /// being written to.
+    pub left_out: Vec<PathBuf>,
     /// Counts (also stored in the snapshot).
     pub summary: Summary,
     /// File bytes read.
@@ -80,7 +96,10 @@ pub struct BackupReport {
     pub new_raw_bytes: u64,
     /// Files that could not be taken.
     pub skipped: Vec<Skipped>,
-    /// Files that would be read (dry run) or were read: (path, "new" | "changed").
+    /// What changed. Against the parent snapshot (dry run, or
+    /// `list_changes`): (path, "new" | "changed" | "metadata" | "deleted"),
+    /// only entries that differ from the parent. Otherwise the files that
+    /// were read: (path, "new" | "changed").
     pub changed: Vec<(String, &'static str)>,
     /// Wall time.
     pub duration: Duration,
@@ -91,6 +110,9 @@ struct Ctx<'a> {
     writer: Option<StoreWriter<'a>>,
     cache: Option<FileCache>,
     root_dev: u64,
+    dry_run: bool,
+    compare: bool,
+    leave_out: &'a [PathBuf],
     progress: &'a Progress,
     skipped: Mutex<Vec<Skipped>>,
     changed: Mutex<Vec<(String, &'static str)>>,
@@ -121,15 +143,50 @@ pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Pro
     // Refuse bad tags or host names before reading anything.
     Snapshot { host: opts.host.clone(), source: source.as_os_str().as_bytes().to_vec(), tags: opts.tags.clone(), ..Snapshot::empty() }
         .validate()?;
-    let cache = match (&opts.cache_dir, opts.dry_run) {
-        _ if opts.dry_run => None,
-        _ if opts.cache_file.is_some() => FileCache::open(opts.cache_file.as_deref().expect("checked")),
-        (Some(dir), false) => {
+    let cache_path = match (&opts.cache_file, &opts.cache_dir) {
+        (Some(f), _) => Some(f.clone()),
+        (None, Some(dir)) => {
             let key = blake3::hash(source.as_os_str().as_bytes()).to_hex();
-            FileCache::open(&dir.join(hex::encode(store.config().store_id)).join(format!("files-{}.redb", &key[..16])))
+            Some(dir.join(hex::encode(store.config().store_id)).join(format!("files-{}.redb", &key[..16])))
         }
         _ => None,
     };
+    // A dry run reads the cache (so it reads only what a real run would)
+    // but never changes it.
+    let cache = cache_path.and_then(|p| if opts.dry_run { FileCache::open_read_only(&p) } else { FileCache::open(&p) });
+    // The parents, and the tree the changes are measured against.
+    let parents = match &opts.parents {
+        Some(p) => p.clone(),
+        None => snapshot::list(store)?
+            .into_iter()
+            .rev()
+            .find(|(_, s)| s.source == source.as_os_str().as_bytes() && s.host == opts.host)
+            .map(|(id, _)| vec![id])
+            .unwrap_or_default(),
+    };
+    // A parent this store does not hold (a replica's base from another
+    // store) compares as nothing: every file is new, a snapshot is written.
+    let parent_root = match parents.as_slice() {
+        [p] => Snapshot::load(store, p).ok().map(|s| s.root),
+        _ => None,
+    };
+    let compare = opts.dry_run || opts.list_changes;
+    let parent_tree = match (&parent_root, compare) {
+        (Some(r), true) => Some(crate::load_tree(store, r)?),
+        _ => None,
+    };
+    if store.backend().local_root().and_then(|p| p.canonicalize().ok()).is_some_and(|p| source.starts_with(&p)) {
+        return Err(Error::Invalid(format!("{} is the store itself or inside it: back up a folder outside the store", source.display())));
+    }
+    // A store inside the folder is left out: backing it up into itself
+    // would grow it on every run, and its files are ciphertext anyway.
+    let leave_out: Vec<PathBuf> = store
+        .backend()
+        .local_root()
+        .and_then(|p| p.canonicalize().ok())
+        .filter(|p| p.starts_with(&source) && *p != source)
+        .into_iter()
+        .collect();
     // Writers announce themselves so gc never deletes what they build on.
     let _lock = if opts.dry_run { None } else { Some(store.lock(ferry_store::lock::LockKind::Shared, &opts.host)?) };
     // A gc may have finished between opening the store and taking the lock.
@@ -145,6 +202,9 @@ pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Pro
         writer,
         cache,
         root_dev: meta.dev(),
+        dry_run: opts.dry_run,
+        compare,
+        leave_out: &leave_out,
         progress,
         skipped: Mutex::default(),
         changed: Mutex::default(),
@@ -158,7 +218,7 @@ pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Pro
             let (source, filter) = (&source, &filter);
             scope.spawn(move || crate::scan::estimate(source, filter, progress));
         }
-        ctx.dir(&source, Path::new(""), &filter, 0)
+        ctx.dir(&source, Path::new(""), &filter, 0, parent_tree.as_ref())
     })?;
     let root = match root {
         Some(r) => r,
@@ -169,23 +229,26 @@ pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Pro
         bytes_read: ctx.bytes_read.load(std::sync::atomic::Ordering::Relaxed),
         skipped: std::mem::take(&mut *ctx.skipped.lock().expect("skipped")),
         changed: std::mem::take(&mut *ctx.changed.lock().expect("changed")),
+        left_out: leave_out.clone(),
         ..Default::default()
     };
     report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     report.changed.sort();
+    report.up_to_date = opts.skip_if_unchanged && parent_root == Some(root);
+    report.parents = parents.clone();
     if let Some(w) = ctx.writer {
         let stats = w.finish()?;
         summary.added_bytes = stats.stored_bytes;
         report.new_raw_bytes = stats.new_raw_bytes;
-        let parents = match &opts.parents {
-            Some(p) => p.clone(),
-            None => snapshot::list(store)?
-                .into_iter()
-                .rev()
-                .find(|(_, s)| s.source == source.as_os_str().as_bytes() && s.host == opts.host)
-                .map(|(id, _)| vec![id])
-                .unwrap_or_default(),
-        };
+        if report.up_to_date {
+            // Same tree as the parent: a snapshot would only add noise.
+            if let Some(c) = ctx.cache {
+                c.commit()?;
+            }
+            report.summary = summary;
+            report.duration = start.elapsed();
+            return Ok(report);
+        }
         let snap = Snapshot {
             time_ns: now_ns(),
             root,
@@ -227,8 +290,45 @@ impl Ctx<'_> {
         }
     }
 
+    fn note(&self, rel: &Path, kind: &'static str) {
+        self.changed.lock().expect("changed").push((display_rel(rel), kind));
+    }
+
+    /// Lists `e` (at `rel`, from the parent snapshot) and everything below
+    /// it as `kind`.
+    fn note_all(&self, e: &Entry, rel: &Path, kind: &'static str, depth: usize) -> Result<()> {
+        self.note(rel, kind);
+        if let Content::Dir(id) = &e.content {
+            if depth > MAX_DEPTH {
+                return Err(Error::Invalid(format!("the parent snapshot nests folders deeper than {MAX_DEPTH}")));
+            }
+            for c in crate::load_tree(self.store, id)?.entries {
+                self.note_all(&c, &crate::filter::rel_join(rel, &c.name), kind, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records how a new entry differs from the parent's entry of the same name.
+    fn compare_entry(&self, rel: &Path, new: &Entry, old: Option<&Entry>) -> Result<()> {
+        match old {
+            None => self.note(rel, "new"),
+            Some(o) if std::mem::discriminant(&o.content) != std::mem::discriminant(&new.content) => {
+                self.note_all(o, rel, "deleted", 0)?;
+                self.note(rel, "new");
+            }
+            Some(_) if matches!(new.content, Content::Dir(_)) => {}
+            Some(o) if o.content != new.content || o.size != new.size => self.note(rel, "changed"),
+            Some(o) if o != new => self.note(rel, "metadata"),
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
     /// Backs up one folder; `None` when it ends up empty under `--include`.
-    fn dir(&self, abs: &Path, rel: &Path, filter: &Filter, depth: usize) -> Result<Option<BlockId>> {
+    /// `parent` is the same folder in the parent snapshot, when changes
+    /// are listed against it.
+    fn dir(&self, abs: &Path, rel: &Path, filter: &Filter, depth: usize, parent: Option<&Tree>) -> Result<Option<BlockId>> {
         if depth > MAX_DEPTH {
             return Err(Error::Invalid(format!("{} is nested deeper than {MAX_DEPTH} folders", abs.display())));
         }
@@ -252,7 +352,9 @@ impl Ctx<'_> {
             .map(|name| {
                 let a = abs.join(name);
                 let r = rel.join(name);
-                match self.entry(&a, &r, name.as_bytes(), filter, depth) {
+                let old =
+                    parent.and_then(|t| t.entries.binary_search_by(|e| e.name.as_slice().cmp(name.as_bytes())).ok().map(|i| &t.entries[i]));
+                match self.entry(&a, &r, name.as_bytes(), filter, depth, old) {
                     Ok(e) => Ok(e),
                     Err(e @ (Error::Store(_) | Error::Cache { .. })) => Err(e),
                     Err(e) => {
@@ -263,6 +365,13 @@ impl Ctx<'_> {
             })
             .collect::<Result<_>>()?;
         let entries: Vec<Entry> = results.into_iter().flatten().collect();
+        if let Some(p) = parent {
+            for o in &p.entries {
+                if entries.binary_search_by(|e| e.name.cmp(&o.name)).is_err() {
+                    self.note_all(o, &crate::filter::rel_join(rel, &o.name), "deleted", depth + 1)?;
+                }
+            }
+        }
         if entries.is_empty() && !filter.opts.includes.is_empty() && depth > 0 {
             return Ok(None);
         }
@@ -270,17 +379,38 @@ impl Ctx<'_> {
         Ok(Some(self.put_tree(&Tree { entries })?))
     }
 
-    fn entry(&self, abs: &Path, rel: &Path, name: &[u8], filter: &Filter, depth: usize) -> Result<Option<Entry>> {
+    fn entry(&self, abs: &Path, rel: &Path, name: &[u8], filter: &Filter, depth: usize, old: Option<&Entry>) -> Result<Option<Entry>> {
         let m = std::fs::symlink_metadata(abs).map_err(|e| Error::io("stat", abs, e))?;
         let ft = m.file_type();
         let decision = filter.decide(rel, ft.is_dir());
         if decision == Decision::Exclude {
             return Ok(None);
         }
+        let e = self.entry_inner(abs, rel, name, filter, depth, old, &m)?;
+        if self.compare
+            && let Some(e) = &e
+        {
+            self.compare_entry(rel, e, old)?;
+        }
+        Ok(e)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn entry_inner(
+        &self,
+        abs: &Path,
+        rel: &Path,
+        name: &[u8],
+        filter: &Filter,
+        depth: usize,
+        old: Option<&Entry>,
+        m: &Metadata,
+    ) -> Result<Option<Entry>> {
+        let ft = m.file_type();
         let base = |content| Entry {
             name: name.to_vec(),
             mode: m.mode() & 0o7777,
-            mtime_ns: mtime_ns(&m),
+            mtime_ns: mtime_ns(m),
             size: 0,
             uid: m.uid(),
             gid: m.gid(),
@@ -294,7 +424,14 @@ impl Ctx<'_> {
             if filter.has_marker(abs) {
                 return Ok(None);
             }
-            return Ok(self.dir(abs, rel, filter, depth + 1)?.map(|id| base(Content::Dir(id))));
+            if self.leave_out.iter().any(|p| p == abs) {
+                return Ok(None);
+            }
+            let old_tree = match old.map(|o| &o.content) {
+                Some(Content::Dir(id)) if self.compare => Some(crate::load_tree(self.store, id)?),
+                _ => None,
+            };
+            return Ok(self.dir(abs, rel, filter, depth + 1, old_tree.as_ref())?.map(|id| base(Content::Dir(id))));
         }
         if ft.is_symlink() {
             let t = std::fs::read_link(abs).map_err(|e| Error::io("read link", abs, e))?;
@@ -305,11 +442,11 @@ impl Ctx<'_> {
             return Ok(None);
         }
         let (ids, m2) = self.file(abs, rel, m.clone())?;
+        let m = &m2;
         let mut e = base(Content::File(ids));
-        let m = m2;
         e.size = m.size();
-        e.mtime_ns = mtime_ns(&m);
-        e.link_group = link_group(&m);
+        e.mtime_ns = mtime_ns(m);
+        e.link_group = link_group(m);
         let mut c = self.counts.lock().expect("counts");
         c.files += 1;
         c.bytes += m.size();
@@ -338,7 +475,9 @@ impl Ctx<'_> {
                 }
             }
             if present {
-                if let Some(cache) = &self.cache {
+                if let Some(cache) = &self.cache
+                    && !self.dry_run
+                {
                     cache.put(key, c)?;
                 }
                 self.counts.lock().expect("counts").unchanged_files += 1;
@@ -385,7 +524,9 @@ impl Ctx<'_> {
                 && ctime_ns(&after) == ctime_ns(&before)
                 && same_file(&after, &before);
             if stable {
-                if let Some(cache) = &self.cache {
+                if let Some(cache) = &self.cache
+                    && !self.dry_run
+                {
                     cache.put(
                         key,
                         &CachedFile { size: n, mtime_ns: mtime_ns(&after), ctime_ns: ctime_ns(&after), ino: after.ino(), ids: ids.clone() },
@@ -398,7 +539,9 @@ impl Ctx<'_> {
                     c.changed_files += 1
                 }
                 drop(c);
-                self.changed.lock().expect("changed").push((display_rel(rel), label));
+                if !self.compare {
+                    self.note(rel, label);
+                }
                 self.progress.file_done(n);
                 return Ok((ids, after));
             }

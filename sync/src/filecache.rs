@@ -66,6 +66,7 @@ pub struct FileCache {
     db: Database,
     path: PathBuf,
     read_gen: usize,
+    read_only: bool,
     pending: Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
 }
 
@@ -81,32 +82,15 @@ impl FileCache {
         Self::try_open(path).ok().flatten()
     }
 
-    /// Opens the cache only to read what the last backup recorded (the
-    /// generations are left as they are); `None` when it cannot be used.
-    pub fn open_read(path: &Path) -> Option<FileCache> {
-        if !path.is_file() {
-            return None;
-        }
-        let db = Database::builder().set_cache_size(4 << 20).open(path).ok()?;
-        let read_gen = {
-            let tx = db.begin_read().ok()?;
-            match tx.open_table(META) {
-                Ok(meta) => meta.get("gen").ok()?.map(|v| v.value() as usize % 2).unwrap_or(0),
-                Err(_) => 0,
-            }
-        };
-        Some(FileCache { db, path: path.to_path_buf(), read_gen, pending: Mutex::new(Vec::new()) })
-    }
-
     fn try_open(path: &Path) -> Result<Option<FileCache>> {
-        if let Some(d) = path.parent() {
-            std::fs::create_dir_all(d).map_err(|e| err(path, e))?;
-        }
+        // It holds plaintext paths: private (0600 in a 0700 folder).
+        ferry_store::private::prepare_file(path).map_err(|e| err(path, e))?;
         let db = match Database::builder().set_cache_size(4 << 20).create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Ok(None),
             Err(_) => {
                 let _ = std::fs::remove_file(path);
+                ferry_store::private::prepare_file(path).map_err(|e| err(path, e))?;
                 Database::builder().set_cache_size(4 << 20).create(path).map_err(|e| err(path, e))?
             }
         };
@@ -123,18 +107,43 @@ impl FileCache {
             tx.commit().map_err(|e| err(path, e))?;
             g
         };
-        Ok(Some(FileCache { db, path: path.to_path_buf(), read_gen, pending: Mutex::new(Vec::new()) }))
+        Ok(Some(FileCache { db, path: path.to_path_buf(), read_gen, read_only: false, pending: Mutex::new(Vec::new()) }))
+    }
+
+    /// Opens an existing cache for reading only (a dry run): nothing is
+    /// created or changed, [`FileCache::put`] and [`FileCache::commit`] do
+    /// nothing. `None` when there is none or it cannot be read.
+    pub fn open_read_only(path: &Path) -> Option<FileCache> {
+        if !path.is_file() {
+            return None;
+        }
+        let db = Database::builder().set_cache_size(4 << 20).open(path).ok()?;
+        let read_gen = {
+            let tx = db.begin_read().ok()?;
+            match tx.open_table(META) {
+                Ok(meta) => meta.get("gen").ok()?.map(|v| v.value() as usize % 2).unwrap_or(0),
+                Err(_) => 0,
+            }
+        };
+        Some(FileCache { db, path: path.to_path_buf(), read_gen, read_only: true, pending: Mutex::new(Vec::new()) })
     }
 
     /// What the previous backup recorded for `rel`.
     pub fn get(&self, rel: &[u8]) -> Result<Option<CachedFile>> {
         let tx = self.db.begin_read().map_err(|e| err(&self.path, e))?;
-        let t = tx.open_table(TABLES[self.read_gen]).map_err(|e| err(&self.path, e))?;
+        let t = match tx.open_table(TABLES[self.read_gen]) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(err(&self.path, e)),
+        };
         Ok(t.get(rel).map_err(|e| err(&self.path, e))?.and_then(|v| CachedFile::decode(v.value())))
     }
 
     /// Records `rel` for the next backup.
     pub fn put(&self, rel: &[u8], f: &CachedFile) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
         let batch = {
             let mut p = self.pending.lock().expect("cache lock");
             p.push((rel.to_vec(), f.encode()));
@@ -160,6 +169,9 @@ impl FileCache {
     /// Makes what was recorded the current generation. Call after the
     /// snapshot is saved.
     pub fn commit(self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
         let rest = std::mem::take(&mut *self.pending.lock().expect("cache lock"));
         self.write(rest)?;
         let tx = self.db.begin_write().map_err(|e| err(&self.path, e))?;

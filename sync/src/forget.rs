@@ -44,6 +44,13 @@ impl Policy {
             && self.yearly.is_none()
             && self.tags.is_empty()
     }
+
+    /// True when no rule can keep anything: every count absent or zero and
+    /// no tag (`--keep-last 0` alone would drop every snapshot).
+    pub fn keeps_nothing(&self) -> bool {
+        [self.last, self.hourly, self.daily, self.weekly, self.monthly, self.yearly].iter().all(|n| n.unwrap_or(0) == 0)
+            && self.tags.is_empty()
+    }
 }
 
 /// One snapshot's fate.
@@ -71,6 +78,12 @@ fn bucket(ns: i64, fmt: &str) -> String {
 pub fn plan(snaps: &[(ObjectName, Snapshot)], policy: &Policy) -> Result<Vec<Decision>> {
     if policy.is_empty() {
         return Err(Error::Invalid("no policy given: every snapshot would go. Give at least one --keep-* option".into()));
+    }
+    if policy.keeps_nothing() {
+        return Err(Error::Invalid(
+            "this policy keeps no snapshot (every --keep-* count is 0): nothing was deleted. Give a count of at least 1, or --keep-tag"
+                .into(),
+        ));
     }
     let referenced: HashSet<ObjectName> = snaps.iter().flat_map(|(_, s)| s.parents.iter().copied()).collect();
     let mut groups: BTreeMap<String, Vec<&(ObjectName, Snapshot)>> = BTreeMap::new();

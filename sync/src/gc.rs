@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ferry_store::index::{IndexFile, PackRecord};
 use ferry_store::lock::LockKind;
-use ferry_store::pack::{BlobEntry, PackBuilder};
+use ferry_store::pack::{BlobEntry, PackBuilder, PackSizer};
 use ferry_store::{BlockId, INDEX_DIR, ObjectName, PACKS_DIR, Store, name_from_path, object_path};
 
 use crate::error::{Error, Result};
@@ -59,8 +59,12 @@ pub struct GcReport {
     pub strays_removed: u64,
     /// Bytes in packs before.
     pub bytes_before: u64,
-    /// Bytes freed (packs and indexes deleted, minus new packs and index).
-    pub bytes_freed: i64,
+    /// Pack bytes freed, exactly: packs deleted minus packs written (a
+    /// dry run computes the sizes the new packs will have). Index files
+    /// (rewritten as one) and temp files are counted in
+    /// `indexes_replaced` and `strays_removed`, not here. Never negative:
+    /// gc does nothing when collecting would not shrink the packs.
+    pub bytes_freed: u64,
 }
 
 fn used_blocks(store: &Store, snaps: &[(ObjectName, Snapshot)]) -> Result<HashSet<BlockId>> {
@@ -103,7 +107,6 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
 
     // Every index file, and packs no index lists.
     let listed_indexes = store.backend().list(INDEX_DIR)?;
-    let index_bytes: u64 = listed_indexes.iter().map(|o| o.size).sum();
     let index_names: Vec<ObjectName> = listed_indexes.iter().filter_map(|o| name_from_path(&o.path)).collect();
     let mut packs: BTreeMap<ObjectName, Vec<BlobEntry>> = BTreeMap::new();
     for n in &index_names {
@@ -149,7 +152,42 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
             missing.short(16)
         )));
     }
-    let dropped_bytes: u64 = drop_packs.iter().map(|n| sizes[n]).sum();
+    // The new packs, sized exactly as the copy below will build them.
+    let target = store.config().pack_target as usize;
+    let mut planned_written = 0u64;
+    let mut planned_packs = 0u64;
+    {
+        let (mut data, mut tree) = (PackSizer::default(), PackSizer::default());
+        let mut flush = |b: &mut PackSizer| {
+            if !b.is_empty() {
+                planned_written += b.finished_len();
+                planned_packs += 1;
+            }
+            *b = PackSizer::default();
+        };
+        for (_, e) in &move_blocks {
+            let b = if e.kind == ferry_store::Kind::Tree { &mut tree } else { &mut data };
+            b.add(e.kind, e.id, e.raw_len, e.length);
+            if b.len() >= target {
+                flush(b);
+            }
+        }
+        flush(&mut data);
+        flush(&mut tree);
+    }
+    let mut dropped_bytes: u64 = drop_packs.iter().map(|n| sizes[n]).sum();
+    if drop_packs.is_empty() || planned_written >= dropped_bytes {
+        // Nothing to collect, or copying would not shrink anything:
+        // leave packs and indexes as they are (rewriting the index alone
+        // would only make the store bigger).
+        rep.packs_dropped = 0;
+        rep.packs_repacked = 0;
+        drop_packs.clear();
+        move_blocks.clear();
+        dropped_bytes = 0;
+        planned_written = 0;
+        planned_packs = 0;
+    }
     // Only our own leftovers, and only where writers (now excluded by the
     // lock) write: a lock being taken right now also starts as a temp file.
     let mut strays = Vec::new();
@@ -164,12 +202,20 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     }
     if opts.dry_run {
         rep.strays_removed = strays.len() as u64;
-        rep.bytes_freed = dropped_bytes as i64 - move_blocks.iter().map(|(_, e)| e.length as i64).sum::<i64>();
+        rep.packs_written = planned_packs;
+        rep.indexes_replaced = if drop_packs.is_empty() { 0 } else { index_names.len() as u64 };
+        rep.bytes_freed = dropped_bytes - planned_written;
+        return Ok(rep);
+    }
+    if drop_packs.is_empty() {
+        for s in &strays {
+            store.backend().delete(s)?;
+            rep.strays_removed += 1;
+        }
         return Ok(rep);
     }
 
     // 1. New packs with the moved blocks (sealed bytes copied as they are).
-    let target = store.config().pack_target as usize;
     let (mut data, mut tree) = (PackBuilder::new(), PackBuilder::new());
     let mut written = 0u64;
     let mut flush = |b: PackBuilder, keep: &mut Vec<PackRecord>, rep: &mut GcReport| -> Result<()> {
@@ -216,7 +262,8 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
         store.backend().delete(s)?;
         rep.strays_removed += 1;
     }
-    rep.bytes_freed = (dropped_bytes + index_bytes) as i64 - (written + sealed.len() as u64) as i64;
+    debug_assert_eq!(written, planned_written, "gc wrote packs of another size than it planned");
+    rep.bytes_freed = dropped_bytes.saturating_sub(written);
     store.refresh_index()?;
     Ok(rep)
 }

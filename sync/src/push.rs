@@ -86,6 +86,7 @@ pub fn push(replica: &Replica, store: &Store, opts: &PushOptions, progress: &Pro
         folder: replica.folder_id,
         parents: Some(parents.clone()),
         estimate: opts.estimate,
+        skip_if_unchanged: true,
         ..Default::default()
     };
     // Validate the filter once here so a bad .ferryignore fails before any work.

@@ -123,8 +123,25 @@ pub fn find_root(start: &Path) -> Option<PathBuf> {
     start.ancestors().find(|p| p.join(META_DIR).join("replica.redb").is_file()).map(Path::to_path_buf)
 }
 
+/// Refuses to make `root` a replica when it already is one or lies inside
+/// one: a replica inside another would be pushed twice and fight over files.
+fn refuse_nested(root: &Path) -> Result<()> {
+    let abs = std::path::absolute(root).map_err(|e| Error::io("open", root, e))?;
+    let Some(existing) = abs.ancestors().find(|a| a.exists()).and_then(find_root) else { return Ok(()) };
+    if abs.canonicalize().is_ok_and(|r| r == existing) {
+        return Err(Error::Invalid(format!("{} is already a ferry replica", existing.display())));
+    }
+    Err(Error::Invalid(format!(
+        "{} is inside the ferry replica {}: a replica cannot hold another one. Use a folder outside it, or work in {} itself",
+        root.display(),
+        existing.display(),
+        existing.display()
+    )))
+}
+
 fn open_db(root: &Path) -> Result<Database> {
     let path = root.join(META_DIR).join("replica.redb");
+    ferry_store::private::prepare_file(&path).map_err(|e| Error::io("create", &path, e))?;
     match Database::create(&path) {
         Ok(db) => Ok(db),
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(Error::Invalid(format!(
@@ -147,13 +164,11 @@ impl Replica {
         chunker: ChunkerParams,
     ) -> Result<Replica> {
         chunker.validate()?;
+        refuse_nested(root)?;
         std::fs::create_dir_all(root).map_err(|e| Error::io("create", root, e))?;
         let root = root.canonicalize().map_err(|e| Error::io("open", root, e))?;
         let meta = root.join(META_DIR);
-        if meta.join("replica.redb").exists() {
-            return Err(Error::Invalid(format!("{} is already a ferry replica", root.display())));
-        }
-        std::fs::create_dir_all(&meta).map_err(|e| Error::io("create", &meta, e))?;
+        ferry_store::private::create_dir_all(&meta).map_err(|e| Error::io("create", &meta, e))?;
         let master = master.unwrap_or_else(MasterKey::generate);
         let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let kf = KeyFile::wrap(&master, passphrase, kdf, created, "replica")?;

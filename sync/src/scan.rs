@@ -89,7 +89,7 @@ impl<'a> LocalView<'a> {
             replica,
             entries,
             rules,
-            cache: crate::filecache::FileCache::open_read(&replica.file_cache()),
+            cache: crate::filecache::FileCache::open_read_only(&replica.file_cache()),
             chunker,
             hashed: Default::default(),
         })

@@ -31,6 +31,32 @@ impl LocalDir {
     pub fn root(&self) -> &Path {
         &self.root
     }
+    /// Makes the root folder ready for a new store: creates it (private,
+    /// 0700) when missing and returns true; an existing folder must be
+    /// empty (a store mixed with other files is refused, and so is an
+    /// existing store, which [`crate::Store::init`] reports itself).
+    pub fn create_root(&self) -> Result<bool> {
+        match fs::read_dir(&self.root) {
+            Ok(mut rd) => {
+                if rd.next().is_none() || self.root.join(crate::store::CONFIG_PATH).exists() {
+                    return Ok(false);
+                }
+                Err(Error::NotEmpty(self.root.clone()))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                crate::private::create_dir_all(&self.root).map_err(|e| Error::io("create folder", self.root.display().to_string(), e))?;
+                Ok(true)
+            }
+            Err(e) => Err(Error::io("list", self.root.display().to_string(), e)),
+        }
+    }
+
+    /// Undoes [`LocalDir::create_root`] after a failed `store init`: the
+    /// folder it created goes, with whatever the attempt wrote into it.
+    pub fn remove_created_root(&self) {
+        let _ = fs::remove_dir_all(&self.root);
+    }
+
     fn full(&self, path: &str) -> PathBuf {
         self.root.join(path)
     }
@@ -100,7 +126,7 @@ impl Backend for LocalDir {
     }
 
     fn create(&self) -> Result<()> {
-        fs::create_dir_all(&self.root).map_err(|e| Error::io("create folder", self.root.display().to_string(), e))
+        self.create_root().map(|_| ())
     }
 
     fn concurrency(&self) -> usize {
@@ -136,12 +162,12 @@ impl Backend for LocalDir {
             return Ok(());
         }
         let dir = target.parent().expect("object paths have a folder").to_path_buf();
-        fs::create_dir_all(&dir).map_err(|e| Error::io("create folder", dir.display().to_string(), e))?;
+        crate::private::create_dir_all(&dir).map_err(|e| Error::io("create folder", dir.display().to_string(), e))?;
         let mut rnd = [0u8; 8];
         getrandom::fill(&mut rnd).expect("OS randomness");
         let tmp = dir.join(format!("{TEMP_PREFIX}{}", hex::encode(rnd)));
         let result = (|| {
-            let mut f = File::create(&tmp)?;
+            let mut f = crate::private::create_file(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
             drop(f);
@@ -169,6 +195,10 @@ impl Backend for LocalDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("delete", path, e)),
         }
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
     }
 
     fn list_strays(&self, prefix: &str) -> Result<Vec<String>> {

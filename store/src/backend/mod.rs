@@ -72,4 +72,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn concurrency(&self) -> usize {
         1
     }
+    /// The local folder holding the store, for a store on a local
+    /// filesystem (a backup of a folder containing it leaves it out).
+    fn local_root(&self) -> Option<&std::path::Path> {
+        None
+    }
 }
