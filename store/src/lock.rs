@@ -158,8 +158,13 @@ pub fn acquire(backend: Arc<dyn Backend>, keys: &Keys, kind: LockKind, host: &st
         std::thread::spawn(move || {
             let mut waited = Duration::ZERO;
             while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(200));
-                waited += Duration::from_millis(200);
+                // Parked, not slept: dropping the guard unparks it at once.
+                let t0 = std::time::Instant::now();
+                std::thread::park_timeout(Duration::from_millis(200));
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                waited += t0.elapsed();
                 if waited >= REFRESH_EVERY {
                     waited = Duration::ZERO;
                     let new = lock_path(kind);
@@ -179,6 +184,7 @@ impl Drop for LockGuard {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
         let _ = self.backend.delete(&self.path.lock().expect("lock path"));
