@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use ferry_store::{ObjectName, Store};
+use ferry_store::{BlockId, ObjectName, Store};
 
 use crate::error::Result;
 use crate::replica::{Known, Replica};
@@ -103,17 +103,25 @@ impl History {
         let mut out = Vec::new();
         for i in self.ancestry(replica, id)? {
             if let Some(s) = self.get(&i) {
-                out.push(Known { id: i, parents: s.parents.clone(), time_ns: s.time_ns });
+                out.push(Known { id: i, parents: s.parents.clone(), time_ns: s.time_ns, root: s.root });
             } else if !replica.is_known(&i)? {
-                out.push(Known { id: i, parents: Vec::new(), time_ns: 0 });
+                out.push(Known { id: i, parents: Vec::new(), time_ns: 0, root: BlockId([0; 32]) });
             }
         }
         Ok(out)
     }
 
-    /// The newest common ancestor of all `heads` that the store holds
-    /// (its tree must be readable here), by time, then id.
-    pub fn merge_base(&self, replica: &Replica, heads: &[ObjectName]) -> Result<Option<ObjectName>> {
+    /// The tree of the newest common ancestor of all `heads` (by time,
+    /// then id), through the store's snapshots and the replica's known
+    /// ones. It is read from this store: the snapshot itself when the store
+    /// holds it, else its root tree when the store holds that (a replica
+    /// that carried a state over from another store pushed the same tree
+    /// here). When the newest common ancestor cannot be read here, there is
+    /// no merge base (every difference is then a change, and the result is
+    /// the same whoever merges): an older, readable ancestor would make
+    /// the result depend on which store the merge happens in, and replicas
+    /// syncing through two stores would never converge.
+    pub fn merge_base(&self, store: &Store, replica: &Replica, heads: &[ObjectName]) -> Result<Option<BlockId>> {
         let mut common: Option<BTreeSet<ObjectName>> = None;
         for h in heads {
             let a = self.ancestry(replica, h)?;
@@ -122,6 +130,19 @@ impl History {
                 Some(c) => c.intersection(&a).copied().collect(),
             });
         }
-        Ok(common.unwrap_or_default().into_iter().filter_map(|id| self.get(&id).map(|s| (s.time_ns, id))).max().map(|(_, id)| id))
+        let mut best: Option<(i64, ObjectName, Option<BlockId>)> = None;
+        for id in common.unwrap_or_default() {
+            let cand = match self.get(&id) {
+                Some(s) => (s.time_ns, id, Some(s.root)),
+                None => match replica.known(&id)? {
+                    Some(k) => (k.time_ns, id, (k.root != BlockId([0; 32]) && store.has_block(&k.root)?).then_some(k.root)),
+                    None => (0, id, None),
+                },
+            };
+            if best.as_ref().is_none_or(|b| (cand.0, cand.1) > (b.0, b.1)) {
+                best = Some(cand);
+            }
+        }
+        Ok(best.and_then(|(_, _, root)| root))
     }
 }

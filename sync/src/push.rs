@@ -102,7 +102,7 @@ pub fn push(replica: &Replica, store: &Store, opts: &PushOptions, progress: &Pro
             set: tree.into_iter().collect(),
             replace: true,
             parents: Some(vec![id]),
-            known: vec![Known { id, parents, time_ns: snap.time_ns }],
+            known: vec![Known { id, parents, time_ns: snap.time_ns, root: snap.root }],
             store: Some((store.config().store_id, id)),
             ..Default::default()
         })?;

@@ -29,7 +29,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ferry_store::{ChunkerParams, KdfParams, KeyFile, Keys, MasterKey, ObjectName};
+use ferry_store::{BlockId, ChunkerParams, KdfParams, KeyFile, Keys, MasterKey, ObjectName};
 use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::error::{Error, Result};
@@ -43,7 +43,8 @@ const STORES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("stores");
 /// Snapshots of this folder this replica has made or taken in (format 1;
 /// read as known snapshots whose parents are not recorded).
 const SEEN: TableDefinition<&[u8], u8> = TableDefinition::new("seen");
-/// Known snapshots: id → parents (32 bytes each) then time (8 bytes, LE ns).
+/// Known snapshots: id → parent count (u32 LE), parents (32 bytes each),
+/// time (i64 LE ns), root tree id (32 bytes).
 const KNOWN: TableDefinition<&[u8], &[u8]> = TableDefinition::new("known");
 /// What a running pull is writing: path → entry.
 const PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pending");
@@ -62,6 +63,9 @@ pub struct Known {
     pub parents: Vec<ObjectName>,
     /// Its time (ns).
     pub time_ns: i64,
+    /// Its root tree (a merge base can be read from any store holding
+    /// that tree, even one that lacks the snapshot itself); zero when not known.
+    pub root: BlockId,
 }
 
 /// One atomic update of the replica's state.
@@ -286,13 +290,19 @@ impl Replica {
             && let Some(v) = t.get(&id.0[..]).map_err(|e| db_err(&self.path(), e))?
         {
             let v = v.value();
-            let n = v.len().saturating_sub(8) / 32 * 32;
-            let time_ns = v.get(n..n + 8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes"))).unwrap_or(0);
-            return Ok(Some(Known { id: *id, parents: decode_ids(&v[..n]), time_ns }));
+            let bad = || db_err(&self.path(), "bad known-snapshot record");
+            let n = u32::from_le_bytes(v.get(..4).ok_or_else(bad)?.try_into().expect("4 bytes")) as usize;
+            let (ids, rest) = v.get(4..).ok_or_else(bad)?.split_at_checked(n * 32).ok_or_else(bad)?;
+            if rest.len() != 40 {
+                return Err(bad());
+            }
+            let time_ns = i64::from_le_bytes(rest[..8].try_into().expect("8 bytes"));
+            let root = BlockId(rest[8..].try_into().expect("32 bytes"));
+            return Ok(Some(Known { id: *id, parents: decode_ids(ids), time_ns, root }));
         }
         match tx.open_table(SEEN) {
             Ok(t) if t.get(&id.0[..]).map_err(|e| db_err(&self.path(), e))?.is_some() => {
-                Ok(Some(Known { id: *id, parents: Vec::new(), time_ns: 0 }))
+                Ok(Some(Known { id: *id, parents: Vec::new(), time_ns: 0, root: BlockId([0; 32]) }))
             }
             _ => Ok(None),
         }
@@ -394,8 +404,10 @@ impl Replica {
             }
             let mut k = tx.open_table(KNOWN).map_err(|e| db_err(&path, e))?;
             for known in &c.known {
-                let mut v = encode_ids(&known.parents);
+                let mut v = (known.parents.len() as u32).to_le_bytes().to_vec();
+                v.extend_from_slice(&encode_ids(&known.parents));
                 v.extend_from_slice(&known.time_ns.to_le_bytes());
+                v.extend_from_slice(&known.root.0);
                 k.insert(&known.id.0[..], &v[..]).map_err(|e| db_err(&path, e))?;
             }
             if let Some(conflicts) = &c.conflicts {

@@ -184,8 +184,8 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     if virtual_local.is_some() {
         mb_heads.extend(parents.iter().copied());
     }
-    let mbase = match hist.merge_base(replica, &mb_heads)? {
-        Some(id) => flatten(store, &hist.get(&id).expect("listed").root)?,
+    let mbase = match hist.merge_base(store, replica, &mb_heads)? {
+        Some(root) => flatten(store, &root)?,
         None => Base::new(),
     };
     let mut head_trees = Vec::new();

@@ -111,7 +111,9 @@ fn open_store(dir: &Path, r: &Replica) -> Store {
 }
 
 fn run(seed: u64, n: usize, stores: usize, steps: usize) {
-    let tmp = tempfile::tempdir().unwrap();
+    // tmpfs when there is one: every sync fsyncs, and that is not what this tests.
+    let shm = Path::new("/dev/shm");
+    let tmp = if shm.is_dir() { tempfile::tempdir_in(shm).unwrap() } else { tempfile::tempdir().unwrap() };
     let mut rng = Rng(seed | 1);
     let store_dirs: Vec<PathBuf> = (0..stores).map(|i| tmp.path().join(format!("store{i}"))).collect();
     let roots: Vec<PathBuf> = (0..n).map(|i| tmp.path().join(format!("r{i}"))).collect();
@@ -140,6 +142,19 @@ fn run(seed: u64, n: usize, stores: usize, steps: usize) {
         }
         let r = sync(&replicas[i], &open_store(&store_dirs[s], &replicas[i]), &opts, &Progress::default())
             .unwrap_or_else(|e| panic!("seed {seed}: sync of replica {i} with store {s} failed: {e}"));
+        if std::env::var_os("FERRY_CONV_TRACE").is_some() {
+            let short = |o: &ferry_store::ObjectName| o.short(6).to_string();
+            eprintln!(
+                "sync r{i} s{s}: pushed {:?} heads {:?} merged {:?} actions {:?} left {:?} complete {} parents {:?}",
+                r.pushed.as_ref().map(short),
+                r.heads.iter().map(short).collect::<Vec<_>>(),
+                r.merged.as_ref().map(short),
+                r.apply.actions,
+                r.apply.conflicts,
+                r.apply.complete,
+                replicas[i].parents().unwrap().iter().map(short).collect::<Vec<_>>()
+            );
+        }
         assert!(r.apply.skipped.is_empty(), "seed {seed}: {:?}", r.apply.skipped);
     };
     for step in 0..steps {
@@ -148,8 +163,14 @@ fn run(seed: u64, n: usize, stores: usize, steps: usize) {
             let s = rng.below(stores);
             do_sync(i, s, &replicas, &mut pushed);
         } else {
+            if std::env::var_os("FERRY_CONV_TRACE").is_some() {
+                eprintln!("edit r{i}");
+            }
             edit(&roots[i], &mut rng, step as u64);
         }
+    }
+    if std::env::var_os("FERRY_CONV_TRACE").is_some() {
+        eprintln!("---- final rounds");
     }
     // Final rounds: everybody meets every store, until nothing changes.
     for _round in 0..3 {
@@ -161,7 +182,7 @@ fn run(seed: u64, n: usize, stores: usize, steps: usize) {
     }
     let first = tree(&roots[0]);
     for (i, root) in roots.iter().enumerate().skip(1) {
-        assert_eq!(tree(root), first, "seed {seed}: replica {i} differs from replica 0");
+        assert_eq!(tree(root), first, "seed {seed} n {n} stores {stores}: replica {i} differs from replica 0");
     }
     // No version is lost: every pushed content is in some snapshot of some store.
     let mut stored: HashSet<String> = HashSet::new();
@@ -181,11 +202,19 @@ fn run(seed: u64, n: usize, stores: usize, steps: usize) {
 }
 
 proptest! {
-    // FERRY_PROP_CASES=200 for a longer hunt; 10 keeps CI quick.
-    #![proptest_config(ProptestConfig { cases: std::env::var("FERRY_PROP_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(10), failure_persistence: None, ..ProptestConfig::default() })]
+    // FERRY_PROP_CASES=500 for a longer hunt; 40 (about a minute on tmpfs) in CI.
+    #![proptest_config(ProptestConfig { cases: std::env::var("FERRY_PROP_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(40), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn replicas_converge_and_lose_nothing(seed in any::<u64>(), n in 3usize..=5, stores in 1usize..=2) {
         run(seed, n, stores, 30);
     }
+}
+
+/// Replays one case: `FERRY_CONV_REPLAY=SEED,N,STORES`.
+#[test]
+fn replay_one_case() {
+    let Ok(v) = std::env::var("FERRY_CONV_REPLAY") else { return };
+    let f: Vec<u64> = v.split(',').map(|x| x.trim().parse().expect("SEED,N,STORES")).collect();
+    run(f[0], f[1] as usize, f[2] as usize, 30);
 }
