@@ -119,6 +119,15 @@ pub fn conflict_name(path: &Path, replica: &[u8; 16], mtime_ns: i64) -> PathBuf 
     path.with_file_name(format!("{stem}.conflict-{}-{when}{ext}", hex::encode(&replica[..4])))
 }
 
+/// `NAME.conflict-R-TIME-<6 hex>.EXT`: a conflict name made unique by the
+/// first 3 bytes of BLAKE3 of the version's content key.
+fn with_content_suffix(copy: &Path, e: &Entry) -> PathBuf {
+    let name = copy.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tag = hex::encode(&blake3::hash(&content_key(e)).as_bytes()[..3]);
+    let i = name.find(".conflict-").map(|i| i + ".conflict-".len() + 24).unwrap_or(name.len()).min(name.len());
+    copy.with_file_name(format!("{}-{tag}{}", &name[..i], &name[i..]))
+}
+
 /// True for a name made by [`conflict_name`].
 pub fn is_conflict_copy(name: &str) -> bool {
     let Some(i) = name.find(".conflict-") else { return false };
@@ -322,21 +331,29 @@ pub fn merge(base: &Base, heads: &[Head]) -> Merged {
     let (vbase, heads) = follow_renames(base, heads);
     let mut out = Merged::default();
     let paths: BTreeSet<PathBuf> = vbase.keys().chain(heads.iter().flat_map(|h| h.tree.keys())).cloned().collect();
-    let mut copies: Vec<(PathBuf, Entry)> = Vec::new();
+    let mut copies: Vec<(PathBuf, PathBuf, Entry)> = Vec::new();
     for p in &paths {
         let b = vbase.get(p);
         let r = resolve(b, changes_at(p, b, &heads));
         for (m, rep) in r.losers {
-            let copy = conflict_name(p, &rep, m.mtime_ns);
-            copies.push((copy.clone(), renamed(&m, &copy)));
-            out.conflicts.push(Conflict { path: p.clone(), copy });
+            copies.push((p.clone(), conflict_name(p, &rep, m.mtime_ns), m));
         }
         if let Some(e) = r.result {
             out.tree.insert(p.clone(), e);
         }
     }
-    for (c, e) in copies {
-        out.tree.entry(c).or_insert(e);
+    for (p, copy, m) in copies {
+        // A name already taken by other content (the same replica lost
+        // twice within one second, or an older copy is still there) gets
+        // a suffix from the content, so no version is dropped.
+        let copy = match out.tree.get(&copy) {
+            Some(x) if !same_content(x, &m) => with_content_suffix(&copy, &m),
+            _ => copy,
+        };
+        if out.tree.get(&copy).is_none_or(|x| same_content(x, &m)) {
+            out.tree.entry(copy.clone()).or_insert_with(|| renamed(&m, &copy));
+            out.conflicts.push(Conflict { path: p, copy });
+        }
     }
     restore_parent_folders(&mut out, &vbase, &heads);
     out.conflicts.sort_by(|a, b| a.path.cmp(&b.path).then(a.copy.cmp(&b.copy)));
