@@ -13,6 +13,7 @@
 //! - [`pack`], [`index`], [`config`]: the object formats.
 //! - [`backend`]: where objects live ([`backend::LocalDir`] now; SSH and S3 later).
 //! - [`cache`]: the local redb copy of the merged index.
+//! - [`layout`]: folder names, object paths, the temp-file prefix (format-spec §2).
 //! - [`private`]: owner-only (0600/0700) files and folders.
 //! - [`lock`]: shared (writers) and exclusive (gc) store locks.
 //! - [`Store`] opens a store; [`StoreWriter`] adds blocks to it.
@@ -45,6 +46,7 @@ mod id;
 pub mod index;
 pub mod keyfile;
 pub mod keys;
+pub mod layout;
 pub mod lock;
 pub mod pack;
 pub mod private;
@@ -60,8 +62,6 @@ pub use error::{Error, Result};
 pub use id::{BlockId, ObjectName};
 pub use keyfile::{KdfParams, KeyFile};
 pub use keys::{Keys, MasterKey};
-pub use store::{
-    CONFIG_PATH, CacheLocation, INDEX_DIR, InitOptions, KEYS_DIR, KeyInfo, MAX_TREE_LEN, PACKS_DIR, RefreshStats, SNAPSHOTS_DIR, Store,
-    key_name_from_path, name_from_path, object_path, open_block,
-};
+pub use layout::{CONFIG_PATH, INDEX_DIR, KEYS_DIR, PACKS_DIR, SNAPSHOTS_DIR, key_name_from_path, name_from_path, object_path};
+pub use store::{CacheLocation, InitOptions, KeyInfo, MAX_TREE_LEN, RefreshStats, Store, open_block};
 pub use writer::{INDEX_EVERY_PACKS, PutError, StoreWriter, WriteStats};

@@ -18,53 +18,12 @@ use crate::id::{BlockId, ObjectName};
 use crate::index::IndexFile;
 use crate::keyfile::{KdfParams, KeyFile};
 use crate::keys::{Keys, MasterKey};
+use crate::layout::{CONFIG_PATH, INDEX_DIR, KEYS_DIR, PACKS_DIR, key_name_from_path, key_path, name_from_path, object_path};
 use crate::pack;
 use crate::writer::StoreWriter;
 
-/// Folder of key files.
-pub const KEYS_DIR: &str = "keys/";
-/// Folder of packs.
-pub const PACKS_DIR: &str = "packs/";
-/// Folder of index files.
-pub const INDEX_DIR: &str = "index/";
-/// Folder of snapshots.
-pub const SNAPSHOTS_DIR: &str = "snapshots/";
 /// Largest plaintext accepted for a tree (metadata) block.
 pub const MAX_TREE_LEN: u32 = 64 << 20;
-/// The config object.
-pub const CONFIG_PATH: &str = "config";
-
-/// Path of a content-named object in a sharded folder: `dir/ab/ab12…`.
-pub fn object_path(dir: &str, name: &ObjectName) -> String {
-    let h = name.to_hex();
-    format!("{dir}{}/{h}", &h[..2])
-}
-
-/// The object name encoded in a listed path: only `dir/ab/ab…` with 64
-/// lowercase hex digits whose first two are the shard folder. Anything
-/// else is not an object of the store (and is not read).
-pub fn name_from_path(path: &str) -> Option<ObjectName> {
-    let mut parts = path.rsplit('/');
-    let name = parts.next()?;
-    let shard = parts.next()?;
-    let lower_hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if name.len() != 64 || !lower_hex(name) || shard != &name[..2] {
-        return None;
-    }
-    name.parse().ok()
-}
-
-/// The name of a key file listed at `path`: only `keys/<name>` with 64
-/// lowercase hex digits (format-spec §4.5). Anything else under `keys/` is
-/// not a key file: open ignores it, `check` reports it.
-pub fn key_name_from_path(path: &str) -> Option<ObjectName> {
-    let name = path.strip_prefix(KEYS_DIR)?;
-    let lower_hex = name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if name.len() != 64 || !lower_hex {
-        return None;
-    }
-    name.parse().ok()
-}
 
 const WRONG_FAMILY: &str = "does not open with this key family's key (another family's store, or a damaged config)";
 
@@ -173,7 +132,7 @@ impl Store {
         let kf = KeyFile::wrap(&master, passphrase, opts.kdf, now_secs(), &opts.host)?;
         let key_id = ObjectName::of(kf.to_bytes());
         // Key file first: a config without a key would be unusable.
-        backend.write(&format!("{KEYS_DIR}{}", key_id.to_hex()), kf.to_bytes())?;
+        backend.write(&key_path(&key_id), kf.to_bytes())?;
         backend.write(CONFIG_PATH, &config.seal(&keys))?;
         Self::with_parts(backend, keys, config, cache, Some(key_id))
     }
@@ -537,7 +496,7 @@ impl Store {
     pub fn add_key(&self, passphrase: &[u8], kdf: KdfParams, host: &str) -> Result<ObjectName> {
         let kf = KeyFile::wrap(self.keys.master(), passphrase, kdf, now_secs(), host)?;
         let id = ObjectName::of(kf.to_bytes());
-        self.backend.write(&format!("{KEYS_DIR}{}", id.to_hex()), kf.to_bytes())?;
+        self.backend.write(&key_path(&id), kf.to_bytes())?;
         Ok(id)
     }
 
@@ -553,7 +512,7 @@ impl Store {
         if keys.len() == 1 {
             return Err(Error::LastKey);
         }
-        self.backend.delete(&format!("{KEYS_DIR}{}", k.id.to_hex()))?;
+        self.backend.delete(&key_path(&k.id))?;
         Ok(k.id)
     }
 }
