@@ -38,6 +38,7 @@
 pub mod backend;
 pub mod cache;
 pub mod chunker;
+mod collect;
 pub mod config;
 pub mod envelope;
 mod error;
@@ -51,11 +52,13 @@ pub mod lock;
 pub mod pack;
 pub mod private;
 mod store;
+mod verify;
 pub mod wire;
 mod writer;
 
 pub use cache::Location;
 pub use chunker::{Chunker, ChunkerParams};
+pub use collect::{BlockSet, CollectReport};
 pub use config::Config;
 pub use envelope::Kind;
 pub use error::{Error, Result};
@@ -64,4 +67,5 @@ pub use keyfile::{KdfParams, KeyFile};
 pub use keys::{Keys, MasterKey};
 pub use layout::{CONFIG_PATH, INDEX_DIR, KEYS_DIR, PACKS_DIR, SNAPSHOTS_DIR, key_name_from_path, name_from_path, object_path};
 pub use store::{CacheLocation, InitOptions, KeyInfo, MAX_TREE_LEN, RefreshStats, Store, open_block};
+pub use verify::{PackReport, Problem, StructureReport};
 pub use writer::{INDEX_EVERY_PACKS, PutError, StoreWriter, WriteStats};

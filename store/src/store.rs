@@ -18,7 +18,9 @@ use crate::id::{BlockId, ObjectName};
 use crate::index::IndexFile;
 use crate::keyfile::{KdfParams, KeyFile};
 use crate::keys::{Keys, MasterKey};
-use crate::layout::{CONFIG_PATH, INDEX_DIR, KEYS_DIR, PACKS_DIR, key_name_from_path, key_path, name_from_path, object_path};
+use crate::layout::{
+    CONFIG_PATH, INDEX_DIR, KEYS_DIR, PACKS_DIR, SNAPSHOTS_DIR, key_name_from_path, key_path, name_from_path, object_path,
+};
 use crate::pack;
 use crate::writer::StoreWriter;
 
@@ -248,8 +250,9 @@ impl Store {
         Ok(s)
     }
 
-    /// The backend.
-    pub fn backend(&self) -> &Arc<dyn Backend> {
+    /// The backend (crate-private: layers above ask the store for objects
+    /// by name and never see paths).
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
     }
     /// The derived keys.
@@ -260,8 +263,8 @@ impl Store {
     pub fn config(&self) -> &Config {
         &self.config
     }
-    /// The index cache.
-    pub fn cache(&self) -> &IndexCache {
+    /// The index cache (crate-private, like [`Store::backend`]).
+    pub(crate) fn cache(&self) -> &IndexCache {
         &self.cache
     }
     /// A chunker with this store's secret gear table and parameters.
@@ -450,13 +453,7 @@ impl Store {
     /// interrupted writer, or being written right now by another one).
     pub fn unindexed_packs(&self) -> Result<Vec<(ObjectName, u64)>> {
         let known = self.cache.packs()?;
-        Ok(self
-            .backend
-            .list(PACKS_DIR)?
-            .into_iter()
-            .filter_map(|o| name_from_path(&o.path).map(|n| (n, o.size)))
-            .filter(|(n, _)| !known.contains(n))
-            .collect())
+        Ok(self.list_packs()?.into_iter().filter(|(n, _)| !known.contains(n)).collect())
     }
 
     /// Reads the trailer of one pack (two ranged reads).
@@ -469,6 +466,43 @@ impl Store {
         let tlen = pack::parse_footer(&footer, size, &path)? as u64;
         let sealed = self.backend.read_range(&path, size - pack::FOOTER_LEN as u64 - tlen, tlen)?;
         pack::open_trailer(&self.keys, &sealed, size, &path)
+    }
+
+    /// Packs the index cache lists (as of the last refresh).
+    pub fn indexed_packs(&self) -> Result<HashSet<ObjectName>> {
+        self.cache.packs()
+    }
+
+    /// Every snapshot's name.
+    pub fn list_snapshots(&self) -> Result<Vec<ObjectName>> {
+        Ok(self.backend.list(SNAPSHOTS_DIR)?.iter().filter_map(|o| name_from_path(&o.path)).collect())
+    }
+
+    /// Seals a snapshot payload (format-spec §14) and writes it; returns its name.
+    pub fn write_snapshot(&self, payload: &[u8]) -> Result<ObjectName> {
+        self.write_object(SNAPSHOTS_DIR, Kind::Snapshot, payload)
+    }
+
+    /// Reads, verifies and opens a snapshot object (payload of at most `max_len` bytes).
+    pub fn read_snapshot(&self, name: &ObjectName, max_len: usize) -> Result<Vec<u8>> {
+        self.read_object(SNAPSHOTS_DIR, Kind::Snapshot, name, max_len)
+    }
+
+    /// Deletes one snapshot object (`forget`, format-spec §17.2); its
+    /// blocks stay until gc. Deleting a missing snapshot is not an error.
+    pub fn delete_snapshot(&self, name: &ObjectName) -> Result<()> {
+        self.backend.delete(&object_path(SNAPSHOTS_DIR, name))
+    }
+
+    /// Leftover temp files and unknown files anywhere in the store (for `check`).
+    pub fn list_strays(&self) -> Result<Vec<String>> {
+        self.backend.list_strays("")
+    }
+
+    /// The local folder holding the store, when it is on a local
+    /// filesystem (a backup of a folder containing it leaves it out).
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.backend.local_root()
     }
 
     /// Lists the key files with their headers: those `open` would try
