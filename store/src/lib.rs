@@ -16,7 +16,11 @@
 //! - [`layout`]: folder names, object paths, the temp-file prefix (format-spec §2).
 //! - [`private`]: owner-only (0600/0700) files and folders.
 //! - [`lock`]: shared (writers) and exclusive (gc) store locks.
-//! - [`Store`] opens a store; [`StoreWriter`] adds blocks to it.
+//! - [`Store`] opens a store and is the only way above this crate to reach
+//!   its objects (by name, never by path); [`StoreWriter`] adds blocks to it;
+//!   [`Store::collect`] deletes blocks no snapshot uses (gc's physical half);
+//!   [`Store::verify_structure`] and [`Store::verify_pack`] are `check`'s
+//!   store half; [`Store::delete_snapshot`] is `forget`'s.
 //!
 //! ## Example
 //! ```
