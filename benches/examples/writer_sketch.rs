@@ -29,6 +29,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Instant;
 
 use ferry_benches::{init_store, random_bytes, source_like};
+use ferry_store::backend::{Backend, LocalDir};
 use ferry_store::envelope::{self, Kind};
 use ferry_store::index::{IndexFile, PackRecord};
 use ferry_store::pack::{FinishedPack, PackBuilder};
@@ -91,13 +92,15 @@ impl<R: Read> Iterator for LeanChunks<'_, R> {
 /// cache, then releases reservations), like `StoreWriter::write_pack`.
 struct PackSink<'s> {
     store: &'s Store,
+    /// The store's folder, written directly (the store keeps its backend to itself).
+    backend: LocalDir,
     pending: Mutex<Vec<PackRecord>>,
     reserved: &'s Mutex<HashSet<BlockId>>,
 }
 
 impl PackSink<'_> {
     fn write_pack(&self, p: FinishedPack) -> Res<()> {
-        self.store.backend().write(&object_path(PACKS_DIR, &p.name), &p.bytes)?;
+        self.backend.write(&object_path(PACKS_DIR, &p.name), &p.bytes)?;
         let flush = {
             let mut pending = self.pending.lock().unwrap();
             pending.push(PackRecord { pack: p.name, entries: p.entries });
@@ -112,8 +115,10 @@ impl PackSink<'_> {
         let idx = IndexFile { supersedes: Vec::new(), packs: records };
         let sealed = idx.seal(self.store.keys());
         let name = ObjectName::of(&sealed);
-        self.store.backend().write(&object_path(INDEX_DIR, &name), &sealed)?;
-        self.store.cache().add_indexes(&[(name, idx.clone())])?;
+        self.backend.write(&object_path(INDEX_DIR, &name), &sealed)?;
+        // StoreWriter merges the new index into the cache directly; from
+        // outside the store a refresh (which lists `index/`) does it.
+        self.store.refresh_index()?;
         let mut r = self.reserved.lock().unwrap();
         for e in idx.packs.iter().flat_map(|p| &p.entries) {
             r.remove(&e.id);
@@ -239,7 +244,7 @@ fn run(pool: &rayon::ThreadPool, data: &[u8], variant: Option<(Feed, bool)>) -> 
         })?,
         Some((feed, io_thread)) => {
             let reserved = Mutex::new(HashSet::new());
-            let sink = PackSink { store: &store, pending: Mutex::new(Vec::new()), reserved: &reserved };
+            let sink = PackSink { store: &store, backend: LocalDir::new(dir.path()), pending: Mutex::new(Vec::new()), reserved: &reserved };
             std::thread::scope(|sc| -> Res<_> {
                 let (tx, io) = if io_thread {
                     let (tx, rx): (SyncSender<FinishedPack>, Receiver<FinishedPack>) = sync_channel(1);

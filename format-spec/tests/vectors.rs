@@ -819,7 +819,7 @@ fn vector_store(dir: &std::path::Path) -> Store {
     }
     w.finish().expect("finish");
     for s in load::<SnapshotVector>("snapshot") {
-        store.backend().write(&s.path, &unhex(&s.sealed)).expect("write snapshot");
+        LocalDir::new(dir).write(&s.path, &unhex(&s.sealed)).expect("write snapshot");
     }
     store
 }

@@ -100,6 +100,11 @@ pub enum Error {
     /// The named key file does not exist.
     #[error("no key file matches {0}")]
     KeyNotFound(String),
+    /// An operation refused to go on because what it would decide on is
+    /// incomplete or inconsistent (gc with a used block in no pack); the
+    /// message says what and that nothing was changed.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl Error {

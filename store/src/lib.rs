@@ -13,9 +13,14 @@
 //! - [`pack`], [`index`], [`config`]: the object formats.
 //! - [`backend`]: where objects live ([`backend::LocalDir`] now; SSH and S3 later).
 //! - [`cache`]: the local redb copy of the merged index.
+//! - [`layout`]: folder names, object paths, the temp-file prefix (format-spec §2).
 //! - [`private`]: owner-only (0600/0700) files and folders.
 //! - [`lock`]: shared (writers) and exclusive (gc) store locks.
-//! - [`Store`] opens a store; [`StoreWriter`] adds blocks to it.
+//! - [`Store`] opens a store and is the only way above this crate to reach
+//!   its objects (by name, never by path); [`StoreWriter`] adds blocks to it;
+//!   [`Store::collect`] deletes blocks no snapshot uses (gc's physical half);
+//!   [`Store::verify_structure`] and [`Store::verify_pack`] are `check`'s
+//!   store half; [`Store::delete_snapshot`] is `forget`'s.
 //!
 //! ## Example
 //! ```
@@ -37,6 +42,7 @@
 pub mod backend;
 pub mod cache;
 pub mod chunker;
+mod collect;
 pub mod config;
 pub mod envelope;
 mod error;
@@ -45,23 +51,25 @@ mod id;
 pub mod index;
 pub mod keyfile;
 pub mod keys;
+pub mod layout;
 pub mod lock;
 pub mod pack;
 pub mod private;
 mod store;
+mod verify;
 pub mod wire;
 mod writer;
 
 pub use cache::Location;
 pub use chunker::{Chunker, ChunkerParams};
+pub use collect::{BlockSet, CollectReport};
 pub use config::Config;
 pub use envelope::Kind;
 pub use error::{Error, Result};
 pub use id::{BlockId, ObjectName};
 pub use keyfile::{KdfParams, KeyFile};
 pub use keys::{Keys, MasterKey};
-pub use store::{
-    CONFIG_PATH, CacheLocation, INDEX_DIR, InitOptions, KEYS_DIR, KeyInfo, MAX_TREE_LEN, PACKS_DIR, RefreshStats, SNAPSHOTS_DIR, Store,
-    key_name_from_path, name_from_path, object_path, open_block,
-};
+pub use layout::{CONFIG_PATH, INDEX_DIR, KEYS_DIR, PACKS_DIR, SNAPSHOTS_DIR, key_name_from_path, name_from_path, object_path};
+pub use store::{CacheLocation, InitOptions, KeyInfo, MAX_TREE_LEN, RefreshStats, Store, open_block};
+pub use verify::{PackReport, Problem, StructureReport};
 pub use writer::{INDEX_EVERY_PACKS, PutError, StoreWriter, WriteStats};

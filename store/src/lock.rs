@@ -20,8 +20,7 @@ use crate::error::{Error, Result};
 use crate::keys::Keys;
 use crate::wire::{Reader, Writer};
 
-/// Folder of lock objects.
-pub const LOCKS_DIR: &str = "locks/";
+pub use crate::layout::LOCKS_DIR;
 /// A lock older than this is stale.
 pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
 /// Held locks are rewritten this often.

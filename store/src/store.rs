@@ -18,53 +18,14 @@ use crate::id::{BlockId, ObjectName};
 use crate::index::IndexFile;
 use crate::keyfile::{KdfParams, KeyFile};
 use crate::keys::{Keys, MasterKey};
+use crate::layout::{
+    CONFIG_PATH, INDEX_DIR, KEYS_DIR, PACKS_DIR, SNAPSHOTS_DIR, key_name_from_path, key_path, name_from_path, object_path,
+};
 use crate::pack;
 use crate::writer::StoreWriter;
 
-/// Folder of key files.
-pub const KEYS_DIR: &str = "keys/";
-/// Folder of packs.
-pub const PACKS_DIR: &str = "packs/";
-/// Folder of index files.
-pub const INDEX_DIR: &str = "index/";
-/// Folder of snapshots.
-pub const SNAPSHOTS_DIR: &str = "snapshots/";
 /// Largest plaintext accepted for a tree (metadata) block.
 pub const MAX_TREE_LEN: u32 = 64 << 20;
-/// The config object.
-pub const CONFIG_PATH: &str = "config";
-
-/// Path of a content-named object in a sharded folder: `dir/ab/ab12…`.
-pub fn object_path(dir: &str, name: &ObjectName) -> String {
-    let h = name.to_hex();
-    format!("{dir}{}/{h}", &h[..2])
-}
-
-/// The object name encoded in a listed path: only `dir/ab/ab…` with 64
-/// lowercase hex digits whose first two are the shard folder. Anything
-/// else is not an object of the store (and is not read).
-pub fn name_from_path(path: &str) -> Option<ObjectName> {
-    let mut parts = path.rsplit('/');
-    let name = parts.next()?;
-    let shard = parts.next()?;
-    let lower_hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if name.len() != 64 || !lower_hex(name) || shard != &name[..2] {
-        return None;
-    }
-    name.parse().ok()
-}
-
-/// The name of a key file listed at `path`: only `keys/<name>` with 64
-/// lowercase hex digits (format-spec §4.5). Anything else under `keys/` is
-/// not a key file: open ignores it, `check` reports it.
-pub fn key_name_from_path(path: &str) -> Option<ObjectName> {
-    let name = path.strip_prefix(KEYS_DIR)?;
-    let lower_hex = name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if name.len() != 64 || !lower_hex {
-        return None;
-    }
-    name.parse().ok()
-}
 
 const WRONG_FAMILY: &str = "does not open with this key family's key (another family's store, or a damaged config)";
 
@@ -173,7 +134,7 @@ impl Store {
         let kf = KeyFile::wrap(&master, passphrase, opts.kdf, now_secs(), &opts.host)?;
         let key_id = ObjectName::of(kf.to_bytes());
         // Key file first: a config without a key would be unusable.
-        backend.write(&format!("{KEYS_DIR}{}", key_id.to_hex()), kf.to_bytes())?;
+        backend.write(&key_path(&key_id), kf.to_bytes())?;
         backend.write(CONFIG_PATH, &config.seal(&keys))?;
         Self::with_parts(backend, keys, config, cache, Some(key_id))
     }
@@ -289,8 +250,9 @@ impl Store {
         Ok(s)
     }
 
-    /// The backend.
-    pub fn backend(&self) -> &Arc<dyn Backend> {
+    /// The backend (crate-private: layers above ask the store for objects
+    /// by name and never see paths).
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
     }
     /// The derived keys.
@@ -301,8 +263,8 @@ impl Store {
     pub fn config(&self) -> &Config {
         &self.config
     }
-    /// The index cache.
-    pub fn cache(&self) -> &IndexCache {
+    /// The index cache (crate-private, like [`Store::backend`]).
+    pub(crate) fn cache(&self) -> &IndexCache {
         &self.cache
     }
     /// A chunker with this store's secret gear table and parameters.
@@ -491,13 +453,7 @@ impl Store {
     /// interrupted writer, or being written right now by another one).
     pub fn unindexed_packs(&self) -> Result<Vec<(ObjectName, u64)>> {
         let known = self.cache.packs()?;
-        Ok(self
-            .backend
-            .list(PACKS_DIR)?
-            .into_iter()
-            .filter_map(|o| name_from_path(&o.path).map(|n| (n, o.size)))
-            .filter(|(n, _)| !known.contains(n))
-            .collect())
+        Ok(self.list_packs()?.into_iter().filter(|(n, _)| !known.contains(n)).collect())
     }
 
     /// Reads the trailer of one pack (two ranged reads).
@@ -510,6 +466,43 @@ impl Store {
         let tlen = pack::parse_footer(&footer, size, &path)? as u64;
         let sealed = self.backend.read_range(&path, size - pack::FOOTER_LEN as u64 - tlen, tlen)?;
         pack::open_trailer(&self.keys, &sealed, size, &path)
+    }
+
+    /// Packs the index cache lists (as of the last refresh).
+    pub fn indexed_packs(&self) -> Result<HashSet<ObjectName>> {
+        self.cache.packs()
+    }
+
+    /// Every snapshot's name.
+    pub fn list_snapshots(&self) -> Result<Vec<ObjectName>> {
+        Ok(self.backend.list(SNAPSHOTS_DIR)?.iter().filter_map(|o| name_from_path(&o.path)).collect())
+    }
+
+    /// Seals a snapshot payload (format-spec §14) and writes it; returns its name.
+    pub fn write_snapshot(&self, payload: &[u8]) -> Result<ObjectName> {
+        self.write_object(SNAPSHOTS_DIR, Kind::Snapshot, payload)
+    }
+
+    /// Reads, verifies and opens a snapshot object (payload of at most `max_len` bytes).
+    pub fn read_snapshot(&self, name: &ObjectName, max_len: usize) -> Result<Vec<u8>> {
+        self.read_object(SNAPSHOTS_DIR, Kind::Snapshot, name, max_len)
+    }
+
+    /// Deletes one snapshot object (`forget`, format-spec §17.2); its
+    /// blocks stay until gc. Deleting a missing snapshot is not an error.
+    pub fn delete_snapshot(&self, name: &ObjectName) -> Result<()> {
+        self.backend.delete(&object_path(SNAPSHOTS_DIR, name))
+    }
+
+    /// Leftover temp files and unknown files anywhere in the store (for `check`).
+    pub fn list_strays(&self) -> Result<Vec<String>> {
+        self.backend.list_strays("")
+    }
+
+    /// The local folder holding the store, when it is on a local
+    /// filesystem (a backup of a folder containing it leaves it out).
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.backend.local_root()
     }
 
     /// Lists the key files with their headers: those `open` would try
@@ -537,7 +530,7 @@ impl Store {
     pub fn add_key(&self, passphrase: &[u8], kdf: KdfParams, host: &str) -> Result<ObjectName> {
         let kf = KeyFile::wrap(self.keys.master(), passphrase, kdf, now_secs(), host)?;
         let id = ObjectName::of(kf.to_bytes());
-        self.backend.write(&format!("{KEYS_DIR}{}", id.to_hex()), kf.to_bytes())?;
+        self.backend.write(&key_path(&id), kf.to_bytes())?;
         Ok(id)
     }
 
@@ -553,7 +546,7 @@ impl Store {
         if keys.len() == 1 {
             return Err(Error::LastKey);
         }
-        self.backend.delete(&format!("{KEYS_DIR}{}", k.id.to_hex()))?;
+        self.backend.delete(&key_path(&k.id))?;
         Ok(k.id)
     }
 }

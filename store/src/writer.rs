@@ -20,8 +20,9 @@ use crate::envelope::{self, Kind};
 use crate::error::{Error, Result};
 use crate::id::{BlockId, ObjectName};
 use crate::index::{IndexFile, PackRecord};
+use crate::layout::{INDEX_DIR, PACKS_DIR, object_path};
 use crate::pack::{FinishedPack, PackBuilder};
-use crate::store::{INDEX_DIR, MAX_TREE_LEN, PACKS_DIR, Store, object_path};
+use crate::store::{MAX_TREE_LEN, Store};
 
 /// An index file is written after this many packs.
 pub const INDEX_EVERY_PACKS: usize = 4;

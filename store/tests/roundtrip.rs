@@ -78,8 +78,10 @@ fn trees_and_data_go_to_separate_packs() {
     assert_ne!(ld.pack, lt.pack);
     assert_eq!(lt.kind, Kind::Tree);
     // A tree block cannot be read back as data: the kind is in the AAD.
-    let sealed =
-        store.backend().read_range(&ferry_store::object_path(ferry_store::PACKS_DIR, &lt.pack), lt.offset, lt.length as u64).unwrap();
+    use ferry_store::backend::Backend;
+    let sealed = ferry_store::backend::LocalDir::new(dir.path())
+        .read_range(&ferry_store::object_path(ferry_store::PACKS_DIR, &lt.pack), lt.offset, lt.length as u64)
+        .unwrap();
     assert!(envelope::open(store.keys(), Kind::Data, &t.0, &sealed, 100, &|| "x".into()).is_err());
 }
 

@@ -175,18 +175,13 @@ pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Pro
         (Some(r), true) => Some(crate::load_tree(store, r)?),
         _ => None,
     };
-    if store.backend().local_root().and_then(|p| p.canonicalize().ok()).is_some_and(|p| source.starts_with(&p)) {
+    if store.local_root().and_then(|p| p.canonicalize().ok()).is_some_and(|p| source.starts_with(&p)) {
         return Err(Error::Invalid(format!("{} is the store itself or inside it: back up a folder outside the store", source.display())));
     }
     // A store inside the folder is left out: backing it up into itself
     // would grow it on every run, and its files are ciphertext anyway.
-    let leave_out: Vec<PathBuf> = store
-        .backend()
-        .local_root()
-        .and_then(|p| p.canonicalize().ok())
-        .filter(|p| p.starts_with(&source) && *p != source)
-        .into_iter()
-        .collect();
+    let leave_out: Vec<PathBuf> =
+        store.local_root().and_then(|p| p.canonicalize().ok()).filter(|p| p.starts_with(&source) && *p != source).into_iter().collect();
     // Writers announce themselves so gc never deletes what they build on.
     let _lock = if opts.dry_run { None } else { Some(store.lock(ferry_store::lock::LockKind::Shared, &opts.host)?) };
     // A gc may have finished between opening the store and taking the lock.

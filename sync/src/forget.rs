@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use ferry_store::{ObjectName, SNAPSHOTS_DIR, Store, object_path};
+use ferry_store::{ObjectName, Store};
 
 use crate::error::{Error, Result};
 use crate::snapshot::{self, Snapshot};
@@ -142,7 +142,7 @@ pub fn forget(store: &Store, policy: &Policy, dry_run: bool) -> Result<Vec<Decis
     let decisions = plan(&snaps, policy)?;
     if !dry_run {
         for d in decisions.iter().filter(|d| !d.keep) {
-            store.backend().delete(&object_path(SNAPSHOTS_DIR, &d.id))?;
+            store.delete_snapshot(&d.id)?;
         }
     }
     Ok(decisions)

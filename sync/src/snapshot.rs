@@ -12,7 +12,7 @@
 //! ```
 
 use ferry_store::wire::{Reader, Writer};
-use ferry_store::{BlockId, Error as StoreError, Kind, ObjectName, SNAPSHOTS_DIR, Store, name_from_path};
+use ferry_store::{BlockId, Error as StoreError, ObjectName, Store};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -165,19 +165,19 @@ impl Snapshot {
     /// Writes the snapshot; returns its ID.
     pub fn save(&self, store: &Store) -> Result<ObjectName> {
         self.validate()?;
-        Ok(store.write_object(SNAPSHOTS_DIR, Kind::Snapshot, &self.encode())?)
+        Ok(store.write_snapshot(&self.encode())?)
     }
 
     /// Reads one snapshot by ID.
     pub fn load(store: &Store, id: &ObjectName) -> Result<Snapshot> {
-        let payload = store.read_object(SNAPSHOTS_DIR, Kind::Snapshot, id, MAX_SNAPSHOT_LEN)?;
+        let payload = store.read_snapshot(id, MAX_SNAPSHOT_LEN)?;
         Ok(Snapshot::decode(&payload, &format!("snapshot {}", id.short(8)))?)
     }
 }
 
 /// Every snapshot ID in the store.
 pub fn list_ids(store: &Store) -> Result<Vec<ObjectName>> {
-    Ok(store.backend().list(SNAPSHOTS_DIR)?.iter().filter_map(|o| name_from_path(&o.path)).collect())
+    Ok(store.list_snapshots()?)
 }
 
 /// Every readable snapshot, oldest first (ties by ID). Damaged ones are

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ferry_store::backend::LocalDir;
-use ferry_store::{CacheLocation, ChunkerParams, INDEX_DIR, InitOptions, KdfParams, Store, name_from_path};
+use ferry_store::{CacheLocation, ChunkerParams, InitOptions, KdfParams, Store};
 use ferry_sync::Progress;
 use ferry_sync::backup::{BackupOptions, BeforeOpen, backup};
 use ferry_sync::tree::Content;
@@ -25,8 +25,8 @@ fn store(dir: &Path) -> Store {
 fn all_blocks(st: &Store) -> Vec<Vec<u8>> {
     st.refresh_index().unwrap();
     let mut out = Vec::new();
-    for o in st.backend().list(INDEX_DIR).unwrap() {
-        let idx = st.read_index(&name_from_path(&o.path).unwrap()).unwrap();
+    for n in st.list_indexes().unwrap() {
+        let idx = st.read_index(&n).unwrap();
         for p in &idx.packs {
             for e in &p.entries {
                 out.push(st.read_block(&e.id).unwrap());

@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 use super::{Backend, ObjectInfo};
 use crate::error::{Error, Result};
 
-/// Prefix of temp files; readers and listings skip names starting with '.'.
-pub const TEMP_PREFIX: &str = ".tmp-";
+pub use crate::layout::TEMP_PREFIX;
 
 /// A store rooted at a local directory.
 #[derive(Clone, Debug)]
@@ -38,7 +37,7 @@ impl LocalDir {
     pub fn create_root(&self) -> Result<bool> {
         match fs::read_dir(&self.root) {
             Ok(mut rd) => {
-                if rd.next().is_none() || self.root.join(crate::store::CONFIG_PATH).exists() {
+                if rd.next().is_none() || self.root.join(crate::layout::CONFIG_PATH).exists() {
                     return Ok(false);
                 }
                 Err(Error::NotEmpty(self.root.clone()))
