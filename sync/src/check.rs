@@ -38,16 +38,18 @@ pub enum ReadData {
 }
 
 /// One thing that is wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
     /// The object (and block, path) concerned.
     pub object: String,
-    /// What is wrong.
+    /// What is wrong (`error` in JSON).
+    #[serde(rename = "error")]
     pub message: String,
 }
 
-/// What check found.
-#[derive(Clone, Debug, Default)]
+/// What check found. Serializes as the `--json` output of `check`
+/// (see `cli/json-schema/`).
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct CheckReport {
     /// Damage and inconsistencies: check fails when not empty.
     pub errors: Vec<Problem>,
