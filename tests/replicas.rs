@@ -36,8 +36,12 @@ fn push_clone_edit_push_pull_converge() {
     fs::create_dir(env.path("laptop/new dir")).unwrap();
     fs::write(env.path("laptop/new dir/n.txt"), b"new").unwrap();
     let status = env.in_dir_json("laptop", &["status"]);
-    let mut changes: Vec<String> =
-        status["changes"].as_array().unwrap().iter().map(|c| format!("{} {}", c["kind"].as_str().unwrap(), c["path"].as_str().unwrap())).collect();
+    let mut changes: Vec<String> = status["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{} {}", c["kind"].as_str().unwrap(), c["path"].as_str().unwrap()))
+        .collect();
     changes.sort();
     assert_eq!(changes, ["deleted link", "modified README", "new new dir", "new new dir/n.txt"]);
     // The desktop pushed a snapshot the laptop has not seen: pull first.

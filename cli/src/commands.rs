@@ -629,7 +629,12 @@ fn cmd_push(g: &Global, loc: &str, dry_run: bool, force: bool) -> Result<i32> {
     let store = open_for(g, &r, loc)?;
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(g, progress.clone(), "push");
-    let res = push(&r, &store, &PushOptions { dry_run, force, host: host(&None), estimate: Bar::wanted(g), list_changes: g.json || g.verbose > 0 }, &progress);
+    let res = push(
+        &r,
+        &store,
+        &PushOptions { dry_run, force, host: host(&None), estimate: Bar::wanted(g), list_changes: g.json || g.verbose > 0 },
+        &progress,
+    );
     bar.finish();
     let rep = res?;
     print_left_out(g, &rep.left_out);

@@ -40,8 +40,8 @@ pub mod sync;
 pub mod tree;
 pub mod workdir;
 
-pub use error::{Error, Result};
 pub use change::{ChangeKind, PathChange};
+pub use error::{Error, Result};
 pub use progress::{Progress, Skipped};
 
 use ferry_store::{BlockId, Store};
