@@ -10,7 +10,7 @@ use crate::filter::rel_join;
 use crate::load_tree;
 use crate::tree::{Content, Entry, MAX_DEPTH, Tree};
 
-/// The kind of a change: the shared vocabulary ([`ChangeKind`]); a diff
+/// The kind of a change: the shared vocabulary ([`crate::ChangeKind`]); a diff
 /// yields `new`, `deleted`, `modified` and `metadata`.
 pub use crate::change::ChangeKind as Change;
 
