@@ -306,8 +306,7 @@ fn cmd_backup(g: &Global, a: &BackupArgs) -> Result<i32> {
         dry_run: a.dry_run,
         cache_dir: cache_dir(g),
         estimate: Bar::wanted(g),
-        // JSON always lists the changes against the parent.
-        list_changes: g.verbose > 0 || g.json,
+        list_changes: g.verbose > 0,
         ..Default::default()
     };
     let progress = Arc::new(Progress::default());
@@ -632,7 +631,7 @@ fn cmd_push(g: &Global, loc: &str, dry_run: bool, force: bool) -> Result<i32> {
     let res = push(
         &r,
         &store,
-        &PushOptions { dry_run, force, host: host(&None), estimate: Bar::wanted(g), list_changes: g.json || g.verbose > 0 },
+        &PushOptions { dry_run, force, host: host(&None), estimate: Bar::wanted(g), list_changes: g.verbose > 0 },
         &progress,
     );
     bar.finish();

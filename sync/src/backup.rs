@@ -102,9 +102,10 @@ pub struct BackupReport {
     /// Files that could not be taken.
     pub skipped: Vec<Skipped>,
     /// What changed. Against the parent snapshot (dry run, or
-    /// `list_changes`): new, modified, metadata or deleted, only entries
-    /// that differ from the parent. Otherwise the files that were read:
-    /// new or modified.
+    /// `list_changes`, i.e. `-v`): new, modified, metadata or deleted,
+    /// only entries that differ from the parent. Otherwise (comparing
+    /// costs a tree read per folder of the parent) the files that were
+    /// read: new or modified.
     pub changed: Vec<PathChange>,
     /// Wall time (`duration_s` in JSON).
     #[serde(rename = "duration_s", serialize_with = "crate::change::duration_secs")]
