@@ -233,7 +233,11 @@ fn key(g: &Global, k: &KeyCmd) -> Result<i32> {
             let pw = passphrase::new(false)?;
             let id = store.add_key(&pw, kdf(ka), &host(&None))?;
             if g.json {
-                output::json(&serde_json::json!({"added": id}));
+                #[derive(Serialize)]
+                struct Out {
+                    added: ferry_store::ObjectName,
+                }
+                output::json(&Out { added: id });
             } else if !g.quiet {
                 println!("added key {}", id.short(12));
             }
@@ -249,7 +253,11 @@ fn key(g: &Global, k: &KeyCmd) -> Result<i32> {
             };
             ferry_store::exported::write(file, &master).with_context(|| format!("exporting the key to {}", file.display()))?;
             if g.json {
-                output::json(&serde_json::json!({"exported": file.to_string_lossy()}));
+                #[derive(Serialize)]
+                struct Out {
+                    exported: String,
+                }
+                output::json(&Out { exported: file.to_string_lossy().into_owned() });
             } else if !g.quiet {
                 println!("wrote the key of {loc} to {} (mode 0600)", file.display());
                 println!(
@@ -261,7 +269,11 @@ fn key(g: &Global, k: &KeyCmd) -> Result<i32> {
             let store = open(g, loc)?;
             let removed = store.remove_key(id)?;
             if g.json {
-                output::json(&serde_json::json!({"removed": removed}));
+                #[derive(Serialize)]
+                struct Out {
+                    removed: ferry_store::ObjectName,
+                }
+                output::json(&Out { removed });
             } else if !g.quiet {
                 println!("removed key {}", removed.short(12));
             }
@@ -613,9 +625,17 @@ fn cmd_init(g: &Global, dir: Option<&Path>, avg: Option<u32>, like: Option<&str>
     };
     let r = Replica::init(dir, &passphrase::new(true)?, kdf(k), master, None, chunker)?;
     if g.json {
-        output::json(&serde_json::json!({
-            "replica": r.root().to_string_lossy(), "replica_id": hex::encode(r.replica_id), "folder_id": hex::encode(r.folder_id)
-        }));
+        #[derive(Serialize)]
+        struct Out {
+            replica: String,
+            replica_id: String,
+            folder_id: String,
+        }
+        output::json(&Out {
+            replica: r.root().to_string_lossy().into_owned(),
+            replica_id: hex::encode(r.replica_id),
+            folder_id: hex::encode(r.folder_id),
+        });
     } else if !g.quiet {
         println!("initialised replica {} (folder {})", r.root().display(), hex::encode(&r.folder_id[..4]));
         println!("next: `ferry store init LOC --like {}` and `ferry push LOC`", r.root().display());
