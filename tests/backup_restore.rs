@@ -67,7 +67,7 @@ fn an_unchanged_folder_reads_nothing_and_adds_almost_nothing() {
     // One changed file: only it is read.
     fs::write(src.join("-leading-dash"), b"changed").unwrap();
     let third = env.json(&["backup", src.to_str().unwrap(), "--to", &st]);
-    assert_eq!(third["files_changed"], 1);
+    assert_eq!(third["files_modified"], 1);
     assert_eq!(third["bytes_read"], 7);
     let snaps = env.json(&["snapshots", &st]);
     let ids: Vec<&str> = snaps.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();

@@ -212,7 +212,7 @@ fn sync_dry_run_shows_the_plan_and_conflicts_and_changes_nothing() {
     let snaps = env.json(&["snapshots", &st]).as_array().unwrap().len();
     let r = env.in_dir_json("b", &["sync", &st, "--dry-run"]);
     assert_eq!(r["conflicts"][0]["path"], "f", "{r}");
-    assert!(r["actions"].as_array().unwrap().iter().any(|a| a["action"] == "write" && a["path"] == "f"), "{r}");
+    assert!(r["apply"]["actions"].as_array().unwrap().iter().any(|a| a["action"] == "write" && a["path"] == "f"), "{r}");
     assert_eq!(before, common::describe_replica(&env.path("b")));
     assert_eq!(snaps, env.json(&["snapshots", &st]).as_array().unwrap().len());
 }

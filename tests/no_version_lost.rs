@@ -45,7 +45,7 @@ fn edit(dir: &Path) {
 }
 
 const EDITS: &[(&str, &str)] =
-    &[("changed", "b"), ("deleted", "c"), ("deleted", "sub/deep"), ("deleted", "sub/deep/e"), ("new", "sub/new")];
+    &[("modified", "b"), ("deleted", "c"), ("deleted", "sub/deep"), ("deleted", "sub/deep/e"), ("new", "sub/new")];
 
 #[test]
 fn backup_dry_run_lists_only_what_changed_since_the_parent_snapshot() {

@@ -36,8 +36,12 @@ fn push_clone_edit_push_pull_converge() {
     fs::create_dir(env.path("laptop/new dir")).unwrap();
     fs::write(env.path("laptop/new dir/n.txt"), b"new").unwrap();
     let status = env.in_dir_json("laptop", &["status"]);
-    let mut changes: Vec<String> =
-        status.as_array().unwrap().iter().map(|c| format!("{} {}", c["change"].as_str().unwrap(), c["path"].as_str().unwrap())).collect();
+    let mut changes: Vec<String> = status["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{} {}", c["kind"].as_str().unwrap(), c["path"].as_str().unwrap()))
+        .collect();
     changes.sort();
     assert_eq!(changes, ["deleted link", "modified README", "new new dir", "new new dir/n.txt"]);
     // The desktop pushed a snapshot the laptop has not seen: pull first.
@@ -49,7 +53,7 @@ fn push_clone_edit_push_pull_converge() {
     assert_eq!(p["conflicts"].as_array().unwrap().len(), 0, "{p}");
     assert_same_replica(&env.path("laptop"), &env.path("desktop"));
     let s = env.in_dir_json("desktop", &["status"]);
-    assert_eq!(s.as_array().unwrap().len(), 0, "clean after pull: {s}");
+    assert_eq!(s, serde_json::json!({"changes": [], "not_pulled": []}), "clean after pull: {s}");
     assert!(env.run(&["check", &st, "--read-data"]).status.success());
 }
 
@@ -62,9 +66,9 @@ fn a_rename_travels_as_a_rename_and_reads_nothing_from_the_store() {
     fs::create_dir(env.path("laptop/moved")).unwrap();
     fs::rename(env.path("laptop/src/deep/data.bin"), env.path("laptop/moved/data.bin")).unwrap();
     let status = env.in_dir_json("laptop", &["status"]);
-    assert!(status.as_array().unwrap().iter().any(|c| c["change"] == "renamed" && c["from"] == "src/deep/data.bin"), "{status}");
+    assert!(status["changes"].as_array().unwrap().iter().any(|c| c["kind"] == "renamed" && c["from"] == "src/deep/data.bin"), "{status}");
     let push = env.in_dir_json("laptop", &["push", &st]);
-    assert!(push["bytes_written"].as_u64().unwrap() < 4096, "a rename must cost no block data: {push}");
+    assert!(push["bytes_added"].as_u64().unwrap() < 4096, "a rename must cost no block data: {push}");
     let pull = env.in_dir_json("desktop", &["pull", &st]);
     assert!(pull["actions"].as_array().unwrap().iter().any(|a| a["action"] == "rename"), "{pull}");
     assert_eq!(pull["bytes_from_store"], 0, "{pull}");
@@ -83,15 +87,15 @@ fn small_edits_and_editor_saves_send_little() {
     // (a) 4 KiB overwrite in the middle.
     data[12 << 20..(12 << 20) + 4096].fill(0x55);
     fs::write(&big, &data).unwrap();
-    let a = env.in_dir_json("laptop", &["push", &st])["bytes_written"].as_u64().unwrap();
+    let a = env.in_dir_json("laptop", &["push", &st])["bytes_added"].as_u64().unwrap();
     // (b) one byte inserted at the start.
     data.insert(0, b'!');
     fs::write(&big, &data).unwrap();
-    let b = env.in_dir_json("laptop", &["push", &st])["bytes_written"].as_u64().unwrap();
+    let b = env.in_dir_json("laptop", &["push", &st])["bytes_added"].as_u64().unwrap();
     // (d) an editor-style save: write a temp file, rename it over the original.
     fs::write(env.path("laptop/.big.bin.swp"), &data).unwrap();
     fs::rename(env.path("laptop/.big.bin.swp"), &big).unwrap();
-    let d = env.in_dir_json("laptop", &["push", &st])["bytes_written"].as_u64().unwrap();
+    let d = env.in_dir_json("laptop", &["push", &st])["bytes_added"].as_u64().unwrap();
     // Default chunks average 1 MiB: an edit costs a few blocks, not the 24 MiB file.
     for (what, n) in [("4 KiB overwrite", a), ("1-byte insert", b)] {
         assert!(n < 6 << 20, "{what} wrote {n} bytes");
@@ -160,7 +164,7 @@ fn dry_runs_change_nothing() {
     fs::write(env.path("laptop/README"), b"changed").unwrap();
     env.in_dir_json("laptop", &["push", &st]);
     let p = env.in_dir_json("desktop", &["pull", &st, "--dry-run"]);
-    assert_eq!(p["actions"], serde_json::json!([{"action": "write", "path": "README"}]));
+    assert_eq!(p["actions"], serde_json::json!([{"action": "write", "path": "README", "from": null}]));
     assert_eq!(fs::read(env.path("desktop/README")).unwrap(), b"hello");
     // And the real pull still happens afterwards.
     env.in_dir_json("desktop", &["pull", &st]);

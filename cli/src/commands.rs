@@ -13,14 +13,14 @@ use ferry_sync::pull::{Action, PullOptions, pull};
 use ferry_sync::push::{PushOptions, push};
 use ferry_sync::replica::{self, Replica};
 use ferry_sync::restore::{RestoreOptions, restore};
-use ferry_sync::scan::{LocalChange, status};
+use ferry_sync::scan::{LocalChange, StatusReport, status};
 use ferry_sync::sync::{SyncOptions, conflict_copies, sync};
 use ferry_sync::tree::{Content, EntryType};
-use ferry_sync::{Progress, Skipped, diff, ls, snapshot};
-use serde_json::json;
+use ferry_sync::{ChangeKind, PathChange, Progress, Skipped, diff, ls, snapshot};
+use serde::Serialize;
 
 use crate::args::*;
-use crate::output::{self, Bar, size};
+use crate::output::{self, Bar, DryRun, size};
 use crate::passphrase;
 
 /// Exit code when the run finished but some files were skipped.
@@ -155,10 +155,25 @@ fn store_init(g: &Global, a: &StoreInitArgs) -> Result<i32> {
     };
     let c = store.config();
     if g.json {
-        output::json(&json!({
-            "store": a.loc, "store_id": hex::encode(c.store_id), "family_id": hex::encode(c.family_id),
-            "chunk_min": c.chunker.min, "chunk_avg": c.chunker.avg, "chunk_max": c.chunker.max, "pack_target": c.pack_target,
-        }));
+        #[derive(Serialize)]
+        struct Out<'a> {
+            store: &'a str,
+            store_id: String,
+            family_id: String,
+            chunk_min: u32,
+            chunk_avg: u32,
+            chunk_max: u32,
+            pack_target: u32,
+        }
+        output::json(&Out {
+            store: &a.loc,
+            store_id: hex::encode(c.store_id),
+            family_id: hex::encode(c.family_id),
+            chunk_min: c.chunker.min,
+            chunk_avg: c.chunker.avg,
+            chunk_max: c.chunker.max,
+            pack_target: c.pack_target,
+        });
     } else if !g.quiet {
         println!("created store {} (id {}, family {})", a.loc, hex::encode(&c.store_id[..4]), hex::encode(&c.family_id[..4]));
         println!("keep the passphrase safe: without it the store cannot be read");
@@ -172,14 +187,31 @@ fn key(g: &Global, k: &KeyCmd) -> Result<i32> {
             let store = open(g, loc)?;
             let keys = store.list_keys()?;
             if g.json {
+                #[derive(Serialize)]
+                struct Kdf {
+                    m_kib: u32,
+                    t: u32,
+                    p: u32,
+                }
+                #[derive(Serialize)]
+                struct Row<'a> {
+                    id: String,
+                    current: bool,
+                    host: &'a str,
+                    created: String,
+                    kdf: Kdf,
+                }
                 let v: Vec<_> = keys
                     .iter()
-                    .map(|k| {
-                        json!({"id": k.id.to_hex(), "current": k.current, "host": k.file.host, "created": k.file.created,
-                        "kdf": {"m_kib": k.file.kdf.m_kib, "t": k.file.kdf.t, "p": k.file.kdf.p}})
+                    .map(|k| Row {
+                        id: k.id.to_hex(),
+                        current: k.current,
+                        host: &k.file.host,
+                        created: output::rfc3339((k.file.created as i64).saturating_mul(1_000_000_000)),
+                        kdf: Kdf { m_kib: k.file.kdf.m_kib, t: k.file.kdf.t, p: k.file.kdf.p },
                     })
                     .collect();
-                output::json(&json!(v));
+                output::json(&v);
             } else {
                 println!("{:<2}{:<14}{:<21}{:<20}kdf", "", "id", "created (UTC)", "host");
                 for k in &keys {
@@ -201,7 +233,11 @@ fn key(g: &Global, k: &KeyCmd) -> Result<i32> {
             let pw = passphrase::new(false)?;
             let id = store.add_key(&pw, kdf(ka), &host(&None))?;
             if g.json {
-                output::json(&json!({"added": id.to_hex()}));
+                #[derive(Serialize)]
+                struct Out {
+                    added: ferry_store::ObjectName,
+                }
+                output::json(&Out { added: id });
             } else if !g.quiet {
                 println!("added key {}", id.short(12));
             }
@@ -217,7 +253,11 @@ fn key(g: &Global, k: &KeyCmd) -> Result<i32> {
             };
             ferry_store::exported::write(file, &master).with_context(|| format!("exporting the key to {}", file.display()))?;
             if g.json {
-                output::json(&json!({"exported": file}));
+                #[derive(Serialize)]
+                struct Out {
+                    exported: String,
+                }
+                output::json(&Out { exported: file.to_string_lossy().into_owned() });
             } else if !g.quiet {
                 println!("wrote the key of {loc} to {} (mode 0600)", file.display());
                 println!(
@@ -229,17 +269,17 @@ fn key(g: &Global, k: &KeyCmd) -> Result<i32> {
             let store = open(g, loc)?;
             let removed = store.remove_key(id)?;
             if g.json {
-                output::json(&json!({"removed": removed.to_hex()}));
+                #[derive(Serialize)]
+                struct Out {
+                    removed: ferry_store::ObjectName,
+                }
+                output::json(&Out { removed });
             } else if !g.quiet {
                 println!("removed key {}", removed.short(12));
             }
         }
     }
     Ok(0)
-}
-
-fn skipped_json(s: &[Skipped]) -> serde_json::Value {
-    json!(s.iter().map(|s| json!({"path": s.path, "error": s.reason})).collect::<Vec<_>>())
 }
 
 fn print_skipped(g: &Global, s: &[Skipped], verb: &str) {
@@ -249,16 +289,6 @@ fn print_skipped(g: &Global, s: &[Skipped], verb: &str) {
     eprintln!("ferry: {} file(s) could not be {verb}:", s.len());
     for x in s {
         eprintln!("  {}: {}", x.path, x.reason);
-    }
-}
-
-/// The one-letter marker of a change kind in backup and push listings.
-fn change_marker(kind: &str) -> char {
-    match kind {
-        "new" => '+',
-        "deleted" => '-',
-        "metadata" => 'U',
-        _ => 'M',
     }
 }
 
@@ -299,19 +329,11 @@ fn cmd_backup(g: &Global, a: &BackupArgs) -> Result<i32> {
     print_left_out(g, &r.left_out);
     let s = &r.summary;
     if g.json {
-        output::json(&json!({
-            "snapshot": r.snapshot.map(|id| id.to_hex()), "dry_run": a.dry_run,
-            "parents": r.parents.iter().map(|p| p.to_hex()).collect::<Vec<_>>(),
-            "files_new": s.new_files, "files_changed": s.changed_files, "files_unchanged": s.unchanged_files,
-            "files": s.files, "dirs": s.dirs, "bytes": s.bytes, "bytes_read": r.bytes_read,
-            "bytes_new_plain": r.new_raw_bytes, "bytes_added": s.added_bytes,
-            "duration_s": r.duration.as_secs_f64(), "skipped": skipped_json(&r.skipped),
-            "changed": if a.dry_run || g.verbose > 0 { json!(r.changed.iter().map(|(p, k)| json!({"path": p, "kind": k})).collect::<Vec<_>>()) } else { json!(null) },
-        }));
+        output::json(&DryRun { dry_run: a.dry_run, report: &r });
     } else if !g.quiet {
         if a.dry_run || g.verbose > 0 {
-            for (p, k) in &r.changed {
-                println!("{} {p}", change_marker(k));
+            for c in &r.changed {
+                println!("{} {}", c.kind.marker(), c.path);
             }
         }
         match r.snapshot {
@@ -345,15 +367,34 @@ fn snapshots(g: &Global, loc: &str) -> Result<i32> {
         eprintln!("ferry: warning: snapshot {} is unreadable and left out: {e}", id.short(8));
     }
     if g.json {
+        #[derive(Serialize)]
+        struct Row<'a> {
+            id: &'a ferry_store::ObjectName,
+            time: String,
+            time_ns: i64,
+            host: &'a str,
+            source: String,
+            tags: &'a [String],
+            parents: &'a [ferry_store::ObjectName],
+            root: &'a ferry_store::BlockId,
+            #[serde(flatten)]
+            summary: &'a snapshot::Summary,
+        }
         let v: Vec<_> = all
             .iter()
-            .map(|(id, s)| {
-                json!({"id": id.to_hex(), "time": output::time(s.time_ns), "time_ns": s.time_ns, "host": s.host, "source": s.source_str(),
-                "tags": s.tags, "parents": s.parents.iter().map(|p| p.to_hex()).collect::<Vec<_>>(), "root": s.root.to_hex(),
-                "files": s.summary.files, "dirs": s.summary.dirs, "bytes": s.summary.bytes, "bytes_added": s.summary.added_bytes})
+            .map(|(id, s)| Row {
+                id,
+                time: output::rfc3339(s.time_ns),
+                time_ns: s.time_ns,
+                host: &s.host,
+                source: s.source_str().to_string(),
+                tags: &s.tags,
+                parents: &s.parents,
+                root: &s.root,
+                summary: &s.summary,
             })
             .collect();
-        output::json(&json!(v));
+        output::json(&v);
         return Ok(0);
     }
     println!("{:<10}{:<21}{:<16}{:>10}  {:<12}source", "id", "time (UTC)", "host", "size", "tags");
@@ -386,19 +427,40 @@ fn cmd_ls(g: &Global, loc: &str, snap: &str, path: Option<&str>) -> Result<i32> 
     let store = open(g, loc)?;
     let (_, s) = snapshot::resolve(&store, snap, None)?;
     let root = ferry_sync::load_tree(&store, &s.root)?;
+    #[derive(Serialize)]
+    struct Row {
+        path: String,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        mode: u32,
+        size: u64,
+        mtime: String,
+        mtime_ns: i64,
+        target: Option<String>,
+    }
     let mut rows = Vec::new();
     ls::walk(&store, &root, path.unwrap_or(""), &mut |p, e| {
         if g.json {
-            rows.push(json!({"path": p.to_string_lossy(), "type": format!("{:?}", e.entry_type()).to_lowercase(), "mode": e.mode,
-                "size": e.size, "mtime": output::time(e.mtime_ns),
-                "target": if let Content::Symlink(t) = &e.content { json!(String::from_utf8_lossy(t)) } else { json!(null) }}));
+            rows.push(Row {
+                path: p.to_string_lossy().into_owned(),
+                kind: match e.entry_type() {
+                    EntryType::File => "file",
+                    EntryType::Dir => "dir",
+                    EntryType::Symlink => "symlink",
+                },
+                mode: e.mode,
+                size: e.size,
+                mtime: output::rfc3339(e.mtime_ns),
+                mtime_ns: e.mtime_ns,
+                target: if let Content::Symlink(t) = &e.content { Some(String::from_utf8_lossy(t).into_owned()) } else { None },
+            });
         } else {
             let link = if let Content::Symlink(t) = &e.content { format!(" -> {}", String::from_utf8_lossy(t)) } else { String::new() };
             println!("{}{:04o} {:>12} {}  {}{link}", type_char(e.entry_type()), e.mode, e.size, output::time(e.mtime_ns), p.display());
         }
     })?;
     if g.json {
-        output::json(&json!(rows));
+        output::json(&rows);
     }
     Ok(0)
 }
@@ -411,9 +473,7 @@ fn cmd_diff(g: &Global, loc: &str, a: &str, b: &str) -> Result<i32> {
     let tb = ferry_sync::load_tree(&store, &sb.root)?;
     let changes = diff::diff(&store, &ta, &tb)?;
     if g.json {
-        output::json(&json!(
-            changes.iter().map(|(c, p)| json!({"change": format!("{c:?}").to_lowercase(), "path": p})).collect::<Vec<_>>()
-        ));
+        output::json(&changes.iter().map(|(c, p)| PathChange::new(p.to_string_lossy(), *c)).collect::<Vec<_>>());
     } else {
         for (c, p) in &changes {
             println!("{} {}", c.marker(), p.display());
@@ -422,10 +482,10 @@ fn cmd_diff(g: &Global, loc: &str, a: &str, b: &str) -> Result<i32> {
             let n = |k| changes.iter().filter(|(c, _)| *c == k).count();
             println!(
                 "{} added, {} removed, {} modified, {} metadata only",
-                n(diff::Change::Added),
-                n(diff::Change::Removed),
-                n(diff::Change::Modified),
-                n(diff::Change::Metadata)
+                n(ChangeKind::New),
+                n(ChangeKind::Deleted),
+                n(ChangeKind::Modified),
+                n(ChangeKind::Metadata)
             );
         }
     }
@@ -445,12 +505,13 @@ fn cmd_restore(g: &Global, a: &RestoreArgs) -> Result<i32> {
     bar.finish();
     let r = r?;
     if g.json {
-        output::json(&json!({
-            "snapshot": id.to_hex(), "dry_run": a.dry_run, "files_written": r.files_written, "files_unchanged": r.files_unchanged,
-            "dirs": r.dirs, "symlinks": r.symlinks, "bytes_from_store": r.bytes_from_store, "bytes_from_local": r.bytes_from_local,
-            "duration_s": r.duration.as_secs_f64(), "skipped": skipped_json(&r.skipped),
-            "written": if a.dry_run || g.verbose > 0 { json!(r.written) } else { json!(null) },
-        }));
+        #[derive(Serialize)]
+        struct Out<'a> {
+            snapshot: ferry_store::ObjectName,
+            #[serde(flatten)]
+            report: DryRun<'a, ferry_sync::restore::RestoreReport>,
+        }
+        output::json(&Out { snapshot: id, report: DryRun { dry_run: a.dry_run, report: &r } });
     } else if !g.quiet {
         if a.dry_run || g.verbose > 0 {
             for p in &r.written {
@@ -500,11 +561,13 @@ fn cmd_check(g: &Global, a: &CheckArgs) -> Result<i32> {
     let store = open(g, &a.loc)?;
     let r = check(&store, mode)?;
     if g.json {
-        output::json(&json!({
-            "ok": r.errors.is_empty(), "snapshots": r.snapshots, "trees": r.trees, "packs_read": r.packs_read, "blocks_read": r.blocks_read,
-            "errors": r.errors.iter().map(|p| json!({"object": p.object, "error": p.message})).collect::<Vec<_>>(),
-            "warnings": r.warnings,
-        }));
+        #[derive(Serialize)]
+        struct Out<'a> {
+            ok: bool,
+            #[serde(flatten)]
+            report: &'a ferry_sync::check::CheckReport,
+        }
+        output::json(&Out { ok: r.errors.is_empty(), report: &r });
     } else {
         for w in &r.warnings {
             if !g.quiet {
@@ -562,7 +625,17 @@ fn cmd_init(g: &Global, dir: Option<&Path>, avg: Option<u32>, like: Option<&str>
     };
     let r = Replica::init(dir, &passphrase::new(true)?, kdf(k), master, None, chunker)?;
     if g.json {
-        output::json(&json!({"replica": r.root(), "replica_id": hex::encode(r.replica_id), "folder_id": hex::encode(r.folder_id)}));
+        #[derive(Serialize)]
+        struct Out {
+            replica: String,
+            replica_id: String,
+            folder_id: String,
+        }
+        output::json(&Out {
+            replica: r.root().to_string_lossy().into_owned(),
+            replica_id: hex::encode(r.replica_id),
+            folder_id: hex::encode(r.folder_id),
+        });
     } else if !g.quiet {
         println!("initialised replica {} (folder {})", r.root().display(), hex::encode(&r.folder_id[..4]));
         println!("next: `ferry store init LOC --like {}` and `ferry push LOC`", r.root().display());
@@ -575,21 +648,21 @@ fn cmd_push(g: &Global, loc: &str, dry_run: bool, force: bool) -> Result<i32> {
     let store = open_for(g, &r, loc)?;
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(g, progress.clone(), "push");
-    let res = push(&r, &store, &PushOptions { dry_run, force, host: host(&None), estimate: Bar::wanted(g) }, &progress);
+    let res = push(
+        &r,
+        &store,
+        &PushOptions { dry_run, force, host: host(&None), estimate: Bar::wanted(g), list_changes: g.verbose > 0 },
+        &progress,
+    );
     bar.finish();
     let rep = res?;
     print_left_out(g, &rep.left_out);
     let s = &rep.summary;
     if g.json {
-        output::json(&json!({
-            "snapshot": rep.snapshot.map(|i| i.to_hex()), "dry_run": dry_run, "up_to_date": rep.up_to_date, "files_new": s.new_files, "files_changed": s.changed_files,
-            "files_unchanged": s.unchanged_files, "bytes_read": rep.bytes_read, "bytes_new_plain": rep.new_raw_bytes, "bytes_written": s.added_bytes,
-            "changed": json!(rep.changed.iter().map(|(p, k)| json!({"path": p, "kind": k})).collect::<Vec<_>>()),
-            "skipped": skipped_json(&rep.skipped),
-        }));
+        output::json(&DryRun { dry_run, report: &rep });
     } else if !g.quiet {
-        for (p, k) in &rep.changed {
-            println!("{} {p}", change_marker(k));
+        for c in &rep.changed {
+            println!("{} {}", c.kind.marker(), c.path);
         }
         match rep.snapshot {
             Some(id) => println!("pushed snapshot {}: wrote {} to {}", id.short(8), size(s.added_bytes), loc),
@@ -599,17 +672,6 @@ fn cmd_push(g: &Global, loc: &str, dry_run: bool, force: bool) -> Result<i32> {
     }
     print_skipped(g, &rep.skipped, "pushed");
     Ok(if rep.skipped.is_empty() { 0 } else { EXIT_SKIPPED })
-}
-
-fn action_json(a: &Action) -> serde_json::Value {
-    match a {
-        Action::Mkdir(p) => json!({"action": "mkdir", "path": p}),
-        Action::Write(p) => json!({"action": "write", "path": p}),
-        Action::Symlink(p) => json!({"action": "symlink", "path": p}),
-        Action::Rename(a, b) => json!({"action": "rename", "from": a, "path": b}),
-        Action::Delete(p) => json!({"action": "delete", "path": p}),
-        Action::Meta(p) => json!({"action": "metadata", "path": p}),
-    }
 }
 
 fn action_text(a: &Action) -> String {
@@ -634,12 +696,7 @@ fn cmd_pull(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
 
 fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool, loc: &str) {
     if g.json {
-        output::json(&json!({
-            "snapshot": rep.snapshot.map(|i| i.to_hex()), "up_to_date": rep.up_to_date, "dry_run": dry_run,
-            "actions": rep.actions.iter().map(action_json).collect::<Vec<_>>(),
-            "conflicts": rep.conflicts, "bytes_from_store": rep.bytes_from_store, "bytes_from_local": rep.bytes_from_local,
-            "skipped": skipped_json(&rep.skipped),
-        }));
+        output::json(&DryRun { dry_run, report: rep });
         return;
     }
     if !g.quiet {
@@ -689,16 +746,7 @@ fn cmd_status(g: &Global) -> Result<i32> {
     let r = here_replica(g)?;
     let changes = status(&r)?;
     if g.json {
-        output::json(&json!(
-            changes
-                .iter()
-                .map(|(c, p)| match c {
-                    LocalChange::Renamed(from) => json!({"change": "renamed", "from": from, "path": p}),
-                    LocalChange::NotPulled => json!({"change": "not-pulled", "path": p}),
-                    c => json!({"change": format!("{c:?}").to_lowercase(), "path": p}),
-                })
-                .collect::<Vec<_>>()
-        ));
+        output::json(&StatusReport::new(&changes));
     } else {
         for (c, p) in &changes {
             match c {
@@ -725,14 +773,7 @@ fn cmd_sync(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
     bar.finish();
     let rep = res?;
     if g.json {
-        output::json(&json!({
-            "dry_run": dry_run, "pushed": rep.pushed.map(|i| i.to_hex()), "push_pending": rep.push_pending, "heads": rep.heads.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
-            "merged": rep.merged.map(|i| i.to_hex()),
-            "conflicts": rep.conflicts.iter().map(|c| json!({"path": c.path, "copy": c.copy})).collect::<Vec<_>>(),
-            "actions": rep.apply.actions.iter().map(action_json).collect::<Vec<_>>(),
-            "left_alone": rep.apply.conflicts, "bytes_from_store": rep.apply.bytes_from_store, "bytes_from_local": rep.apply.bytes_from_local,
-            "skipped": skipped_json(&rep.apply.skipped),
-        }));
+        output::json(&DryRun { dry_run, report: &rep });
     } else if !g.quiet {
         if let Some(p) = rep.pushed {
             println!("pushed local changes as snapshot {}", p.short(8));
@@ -763,7 +804,7 @@ fn cmd_conflicts(g: &Global) -> Result<i32> {
     let r = here_replica(g)?;
     let copies = conflict_copies(&r)?;
     if g.json {
-        output::json(&json!(copies));
+        output::json(&copies.iter().map(|c| c.to_string_lossy()).collect::<Vec<_>>());
     } else {
         for c in &copies {
             println!("{}", c.display());
@@ -789,11 +830,13 @@ fn cmd_forget(g: &Global, a: &ForgetArgs) -> Result<i32> {
     let decisions = ferry_sync::forget::forget(&store, &policy, a.dry_run)?;
     let gone = decisions.iter().filter(|d| !d.keep).count();
     if g.json {
-        output::json(&json!({
-            "dry_run": a.dry_run,
-            "snapshots": decisions.iter().map(|d| json!({"id": d.id.to_hex(), "group": d.group, "keep": d.keep, "reasons": d.reasons})).collect::<Vec<_>>(),
-            "removed": gone,
-        }));
+        #[derive(Serialize)]
+        struct Out<'a> {
+            dry_run: bool,
+            snapshots: &'a [ferry_sync::forget::Decision],
+            removed: usize,
+        }
+        output::json(&Out { dry_run: a.dry_run, snapshots: &decisions, removed: gone });
     } else if !g.quiet {
         for d in &decisions {
             let what = if d.keep {
@@ -817,11 +860,7 @@ fn cmd_gc(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
     let store = open(g, loc)?;
     let r = ferry_sync::gc::gc(&store, &ferry_sync::gc::GcOptions { dry_run, host: host(&None) })?;
     if g.json {
-        output::json(&json!({
-            "dry_run": dry_run, "snapshots": r.snapshots, "used_blocks": r.used_blocks, "packs_before": r.packs_before,
-            "packs_dropped": r.packs_dropped, "packs_repacked": r.packs_repacked, "packs_written": r.packs_written,
-            "indexes_replaced": r.indexes_replaced, "strays_removed": r.strays_removed, "bytes_before": r.bytes_before, "bytes_freed": r.bytes_freed,
-        }));
+        output::json(&DryRun { dry_run, report: &r });
     } else if !g.quiet {
         println!(
             "{}: {} of {} packs dropped, {} repacked into {}; {} {}",

@@ -75,9 +75,28 @@ impl Bar {
     }
 }
 
-/// Prints a JSON value on stdout.
-pub fn json(v: &serde_json::Value) {
+/// Prints a value as JSON on stdout (the `--json` output; its shapes
+/// are documented in `cli/json-schema/`).
+pub fn json<T: serde::Serialize + ?Sized>(v: &T) {
     println!("{}", serde_json::to_string_pretty(v).expect("JSON"));
+}
+
+/// A report with the `dry_run` flag the command was given.
+#[derive(serde::Serialize)]
+pub struct DryRun<'a, T: serde::Serialize> {
+    /// `--dry-run` was given: nothing was written.
+    pub dry_run: bool,
+    /// The library's report, its fields inline.
+    #[serde(flatten)]
+    pub report: &'a T,
+}
+
+/// A timestamp in ns as RFC 3339 with an offset (UTC, `+00:00`), for JSON.
+pub fn rfc3339(ns: i64) -> String {
+    match jiff::Timestamp::from_nanosecond(ns as i128) {
+        Ok(t) => t.to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m-%dT%H:%M:%S%.f%:z").to_string(),
+        Err(_) => String::new(),
+    }
 }
 
 /// A timestamp in ns as UTC text.

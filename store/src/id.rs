@@ -44,6 +44,12 @@ macro_rules! hex_id {
                 write!(f, "{}({})", stringify!($t), self.short(12))
             }
         }
+        /// Serializes as lowercase hex (reports, `--json`).
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.to_hex())
+            }
+        }
         impl FromStr for $t {
             type Err = hex::FromHexError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -15,11 +15,12 @@ use crate::pack;
 use crate::store::{Store, open_block};
 
 /// One thing that is wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
     /// The object (and block, path) concerned.
     pub object: String,
-    /// What is wrong.
+    /// What is wrong (`error` in JSON).
+    #[serde(rename = "error")]
     pub message: String,
 }
 

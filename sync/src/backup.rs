@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use ferry_store::{BlockId, Kind, ObjectName, PutError, Store, StoreWriter};
 use rayon::prelude::*;
 
+use crate::change::{ChangeKind, PathChange};
 use crate::error::{Error, Result};
 use crate::filecache::{CachedFile, FileCache};
 use crate::filter::{Decision, Filter, FilterOptions, display_rel};
@@ -75,8 +76,9 @@ impl std::fmt::Debug for BeforeOpen {
     }
 }
 
-/// What a backup did.
-#[derive(Clone, Debug, Default)]
+/// What a backup (or push) did. Serializes as the `--json` output of
+/// `backup` and `push` (see `cli/json-schema/`).
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct BackupReport {
     /// The new snapshot (None for a dry run, or when up to date).
     pub snapshot: Option<ObjectName>,
@@ -87,21 +89,26 @@ pub struct BackupReport {
     pub parents: Vec<ObjectName>,
     /// Folders inside the source left out because they hold the store
     /// being written to.
+    #[serde(serialize_with = "crate::change::path_strs")]
     pub left_out: Vec<PathBuf>,
     /// Counts (also stored in the snapshot).
+    #[serde(flatten)]
     pub summary: Summary,
     /// File bytes read.
     pub bytes_read: u64,
     /// Plaintext bytes of new blocks (what a dry run would add before compression).
+    #[serde(rename = "bytes_new_plain")]
     pub new_raw_bytes: u64,
     /// Files that could not be taken.
     pub skipped: Vec<Skipped>,
     /// What changed. Against the parent snapshot (dry run, or
-    /// `list_changes`): (path, "new" | "changed" | "metadata" | "deleted"),
-    /// only entries that differ from the parent. Otherwise the files that
-    /// were read: (path, "new" | "changed").
-    pub changed: Vec<(String, &'static str)>,
-    /// Wall time.
+    /// `list_changes`, i.e. `-v`): new, modified, metadata or deleted,
+    /// only entries that differ from the parent. Otherwise (comparing
+    /// costs a tree read per folder of the parent) the files that were
+    /// read: new or modified.
+    pub changed: Vec<PathChange>,
+    /// Wall time (`duration_s` in JSON).
+    #[serde(rename = "duration_s", serialize_with = "crate::change::duration_secs")]
     pub duration: Duration,
 }
 
@@ -115,7 +122,7 @@ struct Ctx<'a> {
     leave_out: &'a [PathBuf],
     progress: &'a Progress,
     skipped: Mutex<Vec<Skipped>>,
-    changed: Mutex<Vec<(String, &'static str)>>,
+    changed: Mutex<Vec<PathChange>>,
     counts: Mutex<Summary>,
     bytes_read: std::sync::atomic::AtomicU64,
     dry_new_raw: std::sync::atomic::AtomicU64,
@@ -285,13 +292,13 @@ impl Ctx<'_> {
         }
     }
 
-    fn note(&self, rel: &Path, kind: &'static str) {
-        self.changed.lock().expect("changed").push((display_rel(rel), kind));
+    fn note(&self, rel: &Path, kind: ChangeKind) {
+        self.changed.lock().expect("changed").push(PathChange::new(display_rel(rel), kind));
     }
 
     /// Lists `e` (at `rel`, from the parent snapshot) and everything below
     /// it as `kind`.
-    fn note_all(&self, e: &Entry, rel: &Path, kind: &'static str, depth: usize) -> Result<()> {
+    fn note_all(&self, e: &Entry, rel: &Path, kind: ChangeKind, depth: usize) -> Result<()> {
         self.note(rel, kind);
         if let Content::Dir(id) = &e.content {
             if depth > MAX_DEPTH {
@@ -307,14 +314,14 @@ impl Ctx<'_> {
     /// Records how a new entry differs from the parent's entry of the same name.
     fn compare_entry(&self, rel: &Path, new: &Entry, old: Option<&Entry>) -> Result<()> {
         match old {
-            None => self.note(rel, "new"),
+            None => self.note(rel, ChangeKind::New),
             Some(o) if std::mem::discriminant(&o.content) != std::mem::discriminant(&new.content) => {
-                self.note_all(o, rel, "deleted", 0)?;
-                self.note(rel, "new");
+                self.note_all(o, rel, ChangeKind::Deleted, 0)?;
+                self.note(rel, ChangeKind::New);
             }
             Some(_) if matches!(new.content, Content::Dir(_)) => {}
-            Some(o) if o.content != new.content || o.size != new.size => self.note(rel, "changed"),
-            Some(o) if o != new => self.note(rel, "metadata"),
+            Some(o) if o.content != new.content || o.size != new.size => self.note(rel, ChangeKind::Modified),
+            Some(o) if o != new => self.note(rel, ChangeKind::Metadata),
             Some(_) => {}
         }
         Ok(())
@@ -363,7 +370,7 @@ impl Ctx<'_> {
         if let Some(p) = parent {
             for o in &p.entries {
                 if entries.binary_search_by(|e| e.name.cmp(&o.name)).is_err() {
-                    self.note_all(o, &crate::filter::rel_join(rel, &o.name), "deleted", depth + 1)?;
+                    self.note_all(o, &crate::filter::rel_join(rel, &o.name), ChangeKind::Deleted, depth + 1)?;
                 }
             }
         }
@@ -480,7 +487,7 @@ impl Ctx<'_> {
                 return Ok((c.ids.clone(), before));
             }
         }
-        let label = if cached.is_some() { "changed" } else { "new" };
+        let label = if cached.is_some() { ChangeKind::Modified } else { ChangeKind::New };
         let mut before = before;
         for attempt in 1..=READ_ATTEMPTS {
             if let Some(hook) = &self.before_open {
@@ -528,7 +535,7 @@ impl Ctx<'_> {
                     )?;
                 }
                 let mut c = self.counts.lock().expect("counts");
-                if label == "new" {
+                if label == ChangeKind::New {
                     c.new_files += 1
                 } else {
                     c.changed_files += 1

@@ -39,8 +39,9 @@ pub enum ReadData {
 
 pub use ferry_store::Problem;
 
-/// What check found.
-#[derive(Clone, Debug, Default)]
+/// What check found. Serializes as the `--json` output of `check`
+/// (see `cli/json-schema/`).
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct CheckReport {
     /// Damage and inconsistencies: check fails when not empty.
     pub errors: Vec<Problem>,

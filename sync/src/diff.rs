@@ -10,30 +10,9 @@ use crate::filter::rel_join;
 use crate::load_tree;
 use crate::tree::{Content, Entry, MAX_DEPTH, Tree};
 
-/// The kind of a change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Change {
-    /// Only in the second snapshot.
-    Added,
-    /// Only in the first.
-    Removed,
-    /// Content or type differs.
-    Modified,
-    /// Only mode, owner or mtime differ.
-    Metadata,
-}
-
-impl Change {
-    /// One-letter marker (`+ - M U`).
-    pub fn marker(self) -> char {
-        match self {
-            Change::Added => '+',
-            Change::Removed => '-',
-            Change::Modified => 'M',
-            Change::Metadata => 'U',
-        }
-    }
-}
+/// The kind of a change: the shared vocabulary ([`crate::ChangeKind`]); a diff
+/// yields `new`, `deleted`, `modified` and `metadata`.
+pub use crate::change::ChangeKind as Change;
 
 /// Lists changes from `a` to `b`, in path order.
 pub fn diff(store: &Store, a: &Tree, b: &Tree) -> Result<Vec<(Change, PathBuf)>> {
@@ -76,8 +55,8 @@ fn diff_trees(store: &Store, a: &Tree, b: &Tree, rel: &Path, depth: usize, out: 
                         }
                     }
                     (ca, cb) if std::mem::discriminant(ca) != std::mem::discriminant(cb) => {
-                        all_below(store, x, &p, Change::Removed, depth + 1, out)?;
-                        all_below(store, y, &p, Change::Added, depth + 1, out)?;
+                        all_below(store, x, &p, Change::Deleted, depth + 1, out)?;
+                        all_below(store, y, &p, Change::New, depth + 1, out)?;
                     }
                     (ca, cb) if ca != cb || x.size != y.size => out.push((Change::Modified, p)),
                     _ if x != y => out.push((Change::Metadata, p)),
@@ -87,15 +66,15 @@ fn diff_trees(store: &Store, a: &Tree, b: &Tree, rel: &Path, depth: usize, out: 
                 j += 1;
             }
             (Some(x), Some(y)) if x.name < y.name => {
-                all_below(store, x, &rel_join(rel, &x.name), Change::Removed, depth + 1, out)?;
+                all_below(store, x, &rel_join(rel, &x.name), Change::Deleted, depth + 1, out)?;
                 i += 1;
             }
             (Some(x), None) => {
-                all_below(store, x, &rel_join(rel, &x.name), Change::Removed, depth + 1, out)?;
+                all_below(store, x, &rel_join(rel, &x.name), Change::Deleted, depth + 1, out)?;
                 i += 1;
             }
             (_, Some(y)) => {
-                all_below(store, y, &rel_join(rel, &y.name), Change::Added, depth + 1, out)?;
+                all_below(store, y, &rel_join(rel, &y.name), Change::New, depth + 1, out)?;
                 j += 1;
             }
             (None, None) => break,

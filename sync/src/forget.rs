@@ -53,8 +53,8 @@ impl Policy {
     }
 }
 
-/// One snapshot's fate.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One snapshot's fate (serializes as an entry of `forget --json`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Decision {
     /// The snapshot.
     pub id: ObjectName,

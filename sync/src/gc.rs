@@ -33,8 +33,9 @@ pub struct GcOptions {
     pub host: String,
 }
 
-/// What gc did (or would do).
-#[derive(Clone, Debug, Default)]
+/// What gc did (or would do). Serializes as the `--json` output of `gc`
+/// (see `cli/json-schema/`).
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct GcReport {
     /// Snapshots read.
     pub snapshots: u64,

@@ -13,9 +13,11 @@
 //! - [`history`]: a folder's snapshots in a store, heads, ancestry and how they relate to a replica's state.
 //! - [`workdir`]: the one writer of entries into a working folder (restore, pull, clone, sync).
 //! - [`progress`]: counters a front end can draw.
+//! - [`change`]: the change vocabulary ([`ChangeKind`]) every report uses; reports serialize (serde) as the CLI's `--json`.
 #![deny(missing_docs)]
 
 pub mod backup;
+pub mod change;
 pub mod check;
 pub mod diff;
 mod error;
@@ -38,6 +40,7 @@ pub mod sync;
 pub mod tree;
 pub mod workdir;
 
+pub use change::{ChangeKind, PathChange};
 pub use error::{Error, Result};
 pub use progress::{Progress, Skipped};
 

@@ -47,11 +47,13 @@ pub struct Head {
 }
 
 /// A conflict resolved by keeping both versions.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Conflict {
     /// The contested path (holds the winner).
+    #[serde(serialize_with = "crate::change::path_str")]
     pub path: PathBuf,
     /// Where the losing version was kept.
+    #[serde(serialize_with = "crate::change::path_str")]
     pub copy: PathBuf,
 }
 

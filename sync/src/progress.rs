@@ -33,10 +33,11 @@ impl Progress {
 }
 
 /// A file that was skipped, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Skipped {
     /// Path relative to the source or target.
     pub path: String,
-    /// What went wrong.
+    /// What went wrong (`error` in JSON).
+    #[serde(rename = "error")]
     pub reason: String,
 }

@@ -52,8 +52,43 @@ pub enum Action {
     Meta(PathBuf),
 }
 
-/// What a pull did or would do.
-#[derive(Clone, Debug, Default)]
+impl Action {
+    /// The JSON name of the step: `mkdir`, `write`, `symlink`, `rename`,
+    /// `delete`, `metadata`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Mkdir(_) => "mkdir",
+            Action::Write(_) => "write",
+            Action::Symlink(_) => "symlink",
+            Action::Rename(..) => "rename",
+            Action::Delete(_) => "delete",
+            Action::Meta(_) => "metadata",
+        }
+    }
+
+    /// The path the step writes or removes.
+    pub fn path(&self) -> &Path {
+        match self {
+            Action::Mkdir(p) | Action::Write(p) | Action::Symlink(p) | Action::Rename(_, p) | Action::Delete(p) | Action::Meta(p) => p,
+        }
+    }
+}
+
+/// Serializes as `{"action": NAME, "path": PATH, "from": RENAME_SOURCE | null}`.
+impl serde::Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Action", 3)?;
+        st.serialize_field("action", self.name())?;
+        st.serialize_field("path", &self.path().to_string_lossy())?;
+        st.serialize_field("from", &if let Action::Rename(from, _) = self { Some(from.to_string_lossy()) } else { None })?;
+        st.end()
+    }
+}
+
+/// What a pull did or would do. Serializes as the `--json` output of
+/// `pull` and `clone` (see `cli/json-schema/`).
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct PullReport {
     /// The snapshot pulled (None when the store has none for this folder).
     pub snapshot: Option<ObjectName>,
@@ -62,6 +97,7 @@ pub struct PullReport {
     /// The plan, in the order applied.
     pub actions: Vec<Action>,
     /// Paths changed both locally and in the store: left alone.
+    #[serde(serialize_with = "crate::change::path_strs")]
     pub conflicts: Vec<PathBuf>,
     /// Bytes read from the store.
     pub bytes_from_store: u64,

@@ -24,6 +24,9 @@ pub struct PushOptions {
     pub host: String,
     /// Count the folder first so a progress bar has totals.
     pub estimate: bool,
+    /// List what changed against the parent snapshot in the report's
+    /// `changed` (see [`BackupOptions::list_changes`]).
+    pub list_changes: bool,
 }
 
 /// Checks the store belongs to the replica's family and chunker.
@@ -87,6 +90,7 @@ pub fn push(replica: &Replica, store: &Store, opts: &PushOptions, progress: &Pro
         parents: Some(parents.clone()),
         estimate: opts.estimate,
         skip_if_unchanged: true,
+        list_changes: opts.list_changes,
         ..Default::default()
     };
     // Validate the filter once here so a bad .ferryignore fails before any work.

@@ -38,8 +38,9 @@ pub struct RestoreOptions {
     pub dry_run: bool,
 }
 
-/// What a restore did (or would do).
-#[derive(Clone, Debug, Default)]
+/// What a restore did (or would do). Serializes as the `--json` output
+/// of `restore` (see `cli/json-schema/`).
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct RestoreReport {
     /// Files written.
     pub files_written: u64,
@@ -57,7 +58,8 @@ pub struct RestoreReport {
     pub skipped: Vec<Skipped>,
     /// Paths written (or to be written, on a dry run).
     pub written: Vec<String>,
-    /// Wall time.
+    /// Wall time (`duration_s` in JSON).
+    #[serde(rename = "duration_s", serialize_with = "crate::change::duration_secs")]
     pub duration: Duration,
 }
 

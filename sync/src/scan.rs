@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_store::{BlockId, Chunker, Keys};
 
+use crate::change::{ChangeKind, PathChange};
 use crate::error::{Error, Result};
 use crate::filter::{Decision, Filter, FilterOptions, IGNORE_FILE, IgnoreRules};
 use crate::replica::{Base, META_DIR, Replica};
@@ -250,6 +251,47 @@ pub enum LocalChange {
     /// Not a local change: a pull that failed or was interrupted has not
     /// written the store's version here yet (run the pull again).
     NotPulled,
+}
+
+impl LocalChange {
+    /// The shared change vocabulary; None for [`LocalChange::NotPulled`]
+    /// (not a local change).
+    pub fn kind(&self) -> Option<ChangeKind> {
+        match self {
+            LocalChange::New => Some(ChangeKind::New),
+            LocalChange::Modified => Some(ChangeKind::Modified),
+            LocalChange::Deleted => Some(ChangeKind::Deleted),
+            LocalChange::Renamed(_) => Some(ChangeKind::Renamed),
+            LocalChange::NotPulled => None,
+        }
+    }
+}
+
+/// What `status` found, as `status --json` prints it (see `cli/json-schema/`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StatusReport {
+    /// Local changes since the last sync, in path order.
+    pub changes: Vec<PathChange>,
+    /// Paths the last pull could not write yet (run the pull again).
+    pub not_pulled: Vec<String>,
+}
+
+impl StatusReport {
+    /// Sorts [`status`]'s list into changes and paths not pulled.
+    pub fn new(list: &[(LocalChange, PathBuf)]) -> StatusReport {
+        let mut r = StatusReport::default();
+        for (c, p) in list {
+            let path = p.to_string_lossy().into_owned();
+            match (c, c.kind()) {
+                (LocalChange::Renamed(from), Some(kind)) => {
+                    r.changes.push(PathChange { path, kind, from: Some(from.to_string_lossy().into_owned()) })
+                }
+                (_, Some(kind)) => r.changes.push(PathChange::new(path, kind)),
+                (_, None) => r.not_pulled.push(path),
+            }
+        }
+        r
+    }
 }
 
 /// Block IDs of a local file, with the family's chunker.

@@ -21,7 +21,9 @@ use crate::error::{Error, Result};
 pub const MAX_SNAPSHOT_LEN: usize = 1 << 20;
 
 /// Counts recorded with a snapshot.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Serializes with the `--json` names: `files`, `dirs`, `bytes`,
+/// `files_new`, `files_modified`, `files_unchanged`, `bytes_added`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
     /// Files in the snapshot.
     pub files: u64,
@@ -30,12 +32,16 @@ pub struct Summary {
     /// Bytes of file content in the snapshot.
     pub bytes: u64,
     /// Files not in the previous backup.
+    #[serde(rename = "files_new")]
     pub new_files: u64,
     /// Files changed since the previous backup.
+    #[serde(rename = "files_modified")]
     pub changed_files: u64,
     /// Files unchanged (read nothing).
+    #[serde(rename = "files_unchanged")]
     pub unchanged_files: u64,
     /// Bytes this backup added to the store.
+    #[serde(rename = "bytes_added")]
     pub added_bytes: u64,
 }
 

@@ -31,8 +31,9 @@ pub struct SyncOptions {
     pub host: String,
 }
 
-/// What a sync did (or would do).
-#[derive(Clone, Debug, Default)]
+/// What a sync did (or would do). Serializes as the `--json` output of
+/// `sync` (see `cli/json-schema/`); `apply` is a pull report.
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct SyncReport {
     /// The snapshot of local changes pushed first, if there were any.
     pub pushed: Option<ObjectName>,
