@@ -72,7 +72,7 @@ fn used_blocks(store: &Store, snaps: &[(ObjectName, Snapshot)]) -> Result<HashSe
     let mut todo: Vec<(BlockId, usize)> = snaps.iter().map(|(_, s)| (s.root, 0)).collect();
     while let Some((t, depth)) = todo.pop() {
         if depth > MAX_DEPTH {
-            return Err(Error::Invalid(format!("tree nesting deeper than {MAX_DEPTH}; not collecting")));
+            return Err(Error::TreeTooDeep { at: format!("tree {}", t.short(16)) });
         }
         if !used.insert(t) {
             continue;
@@ -93,14 +93,11 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     let _lock = if opts.dry_run { None } else { Some(store.lock(LockKind::Exclusive, &opts.host)?) };
     store.refresh_index()?;
     if let Some((n, why)) = store.damaged_indexes().first() {
-        return Err(Error::Invalid(format!("index {} is damaged ({why}); gc deletes nothing until `ferry check` is clean", n.short(12))));
+        return Err(Error::GcRefused { reason: format!("index {} is damaged ({why})", n.short(12)) });
     }
     let (snaps, bad) = snapshot::list_all(store)?;
     if let Some((id, e)) = bad.first() {
-        return Err(Error::Invalid(format!(
-            "snapshot {} is unreadable ({e}); gc deletes nothing until `ferry check` is clean",
-            id.short(8)
-        )));
+        return Err(Error::GcRefused { reason: format!("snapshot {} is unreadable ({e})", id.short(8)) });
     }
     let used = used_blocks(store, &snaps)?;
     let mut rep = GcReport { snapshots: snaps.len() as u64, used_blocks: used.len() as u64, ..Default::default() };
@@ -147,10 +144,7 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
         }
     }
     if let Some(missing) = used.iter().find(|id| !placed.contains(id)) {
-        return Err(Error::Invalid(format!(
-            "block {} is used but in no pack; gc deletes nothing until `ferry check` is clean",
-            missing.short(16)
-        )));
+        return Err(Error::GcRefused { reason: format!("block {} is used but in no pack", missing.short(16)) });
     }
     // The new packs, sized exactly as the copy below will build them.
     let target = store.config().pack_target as usize;

@@ -38,7 +38,7 @@ pub mod sync;
 pub mod tree;
 pub mod workdir;
 
-pub use error::{Error, Result};
+pub use error::{Error, FolderChoice, Result};
 pub use progress::{Progress, Skipped};
 
 use ferry_store::{BlockId, Store};
