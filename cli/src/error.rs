@@ -71,7 +71,9 @@ fn store_hint(e: &StoreError, cx: &Context) -> Option<String> {
         StoreError::Io { op, .. } if op.contains("key file") => {
             "key export never overwrites a file: pick a new file name (or remove the old file yourself)".into()
         }
-        StoreError::WrongPassphrase { .. } => "check FERRY_PASSWORD / FERRY_PASSWORD_FILE / FERRY_PASSWORD_COMMAND; nothing was written".into(),
+        StoreError::WrongPassphrase { .. } => {
+            "check FERRY_PASSWORD / FERRY_PASSWORD_FILE / FERRY_PASSWORD_COMMAND; nothing was written".into()
+        }
         StoreError::StorageFull { .. } => {
             "free some space and run the same command again: everything already written is kept and will not be sent twice".into()
         }
@@ -111,9 +113,7 @@ fn sync_hint(e: &SyncError, cx: &Context) -> Option<String> {
         SyncError::AmbiguousSnapshot(_) => format!("give more digits of the snapshot ID (`ferry snapshots {loc}` lists them)"),
         SyncError::NotAFolder { .. } => "give the folder that holds the files to back up".into(),
         SyncError::SourceInStore { .. } => "back up a folder outside the store".into(),
-        SyncError::TooDeep { .. } => {
-            "leave the deeper folders out (--exclude, or a .ferryignore in a replica), or move them up".into()
-        }
+        SyncError::TooDeep { .. } => "leave the deeper folders out (--exclude, or a .ferryignore in a replica), or move them up".into(),
         SyncError::TreeTooDeep { .. } => {
             format!("ferry never writes such a tree: the store is damaged or was not written by ferry; run `ferry check {loc}`")
         }
@@ -138,10 +138,9 @@ fn sync_hint(e: &SyncError, cx: &Context) -> Option<String> {
         SyncError::CloneIntoReplica { root } => {
             format!("run `ferry pull {loc}` in {} instead, or clone into a new folder", path_word(root))
         }
-        SyncError::OtherFamily { root } | SyncError::OtherChunker { root } => format!(
-            "use a store of this replica's family, or create one with `ferry store init NEWLOC --like {}`",
-            path_word(root)
-        ),
+        SyncError::OtherFamily { root } | SyncError::OtherChunker { root } => {
+            format!("use a store of this replica's family, or create one with `ferry store init NEWLOC --like {}`", path_word(root))
+        }
         SyncError::UnmergedConflicts { .. } => format!(
             "run `ferry sync {loc}` to merge them, or `ferry push {loc} --force` to publish this replica's version (the other stays in history)"
         ),
@@ -171,7 +170,7 @@ fn sync_hint(e: &SyncError, cx: &Context) -> Option<String> {
 /// some files were skipped, 10 no store at LOC, 11 the store lock could
 /// not be taken, 12 wrong passphrase or key, 130 interrupted.
 pub const EXIT_CODES: &str = "Exit codes: 0 success, 1 error, 2 usage error, 3 finished but some files were skipped (listed), \
-10 no store at LOC, 11 store lock not obtainable, 12 wrong passphrase or key file, 130 interrupted.";
+10 no store at LOC, 11 store lock not obtainable or replica in use, 12 wrong passphrase or key file, 130 interrupted.";
 
 /// The exit code for an error.
 pub fn exit_code(e: &anyhow::Error) -> i32 {
