@@ -130,12 +130,10 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     }
     // The view holds the file cache open; push and apply open it again.
     drop(view);
-    if must_push {
-        if !opts.dry_run {
-            let r = push(replica, store, &PushOptions { force: true, host: opts.host.clone(), ..Default::default() }, progress)?;
-            report.pushed = r.snapshot;
-            ours = replica.parents()?;
-        }
+    if must_push && !opts.dry_run {
+        let r = push(replica, store, &PushOptions { force: true, host: opts.host.clone(), ..Default::default() }, progress)?;
+        report.pushed = r.snapshot;
+        ours = replica.parents()?;
     }
     let hist = if report.pushed.is_some() { History::load(store, replica)? } else { hist };
 
