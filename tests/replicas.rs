@@ -275,7 +275,7 @@ fn the_replica_is_locked_while_in_use() {
     let first_done = child.try_wait().unwrap().is_some();
     child.wait().unwrap();
     if !first_done {
-        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(o.status.code(), Some(11));
         assert!(String::from_utf8_lossy(&o.stderr).contains("in use by another ferry process"), "{}", String::from_utf8_lossy(&o.stderr));
     }
     assert!(env.in_dir("laptop", &["status"]).status.success());

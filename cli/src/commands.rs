@@ -598,8 +598,7 @@ fn cmd_check(g: &Global, a: &CheckArgs) -> Result<i32> {
 
 fn here_replica(g: &Global) -> Result<Replica> {
     let cwd = std::env::current_dir()?;
-    let root = replica::find_root(&cwd)
-        .with_context(|| format!("{} is not inside a ferry replica: run `ferry init` or `ferry clone` first", cwd.display()))?;
+    let root = replica::find_root(&cwd).ok_or(ferry_sync::Error::NotAReplica { root: cwd })?;
     open_replica(g, &root)
 }
 

@@ -1,48 +1,167 @@
 //! User-facing wording of errors, and the hint for what to do next.
+//!
+//! The libraries' messages say what is wrong; the advice (which command to
+//! run, which option to give) lives here only, one hint function per
+//! error type, matched by variant. Hints use the real values the CLI
+//! knows: the store location as the user typed it, the paths the error
+//! names.
 
 use ferry_store::Error as StoreError;
 use ferry_sync::Error as SyncError;
 
-fn store_hint(e: &StoreError) -> Option<&'static str> {
+use crate::args::{Cli, Command, KeyCmd, StoreCmd};
+
+/// What the CLI knows about the command that failed, for hints that
+/// carry real values.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// The store location as typed (shell-quoted when needed), or `LOC`.
+    loc: String,
+    /// The subcommand's name (`push`, `clone`, ...).
+    command: &'static str,
+}
+
+impl Context {
+    /// The context of a parsed command line.
+    pub fn of(cli: &Cli) -> Context {
+        let (command, loc): (&'static str, Option<&str>) = match &cli.command {
+            Command::Init { like, .. } => ("init", like.as_deref()),
+            Command::Push { loc, .. } => ("push", Some(loc)),
+            Command::Pull { loc, .. } => ("pull", Some(loc)),
+            Command::Clone { loc, .. } => ("clone", Some(loc)),
+            Command::Sync { loc, .. } => ("sync", Some(loc)),
+            Command::Conflicts => ("conflicts", None),
+            Command::Status => ("status", None),
+            Command::Store(StoreCmd::Init(a)) => ("store init", Some(&a.loc)),
+            Command::Key(KeyCmd::List { loc } | KeyCmd::Add { loc, .. } | KeyCmd::Export { loc, .. } | KeyCmd::Remove { loc, .. }) => {
+                ("key", Some(loc))
+            }
+            Command::Backup(a) => ("backup", Some(&a.to)),
+            Command::Snapshots { loc } => ("snapshots", Some(loc)),
+            Command::Ls { loc, .. } => ("ls", Some(loc)),
+            Command::Diff { loc, .. } => ("diff", Some(loc)),
+            Command::Restore(a) => ("restore", Some(&a.loc)),
+            Command::Check(a) => ("check", Some(&a.loc)),
+            Command::Forget(a) => ("forget", Some(&a.loc)),
+            Command::Gc { loc, .. } => ("gc", Some(loc)),
+        };
+        Context { loc: loc.map(shell_word).unwrap_or_else(|| "LOC".into()), command }
+    }
+}
+
+/// `s` as one shell word: quoted when it holds anything a shell treats specially.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:=@,%~".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn path_word(p: &std::path::Path) -> String {
+    shell_word(&p.to_string_lossy())
+}
+
+fn store_hint(e: &StoreError, cx: &Context) -> Option<String> {
+    let loc = &cx.loc;
     Some(match e {
         StoreError::Damaged { what, .. } if what.starts_with("key file") => {
-            "export the key again with `ferry key export LOC FILE`, or unset FERRY_KEY_FILE to use the passphrase"
+            format!("export the key again with `ferry key export {loc} FILE`, or unset FERRY_KEY_FILE to use the passphrase")
         }
         StoreError::Io { op, .. } if op.contains("key file") => {
-            "key export never overwrites a file: pick a new file name (or remove the old file yourself)"
+            "key export never overwrites a file: pick a new file name (or remove the old file yourself)".into()
         }
-        StoreError::WrongPassphrase { .. } => "check FERRY_PASSWORD / FERRY_PASSWORD_FILE / FERRY_PASSWORD_COMMAND; nothing was written",
+        StoreError::WrongPassphrase { .. } => {
+            "check FERRY_PASSWORD / FERRY_PASSWORD_FILE / FERRY_PASSWORD_COMMAND; nothing was written".into()
+        }
         StoreError::StorageFull { .. } => {
-            "free some space and run the same command again: everything already written is kept and will not be sent twice"
+            "free some space and run the same command again: everything already written is kept and will not be sent twice".into()
         }
-        StoreError::NotAStore(_) => "create one with `ferry store init LOC`, or check the path (is the drive mounted?)",
-        StoreError::AlreadyExists(_) => "use the existing store, or pick an empty folder",
+        StoreError::NotAStore(_) => format!("create one with `ferry store init {loc}`, or check the path (is the drive mounted?)"),
+        StoreError::AlreadyExists(_) => "use the existing store, or pick an empty folder".into(),
         StoreError::NotEmpty(_) => {
-            "pick a new or empty folder for the store (for example a subfolder: LOC/ferry-store); nothing was written"
+            "pick a new or empty folder for the store (for example a subfolder: LOC/ferry-store); nothing was written".into()
         }
-        StoreError::Damaged { .. } => "run `ferry check LOC --read-data` to see everything that is damaged and what it affects",
-        StoreError::Io { .. } => "check that the store's drive or share is still mounted and writable, then run again",
-        StoreError::LastKey => "add another key first with `ferry key add LOC`",
-        StoreError::NotFound(_) => {
-            "part of the store vanished while ferry ran (another ferry's gc, or the drive was unplugged): run again, then `ferry check LOC`"
+        StoreError::Damaged { .. } => format!("run `ferry check {loc} --read-data` to see everything that is damaged and what it affects"),
+        StoreError::Io { .. } => "check that the store's drive or share is still mounted and writable, then run again".into(),
+        StoreError::LastKey => format!("add another key first with `ferry key add {loc}`"),
+        StoreError::NotFound(_) => format!(
+            "part of the store vanished while ferry ran (another ferry's gc, or the drive was unplugged): run again, then `ferry check {loc}`"
+        ),
+        StoreError::BadLocation { .. } => {
+            "give a folder path (a disk, USB drive or mounted share; ssh:// and s3:// are not supported yet); nothing was created".into()
         }
-        StoreError::BadLocation { .. } => "give a folder path (a disk, USB drive or mounted share); nothing was created",
-        StoreError::Locked(_) => "wait for the other ferry process to finish, then run again",
+        StoreError::Locked(_) => "wait for the other ferry process to finish, then run again".into(),
+        StoreError::KeyNotFound(_) => format!("`ferry key list {loc}` lists the key IDs"),
         _ => return None,
     })
 }
 
-fn sync_hint(e: &SyncError) -> Option<&'static str> {
+fn sync_hint(e: &SyncError, cx: &Context) -> Option<String> {
+    let loc = &cx.loc;
     Some(match e {
-        SyncError::Store(s) => return store_hint(s),
-        SyncError::StoreOlder { .. } => {
-            "this store (or drive) is an older copy: pull from the newer one, or push / sync to bring this store up to date"
-        }
+        SyncError::Store(s) => return store_hint(s, cx),
+        SyncError::StoreOlder { .. } => format!(
+            "this store (or drive) is an older copy: pull from the newer one, or `ferry push {loc}` / `ferry sync {loc}` to bring this store up to date"
+        ),
         SyncError::Diverged { .. } => {
-            "run `ferry sync` with this store to merge both sides (nothing is lost: conflicting files are kept as copies)"
+            format!("run `ferry sync {loc}` to merge both sides (nothing is lost: conflicting files are kept as copies)")
         }
-        SyncError::ChangedLocally { .. } => "run the same command again once the file is no longer being edited",
-        SyncError::WrongFamily { .. } => "use the key file exported from a store of this replica's family, or unset FERRY_KEY_FILE",
+        SyncError::ChangedLocally { .. } => "run the same command again once the file is no longer being edited".into(),
+        SyncError::WrongFamily { .. } => "use the key file exported from a store of this replica's family, or unset FERRY_KEY_FILE".into(),
+        SyncError::NoSnapshot(_) => format!("`ferry snapshots {loc}` lists the snapshots"),
+        SyncError::AmbiguousSnapshot(_) => format!("give more digits of the snapshot ID (`ferry snapshots {loc}` lists them)"),
+        SyncError::NotAFolder { .. } => "give the folder that holds the files to back up".into(),
+        SyncError::SourceInStore { .. } => "back up a folder outside the store".into(),
+        SyncError::TooDeep { .. } => "leave the deeper folders out (--exclude, or a .ferryignore in a replica), or move them up".into(),
+        SyncError::TreeTooDeep { .. } => {
+            format!("ferry never writes such a tree: the store is damaged or was not written by ferry; run `ferry check {loc}`")
+        }
+        SyncError::ChangedWhileReading { .. } => "run again once the file is no longer being written".into(),
+        SyncError::Unreadable { path } => format!("check that {} can be read, then run again", path_word(path)),
+        SyncError::InTheWay { path, .. } => format!("move {} aside, then run again", path_word(path)),
+        SyncError::WrongEntryKind { .. } => "this is a bug in ferry: please report it".into(),
+        SyncError::NoPolicy => "give at least one --keep-* option (for example --keep-last 10)".into(),
+        SyncError::PolicyKeepsNothing => "give a --keep-* count of at least 1 (for example --keep-last 1), or --keep-tag".into(),
+        SyncError::AlreadyAReplica { root } => {
+            format!("it is set up already: work in {} (`ferry status`, `ferry sync LOC`)", path_word(root))
+        }
+        SyncError::NestedReplica { replica, .. } => {
+            let r = path_word(replica);
+            format!("use a folder outside {r}, or work in {r} itself")
+        }
+        SyncError::NotAReplica { root } => format!(
+            "run inside a replica (or give one with -C DIR), or make {} one with `ferry init` or `ferry clone LOC DIR`",
+            path_word(root)
+        ),
+        SyncError::ReplicaBusy { .. } => "wait for the other ferry process to finish, then run again".into(),
+        SyncError::CloneIntoReplica { root } => {
+            format!("run `ferry pull {loc}` in {} instead, or clone into a new folder", path_word(root))
+        }
+        SyncError::OtherFamily { root } | SyncError::OtherChunker { root } => {
+            format!("use a store of this replica's family, or create one with `ferry store init NEWLOC --like {}`", path_word(root))
+        }
+        SyncError::UnmergedConflicts { .. } => format!(
+            "run `ferry sync {loc}` to merge them, or `ferry push {loc} --force` to publish this replica's version (the other stays in history)"
+        ),
+        SyncError::UnseenRemoteChanges { .. } => format!(
+            "run `ferry pull {loc}` (or `ferry sync {loc}`) first, or `ferry push {loc} --force` to leave two heads for `ferry sync`"
+        ),
+        SyncError::NoSyncedFolder => format!("push a folder into it first: `ferry push {loc}` inside a replica"),
+        SyncError::NoSuchFolder { .. } => {
+            format!("give the first digits of a folder ID, or the folder's source path (`ferry snapshots {loc}` lists them)")
+        }
+        SyncError::AmbiguousFolder { choices } => {
+            let id = choices.first().map(|c| c.id.as_str()).unwrap_or("ID");
+            if cx.command == "clone" {
+                format!("pick one with --folder: `ferry clone {loc} DIR --folder {id}`")
+            } else {
+                format!("pick one with --folder (for example --folder {id})")
+            }
+        }
+        SyncError::GcRefused { .. } => {
+            format!("run `ferry check {loc}` and repair what it reports; gc deletes nothing until check is clean")
+        }
         _ => return None,
     })
 }
@@ -51,7 +170,7 @@ fn sync_hint(e: &SyncError) -> Option<&'static str> {
 /// some files were skipped, 10 no store at LOC, 11 the store lock could
 /// not be taken, 12 wrong passphrase or key, 130 interrupted.
 pub const EXIT_CODES: &str = "Exit codes: 0 success, 1 error, 2 usage error, 3 finished but some files were skipped (listed), \
-10 no store at LOC, 11 store lock not obtainable, 12 wrong passphrase or key file, 130 interrupted.";
+10 no store at LOC, 11 store lock not obtainable or replica in use, 12 wrong passphrase or key file, 130 interrupted.";
 
 /// The exit code for an error.
 pub fn exit_code(e: &anyhow::Error) -> i32 {
@@ -67,18 +186,20 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             Some(StoreError::WrongPassphrase { .. }) => return 12,
             _ => {}
         }
-        if let Some(SyncError::WrongFamily { .. }) = c.downcast_ref::<SyncError>() {
-            return 12;
+        match c.downcast_ref::<SyncError>() {
+            Some(SyncError::ReplicaBusy { .. }) => return 11,
+            Some(SyncError::WrongFamily { .. }) => return 12,
+            _ => {}
         }
     }
     1
 }
 
 /// Prints an error (and a hint) to stderr, or as JSON to stdout.
-pub fn report(e: &anyhow::Error, json: bool) {
+pub fn report(e: &anyhow::Error, json: bool, cx: &Context) {
     let hint = e.chain().find_map(|c| match (c.downcast_ref::<StoreError>(), c.downcast_ref::<SyncError>()) {
-        (Some(s), _) => store_hint(s),
-        (_, Some(s)) => sync_hint(s),
+        (Some(s), _) => store_hint(s, cx),
+        (_, Some(s)) => sync_hint(s, cx),
         _ => None,
     });
     let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>();

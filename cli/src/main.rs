@@ -23,7 +23,7 @@ fn main() {
     let code = match commands::run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            error::report(&e, cli.global.json);
+            error::report(&e, cli.global.json, &error::Context::of(&cli));
             error::exit_code(&e)
         }
     };

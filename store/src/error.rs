@@ -3,7 +3,9 @@
 //! Rules: every variant says what failed and on what (a path, an object
 //! name, a block ID). Damage is never reported as "not found" and never
 //! turned into wrong bytes: [`Error::Damaged`] names the object and, where
-//! known, the block. The CLI owns the wording of hints for the user.
+//! known, the block. Messages say what is wrong, never what to run next
+//! (no command or option names): the CLI owns the hints for the user
+//! (`cli/src/error.rs`, matched by variant).
 
 use std::io;
 use std::path::PathBuf;

@@ -43,7 +43,7 @@ pub fn encode(master: &MasterKey) -> Zeroizing<Vec<u8>> {
 pub fn decode(bytes: &[u8], what: &str) -> Result<MasterKey> {
     let bad = |reason: &str| Error::Damaged { what: what.to_string(), reason: reason.to_string() };
     if bytes.len() < 9 || &bytes[..8] != MAGIC {
-        return Err(bad("not a ferry key file (it must start with FERRYKEX: make one with `ferry key export LOC FILE`)"));
+        return Err(bad("not a ferry key file (it does not start with FERRYKEX)"));
     }
     if bytes[8] != VERSION {
         return Err(Error::Unsupported(format!("{what}: key file version {}", bytes[8])));

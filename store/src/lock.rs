@@ -145,10 +145,7 @@ pub fn acquire(backend: Arc<dyn Backend>, keys: &Keys, kind: LockKind, host: &st
     if let Some((_, l)) = others.iter().find(|(_, l)| kind == LockKind::Exclusive || l.kind == LockKind::Exclusive) {
         let _ = backend.delete(&path);
         let what = if l.kind == LockKind::Exclusive { "gc is running" } else { "a backup, push or sync is running" };
-        return Err(Error::Locked(format!(
-            "{what} on {} (process {}); try again when it has finished (a lock left by a crash expires after 30 minutes)",
-            l.host, l.pid
-        )));
+        return Err(Error::Locked(format!("{what} on {} (process {}); a lock left by a crash expires after 30 minutes", l.host, l.pid)));
     }
     let path = Arc::new(std::sync::Mutex::new(path));
     let stop = Arc::new(AtomicBool::new(false));

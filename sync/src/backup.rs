@@ -144,7 +144,7 @@ pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Pro
     let source = source.canonicalize().map_err(|e| Error::io("open", source, e))?;
     let meta = std::fs::metadata(&source).map_err(|e| Error::io("stat", &source, e))?;
     if !meta.is_dir() {
-        return Err(Error::Invalid(format!("{} is not a folder", source.display())));
+        return Err(Error::NotAFolder { path: source });
     }
     let filter = Filter::new(&opts.filter)?;
     // Refuse bad tags or host names before reading anything.
@@ -183,7 +183,7 @@ pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Pro
         _ => None,
     };
     if store.local_root().and_then(|p| p.canonicalize().ok()).is_some_and(|p| source.starts_with(&p)) {
-        return Err(Error::Invalid(format!("{} is the store itself or inside it: back up a folder outside the store", source.display())));
+        return Err(Error::SourceInStore { path: source });
     }
     // A store inside the folder is left out: backing it up into itself
     // would grow it on every run, and its files are ciphertext anyway.
@@ -302,7 +302,7 @@ impl Ctx<'_> {
         self.note(rel, kind);
         if let Content::Dir(id) = &e.content {
             if depth > MAX_DEPTH {
-                return Err(Error::Invalid(format!("the parent snapshot nests folders deeper than {MAX_DEPTH}")));
+                return Err(Error::TreeTooDeep { at: format!("{} (the parent snapshot)", display_rel(rel)) });
             }
             for c in crate::load_tree(self.store, id)?.entries {
                 self.note_all(&c, &crate::filter::rel_join(rel, &c.name), kind, depth + 1)?;
@@ -332,7 +332,7 @@ impl Ctx<'_> {
     /// are listed against it.
     fn dir(&self, abs: &Path, rel: &Path, filter: &Filter, depth: usize, parent: Option<&Tree>) -> Result<Option<BlockId>> {
         if depth > MAX_DEPTH {
-            return Err(Error::Invalid(format!("{} is nested deeper than {MAX_DEPTH} folders", abs.display())));
+            return Err(Error::TooDeep { path: abs.to_path_buf() });
         }
         let inner = filter.with_ignore_file(abs, rel)?;
         let filter = inner.as_ref().unwrap_or(filter);
@@ -499,13 +499,13 @@ impl Ctx<'_> {
             let f = match open_nofollow(abs) {
                 Ok(f) => f,
                 Err(e) if is_symlink_refused(&e) => {
-                    return Err(Error::Invalid("replaced by a symlink while being read; not backed up".into()));
+                    return Err(Error::ReplacedWhileReading { path: abs.to_path_buf(), by: "a symlink" });
                 }
                 Err(e) => return Err(Error::io("open", abs, e)),
             };
             let opened = f.metadata().map_err(|e| Error::io("stat", abs, e))?;
             if !opened.file_type().is_file() {
-                return Err(Error::Invalid("replaced by something that is not a regular file while being read; not backed up".into()));
+                return Err(Error::ReplacedWhileReading { path: abs.to_path_buf(), by: "something that is not a regular file" });
             }
             if !same_file(&opened, &before) {
                 // Another regular file took its place (an editor's save by
@@ -552,7 +552,7 @@ impl Ctx<'_> {
             }
             before = after;
         }
-        Err(Error::Invalid(format!("changed while being read ({READ_ATTEMPTS} attempts); not backed up")))
+        Err(Error::ChangedWhileReading { path: abs.to_path_buf(), attempts: READ_ATTEMPTS as u32 })
     }
 
     fn read_file(&self, f: &File) -> Result<(Vec<BlockId>, u64), PutError> {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use ferry_store::Store;
 
 use crate::error::{Error, Result};
-use crate::filter::rel_join;
+use crate::filter::{display_rel, rel_join};
 use crate::load_tree;
 use crate::tree::{Content, Entry, MAX_DEPTH, Tree};
 
@@ -25,7 +25,7 @@ fn all_below(store: &Store, e: &Entry, p: &Path, change: Change, depth: usize, o
     out.push((change, p.to_path_buf()));
     if let Content::Dir(id) = &e.content {
         if depth > MAX_DEPTH {
-            return Err(Error::Invalid(format!("snapshot nests folders deeper than {MAX_DEPTH}")));
+            return Err(Error::TreeTooDeep { at: display_rel(p) });
         }
         for c in load_tree(store, id)?.entries {
             all_below(store, &c, &rel_join(p, &c.name), change, depth + 1, out)?;
@@ -36,7 +36,7 @@ fn all_below(store: &Store, e: &Entry, p: &Path, change: Change, depth: usize, o
 
 fn diff_trees(store: &Store, a: &Tree, b: &Tree, rel: &Path, depth: usize, out: &mut Vec<(Change, PathBuf)>) -> Result<()> {
     if depth > MAX_DEPTH {
-        return Err(Error::Invalid(format!("snapshot nests folders deeper than {MAX_DEPTH}")));
+        return Err(Error::TreeTooDeep { at: display_rel(rel) });
     }
     let (mut i, mut j) = (0, 0);
     while i < a.entries.len() || j < b.entries.len() {

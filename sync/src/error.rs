@@ -1,7 +1,22 @@
-//! Errors of the sync crate. Store errors pass through unchanged (they
-//! already name the damaged object); the rest say which path or snapshot.
+//! Errors of the sync crate.
+//!
+//! Rules:
+//!
+//! - One variant per situation, each naming what failed and on what: the
+//!   path (absolute for the working folder, relative inside a snapshot),
+//!   the snapshot, the replica root. No catch-all string variant: a new
+//!   refusal gets its own variant, so the CLI can match it.
+//! - Store errors pass through unchanged ([`Error::Store`]): they already
+//!   name the damaged object.
+//! - Messages say what is wrong and what was (not) changed, never what to
+//!   run next: no command names, no option names. The advice for the user
+//!   (hints) lives in the CLI (`cli/src/error.rs`), matched by variant.
+//! - Damage is never reported as absence, and a refusal changes nothing:
+//!   messages that end in "nothing was changed" mean exactly that.
 
 use std::path::PathBuf;
+
+use crate::tree::MAX_DEPTH;
 
 /// Result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -28,7 +43,7 @@ pub enum Error {
     #[error("no snapshot matches {0:?}")]
     NoSnapshot(String),
     /// More than one snapshot matches a prefix.
-    #[error("snapshot prefix {0:?} is ambiguous: give more digits")]
+    #[error("snapshot prefix {0:?} matches more than one snapshot")]
     AmbiguousSnapshot(String),
     /// A path is not in the snapshot.
     #[error("{0} is not in the snapshot")]
@@ -86,9 +101,188 @@ pub enum Error {
         /// The replica or store.
         what: String,
     },
-    /// Invalid argument.
-    #[error("{0}")]
-    Invalid(String),
+    /// The folder to back up is not a folder.
+    #[error("{path} is not a folder")]
+    NotAFolder {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The folder to back up is the store itself or inside it.
+    #[error("{path} is the store itself or inside it; nothing was backed up")]
+    SourceInStore {
+        /// The folder given.
+        path: PathBuf,
+    },
+    /// A local folder is nested deeper than [`MAX_DEPTH`] folders.
+    #[error("{path} is nested deeper than {MAX_DEPTH} folders")]
+    TooDeep {
+        /// The folder that is too deep.
+        path: PathBuf,
+    },
+    /// A stored tree nests folders deeper than [`MAX_DEPTH`] (a damaged or
+    /// hostile store: ferry never writes one).
+    #[error("the snapshot nests folders deeper than {MAX_DEPTH} at {at}")]
+    TreeTooDeep {
+        /// Where: a path inside the snapshot, or a tree's block ID.
+        at: String,
+    },
+    /// A file kept changing while it was read: it was left out of the snapshot.
+    #[error("{path} changed while being read ({attempts} attempts); not backed up")]
+    ChangedWhileReading {
+        /// The file.
+        path: PathBuf,
+        /// How many times it was read.
+        attempts: u32,
+    },
+    /// A file was replaced by a symlink or a special file between the scan
+    /// and the read: it was left out of the snapshot.
+    #[error("{path} was replaced by {by} while being read; not backed up")]
+    ReplacedWhileReading {
+        /// The file.
+        path: PathBuf,
+        /// What took its place ("a symlink", "something that is not a regular file").
+        by: &'static str,
+    },
+    /// A local file of the replica could not be read to hash it.
+    #[error("cannot read {path} to compare it")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A snapshot field is longer than the format allows (format-spec §14.2).
+    #[error("{what} is {len} bytes; the limit is {limit}")]
+    TooLong {
+        /// The field ("host name", "source path", a tag).
+        what: String,
+        /// Its length.
+        len: usize,
+        /// The format's limit.
+        limit: usize,
+    },
+    /// Something else occupies the place where an entry is to be written;
+    /// it was left as it is.
+    #[error("{path}: a {found} is in the way of the {wanted} to be written there; left as it is")]
+    InTheWay {
+        /// The place.
+        path: PathBuf,
+        /// What is there ("folder", "file").
+        found: &'static str,
+        /// What was to be written ("file", "folder").
+        wanted: &'static str,
+    },
+    /// An entry of another kind was handed to a writer (a bug in the caller).
+    #[error("internal: {path} is not a {expected} entry")]
+    WrongEntryKind {
+        /// Where it was to be written.
+        path: PathBuf,
+        /// The kind the writer writes ("file", "symlink").
+        expected: &'static str,
+    },
+    /// `forget` without any rule: every snapshot would go.
+    #[error("no retention policy given: every snapshot would be deleted; nothing was deleted")]
+    NoPolicy,
+    /// A `forget` policy whose every count is 0: it keeps no snapshot.
+    #[error("the retention policy keeps no snapshot (every keep count is 0); nothing was deleted")]
+    PolicyKeepsNothing,
+    /// A folder to make a replica already is one.
+    #[error("{root} is already a ferry replica")]
+    AlreadyAReplica {
+        /// The replica's root.
+        root: PathBuf,
+    },
+    /// A folder to make a replica lies inside another replica.
+    #[error("{path} is inside the ferry replica {replica}: a replica cannot hold another one; nothing was created")]
+    NestedReplica {
+        /// The folder given.
+        path: PathBuf,
+        /// The replica around it.
+        replica: PathBuf,
+    },
+    /// A folder is not a replica.
+    #[error("{root} is not a ferry replica (it has no {}/)", crate::replica::META_DIR)]
+    NotAReplica {
+        /// The folder.
+        root: PathBuf,
+    },
+    /// Another ferry process has the replica open.
+    #[error("the replica {root} is in use by another ferry process")]
+    ReplicaBusy {
+        /// The replica's root.
+        root: PathBuf,
+    },
+    /// A folder is already a replica, of another folder or with history of
+    /// its own, so it cannot be cloned into.
+    #[error("{root} is already a replica (of another folder, or with its own history); nothing was changed")]
+    CloneIntoReplica {
+        /// The replica's root.
+        root: PathBuf,
+    },
+    /// The store belongs to another key family than the replica.
+    #[error("the store belongs to another key family than the replica {root}; nothing was changed")]
+    OtherFamily {
+        /// The replica's root.
+        root: PathBuf,
+    },
+    /// The store cuts files with other chunker parameters than the replica.
+    #[error("the store uses other chunker parameters than the replica {root}'s family; nothing was changed")]
+    OtherChunker {
+        /// The replica's root.
+        root: PathBuf,
+    },
+    /// Paths changed both here and in the store since the last sync, and
+    /// the conflicts are not merged yet: pushing would publish one side only.
+    #[error("{} path(s) changed both here and in the store since the last sync ({}{}); nothing was pushed",
+        paths.len(),
+        paths.first().map(|p| p.display().to_string()).unwrap_or_default(),
+        if paths.len() > 1 { ", ..." } else { "" })]
+    UnmergedConflicts {
+        /// The conflicting paths (relative to the replica root).
+        paths: Vec<PathBuf>,
+    },
+    /// The store holds a snapshot of the folder this replica has not seen
+    /// (newer, or made concurrently).
+    #[error("the store has changes this replica has not seen (snapshot {snapshot} from {host} at {time}); nothing was pushed")]
+    UnseenRemoteChanges {
+        /// The store's snapshot (short ID).
+        snapshot: String,
+        /// The host that made it.
+        host: String,
+        /// When (RFC 3339, UTC).
+        time: String,
+    },
+    /// The store holds no snapshot of a synced folder.
+    #[error("the store holds no synced folder yet")]
+    NoSyncedFolder,
+    /// No synced folder in the store matches the choice.
+    #[error("no synced folder in the store matches {choice:?}")]
+    NoSuchFolder {
+        /// The folder ID prefix or source path asked for.
+        choice: String,
+    },
+    /// The store holds several synced folders and none was chosen.
+    #[error("the store holds {} synced folders:\n{}", choices.len(),
+        choices.iter().map(|c| format!("  {}  {} on {}", c.id, c.source, c.host)).collect::<Vec<_>>().join("\n"))]
+    AmbiguousFolder {
+        /// The folders to choose from.
+        choices: Vec<FolderChoice>,
+    },
+    /// gc refused to run: deleting anything now could lose data.
+    #[error("gc deletes nothing: {reason}")]
+    GcRefused {
+        /// What is wrong with the store (damaged index, unreadable snapshot, block in no pack).
+        reason: String,
+    },
+}
+
+/// One synced folder of a store, as [`Error::AmbiguousFolder`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderChoice {
+    /// The folder ID's first 8 hex digits.
+    pub id: String,
+    /// The source path of its newest snapshot.
+    pub source: String,
+    /// The host of its newest snapshot.
+    pub host: String,
 }
 
 impl Error {

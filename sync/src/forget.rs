@@ -77,13 +77,10 @@ fn bucket(ns: i64, fmt: &str) -> String {
 /// Decides, for every snapshot, whether the policy keeps it.
 pub fn plan(snaps: &[(ObjectName, Snapshot)], policy: &Policy) -> Result<Vec<Decision>> {
     if policy.is_empty() {
-        return Err(Error::Invalid("no policy given: every snapshot would go. Give at least one --keep-* option".into()));
+        return Err(Error::NoPolicy);
     }
     if policy.keeps_nothing() {
-        return Err(Error::Invalid(
-            "this policy keeps no snapshot (every --keep-* count is 0): nothing was deleted. Give a count of at least 1, or --keep-tag"
-                .into(),
-        ));
+        return Err(Error::PolicyKeepsNothing);
     }
     let referenced: HashSet<ObjectName> = snaps.iter().flat_map(|(_, s)| s.parents.iter().copied()).collect();
     let mut groups: BTreeMap<String, Vec<&(ObjectName, Snapshot)>> = BTreeMap::new();

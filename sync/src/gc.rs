@@ -68,14 +68,11 @@ pub struct GcReport {
 /// index is damaged, a snapshot or tree does not read, or trees nest too deep.
 pub fn mark_used(store: &Store) -> Result<(u64, BlockSet)> {
     if let Some((n, why)) = store.damaged_indexes().first() {
-        return Err(Error::Invalid(format!("index {} is damaged ({why}); gc deletes nothing until `ferry check` is clean", n.short(12))));
+        return Err(Error::GcRefused { reason: format!("index {} is damaged ({why})", n.short(12)) });
     }
     let (snaps, bad) = snapshot::list_all(store)?;
     if let Some((id, e)) = bad.first() {
-        return Err(Error::Invalid(format!(
-            "snapshot {} is unreadable ({e}); gc deletes nothing until `ferry check` is clean",
-            id.short(8)
-        )));
+        return Err(Error::GcRefused { reason: format!("snapshot {} is unreadable ({e})", id.short(8)) });
     }
     Ok((snaps.len() as u64, used_blocks(store, &snaps)?))
 }
@@ -85,7 +82,7 @@ fn used_blocks(store: &Store, snaps: &[(ObjectName, Snapshot)]) -> Result<BlockS
     let mut todo: Vec<(BlockId, usize)> = snaps.iter().map(|(_, s)| (s.root, 0)).collect();
     while let Some((t, depth)) = todo.pop() {
         if depth > MAX_DEPTH {
-            return Err(Error::Invalid(format!("tree nesting deeper than {MAX_DEPTH}; not collecting")));
+            return Err(Error::TreeTooDeep { at: format!("tree {}", t.short(16)) });
         }
         if !used.insert(t) {
             continue;

@@ -41,7 +41,7 @@ pub mod tree;
 pub mod workdir;
 
 pub use change::{ChangeKind, PathChange};
-pub use error::{Error, Result};
+pub use error::{Error, FolderChoice, Result};
 pub use progress::{Progress, Skipped};
 
 use ferry_store::{BlockId, Store};

@@ -5,7 +5,7 @@ use std::path::Path;
 use ferry_store::Store;
 
 use crate::error::{Error, Result};
-use crate::filter::rel_join;
+use crate::filter::{display_rel, rel_join};
 use crate::load_tree;
 use crate::tree::{Content, Entry, MAX_DEPTH, Tree};
 
@@ -41,7 +41,7 @@ pub fn walk(store: &Store, root: &Tree, path: &str, f: &mut dyn FnMut(&Path, &En
 
 fn walk_tree(store: &Store, tree: &Tree, rel: &Path, depth: usize, f: &mut dyn FnMut(&Path, &Entry)) -> Result<()> {
     if depth > MAX_DEPTH {
-        return Err(Error::Invalid(format!("snapshot nests folders deeper than {MAX_DEPTH}")));
+        return Err(Error::TreeTooDeep { at: display_rel(rel) });
     }
     for e in &tree.entries {
         let p = rel_join(rel, &e.name);

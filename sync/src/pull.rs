@@ -318,7 +318,7 @@ pub fn clone(dir: &Path, store: &Store, init: CloneInit<'_>, progress: &Progress
         Some(root) => {
             let r = Replica::open(&root, init.passphrase)?;
             if r.folder_id != folder_id || r.keys().family_id() != store.keys().family_id() || !r.parents()?.is_empty() {
-                return Err(Error::Invalid(format!("{} is already a replica; run `ferry pull` there instead of clone", root.display())));
+                return Err(Error::CloneIntoReplica { root });
             }
             r
         }

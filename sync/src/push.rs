@@ -32,10 +32,10 @@ pub struct PushOptions {
 /// Checks the store belongs to the replica's family and chunker.
 pub fn check_compatible(replica: &Replica, store: &Store) -> Result<()> {
     if store.keys().family_id() != replica.keys().family_id() {
-        return Err(Error::Invalid("the store belongs to another key family: create it with `ferry store init LOC --like .`".into()));
+        return Err(Error::OtherFamily { root: replica.root().to_path_buf() });
     }
     if store.config().chunker != replica.chunker {
-        return Err(Error::Invalid("the store uses other chunker parameters than this replica's family".into()));
+        return Err(Error::OtherChunker { root: replica.root().to_path_buf() });
     }
     Ok(())
 }
@@ -60,23 +60,19 @@ pub fn push(replica: &Replica, store: &Store, opts: &PushOptions, progress: &Pro
     let parents = replica.parents()?;
     let conflicts = replica.conflicts()?;
     if !opts.force && !conflicts.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{} path(s) changed both here and in the store since the last sync ({}{}): run `ferry sync` to merge them, or push with --force to publish this replica's version (the other stays in history)",
-            conflicts.len(),
-            conflicts[0].display(),
-            if conflicts.len() > 1 { ", ..." } else { "" }
-        )));
+        return Err(Error::UnmergedConflicts { paths: conflicts });
     }
     if !opts.force {
         for id in hist.heads() {
             if matches!(hist.relation(replica, &parents, &id)?, Relation::Newer | Relation::Concurrent) {
                 let s = hist.get(&id).expect("a head is listed");
-                return Err(Error::Invalid(format!(
-                    "the store has changes this replica has not seen (snapshot {} from {} at {}): run `ferry pull` first, or push with --force to leave two heads for `ferry sync`",
-                    id.short(8),
-                    s.host,
-                    s.time_ns / 1_000_000_000
-                )));
+                return Err(Error::UnseenRemoteChanges {
+                    snapshot: id.short(8),
+                    host: s.host.clone(),
+                    time: jiff::Timestamp::from_nanosecond(s.time_ns as i128)
+                        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+                        .unwrap_or_else(|_| s.time_ns.to_string()),
+                });
             }
         }
     }
@@ -129,15 +125,13 @@ pub fn choose_folder(store: &Store, choice: Option<&str>) -> Result<[u8; 16]> {
         .collect();
     match picked.as_slice() {
         [(f, _)] => Ok(*f),
-        [] if folders.is_empty() => Err(Error::Invalid("the store holds no synced folder yet: push one from a replica first".into())),
-        [] => Err(Error::Invalid(format!("no synced folder matches {:?}", choice.unwrap_or_default()))),
-        many => Err(Error::Invalid(format!(
-            "the store holds {} synced folders; pick one with --folder:\n{}",
-            many.len(),
-            many.iter()
-                .map(|(f, s)| format!("  {}  {} on {}", hex::encode(&f[..4]), s.source_str(), s.host))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ))),
+        [] if folders.is_empty() => Err(Error::NoSyncedFolder),
+        [] => Err(Error::NoSuchFolder { choice: choice.unwrap_or_default().to_string() }),
+        many => Err(Error::AmbiguousFolder {
+            choices: many
+                .iter()
+                .map(|(f, s)| crate::FolderChoice { id: hex::encode(&f[..4]), source: s.source_str().to_string(), host: s.host.clone() })
+                .collect(),
+        }),
     }
 }

@@ -133,14 +133,9 @@ fn refuse_nested(root: &Path) -> Result<()> {
     let abs = std::path::absolute(root).map_err(|e| Error::io("open", root, e))?;
     let Some(existing) = abs.ancestors().find(|a| a.exists()).and_then(find_root) else { return Ok(()) };
     if abs.canonicalize().is_ok_and(|r| r == existing) {
-        return Err(Error::Invalid(format!("{} is already a ferry replica", existing.display())));
+        return Err(Error::AlreadyAReplica { root: existing });
     }
-    Err(Error::Invalid(format!(
-        "{} is inside the ferry replica {}: a replica cannot hold another one. Use a folder outside it, or work in {} itself",
-        root.display(),
-        existing.display(),
-        existing.display()
-    )))
+    Err(Error::NestedReplica { path: abs, replica: existing })
 }
 
 fn open_db(root: &Path) -> Result<Database> {
@@ -148,10 +143,7 @@ fn open_db(root: &Path) -> Result<Database> {
     ferry_store::private::prepare_file(&path).map_err(|e| Error::io("create", &path, e))?;
     match Database::create(&path) {
         Ok(db) => Ok(db),
-        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(Error::Invalid(format!(
-            "the replica {} is in use by another ferry process; try again when it has finished",
-            root.display()
-        ))),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(Error::ReplicaBusy { root: root.to_path_buf() }),
         Err(e) => Err(db_err(&path, e)),
     }
 }
@@ -220,10 +212,7 @@ impl Replica {
         let root = root.canonicalize().map_err(|e| Error::io("open", root, e))?;
         let path = root.join(META_DIR).join("replica.redb");
         if !path.is_file() {
-            return Err(Error::Invalid(format!(
-                "{} is not a ferry replica (no {META_DIR}/): run `ferry init` there first",
-                root.display()
-            )));
+            return Err(Error::NotAReplica { root });
         }
         let db = open_db(&root)?;
         let get_opt = |k: &str| -> Result<Option<Vec<u8>>> {

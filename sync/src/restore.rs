@@ -145,7 +145,7 @@ impl Ctx<'_> {
     /// Returns whether anything inside was taken (for `--include`).
     fn dir(&self, tree: &Tree, abs: &Path, rel: &Path, depth: usize) -> Result<bool> {
         if depth > MAX_DEPTH {
-            return Err(Error::Invalid(format!("snapshot nests folders deeper than {MAX_DEPTH} at {}", display_rel(rel))));
+            return Err(Error::TreeTooDeep { at: display_rel(rel) });
         }
         let taken: Vec<bool> = tree
             .entries
@@ -214,7 +214,7 @@ impl Ctx<'_> {
         let existing = fs::symlink_metadata(abs).ok();
         if let Some(m) = &existing {
             if m.is_dir() {
-                return Err(Error::Invalid("a folder is in the way of this file".into()));
+                return Err(Error::InTheWay { path: abs.to_path_buf(), found: "folder", wanted: "file" });
             }
             let mt = mtime_ns(m);
             if m.is_file() && m.size() == e.size && mt == e.mtime_ns {

@@ -155,7 +155,7 @@ pub fn scan(root: &Path, filter: &Filter) -> Result<BTreeMap<PathBuf, LocalEntry
 
 fn walk(abs: &Path, rel: &Path, filter: &Filter, depth: usize, out: &mut BTreeMap<PathBuf, LocalEntry>) -> Result<()> {
     if depth > MAX_DEPTH {
-        return Err(Error::Invalid(format!("{} is nested deeper than {MAX_DEPTH} folders", abs.display())));
+        return Err(Error::TooDeep { path: abs.to_path_buf() });
     }
     let inner = filter.with_ignore_file(abs, rel)?;
     let filter = inner.as_ref().unwrap_or(filter);

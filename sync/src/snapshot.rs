@@ -146,7 +146,7 @@ impl Snapshot {
     /// Checks the fields fit the format's limits (format-spec §14.2), so
     /// a snapshot that is written can always be read back.
     pub fn validate(&self) -> Result<()> {
-        let too_long = |what: &str, n: usize, max: usize| Error::Invalid(format!("{what} is {n} bytes; the limit is {max}"));
+        let too_long = |what: &str, len: usize, limit: usize| Error::TooLong { what: what.to_string(), len, limit };
         if self.host.len() > 256 {
             return Err(too_long("host name", self.host.len(), 256));
         }

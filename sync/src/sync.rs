@@ -64,9 +64,7 @@ fn local_tree(replica: &Replica, view: &LocalView<'_>, base: &Base) -> Result<Ba
         let content = match l.kind {
             EntryType::Dir => Content::Dir(ferry_store::BlockId([0; 32])),
             EntryType::Symlink => Content::Symlink(l.target.clone()),
-            EntryType::File => {
-                Content::File(view.file_ids(p).ok_or_else(|| crate::Error::Invalid(format!("cannot read {}", abs.display())))?)
-            }
+            EntryType::File => Content::File(view.file_ids(p).ok_or_else(|| crate::Error::Unreadable { path: abs.clone() })?),
         };
         let m = std::fs::symlink_metadata(&abs).map_err(|e| crate::Error::io("stat", &abs, e))?;
         use std::os::unix::ffi::OsStrExt;

@@ -114,7 +114,7 @@ fn place(tmp: &Path, abs: &Path, expect: &Expect) -> Result<()> {
         }
         Expect::Any => {
             if fs::symlink_metadata(abs).is_ok_and(|m| m.is_dir()) {
-                return Err(Error::Invalid("a folder is in the way".into()));
+                return Err(Error::InTheWay { path: abs.to_path_buf(), found: "folder", wanted: "file" });
             }
             fs::rename(tmp, abs).map_err(|e| Error::io("rename into place", abs, e))
         }
@@ -150,7 +150,7 @@ pub fn write_file(
     expect: &Expect,
     mut progress: impl FnMut(u64),
 ) -> Result<()> {
-    let Content::File(ids) = &e.content else { return Err(Error::Invalid("not a file entry".into())) };
+    let Content::File(ids) = &e.content else { return Err(Error::WrongEntryKind { path: abs.to_path_buf(), expected: "file" }) };
     let tmp = temp_beside(abs);
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(|err| Error::io("create", &tmp, err))?;
@@ -188,7 +188,7 @@ pub fn write_file(
 
 /// Creates a symlink entry at `abs` with its mtime (and owner as root).
 pub fn write_symlink(abs: &Path, e: &Entry, opts: WriteOpts, expect: &Expect) -> Result<()> {
-    let Content::Symlink(target) = &e.content else { return Err(Error::Invalid("not a symlink entry".into())) };
+    let Content::Symlink(target) = &e.content else { return Err(Error::WrongEntryKind { path: abs.to_path_buf(), expected: "symlink" }) };
     let tmp = temp_beside(abs);
     let result = (|| {
         std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &tmp).map_err(|err| Error::io("symlink", abs, err))?;
@@ -212,7 +212,7 @@ pub fn ensure_dir(abs: &Path, replace: bool) -> Result<bool> {
     match fs::symlink_metadata(abs) {
         Ok(m) if m.is_dir() => return Ok(true),
         Ok(_) if replace => fs::remove_file(abs).map_err(|e| Error::io("replace", abs, e))?,
-        Ok(_) => return Err(Error::Invalid(format!("{} is in the way (not a folder)", abs.display()))),
+        Ok(_) => return Err(Error::InTheWay { path: abs.to_path_buf(), found: "file", wanted: "folder" }),
         Err(_) => {}
     }
     fs::create_dir(abs).map_err(|e| Error::io("create folder", abs, e))?;

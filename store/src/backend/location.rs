@@ -99,11 +99,8 @@ impl Location {
     pub fn open(&self) -> Result<Arc<dyn Backend>> {
         match self {
             Location::Local(p) => Ok(Arc::new(LocalDir::new(p))),
-            Location::Ssh { .. } => Err(bad(
-                &self.to_string(),
-                "ssh:// stores are not supported yet (they need `ferry serve`, coming next); use a local folder or a mounted share",
-            )),
-            Location::S3 { .. } => Err(bad(&self.to_string(), "s3:// stores are not supported yet; use a local folder or a mounted share")),
+            Location::Ssh { .. } => Err(bad(&self.to_string(), "ssh:// stores are not supported yet")),
+            Location::S3 { .. } => Err(bad(&self.to_string(), "s3:// stores are not supported yet")),
         }
     }
 
