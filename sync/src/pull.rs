@@ -138,6 +138,8 @@ pub struct Plan {
     /// Paths `.ferryignore` rules exclude here or in the remote: neither
     /// written nor deleted, and no longer part of the synced state.
     pub untracked: Vec<PathBuf>,
+    /// A path ignored here holds another version than the remote's.
+    pub ignored_differs: bool,
 }
 
 fn is_dir_entry(e: &Entry) -> bool {
@@ -164,6 +166,16 @@ pub fn plan(base: &Base, remote: &Base, local: &LocalView<'_>, remote_rules: &Ig
         }
         let dir = r.or(b).is_some_and(is_dir_entry);
         if remote_rules.excludes(p, dir) || local.rules.excludes(p, dir) {
+            // Ignored here but synced there, with another version here:
+            // the folder does not wholly derive from the remote (should
+            // the rule go, that version must meet the remote's in a merge).
+            if let Some(r) = r
+                && !remote_rules.excludes(p, dir)
+                && l.is_some()
+                && !local.holds(p, r, false)
+            {
+                out.ignored_differs = true;
+            }
             out.untracked.push(p.clone());
             continue;
         }
@@ -418,7 +430,7 @@ pub fn apply_tree(
             commit.remove.push(p.clone());
         }
     }
-    report.complete = keep.is_empty();
+    report.complete = keep.is_empty() && !plan.ignored_differs;
     if report.complete {
         commit.parents = Some(vec![head]);
         commit.known = hist.known_records(replica, &head)?;
