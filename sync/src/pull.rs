@@ -138,7 +138,8 @@ pub struct Plan {
     /// Paths `.ferryignore` rules exclude here or in the remote: neither
     /// written nor deleted, and no longer part of the synced state.
     pub untracked: Vec<PathBuf>,
-    /// A path ignored here holds another version than the remote's.
+    /// A path ignored here but synced in the remote does not hold the
+    /// remote's version here.
     pub ignored_differs: bool,
 }
 
@@ -166,12 +167,12 @@ pub fn plan(base: &Base, remote: &Base, local: &LocalView<'_>, remote_rules: &Ig
         }
         let dir = r.or(b).is_some_and(is_dir_entry);
         if remote_rules.excludes(p, dir) || local.rules.excludes(p, dir) {
-            // Ignored here but synced there, with another version here:
-            // the folder does not wholly derive from the remote (should
-            // the rule go, that version must meet the remote's in a merge).
+            // Ignored here but synced there, and this folder does not hold
+            // the remote's version: it does not wholly derive from the
+            // remote (should the rule go, what is here must meet the
+            // remote's version in a merge, not silently replace it).
             if let Some(r) = r
                 && !remote_rules.excludes(p, dir)
-                && l.is_some()
                 && !local.holds(p, r, false)
             {
                 out.ignored_differs = true;
