@@ -238,14 +238,17 @@ pub fn plan(base: &Base, remote: &Base, local: &LocalView<'_>, remote_rules: &Ig
     let renames = crate::merge::renames(gone, new);
     writes.retain(|p| !renames.iter().any(|(_, to)| to == p));
     deletes.retain(|p| !renames.iter().any(|(from, _)| from == p));
-    // Order: renames (sources still exist), deletes (files, then folders
-    // deepest first, so a folder replaced by a file is gone before the
-    // file is written), new folders (parents first), writes, metadata
-    // (deepest first, so a folder's mtime is set after its contents).
+    // Order: file deletes, renames, folder deletes (deepest first, so a
+    // folder replaced by a file is gone before the file is written), new
+    // folders (parents first), writes, metadata (deepest first, so a
+    // folder's mtime is set after its contents).
     let is_local_dir = |p: &PathBuf| local.get(p).is_some_and(|l| l.kind == EntryType::Dir);
     let (mut dir_deletes, file_deletes): (Vec<_>, Vec<_>) = deletes.into_iter().partition(is_local_dir);
-    let mut actions: Vec<Action> = renames.into_iter().map(|(a, b)| Action::Rename(a, b)).collect();
-    actions.extend(file_deletes.into_iter().map(Action::Delete));
+    // Files and symlinks go first (a file where a renamed file's new
+    // folder must be), then renames (their sources are never deleted),
+    // then folders, which the renames may have emptied.
+    let mut actions: Vec<Action> = file_deletes.into_iter().map(Action::Delete).collect();
+    actions.extend(renames.into_iter().map(|(a, b)| Action::Rename(a, b)));
     dir_deletes.sort_by(|a, b| b.cmp(a));
     actions.extend(dir_deletes.into_iter().map(Action::Delete));
     mkdirs.sort();
