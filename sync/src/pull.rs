@@ -499,7 +499,12 @@ impl Apply<'_> {
             Action::Delete(p) => {
                 let abs = self.abs(p);
                 match self.local.get(p).map(|l| l.kind) {
-                    Some(EntryType::Dir) => fs::remove_dir(&abs).map_err(|e| Error::io("remove folder (it holds local files)", &abs, e)),
+                    Some(EntryType::Dir) => match fs::remove_dir(&abs) {
+                        // It still holds files that are not synced (ignored,
+                        // or new here): the folder stays for them.
+                        Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Ok(()),
+                        r => r.map_err(|e| Error::io("remove folder", &abs, e)),
+                    },
                     Some(_) => {
                         workdir::check_expected(&abs, &self.expect(p))?;
                         fs::remove_file(&abs).map_err(|e| Error::io("remove", &abs, e))
