@@ -6,28 +6,10 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Env, random_bytes};
-
-struct Mount(PathBuf);
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn tmpfs(at: &Path, size: &str) -> Mount {
-    fs::create_dir_all(at).unwrap();
-    let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(at).status().unwrap();
-    assert!(ok.success(), "mount tmpfs failed");
-    Mount(at.to_path_buf())
-}
-
-fn resize(m: &Mount, size: &str) {
-    assert!(Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&m.0).status().unwrap().success());
-}
+use common::{Env, Mount, random_bytes, resize, tmpfs};
 
 fn can_mount() -> bool {
     if !common::is_root() {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Env, assert_same_replica, random_bytes};
+use common::{Env, assert_same_replica, random_bytes, resize, tmpfs};
 use filetime::{FileTime, set_file_mtime};
 
 /// Replicas "a" and "b" of one folder holding `files`, through store "st".
@@ -391,24 +391,6 @@ fn a_pull_from_a_store_that_lost_its_newest_snapshot_is_refused() {
 }
 
 // ---------------------------------------------------------------- 4. a full disk during a pull
-
-struct Mount(PathBuf);
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn tmpfs(at: &Path, size: &str) -> Mount {
-    fs::create_dir_all(at).unwrap();
-    let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(at).status().unwrap();
-    assert!(ok.success(), "mount tmpfs failed");
-    Mount(at.to_path_buf())
-}
-
-fn resize(m: &Mount, size: &str) {
-    assert!(Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&m.0).status().unwrap().success());
-}
 
 #[test]
 fn a_pull_that_filled_the_disk_is_not_taken_for_complete() {

@@ -200,3 +200,24 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 pub fn is_root() -> bool {
     std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
+
+/// A tmpfs mounted at `at` (tests run as root), unmounted on drop.
+pub struct Mount(pub PathBuf);
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Mounts a tmpfs of `size` (e.g. `"1m"`) at `at`.
+pub fn tmpfs(at: &Path, size: &str) -> Mount {
+    std::fs::create_dir_all(at).unwrap();
+    let ok = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(at).status().unwrap();
+    assert!(ok.success(), "mount tmpfs failed");
+    Mount(at.to_path_buf())
+}
+
+/// Changes the size of a mounted tmpfs.
+pub fn resize(m: &Mount, size: &str) {
+    assert!(std::process::Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&m.0).status().unwrap().success());
+}
