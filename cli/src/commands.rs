@@ -663,6 +663,13 @@ fn cmd_push(g: &Global, loc: &str, dry_run: bool, force: bool) -> Result<i32> {
         for c in &rep.changed {
             println!("{} {}", c.kind.marker(), c.path);
         }
+        for c in &rep.conflicts {
+            println!(
+                "conflict {}: no longer ignored, and the store holds a version this folder never had; it is kept as {}",
+                c.path.display(),
+                c.copy.display()
+            );
+        }
         match rep.snapshot {
             Some(id) => println!("pushed snapshot {}: wrote {} to {}", id.short(8), size(s.added_bytes), loc),
             None if rep.up_to_date => println!("already up to date: {loc} holds this folder as it is; no snapshot written"),
@@ -788,7 +795,9 @@ fn cmd_sync(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
             (None, n) if n > 1 => println!("dry run: would merge {n} heads"),
             _ if rep.push_pending => println!("dry run: would push local changes first"),
             _ if dry_run && !rep.apply.actions.is_empty() => println!("dry run: would bring in the store's changes"),
-            _ if !rep.apply.complete && !rep.apply.up_to_date => println!("partly in sync: some paths were left for the next sync"),
+            _ if !rep.apply.conflicts.is_empty() || !rep.apply.skipped.is_empty() => {
+                println!("partly in sync: some paths were left for the next sync")
+            }
             _ => println!("in sync"),
         }
     }

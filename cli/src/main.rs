@@ -19,6 +19,10 @@ fn main() {
         }
         default_hook(info);
     }));
+    // Diagnostics on stderr, only when asked: FERRY_LOG=ferry_sync=debug.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG") {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().init();
+    }
     let cli = args::Cli::parse();
     let code = match commands::run(&cli) {
         Ok(code) => code,

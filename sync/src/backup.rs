@@ -107,6 +107,11 @@ pub struct BackupReport {
     /// costs a tree read per folder of the parent) the files that were
     /// read: new or modified.
     pub changed: Vec<PathChange>,
+    /// Push only: versions the parent snapshot held at paths that start
+    /// being synced here again, kept beside the local file (see
+    /// [`crate::unignored`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<crate::merge::Conflict>,
     /// Wall time (`duration_s` in JSON).
     #[serde(rename = "duration_s", serialize_with = "crate::change::duration_secs")]
     pub duration: Duration,

@@ -111,17 +111,22 @@ impl History {
         Ok(out)
     }
 
-    /// The tree of the newest common ancestor of all `heads` (by time,
-    /// then id), through the store's snapshots and the replica's known
-    /// ones. It is read from this store: the snapshot itself when the store
-    /// holds it, else its root tree when the store holds that (a replica
-    /// that carried a state over from another store pushed the same tree
-    /// here). When the newest common ancestor cannot be read here, there is
-    /// no merge base (every difference is then a change, and the result is
-    /// the same whoever merges): an older, readable ancestor would make
-    /// the result depend on which store the merge happens in, and replicas
-    /// syncing through two stores would never converge.
-    pub fn merge_base(&self, store: &Store, replica: &Replica, heads: &[ObjectName]) -> Result<Option<BlockId>> {
+    /// The root trees of the heads' best common ancestors: the common
+    /// ancestors (through the store's snapshots and the replica's known
+    /// ones) that no other common ancestor descends from. There are
+    /// several after a criss-cross (two replicas each merged the other's
+    /// head); the merge then takes a path's base only where they all
+    /// agree (format-spec §16.1), so the result does not depend on which
+    /// one is picked, and replicas syncing through two stores converge.
+    ///
+    /// Each tree is read from this store: the snapshot's root when the
+    /// store holds it, else its known root when the store holds that block
+    /// (a replica that carried a state over from another store pushed the
+    /// same tree here). When one cannot be read here, there is no merge
+    /// base (`None`: every difference is then a change, and the result is
+    /// the same whoever merges): an older, readable ancestor would make the
+    /// result depend on the store the merge happens in.
+    pub fn merge_base(&self, store: &Store, replica: &Replica, heads: &[ObjectName]) -> Result<Option<Vec<BlockId>>> {
         let mut common: Option<BTreeSet<ObjectName>> = None;
         for h in heads {
             let a = self.ancestry(replica, h)?;
@@ -130,19 +135,34 @@ impl History {
                 Some(c) => c.intersection(&a).copied().collect(),
             });
         }
-        let mut best: Option<(i64, ObjectName, Option<BlockId>)> = None;
-        for id in common.unwrap_or_default() {
-            let cand = match self.get(&id) {
-                Some(s) => (s.time_ns, id, Some(s.root)),
-                None => match replica.known(&id)? {
-                    Some(k) => (k.time_ns, id, (k.root != BlockId([0; 32]) && store.has_block(&k.root)?).then_some(k.root)),
-                    None => (0, id, None),
+        let common = common.unwrap_or_default();
+        // Common ancestors are closed under ancestry: the ones some other
+        // common ancestor descends from are exactly their parents.
+        let mut below = BTreeSet::new();
+        for id in &common {
+            below.extend(self.parents_of(replica, id)?);
+        }
+        let best: Vec<&ObjectName> = common.difference(&below).collect();
+        tracing::debug!(best = ?best.iter().map(|b| b.short(8)).collect::<Vec<_>>(), "best common ancestors");
+        let mut roots = Vec::new();
+        for id in best {
+            let root = match self.get(id) {
+                Some(s) => Some(s.root),
+                None => match replica.known(id)? {
+                    Some(k) if k.root != BlockId([0; 32]) && store.has_block(&k.root)? => Some(k.root),
+                    _ => None,
                 },
             };
-            if best.as_ref().is_none_or(|b| (cand.0, cand.1) > (b.0, b.1)) {
-                best = Some(cand);
+            match root {
+                Some(r) => roots.push(r),
+                None => return Ok(None),
             }
         }
-        Ok(best.and_then(|(_, _, root)| root))
+        if roots.is_empty() {
+            return Ok(None);
+        }
+        roots.sort();
+        roots.dedup();
+        Ok(Some(roots))
     }
 }

@@ -38,6 +38,7 @@ pub mod scan;
 pub mod snapshot;
 pub mod sync;
 pub mod tree;
+pub mod unignored;
 pub mod workdir;
 
 pub use change::{ChangeKind, PathChange};

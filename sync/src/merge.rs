@@ -123,7 +123,7 @@ pub fn conflict_name(path: &Path, replica: &[u8; 16], mtime_ns: i64) -> PathBuf 
 
 /// `NAME.conflict-R-TIME-<6 hex>.EXT`: a conflict name made unique by the
 /// first 3 bytes of BLAKE3 of the version's content key.
-fn with_content_suffix(copy: &Path, e: &Entry) -> PathBuf {
+pub(crate) fn with_content_suffix(copy: &Path, e: &Entry) -> PathBuf {
     let name = copy.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tag = hex::encode(&blake3::hash(&content_key(e)).as_bytes()[..3]);
     let i = name.find(".conflict-").map(|i| i + ".conflict-".len() + 24).unwrap_or(name.len()).min(name.len());
@@ -240,12 +240,15 @@ fn follow_renames(base: &Base, mut heads: Vec<Head>) -> (Base, Vec<Head>) {
     for (hi, h) in heads.iter().enumerate() {
         let gone = base.iter().filter(|(p, _)| !h.tree.contains_key(*p));
         let new = h.tree.iter().filter(|(q, _)| !base.contains_key(*q));
-        moves.extend(renames(gone, new).into_iter().map(|(p, q)| (hi, p, q)));
+        // A rename into a path this head's rules exclude is, as far as
+        // syncing goes, a deletion: an edit elsewhere must not follow it
+        // into a path no replica with these rules will write.
+        moves.extend(renames(gone, new).into_iter().filter(|(_, q)| !h.rules.excludes(q, false)).map(|(p, q)| (hi, p, q)));
     }
     for (hi, p, q) in &moves {
         let mut followed = false;
         for (hj, h) in heads.iter_mut().enumerate() {
-            if hj == *hi || h.tree.contains_key(q) {
+            if hj == *hi || h.tree.contains_key(q) || h.rules.excludes(q, false) {
                 continue;
             }
             if let Some(e) = h.tree.get(p).cloned()
@@ -312,6 +315,18 @@ fn restore_parent_folders(out: &mut Merged, vbase: &Base, heads: &[Head]) {
             anc = a.parent();
         }
     }
+}
+
+/// The merge base made of several best common ancestors (§16.1): each
+/// path's version where they all hold the same one; elsewhere none, so
+/// every head's version there counts as a change.
+pub fn agreed_base(trees: &[Base]) -> Base {
+    let Some((first, rest)) = trees.split_first() else { return Base::new() };
+    first
+        .iter()
+        .filter(|(p, e)| rest.iter().all(|t| t.get(*p).is_some_and(|x| same_version(x, e))))
+        .map(|(p, e)| (p.clone(), e.clone()))
+        .collect()
 }
 
 /// Merges `heads` against `base` (format-spec §16.2).

@@ -138,9 +138,6 @@ pub struct Plan {
     /// Paths `.ferryignore` rules exclude here or in the remote: neither
     /// written nor deleted, and no longer part of the synced state.
     pub untracked: Vec<PathBuf>,
-    /// A path ignored here but synced in the remote does not hold the
-    /// remote's version here.
-    pub ignored_differs: bool,
 }
 
 fn is_dir_entry(e: &Entry) -> bool {
@@ -167,16 +164,10 @@ pub fn plan(base: &Base, remote: &Base, local: &LocalView<'_>, remote_rules: &Ig
         }
         let dir = r.or(b).is_some_and(is_dir_entry);
         if remote_rules.excludes(p, dir) || local.rules.excludes(p, dir) {
-            // Ignored here but synced there, and this folder does not hold
-            // the remote's version: it does not wholly derive from the
-            // remote (should the rule go, what is here must meet the
-            // remote's version in a merge, not silently replace it).
-            if let Some(r) = r
-                && !remote_rules.excludes(p, dir)
-                && !local.holds(p, r, false)
-            {
-                out.ignored_differs = true;
-            }
+            // Not synced here or there: neither written nor deleted, and
+            // dropped from the synced state. Should the rule go, the next
+            // push first brings back the version the remote holds
+            // (`unignored`): what is here is not an edit of it.
             out.untracked.push(p.clone());
             continue;
         }
@@ -434,13 +425,14 @@ pub fn apply_tree(
             commit.remove.push(p.clone());
         }
     }
-    report.complete = keep.is_empty() && !plan.ignored_differs;
+    report.complete = keep.is_empty();
     if report.complete {
         commit.parents = Some(vec![head]);
         commit.known = hist.known_records(replica, &head)?;
     }
     commit.store = Some((store.config().store_id, head));
     commit.conflicts = Some(report.conflicts.clone());
+    commit.unsynced = Some(plan.untracked.iter().filter(|p| remote.contains_key(*p)).cloned().collect());
     commit.still_pending = failed.iter().filter_map(|p| remote.get_key_value(p)).map(|(p, e)| (p.clone(), e.clone())).collect();
     replica.commit(&commit)?;
     seed_file_cache(replica, &replica.base()?, &written);

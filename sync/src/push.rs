@@ -91,7 +91,9 @@ pub fn push(replica: &Replica, store: &Store, opts: &PushOptions, progress: &Pro
     };
     // Validate the filter once here so a bad .ferryignore fails before any work.
     Filter::new(&bopts.filter)?;
-    let report = backup(store, replica.root(), &bopts, progress)?;
+    let kept = if opts.dry_run { Vec::new() } else { crate::unignored::keep_unsynced_versions(replica, store, &hist)? };
+    let mut report = backup(store, replica.root(), &bopts, progress)?;
+    report.conflicts = kept;
     if let Some(id) = report.snapshot {
         let snap = Snapshot::load(store, &id)?;
         let tree = flatten(store, &snap.root)?;
@@ -104,6 +106,7 @@ pub fn push(replica: &Replica, store: &Store, opts: &PushOptions, progress: &Pro
             parents: Some(vec![id]),
             known: vec![Known { id, parents, time_ns: snap.time_ns, root: snap.root }],
             store: Some((store.config().store_id, id)),
+            unsynced: Some(Vec::new()),
             ..Default::default()
         })?;
     }

@@ -50,6 +50,9 @@ const KNOWN: TableDefinition<&[u8], &[u8]> = TableDefinition::new("known");
 const PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pending");
 /// Paths a pull left alone because they changed on both sides.
 const CONFLICTS: TableDefinition<&[u8], u8> = TableDefinition::new("conflicts");
+/// Paths the last pull did not sync because `.ferryignore` rules excluded
+/// them, while the snapshot pulled held a version there (§15.5).
+const UNSYNCED: TableDefinition<&[u8], u8> = TableDefinition::new("unsynced");
 
 /// The last synced state: relative path → entry (folders included).
 pub type Base = BTreeMap<PathBuf, Entry>;
@@ -85,6 +88,9 @@ pub struct Commit {
     pub store: Option<([u8; 16], ObjectName)>,
     /// Paths left alone (changed on both sides); `None` keeps the list.
     pub conflicts: Option<Vec<PathBuf>>,
+    /// Paths not synced because ignored while the snapshot held a version
+    /// there; `None` keeps the list.
+    pub unsynced: Option<Vec<PathBuf>>,
     /// What stays pending (versions a pull could not write); the rest of
     /// the pending list is cleared.
     pub still_pending: Base,
@@ -309,9 +315,19 @@ impl Replica {
 
     /// Paths the last pull left alone (changed on both sides).
     pub fn conflicts(&self) -> Result<Vec<PathBuf>> {
+        self.read_paths(CONFLICTS)
+    }
+
+    /// Paths the last pull did not sync because they were ignored (here or
+    /// in the snapshot pulled) while that snapshot held a version there.
+    pub fn unsynced(&self) -> Result<Vec<PathBuf>> {
+        self.read_paths(UNSYNCED)
+    }
+
+    fn read_paths(&self, table: TableDefinition<&[u8], u8>) -> Result<Vec<PathBuf>> {
         use std::os::unix::ffi::OsStrExt;
         let tx = self.db.begin_read().map_err(|e| db_err(&self.path(), e))?;
-        let t = match tx.open_table(CONFLICTS) {
+        let t = match tx.open_table(table) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
             Err(e) => return Err(db_err(&self.path(), e)),
@@ -399,11 +415,13 @@ impl Replica {
                 v.extend_from_slice(&known.root.0);
                 k.insert(&known.id.0[..], &v[..]).map_err(|e| db_err(&path, e))?;
             }
-            if let Some(conflicts) = &c.conflicts {
-                tx.delete_table(CONFLICTS).map_err(|e| db_err(&path, e))?;
-                let mut t = tx.open_table(CONFLICTS).map_err(|e| db_err(&path, e))?;
-                for p in conflicts {
-                    t.insert(p.as_os_str().as_bytes(), 1).map_err(|e| db_err(&path, e))?;
+            for (table, paths) in [(CONFLICTS, &c.conflicts), (UNSYNCED, &c.unsynced)] {
+                if let Some(paths) = paths {
+                    tx.delete_table(table).map_err(|e| db_err(&path, e))?;
+                    let mut t = tx.open_table(table).map_err(|e| db_err(&path, e))?;
+                    for p in paths {
+                        t.insert(p.as_os_str().as_bytes(), 1).map_err(|e| db_err(&path, e))?;
+                    }
                 }
             }
             tx.delete_table(PENDING).map_err(|e| db_err(&path, e))?;

@@ -13,7 +13,7 @@ use crate::backup::now_ns;
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::history::{History, Relation};
-use crate::merge::{Conflict, Head, merge, write_tree};
+use crate::merge::{Conflict, Head, agreed_base, merge, write_tree};
 use crate::progress::Progress;
 use crate::pull::{PullReport, apply_tree, plan, tree_rules};
 use crate::push::{PushOptions, check_compatible, flatten, push};
@@ -134,6 +134,7 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     if must_push && !opts.dry_run {
         let r = push(replica, store, &PushOptions { force: true, host: opts.host.clone(), ..Default::default() }, progress)?;
         report.pushed = r.snapshot;
+        report.conflicts = r.conflicts;
         ours = replica.parents()?;
     }
     let hist = if report.pushed.is_some() { History::load(store, replica)? } else { hist };
@@ -181,8 +182,10 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     if virtual_local.is_some() {
         mb_heads.extend(parents.iter().copied());
     }
-    let mbase = match hist.merge_base(store, replica, &mb_heads)? {
-        Some(root) => flatten(store, &root)?,
+    let mb = hist.merge_base(store, replica, &mb_heads)?;
+    tracing::debug!(bases = ?mb.as_ref().map(|r| r.iter().map(|b| hex::encode(&b.0[..4])).collect::<Vec<_>>()), "merge base");
+    let mbase = match mb {
+        Some(roots) => agreed_base(&roots.iter().map(|r| flatten(store, r)).collect::<Result<Vec<Base>>>()?),
         None => Base::new(),
     };
     let mut head_trees = Vec::new();
@@ -194,7 +197,13 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     }
     head_trees.extend(virtual_local.clone());
     let merged = merge(&mbase, &head_trees);
-    report.conflicts = merged.conflicts.clone();
+    tracing::debug!(
+        heads = ?real_heads.iter().map(|h| h.short(8)).collect::<Vec<_>>(),
+        base_paths = mbase.len(),
+        conflicts = merged.conflicts.len(),
+        "merged"
+    );
+    report.conflicts.extend(merged.conflicts.iter().cloned());
     if opts.dry_run {
         // As if the local state had been pushed: it is the base of the apply.
         let view = LocalView::scan(replica)?;

@@ -1,0 +1,97 @@
+//! Paths that start being synced here again (format-spec §15.5).
+//!
+//! While `.ferryignore` excludes a path, a pull leaves it alone, the
+//! replica's synced state forgets it and records it as unsynced
+//! ([`Replica::unsynced`]), even when the snapshot pulled holds
+//! a version there (synced on another replica, or carried by a merge with
+//! one that did not ignore it yet). Once the rule goes, the file here is
+//! not an edit of that version: this replica never held it. Pushing it as
+//! one would replace the other version in every replica that pulls.
+//!
+//! So before a push, each such path gets the parent's version back: at
+//! the path when nothing is there, else beside the local file under a
+//! conflict name, as a merge would. The push then records both.
+
+use std::path::{Path, PathBuf};
+
+use ferry_store::{BlockId, Store};
+
+use crate::error::Result;
+use crate::history::History;
+use crate::merge::{Conflict, conflict_name, with_content_suffix};
+use crate::push::flatten;
+use crate::replica::Replica;
+use crate::scan::LocalView;
+use crate::tree::{Content, Entry};
+use crate::workdir::{self, Expect, WriteOpts};
+
+/// Written like a pull: fsynced, local owner.
+const WRITE: WriteOpts = WriteOpts { owner: false, fsync: true };
+
+/// Brings back, for every path the parent snapshot holds but this
+/// replica's synced state lacks and its rules no longer exclude, the
+/// parent's version where the folder does not hold it. Returns the
+/// conflict copies made.
+pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) -> Result<Vec<Conflict>> {
+    let parents = replica.parents()?;
+    let [parent] = parents.as_slice() else { return Ok(Vec::new()) };
+    let (root, writer) = match hist.get(parent) {
+        Some(s) => (s.root, s.replica),
+        None => match replica.known(parent)? {
+            Some(k) if k.root != BlockId([0; 32]) && store.has_block(&k.root)? => (k.root, [0; 16]),
+            _ => return Ok(Vec::new()),
+        },
+    };
+    let unsynced = replica.unsynced()?;
+    if unsynced.is_empty() {
+        return Ok(Vec::new());
+    }
+    let base = replica.base()?;
+    let tree = flatten(store, &root)?;
+    let candidates: Vec<(&PathBuf, &Entry)> = unsynced
+        .iter()
+        .filter(|p| !base.contains_key(*p))
+        .filter_map(|p| tree.get_key_value(p))
+        .filter(|(_, e)| !matches!(e.content, Content::Dir(_)))
+        .collect();
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    tracing::debug!(parent = %parent.short(8), candidates = ?candidates.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>(), "paths the parent ignored and the synced state lacks");
+    let view = LocalView::scan(replica)?;
+    let taken = |p: &Path| std::fs::symlink_metadata(replica.root().join(p)).is_ok();
+    let mut copies = Vec::new();
+    for (p, v) in candidates {
+        if view.rules.excludes(p, false) || view.holds(p, v, false) {
+            continue;
+        }
+        let at = if !taken(p) {
+            p.clone()
+        } else {
+            let copy = conflict_name(p, &writer, v.mtime_ns);
+            let copy = if taken(&copy) { with_content_suffix(&copy, v) } else { copy };
+            if taken(&copy) {
+                continue; // kept already (an earlier, interrupted push)
+            }
+            copy
+        };
+        write_version(replica, store, &at, v)?;
+        if at != *p {
+            copies.push(Conflict { path: p.clone(), copy: at });
+        }
+    }
+    Ok(copies)
+}
+
+fn write_version(replica: &Replica, store: &Store, at: &Path, v: &Entry) -> Result<()> {
+    let abs = replica.root().join(at);
+    if let Some(dir) = abs.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| crate::Error::io("create folder", dir, e))?;
+    }
+    let mut e = v.clone();
+    e.name = at.file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default();
+    match &v.content {
+        Content::Symlink(_) => workdir::write_symlink(&abs, &e, WRITE, &Expect::Absent),
+        _ => workdir::write_file(&abs, &e, |id| Ok(store.read_block(id)?), WRITE, &Expect::Absent, |_| {}),
+    }
+}
