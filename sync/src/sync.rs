@@ -184,10 +184,18 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     }
     let mb = hist.merge_base(store, replica, &mb_heads)?;
     tracing::debug!(bases = ?mb.as_ref().map(|r| r.iter().map(|b| hex::encode(&b.0[..4])).collect::<Vec<_>>()), "merge base");
-    let mbase = match mb {
+    let mut mbase = match mb {
         Some(roots) => agreed_base(&roots.iter().map(|r| flatten(store, r)).collect::<Result<Vec<Base>>>()?),
         None => Base::new(),
     };
+    // A path the base's own rules exclude is one it says nothing about: a
+    // version carried there (from a head that did not ignore it yet) is
+    // not what the heads edited, so every head's version there counts as
+    // a change (model test, seed 6239).
+    let base_rules = tree_rules(store, &mbase)?;
+    if !base_rules.is_empty() {
+        mbase.retain(|p, e| !base_rules.excludes(p, matches!(e.content, Content::Dir(_))));
+    }
     let mut head_trees = Vec::new();
     for h in &real_heads {
         let s = hist.get(h).expect("listed");

@@ -6,9 +6,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The ferry binary cargo built for these tests.
+/// The ferry binary cargo built for these tests, or `FERRY_TEST_BIN`
+/// (a frozen copy, so a long model run is not disturbed by rebuilds).
 pub fn ferry_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ferry"))
+    std::env::var_os("FERRY_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ferry")))
 }
 
 /// A scratch area with a cache folder and a passphrase.
