@@ -332,3 +332,31 @@ fn store_files_and_local_caches_are_created_private() {
     assert_private(&env.path("r/.ferry"), "replica metadata");
     assert_private(&env.path("cache"), "cache after push");
 }
+
+/// Model test, seed 4: the local snapshot cache outlives snapshots a store
+/// lost (a drive restored from an older copy). A sync after that must
+/// still push the replica's state, not take the cached copy of its parent
+/// for proof that the store holds it.
+#[test]
+fn sync_to_a_rolled_back_store_pushes_again_though_the_cache_knows_the_lost_snapshot() {
+    let env = Env::new();
+    let st = env.replica_and_store("r", "store");
+    fill(&env.path("r"));
+    env.in_dir_json("r", &["push", &st]);
+    let old = env.path("store-old");
+    assert!(std::process::Command::new("cp").arg("-a").arg(env.path("store")).arg(&old).status().unwrap().success());
+    fs::write(env.path("r/a"), b"the only copy of this version").unwrap();
+    let pushed = env.in_dir_json("r", &["push", &st]);
+    assert!(pushed["snapshot"].is_string(), "{pushed}");
+    // `snapshots` lists (and caches) both; then the store goes back.
+    assert_eq!(env.json(&["snapshots", &st]).as_array().unwrap().len(), 2);
+    fs::remove_dir_all(env.path("store")).unwrap();
+    fs::rename(&old, env.path("store")).unwrap();
+    let o = env.in_dir("r", &["sync", &st]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let snaps = env.json(&["snapshots", &st]);
+    assert_eq!(snaps.as_array().unwrap().len(), 2, "the sync pushed the replica's state again: {snaps}");
+    let latest = env.path("latest");
+    env.ok(&["restore", &st, "latest", "--target", latest.to_str().unwrap()]);
+    assert_eq!(fs::read(latest.join("a")).unwrap(), b"the only copy of this version");
+}

@@ -659,12 +659,14 @@ impl Model<'_> {
 /// 10185 (criss-cross merges through two stores flipped a file forever),
 /// 6011, 12033 (ignore-rule toggles with renames), 5049, 6237 (stale
 /// parents after pulls that left ignored paths out), 6239 (a merge base
-/// carried a version at a path its own rules ignored).
+/// carried a version at a path its own rules ignored), 30083 (a pull that
+/// dropped an ignore rule still kept the path out), 4 (the snapshot cache
+/// hid a snapshot a rolled-back store had lost).
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
     let steps = env_num("FERRY_MODEL_STEPS", 40);
     let failures: Vec<String> =
-        [1024u64, 2005, 5032, 10185, 6011, 12033, 5049, 6237, 6239].iter().filter_map(|&s| run_case(s, steps).err()).collect();
+        [1024u64, 2005, 5032, 10185, 6011, 12033, 5049, 6237, 6239, 30083, 4].iter().filter_map(|&s| run_case(s, steps).err()).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 

@@ -26,6 +26,10 @@ const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
 const INDEXES: TableDefinition<&[u8], u64> = TableDefinition::new("indexes");
 /// pack name → number of blocks
 const PACKS: TableDefinition<&[u8], u64> = TableDefinition::new("packs");
+/// snapshot name → its opened payload. Snapshot objects never change and
+/// their name is the hash of their bytes, so a payload opened once (and
+/// authenticated then) stays right; `check` still reads the store.
+const SNAPSHOTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("snapshots");
 
 /// Where a block can be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +129,34 @@ impl IndexCache {
         tx.open_table(BLOCKS).map_err(|e| cache_err(&self.path, e))?;
         tx.open_table(INDEXES).map_err(|e| cache_err(&self.path, e))?;
         tx.open_table(PACKS).map_err(|e| cache_err(&self.path, e))?;
+        tx.open_table(SNAPSHOTS).map_err(|e| cache_err(&self.path, e))?;
+        tx.commit().map_err(|e| cache_err(&self.path, e))
+    }
+
+    /// A snapshot payload opened before, if cached.
+    pub fn snapshot(&self, name: &ObjectName) -> Result<Option<Vec<u8>>> {
+        let tx = self.db.begin_read().map_err(|e| cache_err(&self.path, e))?;
+        let t = tx.open_table(SNAPSHOTS).map_err(|e| cache_err(&self.path, e))?;
+        Ok(t.get(&name.0[..]).map_err(|e| cache_err(&self.path, e))?.map(|v| v.value().to_vec()))
+    }
+
+    /// Remembers an opened snapshot payload.
+    pub fn add_snapshot(&self, name: &ObjectName, payload: &[u8]) -> Result<()> {
+        let tx = self.db.begin_write().map_err(|e| cache_err(&self.path, e))?;
+        {
+            let mut t = tx.open_table(SNAPSHOTS).map_err(|e| cache_err(&self.path, e))?;
+            t.insert(&name.0[..], payload).map_err(|e| cache_err(&self.path, e))?;
+        }
+        tx.commit().map_err(|e| cache_err(&self.path, e))
+    }
+
+    /// Forgets a snapshot payload (after `forget` deleted the snapshot).
+    pub fn remove_snapshot(&self, name: &ObjectName) -> Result<()> {
+        let tx = self.db.begin_write().map_err(|e| cache_err(&self.path, e))?;
+        {
+            let mut t = tx.open_table(SNAPSHOTS).map_err(|e| cache_err(&self.path, e))?;
+            t.remove(&name.0[..]).map_err(|e| cache_err(&self.path, e))?;
+        }
         tx.commit().map_err(|e| cache_err(&self.path, e))
     }
 

@@ -480,18 +480,39 @@ impl Store {
 
     /// Seals a snapshot payload (format-spec §14) and writes it; returns its name.
     pub fn write_snapshot(&self, payload: &[u8]) -> Result<ObjectName> {
-        self.write_object(SNAPSHOTS_DIR, Kind::Snapshot, payload)
+        let name = self.write_object(SNAPSHOTS_DIR, Kind::Snapshot, payload)?;
+        self.cache.add_snapshot(&name, payload)?;
+        Ok(name)
     }
 
-    /// Reads, verifies and opens a snapshot object (payload of at most `max_len` bytes).
+    /// Reads, verifies and opens a snapshot object from the store.
     pub fn read_snapshot(&self, name: &ObjectName, max_len: usize) -> Result<Vec<u8>> {
         self.read_object(SNAPSHOTS_DIR, Kind::Snapshot, name, max_len)
+    }
+
+    /// Opens a snapshot the caller has just seen in a listing of the store
+    /// ([`Store::list_snapshots`]): from the local snapshot cache when it
+    /// was opened before, else as [`Store::read_snapshot`], then cached.
+    /// Listing a folder's history then costs one list request, not one
+    /// read and decryption per snapshot. Only for listed names: the cache
+    /// outlives snapshots a store lost (a rolled-back drive), so it must
+    /// never answer whether the store holds one (model test, seed 4).
+    pub fn read_listed_snapshot(&self, name: &ObjectName, max_len: usize) -> Result<Vec<u8>> {
+        if let Some(p) = self.cache.snapshot(name)?
+            && p.len() <= max_len
+        {
+            return Ok(p);
+        }
+        let p = self.read_snapshot(name, max_len)?;
+        self.cache.add_snapshot(name, &p)?;
+        Ok(p)
     }
 
     /// Deletes one snapshot object (`forget`, format-spec §17.2); its
     /// blocks stay until gc. Deleting a missing snapshot is not an error.
     pub fn delete_snapshot(&self, name: &ObjectName) -> Result<()> {
-        self.backend.delete(&object_path(SNAPSHOTS_DIR, name))
+        self.backend.delete(&object_path(SNAPSHOTS_DIR, name))?;
+        self.cache.remove_snapshot(name)
     }
 
     /// Leftover temp files and unknown files anywhere in the store (for `check`).

@@ -44,6 +44,16 @@ impl History {
         History { snaps, by_id }
     }
 
+    /// Adds a snapshot just written to the store (so a command that
+    /// writes one need not list the store again).
+    pub fn insert(&mut self, id: ObjectName, snap: Snapshot) {
+        if self.by_id.contains_key(&id) {
+            return;
+        }
+        self.by_id.insert(id, self.snaps.len());
+        self.snaps.push((id, snap));
+    }
+
     /// Every snapshot, oldest first.
     pub fn snapshots(&self) -> &[(ObjectName, Snapshot)] {
         &self.snaps

@@ -152,6 +152,12 @@ pub fn plan(base: &Base, remote: &Base, local: &LocalView<'_>, remote_rules: &Ig
     let mut out = Plan::default();
     let (mut deletes, mut mkdirs, mut writes, mut metas) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let paths: std::collections::BTreeSet<&PathBuf> = base.keys().chain(remote.keys()).collect();
+    // The rules that hold once this pull is done: the remote's, plus this
+    // folder's own only while one of its `.ferryignore` files holds a
+    // local edit (left alone, so it stays). Rules the remote dropped no
+    // longer keep its versions out (model test, seed 30083).
+    let is_rules = |p: &PathBuf| p.file_name().is_some_and(|n| n == IGNORE_FILE);
+    let rules_edited_here = local.entries.keys().chain(base.keys()).filter(|p| is_rules(p)).any(|p| local.changed(p, base.get(p)));
     for p in paths {
         let (b, r, l) = (base.get(p), remote.get(p), local.get(p));
         let unchanged_remote = match (b, r) {
@@ -163,12 +169,19 @@ pub fn plan(base: &Base, remote: &Base, local: &LocalView<'_>, remote_rules: &Ig
             continue;
         }
         let dir = r.or(b).is_some_and(is_dir_entry);
-        if remote_rules.excludes(p, dir) || local.rules.excludes(p, dir) {
+        if remote_rules.excludes(p, dir) || (rules_edited_here && local.rules.excludes(p, dir)) {
             // Not synced here or there: neither written nor deleted, and
             // dropped from the synced state. Should the rule go, the next
             // push first brings back the version the remote holds
             // (`unignored`): what is here is not an edit of it.
             out.untracked.push(p.clone());
+            continue;
+        }
+        // A rule this pull drops kept the scan away from what is here: it
+        // was never synced, so it is left alone for a merge (model test,
+        // seed 5049).
+        if l.is_none() && local.holds_unscanned(p) {
+            out.conflicts.push(p.clone());
             continue;
         }
         // Already there (an interrupted pull, or the same edit made here).
@@ -310,7 +323,8 @@ pub fn pull(replica: &Replica, store: &Store, opts: &PullOptions, progress: &Pro
     };
     let snap = hist.get(&head).expect("a head is listed").clone();
     let remote = flatten(store, &snap.root)?;
-    let mut report = apply_tree(replica, store, &hist, head, &remote, opts.dry_run, progress)?;
+    let mut report =
+        apply_tree(replica, store, &hist, Incoming { head, tree: &remote }, LocalView::scan(replica)?, opts.dry_run, progress)?;
     report.concurrent = concurrent.len() + newer.len() - 1;
     Ok(report)
 }
@@ -347,22 +361,31 @@ pub struct CloneInit<'a> {
     pub folder: Option<&'a str>,
 }
 
+/// A snapshot to apply: its ID and its flattened tree.
+pub struct Incoming<'a> {
+    /// The snapshot.
+    pub head: ObjectName,
+    /// Its tree (path → entry).
+    pub tree: &'a Base,
+}
+
 /// Brings the working folder from the replica's base to `remote` (the
-/// tree of snapshot `head`), leaving paths changed locally alone, and
+/// tree of snapshot `head`), as `view` (a scan of it) found it, leaving
+/// paths changed locally alone (or changed since the scan), and
 /// records the new synced state: per path for what was applied, and
 /// `head` as the parent only when everything was. Shared by pull and sync.
 pub fn apply_tree(
     replica: &Replica,
     store: &Store,
     hist: &History,
-    head: ObjectName,
-    remote: &Base,
+    incoming: Incoming<'_>,
+    view: LocalView<'_>,
     dry_run: bool,
     progress: &Progress,
 ) -> Result<PullReport> {
+    let Incoming { head, tree: remote } = incoming;
     let mut report = PullReport { snapshot: Some(head), ..Default::default() };
     let base = replica.base()?;
-    let view = LocalView::scan(replica)?;
     let remote_rules = tree_rules(store, remote)?;
     let plan = plan(&base, remote, &view, &remote_rules);
     report.conflicts = plan.conflicts.clone();

@@ -57,6 +57,11 @@ pub fn flatten(store: &Store, root: &ferry_store::BlockId) -> Result<Base> {
 pub fn push(replica: &Replica, store: &Store, opts: &PushOptions, progress: &Progress) -> Result<BackupReport> {
     check_compatible(replica, store)?;
     let hist = History::load(store, replica)?;
+    push_with(replica, store, &hist, opts, progress)
+}
+
+/// [`push`] with the folder's history already listed.
+pub fn push_with(replica: &Replica, store: &Store, hist: &History, opts: &PushOptions, progress: &Progress) -> Result<BackupReport> {
     let parents = replica.parents()?;
     let conflicts = replica.conflicts()?;
     if !opts.force && !conflicts.is_empty() {
@@ -91,11 +96,11 @@ pub fn push(replica: &Replica, store: &Store, opts: &PushOptions, progress: &Pro
     };
     // Validate the filter once here so a bad .ferryignore fails before any work.
     Filter::new(&bopts.filter)?;
-    let kept = if opts.dry_run { Vec::new() } else { crate::unignored::keep_unsynced_versions(replica, store, &hist)? };
+    let kept = if opts.dry_run { Vec::new() } else { crate::unignored::keep_unsynced_versions(replica, store, hist)? };
     let mut report = backup(store, replica.root(), &bopts, progress)?;
     report.conflicts = kept;
     if let Some(id) = report.snapshot {
-        let snap = Snapshot::load(store, &id)?;
+        let snap = Snapshot::load_listed(store, &id)?;
         let tree = flatten(store, &snap.root)?;
         // The pushed tree is the synced state; only the new snapshot (and
         // what it derives from) becomes known: a forced push leaves the

@@ -96,6 +96,22 @@ impl<'a> LocalView<'a> {
         })
     }
 
+    /// Lets go of the push file cache (a push writes it), keeping the scan.
+    pub fn close_cache(&mut self) {
+        self.cache = None;
+    }
+
+    /// Opens the push file cache again, after a push wrote it.
+    pub fn reopen_cache(&mut self) {
+        self.cache = crate::filecache::FileCache::open_read_only(&self.replica.file_cache());
+    }
+
+    /// True when something is at `p` that the scan did not look at
+    /// because this folder's `.ferryignore` rules exclude it.
+    pub fn holds_unscanned(&self, p: &Path) -> bool {
+        !self.entries.contains_key(p) && self.rules.excludes(p, false) && std::fs::symlink_metadata(self.replica.root().join(p)).is_ok()
+    }
+
     /// What the folder holds at `p`.
     pub fn get(&self, p: &Path) -> Option<&LocalEntry> {
         self.entries.get(p)

@@ -174,9 +174,16 @@ impl Snapshot {
         Ok(store.write_snapshot(&self.encode())?)
     }
 
-    /// Reads one snapshot by ID.
+    /// Reads one snapshot by ID from the store.
     pub fn load(store: &Store, id: &ObjectName) -> Result<Snapshot> {
         let payload = store.read_snapshot(id, MAX_SNAPSHOT_LEN)?;
+        Ok(Snapshot::decode(&payload, &format!("snapshot {}", id.short(8)))?)
+    }
+
+    /// Reads a snapshot just listed from the store or just written to it,
+    /// through the local snapshot cache (see [`Store::read_listed_snapshot`]).
+    pub fn load_listed(store: &Store, id: &ObjectName) -> Result<Snapshot> {
+        let payload = store.read_listed_snapshot(id, MAX_SNAPSHOT_LEN)?;
         Ok(Snapshot::decode(&payload, &format!("snapshot {}", id.short(8)))?)
     }
 }
@@ -198,7 +205,7 @@ pub type Listed = Vec<(ObjectName, Snapshot)>;
 /// Every snapshot, oldest first, and the damaged ones with their error.
 pub fn list_all(store: &Store) -> Result<(Listed, Vec<(ObjectName, Error)>)> {
     let ids = list_ids(store)?;
-    let loaded: Vec<(ObjectName, Result<Snapshot>)> = ids.par_iter().map(|id| (*id, Snapshot::load(store, id))).collect();
+    let loaded: Vec<(ObjectName, Result<Snapshot>)> = ids.par_iter().map(|id| (*id, Snapshot::load_listed(store, id))).collect();
     let (mut ok, mut bad) = (Vec::new(), Vec::new());
     for (id, r) in loaded {
         match r {

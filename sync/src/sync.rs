@@ -15,8 +15,8 @@ use crate::filter::Filter;
 use crate::history::{History, Relation};
 use crate::merge::{Conflict, Head, agreed_base, merge, write_tree};
 use crate::progress::Progress;
-use crate::pull::{PullReport, apply_tree, plan, tree_rules};
-use crate::push::{PushOptions, check_compatible, flatten, push};
+use crate::pull::{Incoming, PullReport, apply_tree, plan, tree_rules};
+use crate::push::{PushOptions, check_compatible, flatten, push_with};
 use crate::replica::{Base, Replica};
 use crate::scan::{LocalView, diff_local, replica_filter, scan};
 use crate::snapshot::{Snapshot, Summary};
@@ -115,11 +115,14 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     let _lock = if opts.dry_run { None } else { Some(store.lock(ferry_store::lock::LockKind::Shared, &opts.host)?) };
     let base = replica.base()?;
     let parents = replica.parents()?;
-    let hist = History::load(store, replica)?;
+    // The history is listed once and the folder walked once (twice when
+    // there are local changes: the push builds its tree with its own walk).
+    let mut hist = History::load(store, replica)?;
     let parents_in_store = parents.iter().all(|p| hist.get(p).is_some());
-    let view = LocalView::scan(replica)?;
+    let mut view = LocalView::scan(replica)?;
     let local_changed = !diff_local(&view, &base).is_empty();
     let must_push = local_changed || !parents_in_store || parents.is_empty();
+    tracing::debug!(local_changed, parents_in_store, parents = parents.len(), heads = hist.heads().len(), "sync starts");
 
     // 1. Local changes go to the store first (a dry run merges them in memory).
     let mut virtual_local: Option<Head> = None;
@@ -129,15 +132,23 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
         virtual_local = Some(Head { id: ObjectName([0xff; 32]), replica: replica.replica_id, rules: view.rules.clone(), tree });
         report.push_pending = true;
     }
-    // The view holds the file cache open; push and apply open it again.
-    drop(view);
+    // The view holds the file cache open; the push writes it.
+    view.close_cache();
     if must_push && !opts.dry_run {
-        let r = push(replica, store, &PushOptions { force: true, host: opts.host.clone(), ..Default::default() }, progress)?;
+        let popts = PushOptions { force: true, host: opts.host.clone(), ..Default::default() };
+        let r = push_with(replica, store, &hist, &popts, progress)?;
         report.pushed = r.snapshot;
+        if let Some(id) = r.snapshot {
+            hist.insert(id, Snapshot::load_listed(store, &id)?);
+        }
+        if !r.conflicts.is_empty() {
+            // The push brought back versions of paths no longer ignored.
+            view = LocalView::scan(replica)?;
+        }
         report.conflicts = r.conflicts;
         ours = replica.parents()?;
     }
-    let hist = if report.pushed.is_some() { History::load(store, replica)? } else { hist };
+    view.reopen_cache();
 
     // 2. The heads to merge: ours, and every head our state does not derive from.
     let mut heads: Vec<ObjectName> = Vec::new();
@@ -172,7 +183,7 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
             return Ok(report);
         }
         let tree = flatten(store, &hist.get(&h).expect("head").root)?;
-        report.apply = apply_tree(replica, store, &hist, h, &tree, opts.dry_run, progress)?;
+        report.apply = apply_tree(replica, store, &hist, Incoming { head: h, tree: &tree }, view, opts.dry_run, progress)?;
         return Ok(report);
     }
 
@@ -214,7 +225,6 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     report.conflicts.extend(merged.conflicts.iter().cloned());
     if opts.dry_run {
         // As if the local state had been pushed: it is the base of the apply.
-        let view = LocalView::scan(replica)?;
         let plan_base = virtual_local.as_ref().map(|v| &v.tree).unwrap_or(&base);
         let p = plan(plan_base, &merged.tree, &view, &tree_rules(store, &merged.tree)?);
         report.apply = PullReport { actions: p.actions, conflicts: p.conflicts, ..Default::default() };
@@ -238,8 +248,8 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     };
     let id = snap.save(store)?;
     report.merged = Some(id);
-    let hist = History::load(store, replica)?;
-    report.apply = apply_tree(replica, store, &hist, id, &merged.tree, false, progress)?;
+    hist.insert(id, snap);
+    report.apply = apply_tree(replica, store, &hist, Incoming { head: id, tree: &merged.tree }, view, false, progress)?;
     Ok(report)
 }
 

@@ -1,0 +1,123 @@
+//! What a sync costs the store (issue 11): the folder's history is listed
+//! once per sync, each snapshot is read and decrypted at most once per
+//! local cache, and a sync with nothing to do reads no snapshot at all.
+//! The backend is the real local folder, wrapped to count requests.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ferry_store::backend::{Backend, LocalDir, ObjectInfo};
+use ferry_store::{CacheLocation, ChunkerParams, InitOptions, KdfParams, Store};
+use ferry_sync::Progress;
+use ferry_sync::replica::Replica;
+use ferry_sync::sync::{SyncOptions, sync};
+
+const KDF: KdfParams = KdfParams { m_kib: 64, t: 1, p: 1 };
+const PARAMS: ChunkerParams = ChunkerParams { min: 256, avg: 1024, max: 4096 };
+
+/// The local folder backend, counting snapshot listings and reads.
+#[derive(Debug)]
+struct Counting {
+    inner: LocalDir,
+    snapshot_lists: AtomicUsize,
+    snapshot_reads: AtomicUsize,
+}
+
+impl Counting {
+    fn take(&self) -> (usize, usize) {
+        (self.snapshot_lists.swap(0, Ordering::SeqCst), self.snapshot_reads.swap(0, Ordering::SeqCst))
+    }
+}
+
+impl Backend for Counting {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> ferry_store::Result<()> {
+        self.inner.create()
+    }
+    fn list(&self, prefix: &str) -> ferry_store::Result<Vec<ObjectInfo>> {
+        if prefix.starts_with("snapshots") {
+            self.snapshot_lists.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.list(prefix)
+    }
+    fn read(&self, path: &str) -> ferry_store::Result<Vec<u8>> {
+        if path.starts_with("snapshots/") {
+            self.snapshot_reads.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.read(path)
+    }
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> ferry_store::Result<Vec<u8>> {
+        self.inner.read_range(path, offset, len)
+    }
+    fn write(&self, path: &str, bytes: &[u8]) -> ferry_store::Result<()> {
+        self.inner.write(path, bytes)
+    }
+    fn exists(&self, path: &str) -> ferry_store::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn delete(&self, path: &str) -> ferry_store::Result<()> {
+        self.inner.delete(path)
+    }
+    fn list_strays(&self, prefix: &str) -> ferry_store::Result<Vec<String>> {
+        self.inner.list_strays(prefix)
+    }
+    fn local_root(&self) -> Option<&Path> {
+        self.inner.local_root()
+    }
+}
+
+#[test]
+fn sync_lists_the_history_once_and_reads_each_snapshot_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a_root, b_root, store_dir) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("store"));
+    let a = Replica::init(&a_root, b"pw", KDF, None, None, PARAMS).unwrap();
+    let b = Replica::init(&b_root, b"pw", KDF, Some(a.keys().master().clone()), Some(a.folder_id), PARAMS).unwrap();
+    let opts = InitOptions { kdf: KDF, chunker: PARAMS, master: Some(a.keys().master().clone()), ..Default::default() };
+    Store::init(Arc::new(LocalDir::new(&store_dir)), b"pw", opts, CacheLocation::Memory).unwrap();
+    let open = |cache: &Path| {
+        let backend = Arc::new(Counting { inner: LocalDir::new(&store_dir), snapshot_lists: 0.into(), snapshot_reads: 0.into() });
+        let store = Store::open_with_key(backend.clone(), a.keys().master(), CacheLocation::Dir(cache.to_path_buf())).unwrap();
+        (backend, store)
+    };
+    let (a_cache, b_cache) = (tmp.path().join("cache-a"), tmp.path().join("cache-b"));
+    let sopts = SyncOptions { dry_run: false, host: "test".into() };
+    let p = Progress::default();
+
+    let count = || {
+        std::fs::read_dir(store_dir.join("snapshots")).map_or(0, |d| d.flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap()).count())
+    };
+    // A few rounds of history, both replicas editing, so B's syncs push,
+    // merge and apply.
+    let mut seen_by_b = 0;
+    for round in 0..3 {
+        std::fs::write(a_root.join(format!("a{round}.txt")), format!("from a, round {round}")).unwrap();
+        std::fs::write(b_root.join(format!("b{round}.txt")), format!("from b, round {round}")).unwrap();
+        let (_, sa) = open(&a_cache);
+        sync(&a, &sa, &sopts, &p).unwrap();
+        let new_for_b = count() - seen_by_b;
+        let (counts, sb) = open(&b_cache);
+        let r = sync(&b, &sb, &sopts, &p).unwrap();
+        seen_by_b = count();
+        assert!(r.pushed.is_some() && r.merged.is_some(), "round {round}: B pushed and merged: {r:?}");
+        let (lists, reads) = counts.take();
+        assert_eq!(lists, 1, "round {round}: one listing of snapshots/ per sync (push and merge included)");
+        // B decrypts only the snapshots A wrote since B's last sync, plus
+        // its push's parent, read from the store itself on purpose (the
+        // cache must not say a rolled-back store still holds it).
+        assert!(reads <= new_for_b + 1, "round {round}: B read {reads} snapshot objects for {new_for_b} new ones");
+    }
+
+    // Nothing changed anywhere: a sync lists once and reads no snapshot.
+    let (_, sa) = open(&a_cache);
+    sync(&a, &sa, &sopts, &p).unwrap();
+    let (counts, sb) = open(&b_cache);
+    let r = sync(&b, &sb, &sopts, &p).unwrap();
+    assert!(r.pushed.is_none() && r.merged.is_none(), "{r:?}");
+    let (counts, _) = (counts.take(), ());
+    assert_eq!(counts, (1, 0), "an idle sync: one listing, every snapshot from the cache");
+    let total = count();
+    assert!(total >= 7, "the history has grown to {total} snapshots");
+}
