@@ -75,7 +75,11 @@ impl Sshd {
             .unwrap();
         let t0 = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(10), "sshd did not start: {}", std::fs::read_to_string(dir.join("sshd.log")).unwrap());
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "sshd did not start: {}",
+                std::fs::read_to_string(dir.join("sshd.log")).unwrap()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Sshd { child, port, dir }
@@ -312,7 +316,13 @@ fn restrict_to_path_refuses_other_paths_dotdot_and_symlinks_out() {
 /// Starts a push of `dir` to `loc` and kills `kill` once the store holds
 /// at least `packs` pack files; returns the push's output.
 fn push_and_kill(sshd: &Sshd, env: &Env, dir: &Path, loc: &str, store: &Path, packs: usize, kill_server: bool) -> Output {
-    let mut child = sshd.cmd(env, "plain").args(["-C", dir.to_str().unwrap(), "push", loc]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = sshd
+        .cmd(env, "plain")
+        .args(["-C", dir.to_str().unwrap(), "push", loc])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let t0 = Instant::now();
     loop {
         let n = files_under(&store.join("packs")).len();

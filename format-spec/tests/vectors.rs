@@ -1002,7 +1002,9 @@ fn protocol_frames() {
                 assert_eq!(encode_reply(id, &rep), body, "{}", v.name);
                 let (name, fields): (&str, Vec<Vec<u8>>) = match &rep {
                     Reply::Ok => ("ok", vec![]),
-                    Reply::HelloOk { version, flags } => ("hello-ok", vec![b"ferry-serve".to_vec(), version.to_le_bytes().to_vec(), vec![*flags]]),
+                    Reply::HelloOk { version, flags } => {
+                        ("hello-ok", vec![b"ferry-serve".to_vec(), version.to_le_bytes().to_vec(), vec![*flags]])
+                    }
                     Reply::Listing(items) => {
                         let mut f = vec![(items.len() as u32).to_le_bytes().to_vec()];
                         for (p, s) in items {

@@ -20,7 +20,9 @@ use std::sync::mpsc;
 use crate::backend::{Backend, LocalDir};
 use crate::error::{Error, Result};
 use crate::id::ObjectName;
-use crate::layout::{CONFIG_PATH, INDEX_DIR, KEYS_DIR, LOCKS_DIR, PACKS_DIR, SNAPSHOTS_DIR, key_name_from_path, name_from_path, object_path};
+use crate::layout::{
+    CONFIG_PATH, INDEX_DIR, KEYS_DIR, LOCKS_DIR, PACKS_DIR, SNAPSHOTS_DIR, key_name_from_path, name_from_path, object_path,
+};
 use crate::lock::MAX_LOCK_OBJECT;
 use crate::protocol::{Code, FLAG_APPEND_ONLY, Reply, Request, VERSION, decode_request, encode_reply, read_frame, write_frame};
 
@@ -139,10 +141,7 @@ pub fn resolve_store_path(path: &str, restrict_to: &[PathBuf]) -> std::result::R
             return Ok(resolved);
         }
     }
-    Err((
-        Code::PathRefused,
-        format!("store path {path:?} (resolved: {}) is outside the folders this server may serve", resolved.display()),
-    ))
+    Err((Code::PathRefused, format!("store path {path:?} (resolved: {}) is outside the folders this server may serve", resolved.display())))
 }
 
 /// `p` with symlinks and `..` resolved: the nearest existing ancestor
@@ -370,10 +369,10 @@ mod tests {
             assert_eq!(e.0, Code::PathRefused, "{bad:?}");
         }
         assert!(resolve_store_path("relative/p", &[]).is_err());
-        let r = session(&ServeOptions { restrict_to: allow, ..Default::default() }, &[Request::Hello {
-            version: VERSION,
-            path: t.path().join("x").to_str().unwrap().into(),
-        }]);
+        let r = session(
+            &ServeOptions { restrict_to: allow, ..Default::default() },
+            &[Request::Hello { version: VERSION, path: t.path().join("x").to_str().unwrap().into() }],
+        );
         assert!(matches!(&r[0].1, Reply::Error(Code::PathRefused, _)));
     }
 

@@ -226,7 +226,11 @@ impl SshBackend {
         match b.call(Request::Hello { version: VERSION, path: target.path.clone() }) {
             Ok(Reply::HelloOk { version, flags }) if version == VERSION => b.append_only = flags & FLAG_APPEND_ONLY != 0,
             Ok(Reply::HelloOk { version, .. }) => {
-                return Err(remote(location, RemoteFailure::Protocol, format!("the server speaks protocol version {version}, not {VERSION}")));
+                return Err(remote(
+                    location,
+                    RemoteFailure::Protocol,
+                    format!("the server speaks protocol version {version}, not {VERSION}"),
+                ));
             }
             Ok(Reply::Error(Code::PathRefused, text)) => return Err(remote(location, RemoteFailure::PathRefused, text)),
             Ok(Reply::Error(_, text)) => return Err(remote(location, RemoteFailure::Protocol, text)),
@@ -365,7 +369,9 @@ fn reader(mut stdout: ChildStdout, pending: &Mutex<Pending>, child: &Mutex<Child
     }
     match status {
         Some(s) if s.code() == Some(255) => parts.push("ssh exited with status 255".into()),
-        Some(s) if s.code().is_some_and(|c| c != 0) => parts.push(format!("the remote command exited with status {}", s.code().unwrap_or(0))),
+        Some(s) if s.code().is_some_and(|c| c != 0) => {
+            parts.push(format!("the remote command exited with status {}", s.code().unwrap_or(0)))
+        }
         Some(s) if s.code().is_none() => parts.push(format!("ssh ended by {s}")),
         _ => {}
     }
@@ -493,7 +499,10 @@ mod tests {
     #[test]
     fn the_command_line_follows_the_location() {
         let t = SshTarget { user: Some("me".into()), host: "h".into(), port: Some(2222), path: "/s".into() };
-        assert_eq!(t.command_line("ssh -i key  -o X=y", "/opt/ferry"), ["ssh", "-i", "key", "-o", "X=y", "-p", "2222", "me@h", "/opt/ferry", "serve", "--stdio"]);
+        assert_eq!(
+            t.command_line("ssh -i key  -o X=y", "/opt/ferry"),
+            ["ssh", "-i", "key", "-o", "X=y", "-p", "2222", "me@h", "/opt/ferry", "serve", "--stdio"]
+        );
         let t = SshTarget { user: None, host: "h".into(), port: None, path: "/s".into() };
         assert_eq!(t.command_line("", ""), ["ssh", "h", "ferry", "serve", "--stdio"]);
     }
