@@ -366,7 +366,9 @@ fn a_client_killed_mid_push_leaves_a_store_the_next_push_completes() {
     let store = env.path("store");
     let (dir, loc) = big_replica(&env, &sshd, "r", &store);
     let o = push_and_kill(&sshd, &env, &dir, &loc, &store, 3, false);
-    assert!(!o.status.success() || files_under(&store.join("snapshots")).len() == 1, "{o:?}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(o.status.signal(), Some(9), "the push finished before it was killed: {o:?}");
+    assert!(files_under(&store.join("snapshots")).is_empty(), "killed before its snapshot");
     sshd.ok(&env, "plain", &["check", &loc]);
     sshd.ok(&env, "plain", &["-C", dir.to_str().unwrap(), "push", &loc]);
     sshd.ok(&env, "plain", &["check", &loc, "--read-data"]);

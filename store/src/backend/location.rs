@@ -176,6 +176,9 @@ mod tests {
 
     #[test]
     fn remote_schemes_are_not_supported_yet_and_unknown_ones_are_named() {
+        // ssh:// connects; a host that ssh would read as an option is refused first.
+        let e = open_backend("ssh://-oProxyCommand=x/p").unwrap_err();
+        assert!(matches!(e, Error::BadLocation { .. }), "{e}");
         let e = open_backend("s3://b").unwrap_err().to_string();
         assert!(e.contains("not supported yet"), "{e}");
         let e = open_backend("ftp://x/y").unwrap_err().to_string();

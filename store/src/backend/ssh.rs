@@ -101,6 +101,8 @@ pub struct SshBackend {
     threads: Mutex<Vec<JoinHandle<()>>>,
     append_only: bool,
     concurrency: usize,
+    /// Requests in flight now; callers wait while it is `concurrency`.
+    in_flight: (Mutex<usize>, Condvar),
 }
 
 impl std::fmt::Debug for SshBackend {
@@ -221,7 +223,8 @@ impl SshBackend {
             child,
             threads: Mutex::new(threads),
             append_only: false,
-            concurrency,
+            concurrency: concurrency.max(1),
+            in_flight: (Mutex::new(0), Condvar::new()),
         };
         match b.call(Request::Hello { version: VERSION, path: target.path.clone() }) {
             Ok(Reply::HelloOk { version, flags }) if version == VERSION => b.append_only = flags & FLAG_APPEND_ONLY != 0,
@@ -249,9 +252,25 @@ impl SshBackend {
         Ok(b)
     }
 
-    /// Sends a request and waits for its reply (other requests may be in
-    /// flight meanwhile).
+    /// Sends a request and waits for its reply. Up to `concurrency`
+    /// requests are in flight at once; more callers wait for a slot (which
+    /// also bounds the memory that requests and replies hold).
     fn call(&self, req: Request) -> Result<Reply> {
+        let (count, freed) = &self.in_flight;
+        {
+            let mut n = count.lock().unwrap_or_else(|p| p.into_inner());
+            while *n >= self.concurrency {
+                n = freed.wait(n).unwrap_or_else(|p| p.into_inner());
+            }
+            *n += 1;
+        }
+        let r = self.call_now(req);
+        *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        freed.notify_one();
+        r
+    }
+
+    fn call_now(&self, req: Request) -> Result<Reply> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (wtx, wrx) = mpsc::channel();
         {
