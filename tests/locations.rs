@@ -36,10 +36,8 @@ fn remote_locations_are_not_supported_yet_and_create_nothing() {
     let env = Env::new();
     let work = env.path("work");
     std::fs::create_dir_all(&work).unwrap();
-    for args in [
-        &["store", "init", "s3://bucket/prefix", "--kdf-memory-kib", "64", "--kdf-iterations", "1"][..],
-        &["check", "s3://bucket"],
-    ] {
+    for args in [&["store", "init", "s3://bucket/prefix", "--kdf-memory-kib", "64", "--kdf-iterations", "1"][..], &["check", "s3://bucket"]]
+    {
         let (code, err) = run_in(&env, &work, args);
         assert_eq!(code, Some(2), "ferry {args:?}: {err}");
         assert!(err.contains("not supported yet"), "ferry {args:?}: {err}");

@@ -212,8 +212,8 @@ impl SshBackend {
         }
         threads.push(std::thread::spawn(move || writer(stdin, rx)));
         {
-            let (pending, child, stderr, location) = (pending.clone(), child.clone(), stderr.clone(), location.to_string());
-            threads.push(std::thread::spawn(move || reader(stdout, &pending, &child, &stderr, &location)));
+            let (pending, child, stderr) = (pending.clone(), child.clone(), stderr.clone());
+            threads.push(std::thread::spawn(move || reader(stdout, &pending, &child, &stderr)));
         }
         let mut b = SshBackend {
             location: location.into(),
@@ -358,7 +358,7 @@ fn writer(stdin: ChildStdin, rx: mpsc::Receiver<Vec<u8>>) {
 
 /// Reads replies and hands each to the caller waiting for its id. At the
 /// end of the stream every waiter (and every later call) gets the reason.
-fn reader(mut stdout: ChildStdout, pending: &Mutex<Pending>, child: &Mutex<Child>, stderr: &Stderr, location: &str) {
+fn reader(mut stdout: ChildStdout, pending: &Mutex<Pending>, child: &Mutex<Child>, stderr: &Stderr) {
     let (kind, what) = loop {
         match read_frame(&mut stdout) {
             Ok(Some(body)) => match decode_reply(&body) {
@@ -395,7 +395,6 @@ fn reader(mut stdout: ChildStdout, pending: &Mutex<Pending>, child: &Mutex<Child
         _ => {}
     }
     let detail = parts.join("; ");
-    let _ = location;
     let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
     p.dead = Some((kind, detail));
     for (_, w) in p.waiters.drain() {
