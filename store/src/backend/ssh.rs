@@ -535,6 +535,48 @@ mod tests {
         assert_eq!(classify("", None, Dropped), Dropped);
     }
 
+    /// A fake "ssh": a shell script (the host and remote command become
+    /// its arguments).
+    fn fake(script: &str) -> (tempfile::TempDir, Result<SshBackend>) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("fake-ssh");
+        std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let t = SshTarget { user: None, host: "h".into(), port: None, path: "/s".into() };
+        let b = SshBackend::connect_with("ssh://h/s", &t, p.to_str().unwrap(), "ferry", 4);
+        (dir, b)
+    }
+
+    #[test]
+    fn a_far_end_that_is_not_ferry_serve_is_a_protocol_error() {
+        // Echoes the hello back: a request type where a reply belongs.
+        let e = fake("cat").1.unwrap_err();
+        assert!(matches!(e, Error::Remote { kind: RemoteFailure::Protocol, .. }), "{e}");
+        // Exits at once.
+        let e = fake("exit 0").1.unwrap_err();
+        assert!(matches!(e, Error::Remote { kind: RemoteFailure::Protocol, .. }), "{e}");
+        assert!(e.to_string().contains("closed before the server answered"), "{e}");
+    }
+
+    #[test]
+    fn a_connection_that_ends_after_the_hello_fails_every_call_without_hanging() {
+        // A hello-ok (flags: append-only), then the far end reads one request and goes away.
+        let (_dir, b) = fake(r"printf '\025\000\000\000\201\000\000\000\000ferry-serve\001\000\000\000\001'; head -c 20 >/dev/null");
+        let b = match b {
+            Ok(b) => b,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(b.append_only());
+        let t0 = Instant::now();
+        let e = b.exists("config").unwrap_err();
+        assert!(matches!(e, Error::Remote { kind: RemoteFailure::Dropped, .. }), "{e}");
+        let e = b.read("config").unwrap_err();
+        assert!(matches!(e, Error::Remote { kind: RemoteFailure::Dropped, .. }), "{e}");
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        assert!(matches!(b.delete("packs/ab/x"), Err(Error::AppendOnly { .. })));
+    }
+
     #[test]
     fn a_missing_ssh_command_is_a_start_error_and_options_are_not_hosts() {
         let t = SshTarget { user: None, host: "h".into(), port: None, path: "/s".into() };
