@@ -145,6 +145,23 @@ pub enum Command {
         #[arg(long, short = 'n')]
         dry_run: bool,
     },
+    /// Serve a store over stdin/stdout: the far end of ssh:// locations
+    /// (the store path comes from the client, so this works as an
+    /// authorized_keys forced command).
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Talk the ferry serve protocol on stdin/stdout (required).
+    #[arg(long, required = true)]
+    pub stdio: bool,
+    /// Serve only stores inside DIR (after resolving `..` and symlinks); repeatable.
+    #[arg(long = "restrict-to-path", value_name = "DIR")]
+    pub restrict_to_path: Vec<PathBuf>,
+    /// Refuse deletes (forget, gc); lock objects may still be released.
+    #[arg(long)]
+    pub append_only: bool,
 }
 
 #[derive(Args, Debug)]

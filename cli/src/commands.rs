@@ -53,7 +53,15 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Check(a) => cmd_check(g, a),
         Command::Forget(a) => cmd_forget(g, a),
         Command::Gc { loc, dry_run } => cmd_gc(g, loc, *dry_run),
+        Command::Serve(a) => serve(a),
     }
+}
+
+/// `ferry serve --stdio`: the library serves; exit 0 when the client hung up.
+fn serve(a: &crate::args::ServeArgs) -> Result<i32> {
+    let opts = ferry_store::serve::ServeOptions { restrict_to: a.restrict_to_path.clone(), append_only: a.append_only, workers: 0 };
+    ferry_store::serve::serve_stdio(&opts)?;
+    Ok(0)
 }
 
 fn cache_dir(g: &Global) -> Option<PathBuf> {
@@ -65,8 +73,9 @@ fn cache(g: &Global) -> CacheLocation {
 }
 
 /// Every store location the user gives goes through here: a path is a
-/// local folder; `ssh://`, `s3://` and unknown schemes are refused with a
-/// clear error before anything is created or asked for.
+/// local folder; `ssh://` connects to `ferry serve` (before any prompt);
+/// `s3://` and unknown schemes are refused with a clear error before
+/// anything is created or asked for.
 fn backend(loc: &str) -> Result<Arc<dyn Backend>> {
     Ok(ferry_store::backend::open_backend(loc)?)
 }

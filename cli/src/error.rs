@@ -7,6 +7,7 @@
 //! names.
 
 use ferry_store::Error as StoreError;
+use ferry_store::RemoteFailure;
 use ferry_sync::Error as SyncError;
 
 use crate::args::{Cli, Command, KeyCmd, StoreCmd};
@@ -44,6 +45,7 @@ impl Context {
             Command::Check(a) => ("check", Some(&a.loc)),
             Command::Forget(a) => ("forget", Some(&a.loc)),
             Command::Gc { loc, .. } => ("gc", Some(loc)),
+            Command::Serve(_) => ("serve", None),
         };
         Context { loc: loc.map(shell_word).unwrap_or_else(|| "LOC".into()), command }
     }
@@ -89,10 +91,31 @@ fn store_hint(e: &StoreError, cx: &Context) -> Option<String> {
             "part of the store vanished while ferry ran (another ferry's gc, or the drive was unplugged): run again, then `ferry check {loc}`"
         ),
         StoreError::BadLocation { .. } => {
-            "give a folder path (a disk, USB drive or mounted share; ssh:// and s3:// are not supported yet); nothing was created".into()
+            "give a folder path (a disk, USB drive or mounted share) or ssh://[user@]host[:port]/abs/path (s3:// is not supported yet); nothing was created".into()
         }
         StoreError::Locked(_) => "wait for the other ferry process to finish, then run again".into(),
         StoreError::KeyNotFound(_) => format!("`ferry key list {loc}` lists the key IDs"),
+        StoreError::AppendOnly { .. } => format!(
+            "the server runs `ferry serve --append-only`: run `ferry {}` with a key or login whose server may delete, or on the server host against the store's folder",
+            cx.command
+        ),
+        StoreError::Remote { kind, .. } => match kind {
+            RemoteFailure::Start => "set FERRY_SSH_COMMAND to a working ssh command (default: ssh)".into(),
+            RemoteFailure::UnknownHost => "check the host name in the ssh:// location (and ~/.ssh/config)".into(),
+            RemoteFailure::Connect => "check that the host is up and that sshd listens on that port (ssh://host:PORT/path)".into(),
+            RemoteFailure::Auth => {
+                "check that `ssh` to this host works without a prompt (ssh-add, or FERRY_SSH_COMMAND=\"ssh -i KEY\")".into()
+            }
+            RemoteFailure::NoServer => {
+                "install ferry on the remote host, or set FERRY_REMOTE_PATH to its full path there".into()
+            }
+            RemoteFailure::PathRefused => "the server only serves some folders (--restrict-to-path): pick a store path inside them".into(),
+            RemoteFailure::Protocol => {
+                "the remote ferry may be another version, or a login script prints to stdout; set FERRY_REMOTE_PATH to a matching ferry".into()
+            }
+            RemoteFailure::Dropped => "run the same command again: everything already written is kept and will not be sent twice".into(),
+            _ => return None,
+        },
         _ => return None,
     })
 }

@@ -172,6 +172,90 @@ pub fn generate() -> Vec<(String, String)> {
              family id; unsupported: another version).",
             exported_key_vectors(),
         ),
+        file(
+            "protocol",
+            "SPEC.md §19",
+            "Frames of the ssh protocol (`ferry serve --stdio`): one of each request and reply, and frames a server must refuse.",
+            protocol_vectors(),
+        ),
+    ]
+}
+
+fn protocol_vectors() -> Vec<ProtocolVector> {
+    use ferry_store::protocol::{Code, FLAG_APPEND_ONLY, MAX_FRAME, Reply, Request, encode_reply, encode_request, msg};
+    let framed = |body: &[u8]| {
+        let mut f = (body.len() as u32).to_le_bytes().to_vec();
+        f.extend_from_slice(body);
+        h(&f)
+    };
+    let pack = format!("packs/{0}/{0}{1}", "ab", "cd".repeat(31));
+    let lock = "locks/s-00112233445566778899aabbccddeeff".to_string();
+    let req = |name: &str, id: u32, r: Request| ProtocolVector {
+        name: name.into(),
+        direction: "request".into(),
+        message: format!("id {id}: {r:?}"),
+        frame: framed(&encode_request(id, &r)),
+        error: None,
+    };
+    let rep = |name: &str, id: u32, r: Reply| ProtocolVector {
+        name: name.into(),
+        direction: "reply".into(),
+        message: format!("id {id}: {r:?}"),
+        frame: framed(&encode_reply(id, &r)),
+        error: None,
+    };
+    let bad = |name: &str, message: &str, frame: String, error: &str| ProtocolVector {
+        name: name.into(),
+        direction: "request".into(),
+        message: message.into(),
+        frame,
+        error: Some(error.into()),
+    };
+    let mut long_path = vec![msg::LIST];
+    long_path.extend_from_slice(&9u32.to_le_bytes());
+    long_path.extend_from_slice(&1025u16.to_le_bytes());
+    long_path.extend_from_slice(&[b'a'; 1025]);
+    let mut many_ranges = vec![msg::READ_RANGES];
+    many_ranges.extend_from_slice(&10u32.to_le_bytes());
+    many_ranges.extend_from_slice(&6u16.to_le_bytes());
+    many_ranges.extend_from_slice(b"config");
+    many_ranges.extend_from_slice(&1000u32.to_le_bytes());
+    many_ranges.extend_from_slice(&[0; 16]);
+    let mut wrong_magic = encode_request(0, &Request::Hello { version: 1, path: "/srv/store".into() });
+    wrong_magic[5] = b'F';
+    let mut trailing = encode_request(11, &Request::Exists("config".into()));
+    trailing.push(0);
+    let mut not_utf8 = vec![msg::READ];
+    not_utf8.extend_from_slice(&12u32.to_le_bytes());
+    not_utf8.extend_from_slice(&2u16.to_le_bytes());
+    not_utf8.extend_from_slice(&[0xff, 0xfe]);
+    vec![
+        req("hello", 0, Request::Hello { version: 1, path: "/srv/ferry/store".into() }),
+        req("create", 1, Request::Create),
+        req("list", 2, Request::List("packs/".into())),
+        req("list-strays", 3, Request::ListStrays(String::new())),
+        req("read", 4, Request::Read("config".into())),
+        req("read-ranges", 5, Request::ReadRanges(pack.clone(), vec![(0, 4), (9, 3)])),
+        req("write", 6, Request::Write(lock.clone(), b"lock".to_vec())),
+        req("exists", 7, Request::Exists("config".into())),
+        req("delete", 8, Request::Delete(lock.clone())),
+        rep("hello-ok", 0, Reply::HelloOk { version: 1, flags: 0 }),
+        rep("hello-ok-append-only", 0, Reply::HelloOk { version: 1, flags: FLAG_APPEND_ONLY }),
+        rep("ok", 1, Reply::Ok),
+        rep("listing", 2, Reply::Listing(vec![(pack.clone(), 1 << 20)])),
+        rep("strays", 3, Reply::Strays(vec![".tmp-0011223344556677".into()])),
+        rep("data", 4, Reply::Data(b"config bytes".to_vec())),
+        rep("ranges", 5, Reply::Ranges(vec![b"abcd".to_vec(), b"xyz".to_vec()])),
+        rep("bool", 7, Reply::Bool(true)),
+        rep("error-append-only", 8, Reply::Error(Code::AppendOnly, format!("deleting {pack}"))),
+        rep("error-not-found", 4, Reply::Error(Code::NotFound, "config: not found".into())),
+        bad("frame-too-long", "a length of MAX_FRAME + 1 (no body follows)", h(&(MAX_FRAME + 1).to_le_bytes()), "frame-too-long"),
+        bad("unknown-type", "type 0x0a", framed(&[0x0a, 13, 0, 0, 0]), "bad-request"),
+        bad("hello-wrong-magic", "hello whose magic starts with 'F'", framed(&wrong_magic), "bad-request"),
+        bad("path-too-long", "list of a 1025-byte prefix", framed(&long_path), "bad-request"),
+        bad("too-many-ranges", "read-ranges claiming 1000 ranges with one present", framed(&many_ranges), "bad-request"),
+        bad("trailing-byte", "exists with a byte after the path", framed(&trailing), "bad-request"),
+        bad("path-not-utf8", "read of the bytes ff fe", framed(&not_utf8), "bad-request"),
     ]
 }
 

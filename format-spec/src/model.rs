@@ -512,3 +512,19 @@ pub struct ExportedKeyVector {
     /// Why a reader refuses it (`damaged` or `unsupported`), for invalid vectors.
     pub error: Option<String>,
 }
+
+/// `protocol.json`: frames of the ssh protocol (SPEC.md §19), valid and refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtocolVector {
+    /// Short label.
+    pub name: String,
+    /// `request` (client to server) or `reply` (server to client).
+    pub direction: String,
+    /// The message in words (type, id, fields), for readers of this file.
+    pub message: String,
+    /// The whole frame: the u32 length, then the body; hex.
+    pub frame: String,
+    /// Why a reader refuses it (`bad-request`, or `frame-too-long` for a
+    /// length over the limit), for invalid frames.
+    pub error: Option<String>,
+}

@@ -910,3 +910,135 @@ fn exported_keys() {
         }
     }
 }
+
+/// Frames of §19 built by hand from the text of the spec (not through
+/// `ferry_store::protocol`): type, id, then the fields of the tables.
+fn spec_frame(direction: &str, id: u32, msg: &str, fields: &[&[u8]]) -> Vec<u8> {
+    let t: u8 = match (direction, msg) {
+        ("request", "hello") => 0x01,
+        ("request", "create") => 0x02,
+        ("request", "list") => 0x03,
+        ("request", "list-strays") => 0x04,
+        ("request", "read") => 0x05,
+        ("request", "read-ranges") => 0x06,
+        ("request", "write") => 0x07,
+        ("request", "exists") => 0x08,
+        ("request", "delete") => 0x09,
+        ("reply", "ok") => 0x80,
+        ("reply", "hello-ok") => 0x81,
+        ("reply", "listing") => 0x82,
+        ("reply", "strays") => 0x83,
+        ("reply", "data") => 0x84,
+        ("reply", "ranges") => 0x85,
+        ("reply", "bool") => 0x86,
+        ("reply", "error") => 0xff,
+        other => panic!("no such message {other:?}"),
+    };
+    let mut body = vec![t];
+    body.extend_from_slice(&id.to_le_bytes());
+    for f in fields {
+        body.extend_from_slice(f);
+    }
+    let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+fn s16(s: &str) -> Vec<u8> {
+    let mut v = (s.len() as u16).to_le_bytes().to_vec();
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+#[test]
+fn protocol_frames() {
+    use ferry_store::protocol::{Code, Reply, Request, decode_reply, decode_request, encode_reply, encode_request, read_frame};
+    let vectors: Vec<ProtocolVector> = load("protocol");
+    let mut seen = HashSet::new();
+    for v in &vectors {
+        let frame = unhex(&v.frame);
+        let mut rd = &frame[..];
+        let body = match read_frame(&mut rd) {
+            Ok(Some(b)) => b,
+            Ok(None) => panic!("{}: empty", v.name),
+            Err(e) => {
+                assert_eq!(v.error.as_deref(), Some("frame-too-long"), "{}: {e}", v.name);
+                continue;
+            }
+        };
+        assert!(rd.is_empty(), "{}: bytes after the frame", v.name);
+        match (v.direction.as_str(), &v.error) {
+            ("request", Some(e)) => {
+                assert_eq!(e, "bad-request", "{}", v.name);
+                assert!(decode_request(&body).is_err(), "{}: accepted", v.name);
+            }
+            ("request", None) => {
+                let (id, req) = decode_request(&body).unwrap_or_else(|e| panic!("{}: {e}", v.name));
+                assert_eq!(encode_request(id, &req), body, "{}", v.name);
+                let (name, fields): (&str, Vec<Vec<u8>>) = match &req {
+                    Request::Hello { version, path } => ("hello", vec![b"ferry-serve".to_vec(), version.to_le_bytes().to_vec(), s16(path)]),
+                    Request::Create => ("create", vec![]),
+                    Request::List(p) => ("list", vec![s16(p)]),
+                    Request::ListStrays(p) => ("list-strays", vec![s16(p)]),
+                    Request::Read(p) => ("read", vec![s16(p)]),
+                    Request::ReadRanges(p, r) => {
+                        let mut f = vec![s16(p), (r.len() as u32).to_le_bytes().to_vec()];
+                        for (o, l) in r {
+                            f.push(o.to_le_bytes().to_vec());
+                            f.push(l.to_le_bytes().to_vec());
+                        }
+                        ("read-ranges", f)
+                    }
+                    Request::Write(p, b) => ("write", vec![s16(p), b.clone()]),
+                    Request::Exists(p) => ("exists", vec![s16(p)]),
+                    Request::Delete(p) => ("delete", vec![s16(p)]),
+                };
+                let refs: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
+                assert_eq!(hex::encode(spec_frame("request", id, name, &refs)), v.frame, "{}: spec layout", v.name);
+                seen.insert(name);
+            }
+            ("reply", None) => {
+                let (id, rep) = decode_reply(&body).unwrap_or_else(|e| panic!("{}: {e}", v.name));
+                assert_eq!(encode_reply(id, &rep), body, "{}", v.name);
+                let (name, fields): (&str, Vec<Vec<u8>>) = match &rep {
+                    Reply::Ok => ("ok", vec![]),
+                    Reply::HelloOk { version, flags } => {
+                        ("hello-ok", vec![b"ferry-serve".to_vec(), version.to_le_bytes().to_vec(), vec![*flags]])
+                    }
+                    Reply::Listing(items) => {
+                        let mut f = vec![(items.len() as u32).to_le_bytes().to_vec()];
+                        for (p, s) in items {
+                            f.push(s16(p));
+                            f.push(s.to_le_bytes().to_vec());
+                        }
+                        ("listing", f)
+                    }
+                    Reply::Strays(items) => {
+                        let mut f = vec![(items.len() as u32).to_le_bytes().to_vec()];
+                        f.extend(items.iter().map(|p| s16(p)));
+                        ("strays", f)
+                    }
+                    Reply::Data(d) => ("data", vec![d.clone()]),
+                    Reply::Ranges(parts) => {
+                        let mut f = vec![(parts.len() as u32).to_le_bytes().to_vec()];
+                        for p in parts {
+                            f.push((p.len() as u64).to_le_bytes().to_vec());
+                            f.push(p.clone());
+                        }
+                        ("ranges", f)
+                    }
+                    Reply::Bool(b) => ("bool", vec![vec![*b as u8]]),
+                    Reply::Error(code, text) => ("error", vec![vec![*code as u8], s16(text)]),
+                };
+                let refs: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
+                assert_eq!(hex::encode(spec_frame("reply", id, name, &refs)), v.frame, "{}: spec layout", v.name);
+                if let Reply::Error(code, _) = rep {
+                    assert!(matches!(code, Code::AppendOnly | Code::NotFound), "{}", v.name);
+                }
+                seen.insert(name);
+            }
+            other => panic!("{}: {other:?}", v.name),
+        }
+    }
+    assert_eq!(seen.len(), 17, "one vector of every message: {seen:?}");
+}

@@ -173,6 +173,7 @@ impl Store {
             rep.bytes_freed = plan.dropped_bytes - plan.new_bytes;
             return Ok(rep);
         }
+        self.refuse_if_append_only("gc")?;
         if !plan.drop.is_empty() {
             let Plan { mut keep, drop, moves, dropped_bytes, new_bytes, .. } = plan;
             let (written, packs_written) = self.copy_blocks(&moves, &mut keep)?;

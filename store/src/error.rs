@@ -107,6 +107,64 @@ pub enum Error {
     /// message says what and that nothing was changed.
     #[error("{0}")]
     Refused(String),
+    /// The store is served append-only (`ferry serve --append-only`): a
+    /// delete or an overwrite was refused, and nothing was deleted.
+    #[error("{location} is served append-only: {what} refused; nothing was deleted")]
+    AppendOnly {
+        /// The store location.
+        location: String,
+        /// What was refused (an object path or an operation).
+        what: String,
+    },
+    /// Reaching a remote store failed: the ssh command, the connection or
+    /// the `ferry serve` at the far end.
+    #[error("{location}: {kind}{}", if detail.is_empty() { String::new() } else { format!(": {detail}") })]
+    Remote {
+        /// The store location.
+        location: String,
+        /// What failed.
+        kind: RemoteFailure,
+        /// What the other side said (ssh's stderr, the server's message).
+        detail: String,
+    },
+}
+
+/// What failed when reaching a remote store ([`Error::Remote`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemoteFailure {
+    /// The ssh command could not be started.
+    Start,
+    /// ssh could not resolve the host name.
+    UnknownHost,
+    /// ssh could not connect (refused, unreachable, timed out).
+    Connect,
+    /// ssh authentication failed (or the host key was refused).
+    Auth,
+    /// The remote end has no ferry to run.
+    NoServer,
+    /// The server refuses this store path (`--restrict-to-path`).
+    PathRefused,
+    /// The other side broke the protocol (wrong version, malformed frames,
+    /// unexpected output before the first frame).
+    Protocol,
+    /// The connection ended while requests were in flight.
+    Dropped,
+}
+
+impl std::fmt::Display for RemoteFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RemoteFailure::Start => "the ssh command could not be started",
+            RemoteFailure::UnknownHost => "ssh could not resolve the host name",
+            RemoteFailure::Connect => "ssh could not connect to the host",
+            RemoteFailure::Auth => "ssh authentication failed",
+            RemoteFailure::NoServer => "ferry could not be started on the remote host",
+            RemoteFailure::PathRefused => "the server refuses this store path",
+            RemoteFailure::Protocol => "the remote end does not speak the ferry serve protocol",
+            RemoteFailure::Dropped => "the connection to the server was lost",
+        })
+    }
 }
 
 impl Error {

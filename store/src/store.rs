@@ -508,6 +508,22 @@ impl Store {
         Ok(p)
     }
 
+    /// True when the store refuses deletes ([`Backend::append_only`]: an
+    /// ssh store served with `--append-only`).
+    pub fn append_only(&self) -> bool {
+        self.backend.append_only()
+    }
+
+    /// Fails with [`Error::AppendOnly`] naming `what` (an operation that
+    /// deletes) when the store refuses deletes; callers check before they
+    /// change anything.
+    pub fn refuse_if_append_only(&self, what: &str) -> Result<()> {
+        if self.append_only() {
+            return Err(Error::AppendOnly { location: self.backend.location(), what: what.into() });
+        }
+        Ok(())
+    }
+
     /// Deletes one snapshot object (`forget`, format-spec §17.2); its
     /// blocks stay until gc. Deleting a missing snapshot is not an error.
     pub fn delete_snapshot(&self, name: &ObjectName) -> Result<()> {

@@ -137,7 +137,8 @@ pub fn plan(snaps: &[(ObjectName, Snapshot)], policy: &Policy) -> Result<Vec<Dec
 pub fn forget(store: &Store, policy: &Policy, dry_run: bool) -> Result<Vec<Decision>> {
     let snaps = snapshot::list(store)?;
     let decisions = plan(&snaps, policy)?;
-    if !dry_run {
+    if !dry_run && decisions.iter().any(|d| !d.keep) {
+        store.refuse_if_append_only("forget")?;
         for d in decisions.iter().filter(|d| !d.keep) {
             store.delete_snapshot(&d.id)?;
         }

@@ -101,6 +101,9 @@ fn used_blocks(store: &Store, snaps: &[(ObjectName, Snapshot)]) -> Result<BlockS
 /// Runs gc: takes the exclusive lock (not for a dry run), marks the used
 /// blocks, and lets the store collect the rest.
 pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
+    if !opts.dry_run {
+        store.refuse_if_append_only("gc")?;
+    }
     let _lock = if opts.dry_run { None } else { Some(store.lock(LockKind::Exclusive, &opts.host)?) };
     store.refresh_index()?;
     let (snapshots, used) = mark_used(store)?;

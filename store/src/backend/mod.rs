@@ -12,10 +12,12 @@
 mod local;
 mod location;
 mod retry;
+mod ssh;
 
 pub use local::{LOCAL_CONCURRENCY, LocalDir, TEMP_PREFIX};
 pub use location::{Location, open_backend};
 pub use retry::{Retry, RetryPolicy};
+pub use ssh::{DEFAULT_SSH_CONCURRENCY, SshBackend, SshTarget};
 
 use crate::error::Result;
 
@@ -71,6 +73,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// and writes above this gain nothing or overload the far end).
     fn concurrency(&self) -> usize {
         1
+    }
+    /// True when the far end refuses deletes (other than of lock objects):
+    /// an ssh store served with `ferry serve --append-only`. `gc` and
+    /// `forget` check it before they change anything.
+    fn append_only(&self) -> bool {
+        false
     }
     /// The local folder holding the store, for a store on a local
     /// filesystem (a backup of a folder containing it leaves it out).

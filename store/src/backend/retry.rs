@@ -99,6 +99,12 @@ impl<B: Backend> Backend for Retry<B> {
     fn concurrency(&self) -> usize {
         self.inner.concurrency()
     }
+    fn append_only(&self) -> bool {
+        self.inner.append_only()
+    }
+    fn local_root(&self) -> Option<&std::path::Path> {
+        self.inner.local_root()
+    }
 }
 
 #[cfg(test)]
