@@ -49,6 +49,38 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// An `s3://` location's bucket does not exist (buckets are never
+    /// created by ferry).
+    #[error("bucket {bucket} does not exist at {endpoint}")]
+    NoSuchBucket {
+        /// The bucket name.
+        bucket: String,
+        /// The service it was looked for at.
+        endpoint: String,
+    },
+    /// The remote service refused the credentials, or they do not allow
+    /// the request.
+    #[error("{location}: access denied ({detail})")]
+    AccessDenied {
+        /// The store location.
+        location: String,
+        /// The service's reason (error code and message).
+        detail: String,
+    },
+    /// The remote service could not be reached (after retries).
+    #[error("cannot reach {endpoint}: {detail}")]
+    Unreachable {
+        /// Where requests were sent.
+        endpoint: String,
+        /// The innermost cause (connection refused, timed out...).
+        detail: String,
+    },
+    /// An `s3://` location, but no credentials in the environment.
+    #[error("{location}: no credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set)")]
+    NoCredentials {
+        /// The store location.
+        location: String,
+    },
     /// No store exists at the location.
     #[error("no ferry store at {0}")]
     NotAStore(PathBuf),

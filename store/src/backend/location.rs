@@ -23,7 +23,7 @@ pub enum Location {
         /// Absolute path of the store on the host.
         path: String,
     },
-    /// `s3://bucket[/prefix]`: an S3-compatible object store (not supported yet).
+    /// `s3://bucket[/prefix]`: an S3-compatible object store.
     S3 {
         /// Bucket name.
         bucket: String,
@@ -100,7 +100,7 @@ impl Location {
         match self {
             Location::Local(p) => Ok(Arc::new(LocalDir::new(p))),
             Location::Ssh { .. } => Err(bad(&self.to_string(), "ssh:// stores are not supported yet")),
-            Location::S3 { .. } => Err(bad(&self.to_string(), "s3:// stores are not supported yet")),
+            Location::S3 { bucket, prefix } => Ok(Arc::new(super::S3::from_env(bucket, prefix)?)),
         }
     }
 
@@ -172,10 +172,8 @@ mod tests {
     }
 
     #[test]
-    fn remote_schemes_are_not_supported_yet_and_unknown_ones_are_named() {
+    fn ssh_is_not_supported_yet_and_unknown_schemes_are_named() {
         let e = open_backend("ssh://h/p").unwrap_err().to_string();
-        assert!(e.contains("not supported yet"), "{e}");
-        let e = open_backend("s3://b").unwrap_err().to_string();
         assert!(e.contains("not supported yet"), "{e}");
         let e = open_backend("ftp://x/y").unwrap_err().to_string();
         assert!(e.contains("unknown scheme \"ftp\""), "{e}");
