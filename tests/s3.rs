@@ -443,6 +443,7 @@ fn garage_stopped_mid_push_is_a_clear_error_and_the_push_resumes_after_restart()
     let st = child.wait().unwrap();
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    eprintln!("push while Garage is down, after {:?}:\n{err}", t0.elapsed());
     assert_eq!(st.code(), Some(1), "{err}");
     assert!(err.contains("cannot reach") && err.contains(&e.garage.endpoint()), "{err}");
     assert!(err.contains("hint:") && err.contains("AWS_ENDPOINT_URL"), "{err}");
@@ -469,6 +470,7 @@ fn wrong_credentials_missing_bucket_and_dead_endpoint_are_named() {
 
     let (code, err) = init(e.cmd().env("AWS_SECRET_ACCESS_KEY", "0".repeat(64)), &loc);
     assert_eq!(code, Some(1), "{err}");
+    eprintln!("wrong secret:\n{err}");
     assert!(err.contains("access denied") && err.contains("s3://ferry/creds"), "wrong secret: {err}");
     assert!(err.contains("AWS_SECRET_ACCESS_KEY"), "the hint names the variables: {err}");
 
@@ -480,6 +482,10 @@ fn wrong_credentials_missing_bucket_and_dead_endpoint_are_named() {
     assert_eq!(code, Some(10), "{err}");
     assert!(err.contains("bucket no-such-bucket does not exist at http://127.0.0.1:"), "{err}");
     assert!(err.contains("create the bucket first"), "{err}");
+    let o = e.run(&["snapshots", "s3://no-such-bucket"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(10), "{err}");
+    assert!(err.contains("bucket no-such-bucket does not exist"), "opening, not only creating, names the bucket: {err}");
 
     let dead = format!("http://127.0.0.1:{}", free_port());
     let (code, err) = init(e.cmd().env("AWS_ENDPOINT_URL", &dead), &loc);

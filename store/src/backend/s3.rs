@@ -48,6 +48,9 @@ pub struct S3 {
     rt: tokio::runtime::Runtime,
     concurrency: usize,
     list_page: usize,
+    /// Set once the bucket is known to exist (a HEAD on a missing bucket
+    /// answers a bare 404, like a missing object).
+    bucket_seen: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for S3 {
@@ -186,6 +189,7 @@ impl S3 {
             rt,
             concurrency: if concurrency == 0 { S3_CONCURRENCY } else { concurrency },
             list_page: LIST_PAGE,
+            bucket_seen: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -207,6 +211,19 @@ impl S3 {
 
     fn obj(&self, path: &str) -> Path {
         Path::from(self.key(path))
+    }
+
+    /// Lists at most one key under the store's prefix: proves the bucket
+    /// exists, the credentials work and the endpoint answers.
+    fn probe(&self) -> Result<bool> {
+        let root = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+        let opts = PaginatedListOptions { max_keys: Some(1), ..Default::default() };
+        let page = self
+            .rt
+            .block_on(self.client.list_paginated((!root.is_empty()).then_some(root.as_str()), opts))
+            .map_err(|e| self.error("list", &root, e))?;
+        self.bucket_seen.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(!page.result.objects.is_empty())
     }
 
     /// One page of keys under `prefix` (raw key prefix), from `token`.
@@ -318,13 +335,7 @@ impl Backend for S3 {
     /// request); buckets themselves are never created. A prefix that holds
     /// other objects but no store is refused like a non-empty folder.
     fn create(&self) -> Result<()> {
-        let root = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
-        let opts = PaginatedListOptions { max_keys: Some(1), ..Default::default() };
-        let page = self
-            .rt
-            .block_on(self.client.list_paginated((!root.is_empty()).then_some(root.as_str()), opts))
-            .map_err(|e| self.error("list", &root, e))?;
-        if !page.result.objects.is_empty() && !self.exists(crate::layout::CONFIG_PATH)? {
+        if self.probe()? && !self.exists(crate::layout::CONFIG_PATH)? {
             return Err(Error::NotEmpty(self.location().into()));
         }
         Ok(())
@@ -413,7 +424,14 @@ impl Backend for S3 {
         match self.rt.block_on(self.client.head(&self.obj(path))) {
             Ok(_) => Ok(true),
             Err(e) => match self.error("stat", path, e) {
-                Error::NotFound(_) => Ok(false),
+                Error::NotFound(_) => {
+                    // A HEAD's 404 has no body to tell a missing bucket
+                    // from a missing object: ask once.
+                    if !self.bucket_seen.load(std::sync::atomic::Ordering::Relaxed) {
+                        self.probe()?;
+                    }
+                    Ok(false)
+                }
                 e => Err(e),
             },
         }
