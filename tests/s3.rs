@@ -407,7 +407,7 @@ fn push_killed_with_sigkill_resumes_and_checks_clean() {
     a.extend_from_slice(&CHEAP);
     e.ok(&a);
     e.in_dir("laptop", &["store", "init", &loc, "--like", ".", "--pack-size-mib", "1", CHEAP[0], CHEAP[1], CHEAP[2], CHEAP[3]]);
-    make_tree(&laptop, 3, 24, 1024);
+    make_tree(&laptop, 3, 40, 1024);
     let mut child = start_and_wait_for_packs(&e, "laptop", &["push", &loc], "killed", 3);
     child.kill().unwrap(); // SIGKILL
     let st = child.wait().unwrap();
@@ -436,7 +436,7 @@ fn garage_stopped_mid_push_is_a_clear_error_and_the_push_resumes_after_restart()
     a.extend_from_slice(&CHEAP);
     e.ok(&a);
     e.in_dir("laptop", &["store", "init", &loc, "--like", ".", "--pack-size-mib", "1", CHEAP[0], CHEAP[1], CHEAP[2], CHEAP[3]]);
-    make_tree(&laptop, 4, 24, 1024);
+    make_tree(&laptop, 4, 40, 1024);
     let mut child = start_and_wait_for_packs(&e, "laptop", &["push", &loc], "outage", 3);
     e.garage.stop();
     let t0 = Instant::now();
