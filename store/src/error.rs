@@ -154,6 +154,25 @@ impl Error {
         }
     }
 
+    /// The same error again, for reporting one failure to several callers
+    /// (`Error` holds an `io::Error`, which is not `Clone`): the variants a
+    /// failed write produces are kept as they are (an I/O error keeps its
+    /// kind and message); anything else becomes a write error with its
+    /// message.
+    pub(crate) fn replay(&self) -> Error {
+        match self {
+            Error::StorageFull { path } => Error::StorageFull { path: path.clone() },
+            Error::Io { op, path, source } => {
+                Error::Io { op, path: path.clone(), source: io::Error::new(source.kind(), source.to_string()) }
+            }
+            Error::NotFound(p) => Error::NotFound(p.clone()),
+            Error::NoSuchBucket { bucket, endpoint } => Error::NoSuchBucket { bucket: bucket.clone(), endpoint: endpoint.clone() },
+            Error::AccessDenied { location, detail } => Error::AccessDenied { location: location.clone(), detail: detail.clone() },
+            Error::Unreachable { endpoint, detail } => Error::Unreachable { endpoint: endpoint.clone(), detail: detail.clone() },
+            e => Error::Io { op: "write", path: "store".into(), source: io::Error::other(e.to_string()) },
+        }
+    }
+
     pub(crate) fn damaged(what: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Damaged { what: what.into(), reason: reason.into() }
     }
