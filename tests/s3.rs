@@ -494,7 +494,9 @@ fn wrong_credentials_missing_bucket_and_dead_endpoint_are_named() {
 
     // Opening a store where there is none, and a prefix holding other objects.
     let o = e.run(&["snapshots", &e.garage.loc("nothing-here")]);
-    assert_eq!(o.status.code(), Some(10), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(10), "{err}");
+    assert!(err.contains("no ferry store at s3://ferry/nothing-here") && err.contains("check the prefix"), "{err}");
     e.garage.backend("busy").write("someone-elses-file", b"x").unwrap();
     let (code, err) = init(&mut e.cmd(), &e.garage.loc("busy"));
     assert_eq!(code, Some(1), "{err}");

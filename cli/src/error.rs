@@ -77,6 +77,9 @@ fn store_hint(e: &StoreError, cx: &Context) -> Option<String> {
         StoreError::StorageFull { .. } => {
             "free some space and run the same command again: everything already written is kept and will not be sent twice".into()
         }
+        StoreError::NotAStore(_) if loc.starts_with("s3://") => {
+            format!("create one with `ferry store init {loc}`, or check the prefix (and AWS_ENDPOINT_URL)")
+        }
         StoreError::NotAStore(_) => format!("create one with `ferry store init {loc}`, or check the path (is the drive mounted?)"),
         StoreError::AlreadyExists(_) => "use the existing store, or pick an empty folder".into(),
         StoreError::NotEmpty(_) => {
