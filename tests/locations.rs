@@ -1,6 +1,7 @@
 //! Store locations are parsed in one place (issue 11): a path is a local
-//! folder, `ssh://` is served by `ferry serve` (tests/ssh.rs), `s3://` is
-//! not supported yet, any other scheme is refused by name. Nothing is
+//! folder, `ssh://` is served by `ferry serve` (tests/ssh.rs), `s3://` a
+//! bucket (tests/s3.rs runs it against Garage), any other scheme is
+//! refused by name. Nothing is
 //! created for a location that is refused.
 
 mod common;
@@ -32,15 +33,26 @@ fn store_init_with_an_unknown_scheme_fails_clearly_and_creates_nothing() {
 }
 
 #[test]
-fn remote_locations_are_not_supported_yet_and_create_nothing() {
+fn s3_without_credentials_fails_clearly_and_creates_nothing() {
     let env = Env::new();
     let work = env.path("work");
     std::fs::create_dir_all(&work).unwrap();
     for args in [&["store", "init", "s3://bucket/prefix", "--kdf-memory-kib", "64", "--kdf-iterations", "1"][..], &["check", "s3://bucket"]]
     {
-        let (code, err) = run_in(&env, &work, args);
-        assert_eq!(code, Some(2), "ferry {args:?}: {err}");
-        assert!(err.contains("not supported yet"), "ferry {args:?}: {err}");
+        let o = env
+            .cmd()
+            .current_dir(&work)
+            .args(args)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "ferry {args:?}: {err}");
+        assert!(err.contains("no credentials") && err.contains("AWS_ACCESS_KEY_ID"), "ferry {args:?}: {err}");
         assert!(entries(&work).is_empty(), "ferry {args:?} created {:?}", entries(&work));
     }
 }

@@ -79,6 +79,9 @@ fn store_hint(e: &StoreError, cx: &Context) -> Option<String> {
         StoreError::StorageFull { .. } => {
             "free some space and run the same command again: everything already written is kept and will not be sent twice".into()
         }
+        StoreError::NotAStore(_) if loc.starts_with("s3://") => {
+            format!("create one with `ferry store init {loc}`, or check the prefix (and AWS_ENDPOINT_URL)")
+        }
         StoreError::NotAStore(_) => format!("create one with `ferry store init {loc}`, or check the path (is the drive mounted?)"),
         StoreError::AlreadyExists(_) => "use the existing store, or pick an empty folder".into(),
         StoreError::NotEmpty(_) => {
@@ -91,7 +94,19 @@ fn store_hint(e: &StoreError, cx: &Context) -> Option<String> {
             "part of the store vanished while ferry ran (another ferry's gc, or the drive was unplugged): run again, then `ferry check {loc}`"
         ),
         StoreError::BadLocation { .. } => {
-            "give a folder path (a disk, USB drive or mounted share) or ssh://[user@]host[:port]/abs/path (s3:// is not supported yet); nothing was created".into()
+            "give a folder path (a disk, USB drive or mounted share) ssh://[user@]host[:port]/abs/path or s3://bucket[/prefix]; nothing was created".into()
+        }
+        StoreError::NoSuchBucket { .. } => {
+            "create the bucket first (ferry never creates buckets), or check the bucket name, AWS_ENDPOINT_URL and AWS_REGION".into()
+        }
+        StoreError::AccessDenied { .. } => {
+            "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), and that this key may read and write the bucket".into()
+        }
+        StoreError::Unreachable { .. } => {
+            "check AWS_ENDPOINT_URL and the network, then run the same command again: everything already written is kept and will not be sent twice".into()
+        }
+        StoreError::NoCredentials { .. } => {
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_REGION, and AWS_ENDPOINT_URL for a service other than AWS)".into()
         }
         StoreError::Locked(_) => "wait for the other ferry process to finish, then run again".into(),
         StoreError::KeyNotFound(_) => format!("`ferry key list {loc}` lists the key IDs"),
@@ -204,7 +219,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         });
         match store {
             Some(StoreError::BadLocation { .. }) => return 2,
-            Some(StoreError::NotAStore(_)) => return 10,
+            Some(StoreError::NotAStore(_) | StoreError::NoSuchBucket { .. }) => return 10,
             Some(StoreError::Locked(_)) => return 11,
             Some(StoreError::WrongPassphrase { .. }) => return 12,
             _ => {}

@@ -49,6 +49,38 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// An `s3://` location's bucket does not exist (buckets are never
+    /// created by ferry).
+    #[error("bucket {bucket} does not exist at {endpoint}")]
+    NoSuchBucket {
+        /// The bucket name.
+        bucket: String,
+        /// The service it was looked for at.
+        endpoint: String,
+    },
+    /// The remote service refused the credentials, or they do not allow
+    /// the request.
+    #[error("{location}: access denied ({detail})")]
+    AccessDenied {
+        /// The store location.
+        location: String,
+        /// The service's reason (error code and message).
+        detail: String,
+    },
+    /// The remote service could not be reached (after retries).
+    #[error("cannot reach {endpoint}: {detail}")]
+    Unreachable {
+        /// Where requests were sent.
+        endpoint: String,
+        /// The innermost cause (connection refused, timed out...).
+        detail: String,
+    },
+    /// An `s3://` location, but no credentials in the environment.
+    #[error("{location}: no credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set)")]
+    NoCredentials {
+        /// The store location.
+        location: String,
+    },
     /// No store exists at the location.
     #[error("no ferry store at {0}")]
     NotAStore(PathBuf),
@@ -177,6 +209,25 @@ impl Error {
             io::ErrorKind::StorageFull => Error::StorageFull { path },
             io::ErrorKind::NotFound => Error::NotFound(path),
             _ => Error::Io { op, path, source },
+        }
+    }
+
+    /// The same error again, for reporting one failure to several callers
+    /// (`Error` holds an `io::Error`, which is not `Clone`): the variants a
+    /// failed write produces are kept as they are (an I/O error keeps its
+    /// kind and message); anything else becomes a write error with its
+    /// message.
+    pub(crate) fn replay(&self) -> Error {
+        match self {
+            Error::StorageFull { path } => Error::StorageFull { path: path.clone() },
+            Error::Io { op, path, source } => {
+                Error::Io { op, path: path.clone(), source: io::Error::new(source.kind(), source.to_string()) }
+            }
+            Error::NotFound(p) => Error::NotFound(p.clone()),
+            Error::NoSuchBucket { bucket, endpoint } => Error::NoSuchBucket { bucket: bucket.clone(), endpoint: endpoint.clone() },
+            Error::AccessDenied { location, detail } => Error::AccessDenied { location: location.clone(), detail: detail.clone() },
+            Error::Unreachable { endpoint, detail } => Error::Unreachable { endpoint: endpoint.clone(), detail: detail.clone() },
+            e => Error::Io { op: "write", path: "store".into(), source: io::Error::other(e.to_string()) },
         }
     }
 

@@ -75,8 +75,10 @@ pub struct StoreWriter<'s> {
     io: Mutex<Option<PackIo>>,
     /// The first failed write to the store: blocks this writer accepted
     /// may be missing, so it accepts nothing more and finish fails, every
-    /// time with that first error (not a vaguer one from a later call).
-    failed: Mutex<Option<(bool, String, String)>>,
+    /// time with that first error (not a vaguer one from a later call),
+    /// of the same variant (an unreachable S3 endpoint stays
+    /// [`Error::Unreachable`], whichever worker reports it).
+    failed: Mutex<Option<Error>>,
 }
 
 /// Why [`StoreWriter::put_reader`] failed: the source, or the store.
@@ -176,8 +178,7 @@ impl<'s> StoreWriter<'s> {
     fn check_failed(&self) -> Result<()> {
         match &*self.failed.lock().expect("writer lock") {
             None => Ok(()),
-            Some((true, path, _)) => Err(Error::StorageFull { path: path.clone() }),
-            Some((false, path, msg)) => Err(Error::Io { op: "write", path: path.clone(), source: std::io::Error::other(msg.clone()) }),
+            Some(e) => Err(e.replay()),
         }
     }
 
@@ -185,11 +186,7 @@ impl<'s> StoreWriter<'s> {
         if let Err(e) = &r {
             let mut f = self.failed.lock().expect("writer lock");
             if f.is_none() {
-                *f = Some(match e {
-                    Error::StorageFull { path } => (true, path.clone(), String::new()),
-                    Error::Io { path, source, .. } => (false, path.clone(), source.to_string()),
-                    e => (false, "store".into(), e.to_string()),
-                });
+                *f = Some(e.replay());
             }
         }
         r

@@ -23,7 +23,7 @@ pub enum Location {
         /// Absolute path of the store on the host.
         path: String,
     },
-    /// `s3://bucket[/prefix]`: an S3-compatible object store (not supported yet).
+    /// `s3://bucket[/prefix]`: an S3-compatible object store.
     S3 {
         /// Bucket name.
         bucket: String,
@@ -103,7 +103,7 @@ impl Location {
                 let target = super::SshTarget { user: user.clone(), host: host.clone(), port: *port, path: path.clone() };
                 Ok(Arc::new(super::Retry::new(super::SshBackend::connect(&self.to_string(), &target)?)))
             }
-            Location::S3 { .. } => Err(bad(&self.to_string(), "s3:// stores are not supported yet")),
+            Location::S3 { bucket, prefix } => Ok(Arc::new(super::S3::from_env(bucket, prefix)?)),
         }
     }
 
@@ -175,12 +175,10 @@ mod tests {
     }
 
     #[test]
-    fn remote_schemes_are_not_supported_yet_and_unknown_ones_are_named() {
+    fn unsafe_ssh_hosts_and_unknown_schemes_are_named() {
         // ssh:// connects; a host that ssh would read as an option is refused first.
         let e = open_backend("ssh://-oProxyCommand=x/p").unwrap_err();
         assert!(matches!(e, Error::BadLocation { .. }), "{e}");
-        let e = open_backend("s3://b").unwrap_err().to_string();
-        assert!(e.contains("not supported yet"), "{e}");
         let e = open_backend("ftp://x/y").unwrap_err().to_string();
         assert!(e.contains("unknown scheme \"ftp\""), "{e}");
         assert!(open_backend("").is_err());
