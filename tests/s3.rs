@@ -342,15 +342,22 @@ fn backend_lists_in_pages_and_reads_ranges() {
     assert_eq!(b.concurrency(), ferry_store::backend::S3_CONCURRENCY);
 }
 
-#[test]
-fn replicas_push_pull_clone_and_sync_through_s3() {
-    let e = S3Env::new();
-    let loc = e.garage.loc("family");
+/// A replica folder `laptop` and a store for it under `prefix` of the
+/// test bucket (1 MiB packs, cheap KDF); returns (folder, location).
+fn laptop_replica_with_store(e: &S3Env, prefix: &str) -> (PathBuf, String) {
+    let loc = e.garage.loc(prefix);
     let laptop = e.path("laptop");
     let mut a = vec!["init", laptop.to_str().unwrap()];
     a.extend_from_slice(&CHEAP);
     e.ok(&a);
     e.in_dir("laptop", &["store", "init", &loc, "--like", ".", "--pack-size-mib", "1", CHEAP[0], CHEAP[1], CHEAP[2], CHEAP[3]]);
+    (laptop, loc)
+}
+
+#[test]
+fn replicas_push_pull_clone_and_sync_through_s3() {
+    let e = S3Env::new();
+    let (laptop, loc) = laptop_replica_with_store(&e, "family");
     make_tree(&laptop, 2, 6, 200);
     e.in_dir("laptop", &["push", &loc]);
 
@@ -401,12 +408,7 @@ fn start_and_wait_for_packs(e: &S3Env, dir: &str, args: &[&str], prefix: &str, p
 #[test]
 fn push_killed_with_sigkill_resumes_and_checks_clean() {
     let e = S3Env::new();
-    let loc = e.garage.loc("killed");
-    let laptop = e.path("laptop");
-    let mut a = vec!["init", laptop.to_str().unwrap()];
-    a.extend_from_slice(&CHEAP);
-    e.ok(&a);
-    e.in_dir("laptop", &["store", "init", &loc, "--like", ".", "--pack-size-mib", "1", CHEAP[0], CHEAP[1], CHEAP[2], CHEAP[3]]);
+    let (laptop, loc) = laptop_replica_with_store(&e, "killed");
     make_tree(&laptop, 3, 40, 1024);
     let mut child = start_and_wait_for_packs(&e, "laptop", &["push", &loc], "killed", 3);
     child.kill().unwrap(); // SIGKILL
@@ -430,12 +432,7 @@ fn push_killed_with_sigkill_resumes_and_checks_clean() {
 #[test]
 fn garage_stopped_mid_push_is_a_clear_error_and_the_push_resumes_after_restart() {
     let mut e = S3Env::new();
-    let loc = e.garage.loc("outage");
-    let laptop = e.path("laptop");
-    let mut a = vec!["init", laptop.to_str().unwrap()];
-    a.extend_from_slice(&CHEAP);
-    e.ok(&a);
-    e.in_dir("laptop", &["store", "init", &loc, "--like", ".", "--pack-size-mib", "1", CHEAP[0], CHEAP[1], CHEAP[2], CHEAP[3]]);
+    let (laptop, loc) = laptop_replica_with_store(&e, "outage");
     make_tree(&laptop, 4, 40, 1024);
     let mut child = start_and_wait_for_packs(&e, "laptop", &["push", &loc], "outage", 3);
     e.garage.stop();
