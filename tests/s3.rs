@@ -342,6 +342,15 @@ fn backend_lists_in_pages_and_reads_ranges() {
     assert_eq!(b.concurrency(), ferry_store::backend::S3_CONCURRENCY);
 }
 
+/// Clones the store into `desktop` and checks it matches `laptop`.
+fn clone_matches(e: &S3Env, loc: &str, laptop: &Path) {
+    let desktop = e.path("desktop");
+    let mut a = vec!["clone", loc, desktop.to_str().unwrap()];
+    a.extend_from_slice(&CHEAP);
+    e.ok(&a);
+    assert_same_replica(laptop, &desktop);
+}
+
 /// A replica folder `laptop` and a store for it under `prefix` of the
 /// test bucket (1 MiB packs, cheap KDF); returns (folder, location).
 fn laptop_replica_with_store(e: &S3Env, prefix: &str) -> (PathBuf, String) {
@@ -361,11 +370,8 @@ fn replicas_push_pull_clone_and_sync_through_s3() {
     make_tree(&laptop, 2, 6, 200);
     e.in_dir("laptop", &["push", &loc]);
 
+    clone_matches(&e, &loc, &laptop);
     let desktop = e.path("desktop");
-    let mut a = vec!["clone", &loc, desktop.to_str().unwrap()];
-    a.extend_from_slice(&CHEAP);
-    e.ok(&a);
-    assert_same_replica(&laptop, &desktop);
 
     // Desktop edits and pushes; laptop pulls.
     std::fs::write(desktop.join("small.txt"), b"from the desktop\n").unwrap();
@@ -422,11 +428,7 @@ fn push_killed_with_sigkill_resumes_and_checks_clean() {
     e.ok(&["check", &loc, "--read-data"]);
     let packs_after = b.list("packs/").unwrap().len();
     assert!(packs_after >= packs_before);
-    let desktop = e.path("desktop");
-    let mut a = vec!["clone", &loc, desktop.to_str().unwrap()];
-    a.extend_from_slice(&CHEAP);
-    e.ok(&a);
-    assert_same_replica(&laptop, &desktop);
+    clone_matches(&e, &loc, &laptop);
 }
 
 #[test]
@@ -449,11 +451,7 @@ fn garage_stopped_mid_push_is_a_clear_error_and_the_push_resumes_after_restart()
     e.garage.restart();
     e.in_dir("laptop", &["push", &loc]);
     e.ok(&["check", &loc, "--read-data"]);
-    let desktop = e.path("desktop");
-    let mut a = vec!["clone", &loc, desktop.to_str().unwrap()];
-    a.extend_from_slice(&CHEAP);
-    e.ok(&a);
-    assert_same_replica(&laptop, &desktop);
+    clone_matches(&e, &loc, &laptop);
 }
 
 #[test]

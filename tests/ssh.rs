@@ -182,15 +182,21 @@ fn store_files(store: &Path) -> Vec<PathBuf> {
     files_under(store).into_iter().filter(|p| !p.starts_with(store.join("locks"))).collect()
 }
 
+/// Creates a store at `store` on the server (plain key); returns its location.
+fn init_store(env: &Env, sshd: &Sshd, store: &Path) -> String {
+    let loc = sshd.loc(store);
+    let mut init = vec!["store", "init", &loc];
+    init.extend_from_slice(&CHEAP);
+    sshd.ok(env, "plain", &init);
+    loc
+}
+
 #[test]
 fn backup_restore_check_forget_gc_over_ssh() {
     let env = Env::new();
     let sshd = Sshd::start(&env);
     let store = env.path("store");
-    let loc = sshd.loc(&store);
-    let mut init = vec!["store", "init", &loc];
-    init.extend_from_slice(&CHEAP);
-    sshd.ok(&env, "plain", &init);
+    let loc = init_store(&env, &sshd, &store);
     assert!(store.join("config").exists(), "the store is created on the server side");
 
     let data = env.path("data");
@@ -263,10 +269,7 @@ fn append_only_refuses_forget_and_gc_and_deletes_nothing() {
     let env = Env::new();
     let sshd = Sshd::start(&env);
     let store = env.path("store");
-    let loc = sshd.loc(&store);
-    let mut init = vec!["store", "init", &loc];
-    init.extend_from_slice(&CHEAP);
-    sshd.ok(&env, "plain", &init);
+    let loc = init_store(&env, &sshd, &store);
     let data = env.path("data");
     write_files(&data, 3, 4, 200_000);
     sshd.ok(&env, "plain", &["backup", data.to_str().unwrap(), "--to", &loc]);

@@ -33,6 +33,11 @@ const WRITE: WriteOpts = WriteOpts { owner: false, fsync: true };
 /// parent's version where the folder does not hold it. Returns the
 /// conflict copies made.
 pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) -> Result<Vec<Conflict>> {
+    // Nearly every push: nothing was left out by an ignore rule.
+    let unsynced = replica.unsynced()?;
+    if unsynced.is_empty() {
+        return Ok(Vec::new());
+    }
     let parents = replica.parents()?;
     let [parent] = parents.as_slice() else { return Ok(Vec::new()) };
     let (root, writer) = match hist.get(parent) {
@@ -42,10 +47,6 @@ pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) 
             _ => return Ok(Vec::new()),
         },
     };
-    let unsynced = replica.unsynced()?;
-    if unsynced.is_empty() {
-        return Ok(Vec::new());
-    }
     let base = replica.base()?;
     let tree = flatten(store, &root)?;
     let candidates: Vec<(&PathBuf, &Entry)> = unsynced
