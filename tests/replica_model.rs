@@ -661,12 +661,17 @@ impl Model<'_> {
 /// parents after pulls that left ignored paths out), 6239 (a merge base
 /// carried a version at a path its own rules ignored), 30083 (a pull that
 /// dropped an ignore rule still kept the path out), 4 (the snapshot cache
-/// hid a snapshot a rolled-back store had lost).
+/// hid a snapshot a rolled-back store had lost), 61233 (a pull that
+/// applied all but a conflicting path left a rename's deleted source
+/// looking like a local delete; recreated, it became an edit that
+/// overwrote the renamed version everywhere).
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
     let steps = env_num("FERRY_MODEL_STEPS", 40);
-    let failures: Vec<String> =
-        [1024u64, 2005, 5032, 10185, 6011, 12033, 5049, 6237, 6239, 30083, 4].iter().filter_map(|&s| run_case(s, steps).err()).collect();
+    let failures: Vec<String> = [1024u64, 2005, 5032, 10185, 6011, 12033, 5049, 6237, 6239, 30083, 4, 61233]
+        .iter()
+        .filter_map(|&s| run_case(s, steps).err())
+        .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 

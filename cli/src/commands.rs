@@ -714,6 +714,8 @@ fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool, loc
         output::json(&DryRun { dry_run, report: rep });
         return;
     }
+    // A pull that met a conflict applies nothing (format-spec §15.3 step 5).
+    let refused = !rep.conflicts.is_empty() && rep.actions.is_empty();
     if !g.quiet {
         for a in &rep.actions {
             println!("{}{}", if dry_run { "would " } else { "" }, action_text(a));
@@ -721,6 +723,7 @@ fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool, loc
         match (rep.snapshot, rep.up_to_date) {
             (None, _) => println!("the store holds no snapshot of this folder yet"),
             (Some(id), true) => println!("already up to date with snapshot {}", id.short(8)),
+            (Some(_), false) if refused => {}
             (Some(id), false) => println!(
                 "{} snapshot {}: {} changes, {} from the store, {} reused locally",
                 if dry_run { "would pull" } else { "pulled" },
@@ -737,7 +740,13 @@ fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool, loc
             rep.concurrent
         );
     }
-    if !rep.conflicts.is_empty() {
+    if refused {
+        eprintln!("ferry: nothing was pulled: {} path(s) changed both here and in the store:", rep.conflicts.len());
+        for c in &rep.conflicts {
+            eprintln!("  {}", c.display());
+        }
+        eprintln!("run `ferry sync {loc}` to merge (both versions are kept)");
+    } else if !rep.conflicts.is_empty() {
         eprintln!("ferry: {} path(s) changed both here and in the store were left as they are here:", rep.conflicts.len());
         for c in &rep.conflicts {
             eprintln!("  {}", c.display());

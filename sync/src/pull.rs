@@ -323,8 +323,10 @@ pub fn pull(replica: &Replica, store: &Store, opts: &PullOptions, progress: &Pro
     };
     let snap = hist.get(&head).expect("a head is listed").clone();
     let remote = flatten(store, &snap.root)?;
-    let mut report =
-        apply_tree(replica, store, &hist, Incoming { head, tree: &remote }, LocalView::scan(replica)?, opts.dry_run, progress)?;
+    // A fresh replica (clone) has no parent to fall behind: it takes what
+    // does not conflict, and its first push merges against nothing.
+    let incoming = Incoming { head, tree: &remote, whole: !parents.is_empty() };
+    let mut report = apply_tree(replica, store, &hist, incoming, LocalView::scan(replica)?, opts.dry_run, progress)?;
     report.concurrent = concurrent.len() + newer.len() - 1;
     Ok(report)
 }
@@ -367,6 +369,15 @@ pub struct Incoming<'a> {
     pub head: ObjectName,
     /// Its tree (path → entry).
     pub tree: &'a Base,
+    /// Apply all of it or nothing: a path changed on both sides makes
+    /// the whole apply a no-op (pull). A partly applied snapshot would
+    /// leave the folder holding some of its changes while the replica's
+    /// parent stays behind it, and the next push would then present those
+    /// changes, and any later edit of the same paths, as this replica's
+    /// own (model test, seed 61233: a pulled rename's deleted source,
+    /// recreated here, became an edit that followed the rename and
+    /// overwrote the renamed version everywhere).
+    pub whole: bool,
 }
 
 /// Brings the working folder from the replica's base to `remote` (the
@@ -383,12 +394,24 @@ pub fn apply_tree(
     dry_run: bool,
     progress: &Progress,
 ) -> Result<PullReport> {
-    let Incoming { head, tree: remote } = incoming;
+    let Incoming { head, tree: remote, whole } = incoming;
     let mut report = PullReport { snapshot: Some(head), ..Default::default() };
     let base = replica.base()?;
     let remote_rules = tree_rules(store, remote)?;
     let plan = plan(&base, remote, &view, &remote_rules);
     report.conflicts = plan.conflicts.clone();
+    if whole && !plan.conflicts.is_empty() {
+        // Nothing is applied (see `Incoming::whole`); `sync` merges.
+        if !dry_run {
+            replica.commit(&Commit {
+                store: Some((store.config().store_id, head)),
+                conflicts: Some(report.conflicts.clone()),
+                still_pending: replica.pending()?,
+                ..Default::default()
+            })?;
+        }
+        return Ok(report);
+    }
     report.actions = plan.actions.clone();
     if dry_run {
         return Ok(report);

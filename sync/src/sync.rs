@@ -183,7 +183,7 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
             return Ok(report);
         }
         let tree = flatten(store, &hist.get(&h).expect("head").root)?;
-        report.apply = apply_tree(replica, store, &hist, Incoming { head: h, tree: &tree }, view, opts.dry_run, progress)?;
+        report.apply = apply_tree(replica, store, &hist, Incoming { head: h, tree: &tree, whole: false }, view, opts.dry_run, progress)?;
         return Ok(report);
     }
 
@@ -249,7 +249,7 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     let id = snap.save(store)?;
     report.merged = Some(id);
     hist.insert(id, snap);
-    report.apply = apply_tree(replica, store, &hist, Incoming { head: id, tree: &merged.tree }, view, false, progress)?;
+    report.apply = apply_tree(replica, store, &hist, Incoming { head: id, tree: &merged.tree, whole: false }, view, false, progress)?;
     Ok(report)
 }
 
