@@ -664,7 +664,9 @@ impl Model<'_> {
 /// hid a snapshot a rolled-back store had lost), 61233 (a pull that
 /// applied all but a conflicting path left a rename's deleted source
 /// looking like a local delete; recreated, it became an edit that
-/// overwrote the renamed version everywhere).
+/// overwrote the renamed version everywhere), 70030 (a file standing
+/// where a folder had to be stepped aside to a conflict name an earlier
+/// merge's copy already held, and replaced it).
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
     let steps = env_num("FERRY_MODEL_STEPS", 40);

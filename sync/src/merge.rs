@@ -303,8 +303,17 @@ fn restore_parent_folders(out: &mut Merged, vbase: &Base, heads: &[Head]) {
                 Some(e) if is_dir(e) => {}
                 Some(e) => {
                     let e = e.clone();
-                    let copy = conflict_name(a, &[0; 16], e.mtime_ns);
-                    out.tree.insert(copy.clone(), renamed(&e, &copy));
+                    // As for losers in `merge`: a name another version
+                    // holds (an earlier merge's copy, from a file made
+                    // in the same second) gets a content suffix instead
+                    // of replacing it (model test, seed 70030).
+                    let mut copy = conflict_name(a, &[0; 16], e.mtime_ns);
+                    if out.tree.get(&copy).is_some_and(|x| !same_content(x, &e)) {
+                        copy = with_content_suffix(&copy, &e);
+                    }
+                    if out.tree.get(&copy).is_none_or(|x| same_content(x, &e)) {
+                        out.tree.insert(copy.clone(), renamed(&e, &copy));
+                    }
                     out.conflicts.push(Conflict { path: a.to_path_buf(), copy });
                     out.tree.insert(a.to_path_buf(), dir_entry(a, vbase, heads));
                 }
@@ -510,6 +519,45 @@ mod tests {
             assert_eq!(got.result, want, "{rule}");
             assert_eq!(got.losers.into_iter().map(|(e, _)| e).collect::<Vec<_>>(), losers, "{rule}");
         }
+    }
+
+    /// Model test seed 70030: a file that had to step aside for a folder
+    /// took a conflict name an earlier merge's copy (another file made in
+    /// the same second) already held, and replaced it.
+    #[test]
+    fn a_file_stepping_aside_for_a_folder_never_replaces_an_earlier_copy() {
+        let named = |p: &str, mut e: Entry| {
+            e.name = Path::new(p).file_name().unwrap().as_encoded_bytes().to_vec();
+            (PathBuf::from(p), e)
+        };
+        // Base: folder d2 holding c.txt, and an earlier merge's copy at
+        // the name d2's file will need. A edits d2/c.txt; B replaces the
+        // folder by a file with the same mtime second as that copy.
+        let t = 7_000_000_000;
+        let earlier_copy = conflict_name(Path::new("d2"), &[0; 16], t);
+        let base: Base =
+            [named(earlier_copy.to_str().unwrap(), file(1, 0o644, t)), named("d2", dir(0o755)), named("d2/c.txt", file(3, 0o644, 1))]
+                .into_iter()
+                .collect();
+        let mut a = base.clone();
+        a.insert(PathBuf::from("d2/c.txt"), named("d2/c.txt", file(4, 0o644, 2)).1);
+        let mut b = base.clone();
+        b.remove(Path::new("d2/c.txt"));
+        b.insert(PathBuf::from("d2"), named("d2", file(2, 0o644, t)).1);
+        let heads = [
+            Head { id: ObjectName([1; 32]), replica: R1, tree: a, rules: IgnoreRules::default() },
+            Head { id: ObjectName([2; 32]), replica: R2, tree: b, rules: IgnoreRules::default() },
+        ];
+        let m = merge(&base, &heads);
+        let contents: Vec<&Content> = m.tree.values().map(|e| &e.content).collect();
+        for v in [1u8, 2, 4] {
+            assert!(
+                contents.contains(&&Content::File(vec![BlockId([v; 32])])),
+                "version {v} lost: {:?}",
+                m.tree.keys().collect::<Vec<_>>()
+            );
+        }
+        assert!(is_dir(&m.tree[Path::new("d2")]));
     }
 
     #[test]
