@@ -6,7 +6,9 @@
 //! stat and one cache lookup; an unchanged folder re-encodes to the same
 //! tree block, which dedup then drops.
 
-use std::fs::{File, Metadata};
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -20,9 +22,11 @@ use crate::change::{ChangeKind, PathChange};
 use crate::error::{Error, Result};
 use crate::filecache::{CachedFile, FileCache};
 use crate::filter::{Decision, Filter, FilterOptions, display_rel};
-use crate::fsutil::{ctime_ns, is_symlink_refused, mtime_ns, open_nofollow, same_file};
+use crate::fsutil::{is_symlink_refused, open_nofollow};
 use crate::progress::{Progress, Skipped};
+use crate::scan::{Listing, LocalEntry};
 use crate::snapshot::{self, Snapshot, Summary};
+use crate::tree::EntryType;
 use crate::tree::{Content, Entry, MAX_DEPTH, Tree};
 
 /// How often a file that changes while being read is tried.
@@ -132,11 +136,16 @@ struct Ctx<'a> {
     bytes_read: std::sync::atomic::AtomicU64,
     dry_new_raw: std::sync::atomic::AtomicU64,
     before_open: Option<BeforeOpen>,
+    /// A scan of the folder made just before (sync's): the walk takes
+    /// names and stats from it instead of listing and stating again.
+    /// Folder (relative path) → the names in it.
+    listed: Option<HashMap<PathBuf, Vec<OsString>>>,
+    listing: Option<&'a Listing>,
 }
 
-fn link_group(m: &Metadata) -> u64 {
-    if m.nlink() > 1 {
-        let h = blake3::hash(&[m.dev().to_le_bytes(), m.ino().to_le_bytes()].concat());
+fn link_group(m: &LocalEntry) -> u64 {
+    if m.nlink > 1 {
+        let h = blake3::hash(&[m.dev.to_le_bytes(), m.ino.to_le_bytes()].concat());
         u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes")).max(1)
     } else {
         0
@@ -145,6 +154,19 @@ fn link_group(m: &Metadata) -> u64 {
 
 /// Takes a snapshot of `source` into `store`.
 pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Progress) -> Result<BackupReport> {
+    backup_listed(store, source, opts, None, progress)
+}
+
+/// [`backup`] from a scan of the folder made with the same filter just
+/// before (`listing`), so the folder is walked once: files are still
+/// opened, read and checked against that scan's stat as they are read.
+pub fn backup_listed(
+    store: &Store,
+    source: &Path,
+    opts: &BackupOptions,
+    listing: Option<&Listing>,
+    progress: &Progress,
+) -> Result<BackupReport> {
     let start = Instant::now();
     let source = source.canonicalize().map_err(|e| Error::io("open", source, e))?;
     let meta = std::fs::metadata(&source).map_err(|e| Error::io("stat", &source, e))?;
@@ -219,6 +241,15 @@ pub fn backup(store: &Store, source: &Path, opts: &BackupOptions, progress: &Pro
         bytes_read: Default::default(),
         dry_new_raw: Default::default(),
         before_open: opts.before_open.clone(),
+        listed: listing.map(|l| {
+            let mut dirs: HashMap<PathBuf, Vec<OsString>> = HashMap::new();
+            for p in l.keys() {
+                let parent = p.parent().unwrap_or(Path::new("")).to_path_buf();
+                dirs.entry(parent).or_default().push(p.file_name().unwrap_or_default().to_os_string());
+            }
+            dirs
+        }),
+        listing,
     };
     let root = std::thread::scope(|scope| {
         if opts.estimate {
@@ -339,18 +370,27 @@ impl Ctx<'_> {
         if depth > MAX_DEPTH {
             return Err(Error::TooDeep { path: abs.to_path_buf() });
         }
-        let inner = filter.with_ignore_file(abs, rel)?;
+        // With a scan, a folder's `.ferryignore` is read only where the
+        // scan saw one.
+        let has_rules = self.listing.is_none_or(|l| l.contains_key(&rel.join(crate::filter::IGNORE_FILE)));
+        let inner = if has_rules { filter.with_ignore_file(abs, rel)? } else { None };
         let filter = inner.as_ref().unwrap_or(filter);
-        let mut names: Vec<_> = std::fs::read_dir(abs)
-            .map_err(|e| Error::io("list", abs, e))?
-            .filter_map(|e| match e {
-                Ok(e) => Some(e.file_name()),
-                Err(err) => {
-                    self.skip(rel, format!("listing stopped early: {err}"));
-                    None
-                }
-            })
-            .collect();
+        let mut names: Vec<OsString> = match &self.listed {
+            Some(dirs) => dirs.get(rel).cloned().unwrap_or_default(),
+            None => {
+                crate::scan::count_listing();
+                std::fs::read_dir(abs)
+                    .map_err(|e| Error::io("list", abs, e))?
+                    .filter_map(|e| match e {
+                        Ok(e) => Some(e.file_name()),
+                        Err(err) => {
+                            self.skip(rel, format!("listing stopped early: {err}"));
+                            None
+                        }
+                    })
+                    .collect()
+            }
+        };
         names.sort();
         // A problem with one file skips that file; a problem with the
         // store (full, unplugged, damaged) or the cache stops everything.
@@ -387,9 +427,16 @@ impl Ctx<'_> {
     }
 
     fn entry(&self, abs: &Path, rel: &Path, name: &[u8], filter: &Filter, depth: usize, old: Option<&Entry>) -> Result<Option<Entry>> {
-        let m = std::fs::symlink_metadata(abs).map_err(|e| Error::io("stat", abs, e))?;
-        let ft = m.file_type();
-        let decision = filter.decide(rel, ft.is_dir());
+        let m = match self.listing.and_then(|l| l.get(rel)) {
+            Some(l) => l.clone(),
+            None => {
+                let m = std::fs::symlink_metadata(abs).map_err(|e| Error::io("stat", abs, e))?;
+                // Sockets, pipes and devices are not content: leave them out.
+                let Some(l) = LocalEntry::from_metadata(abs, &m) else { return Ok(None) };
+                l
+            }
+        };
+        let decision = filter.decide(rel, m.kind == EntryType::Dir);
         if decision == Decision::Exclude {
             return Ok(None);
         }
@@ -411,21 +458,20 @@ impl Ctx<'_> {
         filter: &Filter,
         depth: usize,
         old: Option<&Entry>,
-        m: &Metadata,
+        m: &LocalEntry,
     ) -> Result<Option<Entry>> {
-        let ft = m.file_type();
         let base = |content| Entry {
             name: name.to_vec(),
-            mode: m.mode() & 0o7777,
-            mtime_ns: mtime_ns(m),
+            mode: m.mode,
+            mtime_ns: m.mtime_ns,
             size: 0,
-            uid: m.uid(),
-            gid: m.gid(),
+            uid: m.uid,
+            gid: m.gid,
             link_group: 0,
             content,
         };
-        if ft.is_dir() {
-            if filter.opts.one_file_system && m.dev() != self.root_dev {
+        if m.kind == EntryType::Dir {
+            if filter.opts.one_file_system && m.dev != self.root_dev {
                 return Ok(None);
             }
             if filter.has_marker(abs) {
@@ -440,39 +486,34 @@ impl Ctx<'_> {
             };
             return Ok(self.dir(abs, rel, filter, depth + 1, old_tree.as_ref())?.map(|id| base(Content::Dir(id))));
         }
-        if ft.is_symlink() {
-            let t = std::fs::read_link(abs).map_err(|e| Error::io("read link", abs, e))?;
-            return Ok(Some(base(Content::Symlink(t.as_os_str().as_bytes().to_vec()))));
-        }
-        if !ft.is_file() {
-            // Sockets, pipes and devices are not content: leave them out.
-            return Ok(None);
+        if m.kind == EntryType::Symlink {
+            return Ok(Some(base(Content::Symlink(m.target.clone()))));
         }
         let (ids, m2) = self.file(abs, rel, m.clone())?;
         let m = &m2;
         let mut e = base(Content::File(ids));
-        e.size = m.size();
-        e.mtime_ns = mtime_ns(m);
+        e.size = m.size;
+        e.mtime_ns = m.mtime_ns;
         e.link_group = link_group(m);
         let mut c = self.counts.lock().expect("counts");
         c.files += 1;
-        c.bytes += m.size();
+        c.bytes += m.size;
         Ok(Some(e))
     }
 
     /// The block IDs of a file: from the cache when its stat is unchanged
     /// and the store still has the blocks, else by reading it.
-    fn file(&self, abs: &Path, rel: &Path, before: Metadata) -> Result<(Vec<BlockId>, Metadata)> {
+    fn file(&self, abs: &Path, rel: &Path, before: LocalEntry) -> Result<(Vec<BlockId>, LocalEntry)> {
         let key = rel.as_os_str().as_bytes();
         let cached = match &self.cache {
             Some(c) => c.get(key)?,
             None => None,
         };
         if let Some(c) = &cached
-            && c.size == before.size()
-            && c.mtime_ns == mtime_ns(&before)
-            && c.ctime_ns == ctime_ns(&before)
-            && c.ino == before.ino()
+            && c.size == before.size
+            && c.mtime_ns == before.mtime_ns
+            && c.ctime_ns == before.ctime_ns
+            && c.ino == before.ino
         {
             let mut present = true;
             for id in &c.ids {
@@ -488,7 +529,7 @@ impl Ctx<'_> {
                     cache.put(key, c)?;
                 }
                 self.counts.lock().expect("counts").unchanged_files += 1;
-                self.progress.file_done(before.size());
+                self.progress.file_done(before.size);
                 return Ok((c.ids.clone(), before));
             }
         }
@@ -509,10 +550,11 @@ impl Ctx<'_> {
                 Err(e) => return Err(Error::io("open", abs, e)),
             };
             let opened = f.metadata().map_err(|e| Error::io("stat", abs, e))?;
-            if !opened.file_type().is_file() {
-                return Err(Error::ReplacedWhileReading { path: abs.to_path_buf(), by: "something that is not a regular file" });
-            }
-            if !same_file(&opened, &before) {
+            let opened = match LocalEntry::from_metadata(abs, &opened) {
+                Some(o) if o.kind == EntryType::File => o,
+                _ => return Err(Error::ReplacedWhileReading { path: abs.to_path_buf(), by: "something that is not a regular file" }),
+            };
+            if !opened.same_file(&before) {
                 // Another regular file took its place (an editor's save by
                 // rename): read that one, judged by its own stat.
                 before = opened;
@@ -525,18 +567,21 @@ impl Ctx<'_> {
             self.bytes_read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             // The file read (fstat), not whatever the path names now.
             let after = f.metadata().map_err(|e| Error::io("stat", abs, e))?;
-            let stable = n == after.size()
-                && after.size() == before.size()
-                && mtime_ns(&after) == mtime_ns(&before)
-                && ctime_ns(&after) == ctime_ns(&before)
-                && same_file(&after, &before);
+            let Some(after) = LocalEntry::from_metadata(abs, &after) else {
+                return Err(Error::ReplacedWhileReading { path: abs.to_path_buf(), by: "something that is not a regular file" });
+            };
+            let stable = n == after.size
+                && after.size == before.size
+                && after.mtime_ns == before.mtime_ns
+                && after.ctime_ns == before.ctime_ns
+                && after.same_file(&before);
             if stable {
                 if let Some(cache) = &self.cache
                     && !self.dry_run
                 {
                     cache.put(
                         key,
-                        &CachedFile { size: n, mtime_ns: mtime_ns(&after), ctime_ns: ctime_ns(&after), ino: after.ino(), ids: ids.clone() },
+                        &CachedFile { size: n, mtime_ns: after.mtime_ns, ctime_ns: after.ctime_ns, ino: after.ino, ids: ids.clone() },
                     )?;
                 }
                 let mut c = self.counts.lock().expect("counts");

@@ -42,9 +42,3 @@ pub(crate) fn open_nofollow(abs: &Path) -> std::io::Result<File> {
 pub(crate) fn is_symlink_refused(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(libc::ELOOP)
 }
-
-/// True when `opened` (fstat of an open file) is the regular file `scanned`
-/// (lstat of the path) described: same device and inode.
-pub(crate) fn same_file(opened: &Metadata, scanned: &Metadata) -> bool {
-    opened.file_type().is_file() && opened.dev() == scanned.dev() && opened.ino() == scanned.ino()
-}

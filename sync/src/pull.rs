@@ -416,12 +416,11 @@ pub fn apply_tree(
     if dry_run {
         return Ok(report);
     }
-    for (p, l) in &view.entries {
-        if l.kind == EntryType::Dir {
-            workdir::remove_stale_temps(&replica.root().join(p));
-        }
+    // Temp files a killed pull left (the scan found them; the replica
+    // lock makes this the only writer).
+    for t in &view.stale_temps {
+        let _ = std::fs::remove_file(replica.root().join(t));
     }
-    workdir::remove_stale_temps(replica.root());
     let pending: Base = plan
         .actions
         .iter()

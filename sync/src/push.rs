@@ -3,13 +3,13 @@
 
 use ferry_store::Store;
 
-use crate::backup::{BackupOptions, BackupReport, backup};
+use crate::backup::{BackupOptions, BackupReport, backup_listed};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::history::{History, Relation};
 use crate::progress::Progress;
 use crate::replica::{Base, Commit, Known, Replica};
-use crate::scan::replica_filter;
+use crate::scan::{Listing, replica_filter};
 use crate::snapshot::{self, Snapshot};
 use crate::{load_tree, ls};
 
@@ -57,11 +57,19 @@ pub fn flatten(store: &Store, root: &ferry_store::BlockId) -> Result<Base> {
 pub fn push(replica: &Replica, store: &Store, opts: &PushOptions, progress: &Progress) -> Result<BackupReport> {
     check_compatible(replica, store)?;
     let hist = History::load(store, replica)?;
-    push_with(replica, store, &hist, opts, progress)
+    push_with(replica, store, &hist, opts, None, progress)
 }
 
-/// [`push`] with the folder's history already listed.
-pub fn push_with(replica: &Replica, store: &Store, hist: &History, opts: &PushOptions, progress: &Progress) -> Result<BackupReport> {
+/// [`push`] with the folder's history already listed, and optionally a
+/// scan of the folder made just before (sync's), so it is walked once.
+pub fn push_with(
+    replica: &Replica,
+    store: &Store,
+    hist: &History,
+    opts: &PushOptions,
+    listing: Option<&Listing>,
+    progress: &Progress,
+) -> Result<BackupReport> {
     let parents = replica.parents()?;
     let conflicts = replica.conflicts()?;
     if !opts.force && !conflicts.is_empty() {
@@ -97,7 +105,9 @@ pub fn push_with(replica: &Replica, store: &Store, hist: &History, opts: &PushOp
     // Validate the filter once here so a bad .ferryignore fails before any work.
     Filter::new(&bopts.filter)?;
     let kept = if opts.dry_run { Vec::new() } else { crate::unignored::keep_unsynced_versions(replica, store, hist)? };
-    let mut report = backup(store, replica.root(), &bopts, progress)?;
+    // Versions brought back change the folder: the scan no longer holds.
+    let listing = listing.filter(|_| kept.is_empty());
+    let mut report = backup_listed(store, replica.root(), &bopts, listing, progress)?;
     report.conflicts = kept;
     if let Some(id) = report.snapshot {
         let snap = Snapshot::load_listed(store, &id)?;

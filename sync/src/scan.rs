@@ -31,9 +31,58 @@ pub struct LocalEntry {
     pub ctime_ns: i64,
     /// Inode number.
     pub ino: u64,
+    /// Device (with `ino`, which file it is).
+    pub dev: u64,
+    /// Hard link count.
+    pub nlink: u64,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
 }
 
+/// A scan of a folder: relative path → what is there.
+pub type Listing = BTreeMap<PathBuf, LocalEntry>;
+
 impl LocalEntry {
+    /// What a stat of `abs` says; `None` for sockets, pipes and devices,
+    /// which are not content. A symlink's target is read.
+    pub fn from_metadata(abs: &Path, m: &std::fs::Metadata) -> Option<LocalEntry> {
+        let ft = m.file_type();
+        let kind = if ft.is_dir() {
+            EntryType::Dir
+        } else if ft.is_symlink() {
+            EntryType::Symlink
+        } else if ft.is_file() {
+            EntryType::File
+        } else {
+            return None;
+        };
+        let target = if kind == EntryType::Symlink {
+            std::fs::read_link(abs).map(|t| t.as_os_str().as_bytes().to_vec()).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        Some(LocalEntry {
+            kind,
+            size: if kind == EntryType::File { m.size() } else { 0 },
+            mtime_ns: crate::fsutil::mtime_ns(m),
+            mode: m.mode() & 0o7777,
+            target,
+            ctime_ns: crate::fsutil::ctime_ns(m),
+            ino: m.ino(),
+            dev: m.dev(),
+            nlink: m.nlink(),
+            uid: m.uid(),
+            gid: m.gid(),
+        })
+    }
+
+    /// The same file (device and inode) as `other`, and a regular one.
+    pub fn same_file(&self, other: &LocalEntry) -> bool {
+        self.kind == EntryType::File && self.dev == other.dev && self.ino == other.ino
+    }
+
     /// What a later check compares to notice any change since the scan.
     pub fn stamp(&self) -> crate::workdir::Stamp {
         crate::workdir::Stamp { kind: self.kind, size: self.size, mtime_ns: self.mtime_ns, ctime_ns: self.ctime_ns, ino: self.ino }
@@ -75,6 +124,9 @@ pub struct LocalView<'a> {
     pub entries: BTreeMap<PathBuf, LocalEntry>,
     /// The folder's `.ferryignore` rules.
     pub rules: IgnoreRules,
+    /// Temp files a killed pull left (relative paths), for the next apply
+    /// to remove.
+    pub stale_temps: Vec<PathBuf>,
     cache: Option<crate::filecache::FileCache>,
     chunker: Chunker,
     hashed: std::sync::Mutex<HashMap<PathBuf, Option<Vec<BlockId>>>>,
@@ -83,13 +135,14 @@ pub struct LocalView<'a> {
 impl<'a> LocalView<'a> {
     /// Scans the replica's folder.
     pub fn scan(replica: &'a Replica) -> Result<LocalView<'a>> {
-        let entries = scan(replica.root(), &Filter::new(&replica_filter())?)?;
+        let (entries, temps) = scan_with_temps(replica.root(), &Filter::new(&replica_filter())?)?;
         let rules = local_rules(replica.root(), &entries)?;
         let chunker = Chunker::new(replica.keys().gear(), replica.chunker).expect("validated on open");
         Ok(LocalView {
             replica,
             entries,
             rules,
+            stale_temps: temps,
             cache: crate::filecache::FileCache::open_read_only(&replica.file_cache()),
             chunker,
             hashed: Default::default(),
@@ -162,60 +215,61 @@ impl<'a> LocalView<'a> {
     }
 }
 
-/// Walks `root` (stat only), skipping what `filter` excludes.
-pub fn scan(root: &Path, filter: &Filter) -> Result<BTreeMap<PathBuf, LocalEntry>> {
-    let mut out = BTreeMap::new();
-    walk(root, Path::new(""), filter, 0, &mut out)?;
-    Ok(out)
+static LISTINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts one folder listed (`read_dir`) by a walk of a working folder.
+pub(crate) fn count_listing() {
+    LISTINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn walk(abs: &Path, rel: &Path, filter: &Filter, depth: usize, out: &mut BTreeMap<PathBuf, LocalEntry>) -> Result<()> {
+/// How many folders the walks of this process have listed so far (scan
+/// and backup): what shows that `sync` walks a folder once.
+pub fn folders_listed() -> u64 {
+    LISTINGS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Walks `root` (stat only), skipping what `filter` excludes.
+pub fn scan(root: &Path, filter: &Filter) -> Result<BTreeMap<PathBuf, LocalEntry>> {
+    Ok(scan_with_temps(root, filter)?.0)
+}
+
+/// [`scan`], also returning the `.ferry-tmp-*` files a killed pull left
+/// (relative paths): the walk sees them anyway, so removing them costs
+/// no second listing of every folder.
+pub fn scan_with_temps(root: &Path, filter: &Filter) -> Result<(Listing, Vec<PathBuf>)> {
+    let mut out = BTreeMap::new();
+    let mut temps = Vec::new();
+    walk(root, Path::new(""), filter, 0, &mut out, &mut temps)?;
+    Ok((out, temps))
+}
+
+fn walk(abs: &Path, rel: &Path, filter: &Filter, depth: usize, out: &mut Listing, temps: &mut Vec<PathBuf>) -> Result<()> {
     if depth > MAX_DEPTH {
         return Err(Error::TooDeep { path: abs.to_path_buf() });
     }
     let inner = filter.with_ignore_file(abs, rel)?;
     let filter = inner.as_ref().unwrap_or(filter);
+    count_listing();
     let rd = std::fs::read_dir(abs).map_err(|e| Error::io("list", abs, e))?;
     for ent in rd {
         let ent = ent.map_err(|e| Error::io("list", abs, e))?;
         let (a, r) = (ent.path(), rel.join(ent.file_name()));
+        if ent.file_name().as_bytes().starts_with(crate::workdir::TEMP_PREFIX.as_bytes()) && ent.file_type().is_ok_and(|t| !t.is_dir()) {
+            temps.push(r);
+            continue;
+        }
         let m = match std::fs::symlink_metadata(&a) {
             Ok(m) => m,
             Err(_) => continue, // vanished while listing
         };
-        let ft = m.file_type();
-        if filter.decide(&r, ft.is_dir()) == Decision::Exclude {
+        if filter.decide(&r, m.file_type().is_dir()) == Decision::Exclude {
             continue;
         }
-        let kind = if ft.is_dir() {
-            EntryType::Dir
-        } else if ft.is_symlink() {
-            EntryType::Symlink
-        } else if ft.is_file() {
-            EntryType::File
-        } else {
-            continue;
-        };
-        let target = if kind == EntryType::Symlink {
-            std::fs::read_link(&a).map(|t| t.as_os_str().as_bytes().to_vec()).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let mtime_ns = crate::fsutil::mtime_ns(&m);
-        out.insert(
-            r.clone(),
-            LocalEntry {
-                kind,
-                size: if kind == EntryType::File { m.size() } else { 0 },
-                mtime_ns,
-                mode: m.mode() & 0o7777,
-                target,
-                ctime_ns: crate::fsutil::ctime_ns(&m),
-                ino: m.ino(),
-            },
-        );
+        let Some(l) = LocalEntry::from_metadata(&a, &m) else { continue };
+        let kind = l.kind;
+        out.insert(r.clone(), l);
         if kind == EntryType::Dir {
-            walk(&a, &r, filter, depth + 1, out)?;
+            walk(&a, &r, filter, depth + 1, out, temps)?;
         }
     }
     Ok(())

@@ -115,8 +115,8 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     let _lock = if opts.dry_run { None } else { Some(store.lock(ferry_store::lock::LockKind::Shared, &opts.host)?) };
     let base = replica.base()?;
     let parents = replica.parents()?;
-    // The history is listed once and the folder walked once (twice when
-    // there are local changes: the push builds its tree with its own walk).
+    // The history is listed once and the folder walked once: the push
+    // builds its tree from this scan.
     let mut hist = History::load(store, replica)?;
     let parents_in_store = parents.iter().all(|p| hist.get(p).is_some());
     let mut view = LocalView::scan(replica)?;
@@ -136,7 +136,7 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     view.close_cache();
     if must_push && !opts.dry_run {
         let popts = PushOptions { force: true, host: opts.host.clone(), ..Default::default() };
-        let r = push_with(replica, store, &hist, &popts, progress)?;
+        let r = push_with(replica, store, &hist, &popts, Some(&view.entries), progress)?;
         report.pushed = r.snapshot;
         if let Some(id) = r.snapshot {
             hist.insert(id, Snapshot::load_listed(store, &id)?);

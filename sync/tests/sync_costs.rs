@@ -1,6 +1,8 @@
 //! What a sync costs the store (issue 11): the folder's history is listed
 //! once per sync, each snapshot is read and decrypted at most once per
 //! local cache, and a sync with nothing to do reads no snapshot at all.
+//! And the working folder: a sync walks it once, its push included (each
+//! folder listed once).
 //! The backend is the real local folder, wrapped to count requests.
 
 use std::path::Path;
@@ -92,14 +94,20 @@ fn sync_lists_the_history_once_and_reads_each_snapshot_once() {
     // A few rounds of history, both replicas editing, so B's syncs push,
     // merge and apply.
     let mut seen_by_b = 0;
+    let folders = |root: &Path| walkdir(root).into_iter().filter(|p| p.is_dir() && !p.starts_with(root.join(".ferry"))).count() as u64;
     for round in 0..3 {
         std::fs::write(a_root.join(format!("a{round}.txt")), format!("from a, round {round}")).unwrap();
-        std::fs::write(b_root.join(format!("b{round}.txt")), format!("from b, round {round}")).unwrap();
+        std::fs::create_dir_all(b_root.join(format!("sub{round}/deeper"))).unwrap();
+        std::fs::write(b_root.join(format!("sub{round}/deeper/b{round}.txt")), format!("from b, round {round}")).unwrap();
         let (_, sa) = open(&a_cache);
         sync(&a, &sa, &sopts, &p).unwrap();
         let new_for_b = count() - seen_by_b;
         let (counts, sb) = open(&b_cache);
+        let b_folders = folders(&b_root);
+        let listed_before = ferry_sync::scan::folders_listed();
         let r = sync(&b, &sb, &sopts, &p).unwrap();
+        let listed = ferry_sync::scan::folders_listed() - listed_before;
+        assert_eq!(listed, b_folders, "round {round}: B's sync (with a push) listed {listed} folders; B holds {b_folders}");
         seen_by_b = count();
         assert!(r.pushed.is_some() && r.merged.is_some(), "round {round}: B pushed and merged: {r:?}");
         let (lists, reads) = counts.take();
@@ -120,4 +128,18 @@ fn sync_lists_the_history_once_and_reads_each_snapshot_once() {
     assert_eq!(counts, (1, 0), "an idle sync: one listing, every snapshot from the cache");
     let total = count();
     assert!(total >= 7, "the history has grown to {total} snapshots");
+}
+
+/// Every path under `root`, itself included.
+fn walkdir(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![root.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        if out[i].is_dir() {
+            let mut kids: Vec<_> = std::fs::read_dir(&out[i]).unwrap().map(|e| e.unwrap().path()).collect();
+            out.append(&mut kids);
+        }
+        i += 1;
+    }
+    out
 }
