@@ -74,4 +74,4 @@ pub use keys::{Keys, MasterKey};
 pub use layout::{CONFIG_PATH, INDEX_DIR, KEYS_DIR, PACKS_DIR, SNAPSHOTS_DIR, key_name_from_path, name_from_path, object_path};
 pub use store::{CacheLocation, InitOptions, KeyInfo, MAX_TREE_LEN, RefreshStats, Store, open_block};
 pub use verify::{PackReport, Problem, StructureReport};
-pub use writer::{INDEX_EVERY_PACKS, PutError, StoreWriter, WriteStats};
+pub use writer::{INDEX_EVERY_PACKS, MAX_PACK_UPLOADS, PutError, StoreWriter, WriteStats};

@@ -326,40 +326,59 @@ impl<'s> StoreWriter<'s> {
     }
 }
 
-/// Packs queued for the I/O thread beyond the one it is writing and the
-/// one a worker waits to hand over (0: a rendezvous, so at most three packs
-/// exist at once: being written, being handed over, being filled).
+/// Packs queued for the I/O threads beyond those being written and the
+/// one a worker waits to hand over (0: a rendezvous, so at most uploads + 2
+/// packs exist at once: being written, being handed over, being filled).
 pub const PACKS_IN_FLIGHT: usize = 0;
 
 type Written = Result<(ObjectName, Vec<crate::pack::BlobEntry>, usize)>;
 
-/// The thread that writes finished packs.
+/// The most packs uploaded at once. Each is up to the pack target (16 MiB
+/// by default) in memory, so this bounds what parallel uploads cost.
+pub const MAX_PACK_UPLOADS: usize = 4;
+
+/// The threads that write finished packs: one for a local folder (the
+/// disk gains nothing from more), up to [`MAX_PACK_UPLOADS`] for a store
+/// whose far end keeps several requests in flight (ssh, S3), so a
+/// round trip's latency is not paid once per pack.
 struct PackIo {
     tx: std::sync::mpsc::SyncSender<FinishedPack>,
     done: std::sync::mpsc::Receiver<Written>,
-    handle: std::thread::JoinHandle<()>,
+    handles: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl PackIo {
     fn start(backend: std::sync::Arc<dyn crate::backend::Backend>) -> PackIo {
+        let uploads = if backend.local_root().is_some() { 1 } else { backend.concurrency().clamp(1, MAX_PACK_UPLOADS) };
         let (tx, rx) = std::sync::mpsc::sync_channel::<FinishedPack>(PACKS_IN_FLIGHT);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         let (done_tx, done) = std::sync::mpsc::channel::<Written>();
-        let handle = std::thread::spawn(move || {
-            for p in rx {
-                let r = backend.write(&object_path(PACKS_DIR, &p.name), &p.bytes).map(|()| (p.name, p.entries, p.bytes.len()));
-                let failed = r.is_err();
-                if done_tx.send(r).is_err() || failed {
-                    break;
-                }
-            }
-        });
-        PackIo { tx, done, handle }
+        let handles = (0..uploads)
+            .map(|_| {
+                let (backend, rx, done_tx) = (backend.clone(), rx.clone(), done_tx.clone());
+                std::thread::spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next pack.
+                        let next = rx.lock().map(|r| r.recv());
+                        let Ok(Ok(p)) = next else { break };
+                        let r = backend.write(&object_path(PACKS_DIR, &p.name), &p.bytes).map(|()| (p.name, p.entries, p.bytes.len()));
+                        let failed = r.is_err();
+                        if done_tx.send(r).is_err() || failed {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        PackIo { tx, done, handles }
     }
 
-    /// Closes the queue, waits for the thread, returns every completion.
+    /// Closes the queue, waits for the threads, returns every completion.
     fn finish(self) -> Vec<Written> {
         drop(self.tx);
-        let _ = self.handle.join();
+        for h in self.handles {
+            let _ = h.join();
+        }
         self.done.try_iter().collect()
     }
 }
