@@ -275,7 +275,13 @@ fn backup_restore_check_forget_gc_over_s3() {
     assert_eq!(snapshot_count(&e, &loc), 2);
 
     let out = e.path("restored");
-    e.ok(&["restore", &loc, "latest", "--target", out.to_str().unwrap()]);
+    let o = e.run(&["restore", &loc, "latest", "--target", out.to_str().unwrap()]);
+    assert!(o.status.success());
+    // What came over the network is reported: at least the restored bytes
+    // (9 files of 300 KiB, random).
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let line = stderr.lines().find(|l| l.starts_with("network: ")).unwrap_or_else(|| panic!("no network line: {stderr}"));
+    assert!(line.contains(" MiB received"), "{line}");
     assert_same_tree(&src, &out);
     e.ok(&["check", &loc, "--read-data"]);
 

@@ -427,3 +427,65 @@ fn a_wrong_key_a_missing_remote_ferry_and_a_closed_port_are_clear_errors() {
     assert_eq!(o.status.code(), Some(10), "{}", String::from_utf8_lossy(&o.stderr));
     let _ = std::io::stderr().flush();
 }
+
+/// The figure after `label` in a "network: X sent, Y received" line, in bytes.
+fn network_figure(stderr: &str, label: &str) -> f64 {
+    let line = stderr.lines().find(|l| l.starts_with("network: ")).unwrap_or_else(|| panic!("no network line in: {stderr}"));
+    let part = line["network: ".len()..].split(", ").find(|p| p.ends_with(label)).unwrap();
+    let mut words = part.split(' ');
+    let n: f64 = words.next().unwrap().parse().unwrap();
+    let unit = match words.next().unwrap() {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        u => panic!("unit {u}"),
+    };
+    n * unit
+}
+
+#[test]
+fn progress_bars_and_reports_count_the_bytes_moved_over_the_network() {
+    let env = Env::new();
+    let sshd = Sshd::start(&env);
+    let store = env.path("store");
+    let loc = init_store(&env, &sshd, &store);
+    // 24 MiB of random bytes: they cannot compress, so what is sent is
+    // about their size.
+    let data = env.path("data");
+    write_files(&data, 7, 12, 2 << 20);
+    let o = sshd.run(&env, "plain", &["backup", data.to_str().unwrap(), "--to", &loc]);
+    assert!(o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let sent = network_figure(&stderr, "sent");
+    assert!((24.0 * 1048576.0..26.0 * 1048576.0).contains(&sent), "24 MiB backed up, {sent} bytes sent: {stderr}");
+    let target = env.path("restored");
+    let o = sshd.run(&env, "plain", &["restore", &loc, "latest", "--target", target.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let received = network_figure(&stderr, "received");
+    assert!((24.0 * 1048576.0..26.0 * 1048576.0).contains(&received), "24 MiB restored, {received} bytes received: {stderr}");
+    // --json and -q print no such line; a local store moves nothing over a network.
+    let o = sshd.run(&env, "plain", &["snapshots", &loc, "--json"]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("network:"));
+    let o = env.run(&["snapshots", store.to_str().unwrap()]);
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("network:"));
+
+    // On a terminal the progress bar counts them as they go: run a second
+    // backup of new data under a pseudo-terminal (util-linux `script`).
+    write_files(&data.join("more"), 99, 12, 4 << 20);
+    let inner = format!("{} backup {} --to {}", ferry_bin().display(), data.display(), loc);
+    let mut c = Command::new("script");
+    let envs: Vec<(String, String)> = sshd
+        .cmd(&env, "plain")
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_string_lossy().into_owned(), v?.to_string_lossy().into_owned())))
+        .collect();
+    c.envs(envs).args(["-qefc", &inner, "/dev/null"]).env("TERM", "xterm").env("COLUMNS", "200");
+    let o = c.output().unwrap();
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{shown}");
+    assert!(
+        shown.lines().flat_map(|l| l.split('\r')).any(|l| l.contains(" files, ") && l.contains(" sent, ")),
+        "no progress bar line counting network bytes in: {shown}"
+    );
+}

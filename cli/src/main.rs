@@ -31,5 +31,6 @@ fn main() {
             error::exit_code(&e)
         }
     };
+    output::print_traffic(&cli.global);
     std::process::exit(code);
 }

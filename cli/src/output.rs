@@ -56,7 +56,11 @@ impl Bar {
                 let (files, bytes, tf, tb) = progress.snapshot();
                 b2.set_length(tb.max(bytes));
                 b2.set_position(bytes);
-                b2.set_message(if tf > 0 { format!("{files}/{tf} files") } else { format!("{files} files") });
+                let files = if tf > 0 { format!("{files}/{tf} files") } else { format!("{files} files") };
+                b2.set_message(match traffic_text() {
+                    Some(t) => format!("{files}, {t}"),
+                    None => files,
+                });
                 std::thread::sleep(Duration::from_millis(200));
             }
         });
@@ -72,6 +76,24 @@ impl Bar {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
+    }
+}
+
+/// What this run moved to and from a remote store (ssh, S3), as text;
+/// `None` when nothing crossed a network.
+fn traffic_text() -> Option<String> {
+    let (sent, received) = ferry_store::backend::traffic().get();
+    (sent + received > 0).then(|| format!("{} sent, {} received", size(sent), size(received)))
+}
+
+/// After a command that used a remote store: one line on stderr with the
+/// bytes it moved (not with --json or -q).
+pub fn print_traffic(g: &Global) {
+    if g.json || g.quiet {
+        return;
+    }
+    if let Some(t) = traffic_text() {
+        eprintln!("network: {t}");
     }
 }
 

@@ -101,9 +101,9 @@ impl Location {
             Location::Local(p) => Ok(Arc::new(LocalDir::new(p))),
             Location::Ssh { user, host, port, path } => {
                 let target = super::SshTarget { user: user.clone(), host: host.clone(), port: *port, path: path.clone() };
-                Ok(Arc::new(super::Retry::new(super::SshBackend::connect(&self.to_string(), &target)?)))
+                Ok(Arc::new(super::Metered::new(super::Retry::new(super::SshBackend::connect(&self.to_string(), &target)?))))
             }
-            Location::S3 { bucket, prefix } => Ok(Arc::new(super::S3::from_env(bucket, prefix)?)),
+            Location::S3 { bucket, prefix } => Ok(Arc::new(super::Metered::new(super::S3::from_env(bucket, prefix)?))),
         }
     }
 

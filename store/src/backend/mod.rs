@@ -5,19 +5,22 @@
 //! layers above need no change when those arrive.
 //!
 //! Store locations are parsed in one place, [`Location::parse`] (or
-//! [`open_backend`]): a path is a [`LocalDir`], `s3://bucket[/prefix]` an
-//! [`S3`] bucket; `ssh://` is recognised but not supported yet; any other
-//! `scheme://` is refused.
-//! [`Retry`] wraps any backend and retries transient errors.
+//! [`open_backend`]): a path is a [`LocalDir`], `ssh://[user@]host[:port]/path`
+//! an [`SshBackend`] (a `ferry serve --stdio` on the far end),
+//! `s3://bucket[/prefix]` an [`S3`] bucket; any other `scheme://` is
+//! refused. [`Retry`] wraps any backend and retries transient errors;
+//! [`Metered`] counts what remote ones move ([`traffic`]).
 
 mod local;
 mod location;
+mod metered;
 mod retry;
 mod s3;
 mod ssh;
 
 pub use local::{LOCAL_CONCURRENCY, LocalDir, TEMP_PREFIX};
 pub use location::{Location, open_backend};
+pub use metered::{Metered, Traffic, traffic};
 pub use retry::{Retry, RetryPolicy};
 pub use s3::{S3, S3_CONCURRENCY, S3Config};
 pub use ssh::{DEFAULT_SSH_CONCURRENCY, SshBackend, SshTarget};
