@@ -22,15 +22,22 @@
 //! sync", "ferry pull", "older", ...) or leave paths alone (exit 3); a
 //! panic or any other failure fails the case.
 //!
-//! Environment: `FERRY_MODEL_CASES` (default 6) cases with seeds
+//! Environment: `FERRY_MODEL_CASES` (default 200, on one thread per core,
+//! `FERRY_MODEL_THREADS`) cases with seeds
 //! `FERRY_MODEL_SEED_BASE` (default 1) and up; `FERRY_MODEL_SEED=N` runs
 //! only seed N (replay); `FERRY_MODEL_STEPS` (default 40) steps per case;
 //! scratch folders go to /dev/shm (tmpfs) unless `FERRY_MODEL_ON_DISK=1`;
 //! `FERRY_MODEL_KEEP=1` keeps the scratch folders of failing cases;
 //! `FERRY_MODEL_WATCH=PATH` logs PATH's token on every replica after each step,
 //! and `FERRY_LOG` (passed on to ferry) adds each command's diagnostics;
-//! `FERRY_MODEL_SKIP=ignore,rollback,kill,live-edit,clone-nonempty,same-stat`
+//! `FERRY_MODEL_VERBOSE=1` prints every step as it happens;
+//! `FERRY_MODEL_SKIP=ignore,rollback,kill,live-edit,clone-nonempty,same-stat,full-disk`
 //! (any subset) leaves those kinds of step out, to tell bugs apart.
+//!
+//! Full disk (as root): half the cloned replicas live on their own 16 MiB
+//! tmpfs (the replica folder is a symlink into it); a full-disk step fills
+//! that tmpfs to within a few KiB, runs a pull or sync there (which may
+//! fail, exit 1 saying no space is left), then frees the space again.
 
 mod common;
 
@@ -104,6 +111,10 @@ struct Model<'a> {
     copies: Vec<Vec<StoreCopy>>,
     log: Vec<String>,
     commands: usize,
+    /// Replicas on their own small tmpfs (root only), for full-disk steps.
+    disks: BTreeMap<String, common::Mount>,
+    /// Commands run on a full disk.
+    full_disk: usize,
 }
 
 fn is_log(p: &str) -> bool {
@@ -172,6 +183,9 @@ impl Model<'_> {
                 let t = fs::read(d.join(&w)).ok().and_then(|b| token_of(&b)).map_or("-".into(), |t| t[TOKEN_LEN - 2..].to_string());
                 s.push_str(&format!(" [{r}:{t}{}]", if ignores_logs(&d) { "i" } else { "" }));
             }
+        }
+        if std::env::var("FERRY_MODEL_VERBOSE").is_ok() {
+            eprintln!("seed {}: {s}", self.seed);
         }
         self.log.push(s);
     }
@@ -459,6 +473,37 @@ impl Model<'_> {
         Ok(())
     }
 
+    /// A command run while `who`'s disk is full but for a few KiB; it may
+    /// fail saying so (nothing is promised but that nothing is lost).
+    fn full_disk_command(&mut self, who: &str, cmd: &str, store: usize) -> Result<(), String> {
+        use std::io::Write;
+        let fill = self.env.path(&format!("disk-{who}/fill"));
+        let mut f = fs::File::create(&fill).unwrap();
+        let chunk = vec![0u8; 64 << 10];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.flush();
+        let len = f.metadata().unwrap().len();
+        let gap = self.rng.below(48 << 10) as u64;
+        f.set_len(len.saturating_sub(gap)).unwrap();
+        drop(f);
+        let before = self.pushable(who);
+        let args = self.args_for(cmd, store);
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = self.env.in_dir(who, &a);
+        self.commands += 1;
+        self.full_disk += 1;
+        fs::remove_file(&fill).unwrap();
+        let what = format!("{who}: {cmd} st{store} with a full disk ({gap} bytes free)");
+        let no_space = String::from_utf8_lossy(&o.stderr).to_lowercase().contains("no space");
+        let did = if o.status.code() == Some(1) && no_space { false } else { self.judge(&what, &o)? };
+        self.note(format!("{what} -> exit {:?}", o.status.code()));
+        if did && cmd != "pull" {
+            self.pushed[store].extend(before);
+            self.has_folder[store] = true;
+        }
+        Ok(())
+    }
+
     /// kill -9 of a command at a random point, then the same command again.
     fn killed_command(&mut self, who: &str, cmd: &str, store: usize) -> Result<(), String> {
         let args = self.args_for(cmd, store);
@@ -478,6 +523,13 @@ impl Model<'_> {
     fn clone_replica(&mut self, store: usize) -> Result<(), String> {
         let who = format!("r{}", self.replicas.len());
         let root = self.dir(&who);
+        if common::is_root() && wanted("full-disk") && !self.disks.contains_key(&who) && !root.exists() && self.rng.chance(50) {
+            let disk = self.env.path(&format!("disk-{who}"));
+            let m = common::tmpfs(&disk, "16m");
+            fs::create_dir(disk.join("r")).unwrap();
+            std::os::unix::fs::symlink(disk.join("r"), &root).unwrap();
+            self.disks.insert(who.clone(), m);
+        }
         let mut mine = Vec::new();
         if self.rng.chance(50) && wanted("clone-nonempty") {
             // A folder that already holds files (some at paths the store has).
@@ -540,7 +592,12 @@ impl Model<'_> {
                 let cmd = *self.rng.pick(&["pull", "sync", "push-force"]);
                 self.command_with_edit(&who, cmd, store)
             }
-            85..=89 if wanted("kill") => {
+            85..=86 if !self.disks.is_empty() => {
+                let who = self.rng.pick(&self.disks.keys().cloned().collect::<Vec<_>>()).clone();
+                let cmd = *self.rng.pick(&["pull", "sync"]);
+                self.full_disk_command(&who, cmd, store)
+            }
+            87..=89 if wanted("kill") => {
                 let cmd = *self.rng.pick(&["pull", "sync", "push-force"]);
                 self.killed_command(&who, cmd, store)
             }
@@ -666,15 +723,46 @@ impl Model<'_> {
 /// looking like a local delete; recreated, it became an edit that
 /// overwrote the renamed version everywhere), 70030 (a file standing
 /// where a folder had to be stepped aside to a conflict name an earlier
-/// merge's copy already held, and replaced it).
+/// merge's copy already held, and replaced it), 504 (a sync whose push
+/// first brought back a version no longer ignored applied its merge
+/// against the scan from before, and reported that file as changed while
+/// it wrote it).
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
     let steps = env_num("FERRY_MODEL_STEPS", 40);
-    let failures: Vec<String> = [1024u64, 2005, 5032, 10185, 6011, 12033, 5049, 6237, 6239, 30083, 4, 61233]
-        .iter()
-        .filter_map(|&s| run_case(s, steps).err())
-        .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    let seeds = [1024u64, 2005, 5032, 10185, 6011, 12033, 5049, 6237, 6239, 30083, 4, 61233, 70030, 504];
+    let failures = run_cases(&seeds, steps);
+    assert!(failures.is_empty(), "{}", failures.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>().join("\n\n"));
+}
+
+/// Runs the cases on as many threads as there are cores (at most 4;
+/// `FERRY_MODEL_THREADS` overrides), printing each result as it ends;
+/// returns the failures (seed, details).
+fn run_cases(seeds: &[u64], steps: u64) -> Vec<(u64, String)> {
+    let threads = env_num("FERRY_MODEL_THREADS", std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) as u64) as usize;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                while let Some(&seed) = seeds.get(next.fetch_add(1, std::sync::atomic::Ordering::SeqCst)) {
+                    let t = Instant::now();
+                    match run_case(seed, steps) {
+                        Ok((n, full)) => {
+                            eprintln!("seed {seed}: ok ({n} commands, {full} on a full disk, {:.1}s)", t.elapsed().as_secs_f64())
+                        }
+                        Err(e) => {
+                            eprintln!("seed {seed}: FAILED ({:.1}s)\n{e}\n", t.elapsed().as_secs_f64());
+                            failures.lock().unwrap().push((seed, e));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut f = failures.into_inner().unwrap();
+    f.sort();
+    f
 }
 
 /// True unless `FERRY_MODEL_SKIP` names this kind of step.
@@ -696,7 +784,7 @@ fn scratch() -> Env {
     Env::new()
 }
 
-fn run_case(seed: u64, steps: u64) -> Result<usize, String> {
+fn run_case(seed: u64, steps: u64) -> Result<(usize, usize), String> {
     let env = scratch();
     let r = run_in(&env, seed, steps);
     if r.is_err() && std::env::var("FERRY_MODEL_KEEP").is_ok() {
@@ -706,7 +794,7 @@ fn run_case(seed: u64, steps: u64) -> Result<usize, String> {
     r
 }
 
-fn run_in(env: &Env, seed: u64, steps: u64) -> Result<usize, String> {
+fn run_in(env: &Env, seed: u64, steps: u64) -> Result<(usize, usize), String> {
     let mut rng = Rng::new(seed);
     let n_replicas = 2 + rng.below(2);
     let n_stores = 1 + rng.below(2);
@@ -723,6 +811,8 @@ fn run_in(env: &Env, seed: u64, steps: u64) -> Result<usize, String> {
         copies: (0..n_stores).map(|_| Vec::new()).collect(),
         log: Vec::new(),
         commands: 0,
+        disks: BTreeMap::new(),
+        full_disk: 0,
     };
     m.stores.push(env.replica_and_store("r0", "st0"));
     for s in 1..n_stores {
@@ -757,7 +847,7 @@ fn run_in(env: &Env, seed: u64, steps: u64) -> Result<usize, String> {
     }
     m.converge()?;
     m.check()?;
-    Ok(m.commands)
+    Ok((m.commands, m.full_disk))
 }
 
 #[test]
@@ -767,20 +857,11 @@ fn no_version_is_ever_lost_in_random_replica_histories() {
         Some(s) => vec![s],
         None => {
             let base = env_num("FERRY_MODEL_SEED_BASE", 1);
-            (base..base + env_num("FERRY_MODEL_CASES", 6)).collect()
+            (base..base + env_num("FERRY_MODEL_CASES", 200)).collect()
         }
     };
-    let mut failures = Vec::new();
-    for seed in &seeds {
-        let t = Instant::now();
-        match run_case(*seed, steps) {
-            Ok(n) => eprintln!("seed {seed}: ok ({n} commands, {:.1}s)", t.elapsed().as_secs_f64()),
-            Err(e) => {
-                eprintln!("seed {seed}: FAILED ({:.1}s)\n{e}\n", t.elapsed().as_secs_f64());
-                failures.push((*seed, e.lines().next().unwrap_or_default().to_string()));
-            }
-        }
-    }
+    let failures: Vec<(u64, String)> =
+        run_cases(&seeds, steps).into_iter().map(|(s, e)| (s, e.lines().next().unwrap_or_default().to_string())).collect();
     assert!(
         failures.is_empty(),
         "{} of {} case(s) failed (details above):\n{}",

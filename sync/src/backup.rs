@@ -116,6 +116,10 @@ pub struct BackupReport {
     /// [`crate::unignored`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<crate::merge::Conflict>,
+    /// Push only: how many such versions were written into the folder
+    /// (at their path or as a conflict copy) before it was read.
+    #[serde(skip)]
+    pub brought_back: usize,
     /// Wall time (`duration_s` in JSON).
     #[serde(rename = "duration_s", serialize_with = "crate::change::duration_secs")]
     pub duration: Duration,

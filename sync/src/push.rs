@@ -104,11 +104,12 @@ pub fn push_with(
     };
     // Validate the filter once here so a bad .ferryignore fails before any work.
     Filter::new(&bopts.filter)?;
-    let kept = if opts.dry_run { Vec::new() } else { crate::unignored::keep_unsynced_versions(replica, store, hist)? };
+    let (kept, brought_back) = if opts.dry_run { (Vec::new(), 0) } else { crate::unignored::keep_unsynced_versions(replica, store, hist)? };
     // Versions brought back change the folder: the scan no longer holds.
-    let listing = listing.filter(|_| kept.is_empty());
+    let listing = listing.filter(|_| brought_back == 0);
     let mut report = backup_listed(store, replica.root(), &bopts, listing, progress)?;
     report.conflicts = kept;
+    report.brought_back = brought_back;
     if let Some(id) = report.snapshot {
         let snap = Snapshot::load_listed(store, &id)?;
         let tree = flatten(store, &snap.root)?;

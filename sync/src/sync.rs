@@ -141,7 +141,7 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
         if let Some(id) = r.snapshot {
             hist.insert(id, Snapshot::load_listed(store, &id)?);
         }
-        if !r.conflicts.is_empty() {
+        if r.brought_back > 0 {
             // The push brought back versions of paths no longer ignored.
             view = LocalView::scan(replica)?;
         }

@@ -31,20 +31,20 @@ const WRITE: WriteOpts = WriteOpts { owner: false, fsync: true };
 /// Brings back, for every path the parent snapshot holds but this
 /// replica's synced state lacks and its rules no longer exclude, the
 /// parent's version where the folder does not hold it. Returns the
-/// conflict copies made.
-pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) -> Result<Vec<Conflict>> {
+/// conflict copies made, and how many versions were written in all.
+pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) -> Result<(Vec<Conflict>, usize)> {
     // Nearly every push: nothing was left out by an ignore rule.
     let unsynced = replica.unsynced()?;
     if unsynced.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     }
     let parents = replica.parents()?;
-    let [parent] = parents.as_slice() else { return Ok(Vec::new()) };
+    let [parent] = parents.as_slice() else { return Ok((Vec::new(), 0)) };
     let (root, writer) = match hist.get(parent) {
         Some(s) => (s.root, s.replica),
         None => match replica.known(parent)? {
             Some(k) if k.root != BlockId([0; 32]) && store.has_block(&k.root)? => (k.root, [0; 16]),
-            _ => return Ok(Vec::new()),
+            _ => return Ok((Vec::new(), 0)),
         },
     };
     let base = replica.base()?;
@@ -56,12 +56,13 @@ pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) 
         .filter(|(_, e)| !matches!(e.content, Content::Dir(_)))
         .collect();
     if candidates.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     }
     tracing::debug!(parent = %parent.short(8), candidates = ?candidates.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>(), "paths the parent ignored and the synced state lacks");
     let view = LocalView::scan(replica)?;
     let taken = |p: &Path| std::fs::symlink_metadata(replica.root().join(p)).is_ok();
     let mut copies = Vec::new();
+    let mut written = 0;
     for (p, v) in candidates {
         if view.rules.excludes(p, false) || view.holds(p, v, false) {
             continue;
@@ -77,11 +78,12 @@ pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) 
             copy
         };
         write_version(replica, store, &at, v)?;
+        written += 1;
         if at != *p {
             copies.push(Conflict { path: p.clone(), copy: at });
         }
     }
-    Ok(copies)
+    Ok((copies, written))
 }
 
 fn write_version(replica: &Replica, store: &Store, at: &Path, v: &Entry) -> Result<()> {
