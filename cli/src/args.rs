@@ -59,7 +59,8 @@ pub enum Command {
     },
     /// (In a replica) snapshot the folder and send what LOC lacks.
     Push {
-        /// Store location.
+        /// Store location (default: $FERRY_STORE).
+        #[arg(env = "FERRY_STORE")]
         loc: String,
         /// Show what would be sent; write nothing.
         #[arg(long, short = 'n')]
@@ -70,7 +71,8 @@ pub enum Command {
     },
     /// (In a replica) bring in LOC's newer state.
     Pull {
-        /// Store location.
+        /// Store location (default: $FERRY_STORE).
+        #[arg(env = "FERRY_STORE")]
         loc: String,
         /// Show the plan; change nothing.
         #[arg(long, short = 'n')]
@@ -90,7 +92,8 @@ pub enum Command {
     },
     /// (In a replica) pull + merge + push: converge with LOC.
     Sync {
-        /// Store location.
+        /// Store location (default: $FERRY_STORE).
+        #[arg(env = "FERRY_STORE")]
         loc: String,
         /// Show the merge plan with every conflict; change nothing.
         #[arg(long, short = 'n')]
@@ -110,7 +113,8 @@ pub enum Command {
     Backup(BackupArgs),
     /// List snapshots.
     Snapshots {
-        /// Store location.
+        /// Store location (default: $FERRY_STORE).
+        #[arg(env = "FERRY_STORE")]
         loc: String,
     },
     /// List a snapshot's tree.
@@ -139,11 +143,23 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Delete what no snapshot needs.
     Gc {
-        /// Store location.
+        /// Store location (default: $FERRY_STORE).
+        #[arg(env = "FERRY_STORE")]
         loc: String,
         /// Show what would be freed; delete nothing.
         #[arg(long, short = 'n')]
         dry_run: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one page per command to DIR.
+    Man {
+        /// Write ferry.1 and ferry-COMMAND.1 files into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Serve a store over stdin/stdout: the far end of ssh:// locations
     /// (the store path comes from the client, so this works as an
@@ -166,7 +182,8 @@ pub struct ServeArgs {
 
 #[derive(Args, Debug)]
 pub struct ForgetArgs {
-    /// Store location.
+    /// Store location (default: $FERRY_STORE).
+    #[arg(env = "FERRY_STORE")]
     pub loc: String,
     /// Keep the newest N snapshots.
     #[arg(long, value_name = "N")]
@@ -274,8 +291,8 @@ pub struct FilterArgs {
 pub struct BackupArgs {
     /// Folder to back up.
     pub dir: PathBuf,
-    /// Store location.
-    #[arg(long)]
+    /// Store location (default: $FERRY_STORE).
+    #[arg(long, env = "FERRY_STORE", value_name = "LOC")]
     pub to: String,
     #[command(flatten)]
     pub filter: FilterArgs,
@@ -317,7 +334,8 @@ pub struct RestoreArgs {
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// Store location.
+    /// Store location (default: $FERRY_STORE).
+    #[arg(env = "FERRY_STORE")]
     pub loc: String,
     /// Read and verify every pack.
     #[arg(long, conflicts_with = "read_data_subset")]

@@ -54,6 +54,11 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Forget(a) => cmd_forget(g, a),
         Command::Gc { loc, dry_run } => cmd_gc(g, loc, *dry_run),
         Command::Serve(a) => serve(a),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "ferry", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man { out } => cmd_man(out.as_deref()),
     }
 }
 
@@ -899,5 +904,29 @@ fn cmd_gc(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
             size(r.bytes_freed)
         );
     }
+    Ok(0)
+}
+
+/// `ferry man`: the manual page of ferry on stdout, or one page per
+/// command (`ferry.1`, `ferry-backup.1`, `ferry-store-init.1`, ...) in DIR.
+fn cmd_man(out: Option<&Path>) -> Result<i32> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = out else {
+        clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+        return Ok(0);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    fn write_pages(cmd: clap::Command, name: &str, dir: &Path) -> Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut f = std::fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
+        // clap names are &'static str; this runs once per page of a short-lived command.
+        let title: &'static str = Box::leak(name.to_string().into_boxed_str());
+        clap_mangen::Man::new(cmd.clone().name(title)).render(&mut f)?;
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            write_pages(sub.clone(), &format!("{name}-{}", sub.get_name()), dir)?;
+        }
+        Ok(())
+    }
+    write_pages(cmd, "ferry", dir)?;
     Ok(0)
 }

@@ -46,6 +46,8 @@ impl Context {
             Command::Forget(a) => ("forget", Some(&a.loc)),
             Command::Gc { loc, .. } => ("gc", Some(loc)),
             Command::Serve(_) => ("serve", None),
+            Command::Completions { .. } => ("completions", None),
+            Command::Man { .. } => ("man", None),
         };
         Context { loc: loc.map(shell_word).unwrap_or_else(|| "LOC".into()), command }
     }

@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod error;
+mod interrupt;
 mod output;
 mod passphrase;
 
@@ -23,6 +24,7 @@ fn main() {
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG") {
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().init();
     }
+    interrupt::install();
     let cli = args::Cli::parse();
     let code = match commands::run(&cli) {
         Ok(code) => code,

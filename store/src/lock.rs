@@ -123,6 +123,22 @@ pub fn fresh_locks(backend: &dyn Backend, keys: &Keys, except: Option<&str>, hos
     Ok(out)
 }
 
+/// Locks this process holds (backend, current object path), so that an
+/// interrupt (Ctrl-C, SIGTERM) can release them before the process exits
+/// instead of leaving them to expire.
+type Held = Vec<(Arc<dyn Backend>, Arc<std::sync::Mutex<String>>)>;
+static HELD: std::sync::Mutex<Held> = std::sync::Mutex::new(Vec::new());
+
+/// Deletes every lock this process holds. For an interrupt handler that
+/// is about to end the process: the guards' own drops never run then.
+pub fn release_held_locks() {
+    let held = std::mem::take(&mut *HELD.lock().unwrap_or_else(|e| e.into_inner()));
+    for (backend, path) in held {
+        let p = path.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let _ = backend.delete(&p);
+    }
+}
+
 /// A held lock; released (deleted) on drop. A background thread keeps it fresh.
 pub struct LockGuard {
     backend: Arc<dyn Backend>,
@@ -173,6 +189,7 @@ pub fn acquire(backend: Arc<dyn Backend>, keys: &Keys, kind: LockKind, host: &st
             }
         })
     };
+    HELD.lock().unwrap_or_else(|e| e.into_inner()).push((backend.clone(), path.clone()));
     Ok(LockGuard { backend, path, stop, thread: Some(thread) })
 }
 
@@ -183,6 +200,7 @@ impl Drop for LockGuard {
             t.thread().unpark();
             let _ = t.join();
         }
+        HELD.lock().unwrap_or_else(|e| e.into_inner()).retain(|(_, p)| !Arc::ptr_eq(p, &self.path));
         let _ = self.backend.delete(&self.path.lock().expect("lock path"));
     }
 }
