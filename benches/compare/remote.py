@@ -234,15 +234,15 @@ def apply_edit(d: Path, n: int) -> Path:
 
 def prepare_data(n: int, seed: int) -> Path:
     params = {"files": n, "seed": seed, "gen": GEN_VERSION}
-    v1 = DATA / "v1"
-    stamp = DATA / "params.json"
+    v1 = DATA / f"v1-{n}-{seed}"
+    stamp = DATA / f"v1-{n}-{seed}.json"
     try:
         if json.loads(stamp.read_text()) == params and v1.is_dir():
             return v1
     except (OSError, ValueError):
         pass
     log(f"generating {params}")
-    rmtree(DATA)
+    rmtree(v1)
     v1.mkdir(parents=True)
     gen_v1(v1, n, seed)
     stamp.write_text(json.dumps(params))
@@ -293,8 +293,18 @@ class Sshd:
 
 
 def ssh_bytes(logfile: Path) -> dict:
-    """Sums ssh's 'Transferred: sent N, received M bytes' over the connections logged in logfile."""
+    """Sums ssh's 'Transferred: sent N, received M bytes' over the connections logged in logfile.
+    restic does not wait for its ssh to exit: waits (up to 5 s) for every connection's line."""
     sent = recv = conns = 0
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 5:
+        try:
+            t = logfile.read_text(errors="replace")
+        except OSError:
+            break
+        if len(re.findall(r"Authenticated to ", t)) <= len(re.findall(r"Transferred: sent ", t)):
+            break
+        time.sleep(0.05)
     try:
         for m in re.finditer(r"Transferred: sent (\d+), received (\d+) bytes", logfile.read_text(errors="replace")):
             sent += int(m.group(1))
@@ -864,11 +874,13 @@ def targets(res: dict) -> list[dict]:
             pb = [r for r in res["s3"]["runs"].get(prev, {}).get("ferry", []) if r.get("store_blocks") is not None and r["rep"] == r0["rep"]] if prev else []
             blocks = r0["store_blocks"] - (pb[0]["store_blocks"] if pb else 0)
             packs = r0["store_packs"] - (pb[0]["store_packs"] if pb else 0)
-            ok = ok and puts is not None and blocks is not None and puts < blocks
-            rows.append(f"{step}: {puts:.0f} PUTs for {blocks} new blocks in {packs} new packs")
+            # PUTs = new packs + a fixed few (index, snapshot, lock): not one per block
+            ok = ok and puts is not None and puts - packs <= 3
+            rows.append(f"{step}: {puts:.0f} PUTs for {blocks} new blocks in {packs} new packs (PUTs - packs = {puts - packs:.0f})")
         elif puts is not None:
             rows.append(f"{step}: {puts:.0f} PUTs")
-    out.append({"target": "S3 requests per backup reported; PUTs count packs, not blocks", "met": ok and bool(rows), "detail": "; ".join(rows)})
+    out.append({"target": "S3 requests per backup reported; PUTs count packs, not blocks (PUTs <= new packs + 3)", "met": ok and bool(rows),
+                "detail": "; ".join(rows) + " (blocks and packs from `ferry check --read-data` after each backup, first repetition)"})
     return out
 
 
@@ -935,15 +947,19 @@ def main() -> None:
                 run_ssh_rep(rep, v1, args.files, args.seed, exe, sshd, res["ssh"]["runs"])
             if args.only in (None, "s3"):
                 run_s3_rep(rep, v1, args.files, args.seed, exe, garage, res["s3"]["runs"], count_blocks=rep == 0)
+            finish(res, args, t0, load0, exe, data, rep + 1)  # written after every repetition
     finally:
         stop()
+
+
+def finish(res, args, t0, load0, exe, data, reps_done) -> None:
     for k in ("ssh", "s3"):
         res[k]["summary"] = summarize(res[k]["runs"])
     res.update(
         command="python3 benches/compare/remote.py" + "".join(f" {a}" for a in sys.argv[1:]),
         date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         minutes=(time.monotonic() - t0) / 60,
-        reps=args.reps,
+        reps=reps_done,
         machine=suite.machine(),
         load=[load0, [round(x, 2) for x in os.getloadavg()]],
         versions=[suite.first_line([exe, "--version"]), suite.first_line(["restic", "version"]), suite.first_line(["rsync", "--version"]),
