@@ -457,6 +457,14 @@ class SshTool:
     def store_files(self) -> int:
         return count_files(self.remote)
 
+    def store_files_by_dir(self) -> dict:
+        """Files per top-level folder of the store (packs/, index/, snapshots/, data/, ...)."""
+        out = {}
+        if self.remote.is_dir():
+            for e in self.remote.iterdir():
+                out[e.name] = count_files(e) if e.is_dir() else 1
+        return out
+
 
 class FerrySsh(SshTool):
     def __init__(self, home, sshd, exe):
@@ -641,7 +649,7 @@ def run_ssh_rep(rep: int, v1: Path, n: int, seed: int, exe: Path, sshd: Sshd, ru
         for t in order:
             lname = f"ssh-r{rep}-{step}-{t.name}"
             sshlog = LOGS / f"{lname}.ssh"
-            before_b, before_f = t.store_bytes(), t.store_files()
+            before_b, before_f, before_d = t.store_bytes(), t.store_files(), t.store_files_by_dir()
             if step == "clone":
                 r, root = t.clone(lname, sshlog)
                 verify_tree(t.src, root)
@@ -650,6 +658,8 @@ def run_ssh_rep(rep: int, v1: Path, n: int, seed: int, exe: Path, sshd: Sshd, ru
             r.update(ssh_bytes(sshlog))
             r["store_growth"] = t.store_bytes() - before_b
             r["store_files_added"] = t.store_files() - before_f
+            after_d = t.store_files_by_dir()
+            r["store_files_by_dir"] = {k: after_d.get(k, 0) - before_d.get(k, 0) for k in sorted(after_d) if after_d.get(k, 0) != before_d.get(k, 0)}
             r["store_after"] = t.store_bytes()
             r.pop("stdout", None)
             r["rep"] = rep
@@ -790,6 +800,16 @@ def render(res: dict) -> str:
                      f"{cellk(s.get('store_growth')) if step != 'clone' else '–'} | "
                      f"{suite.cell(s.get('store_files_added'), 1, lambda x: f'{x:.0f}') if step != 'clone' else '–'} | {note} |")
     L.append("")
+
+    comp = []
+    for step, _ in SSH_STEPS:
+        for tool in ("ferry", "restic"):
+            rs = res["ssh"]["runs"].get(step, {}).get(tool, [])
+            if rs and rs[0].get("store_files_by_dir") and step != "clone":
+                comp.append(f"{tool} {step}: " + ", ".join(f"{k} +{v}" for k, v in rs[0]["store_files_by_dir"].items()))
+    if comp:
+        L.append("New files in the far end's store, by folder (first repetition): " + "; ".join(comp) + ".")
+        L.append("")
 
     L.append("### On Garage (S3): ferry vs restic s3")
     L.append("")
