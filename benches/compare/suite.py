@@ -1394,6 +1394,16 @@ class Ctx:
         return self.args.reps or self.size["reps"][name]
 
 
+def kept_remote_section(md: Path) -> str:
+    """The section remote.py writes (ssh and S3, between its markers), kept when BENCHMARKS.md is rewritten."""
+    try:
+        old = md.read_text()
+    except OSError:
+        return ""
+    a, b = old.find("<!-- remote.py: begin"), old.find("<!-- remote.py: end -->")
+    return "\n" + old[a : b + len("<!-- remote.py: end -->")] + "\n" if 0 <= a < b else ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="every dataset about 1/16 size, fewer repetitions (a few minutes)")
@@ -1491,7 +1501,7 @@ def main() -> None:
     res["targets"] = targets(res)
     out.mkdir(parents=True, exist_ok=True)
     (out / "BENCHMARKS.json").write_text(json.dumps(res, indent=1, sort_keys=False) + "\n")
-    (out / "BENCHMARKS.md").write_text(render(res))
+    (out / "BENCHMARKS.md").write_text(render(res) + kept_remote_section(out / "BENCHMARKS.md"))
     log(f"wrote {out / 'BENCHMARKS.md'} and BENCHMARKS.json in {(time.monotonic() - t0) / 60:.1f} min")
     for t in res["targets"]:
         log(f"target {'MET ' if t['met'] else 'MISSED'}: {t['target']}")
