@@ -100,7 +100,7 @@ fn io_err(op: &'static str, path: &Path, e: io::Error) -> Error {
 
 impl BlockCache {
     /// The cache folder of store `store_id` under `cache_dir`.
-    pub fn dir_for(cache_dir: &Path, store_id: &[u8; 32]) -> PathBuf {
+    pub fn dir_for(cache_dir: &Path, store_id: &[u8]) -> PathBuf {
         cache_dir.join(hex::encode(store_id))
     }
 
@@ -110,11 +110,18 @@ impl BlockCache {
         for sub in ["blocks", "pins"] {
             private::create_dir_all(&dir.join(sub)).map_err(|e| io_err("create", &dir.join(sub), e))?;
         }
-        let c = BlockCache { dir: dir.to_path_buf(), quota, used: AtomicU64::new(0), evicting: Mutex::new(()), temp_seq: AtomicU64::new(0) };
+        let c =
+            BlockCache { dir: dir.to_path_buf(), quota, used: AtomicU64::new(0), evicting: Mutex::new(()), temp_seq: AtomicU64::new(0) };
         c.write_atomic(&dir.join("quota"), quota.to_string().as_bytes())?;
         let scan = c.scan(true)?;
         c.used.store(scan.iter().map(|b| b.size).sum(), Ordering::Relaxed);
         Ok(c)
+    }
+
+    /// The cache in `dir` as it is: nothing created, scanned or recorded
+    /// (for reading its pins and usage while another process fills it).
+    pub fn open_existing(dir: &Path, quota: u64) -> BlockCache {
+        BlockCache { dir: dir.to_path_buf(), quota, used: AtomicU64::new(0), evicting: Mutex::new(()), temp_seq: AtomicU64::new(0) }
     }
 
     /// The folder this cache lives in.
@@ -299,7 +306,7 @@ impl BlockCache {
 
     /// What the cache in `dir` holds (no process needs to have it open).
     pub fn usage_of(dir: &Path, quota: u64) -> Result<Usage> {
-        let c = BlockCache { dir: dir.to_path_buf(), quota, used: AtomicU64::new(0), evicting: Mutex::new(()), temp_seq: AtomicU64::new(0) };
+        let c = Self::open_existing(dir, quota);
         let pinned = c.pinned_set()?;
         let mut u = Usage { quota, ..Default::default() };
         for b in c.scan(false)? {

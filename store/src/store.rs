@@ -540,6 +540,11 @@ impl Store {
         Ok(p)
     }
 
+    /// Requests worth having in flight against this store ([`Backend::concurrency`]).
+    pub fn concurrency(&self) -> usize {
+        self.backend.concurrency()
+    }
+
     /// True when the store refuses deletes ([`Backend::append_only`]: an
     /// ssh store served with `--append-only`).
     pub fn append_only(&self) -> bool {
