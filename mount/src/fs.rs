@@ -60,11 +60,14 @@ pub(crate) enum NodeKind {
     },
 }
 
+/// A listed folder: each entry's name and inode, in name order.
+type Listing = Arc<Vec<(Vec<u8>, u64)>>;
+
 pub(crate) struct Node {
     pub parent: u64,
     pub kind: NodeKind,
     /// Names and inodes of a folder's entries, once listed.
-    children: Option<Arc<Vec<(Vec<u8>, u64)>>>,
+    children: Option<Listing>,
 }
 
 #[derive(Default)]
@@ -146,7 +149,7 @@ impl Shared {
     }
 
     /// A folder's entries, listing it (one tree block) the first time.
-    fn children(&self, ino: u64) -> Result<Arc<Vec<(Vec<u8>, u64)>>, i32> {
+    fn children(&self, ino: u64) -> Result<Listing, i32> {
         let tree_of = {
             let nodes = self.inodes.lock().expect("inodes lock");
             let node = nodes.get(ino).ok_or(libc::ENOENT)?;
