@@ -408,6 +408,50 @@ fn damaged_pack_gives_eio() {
     assert!(m.n(&env, "errors") > 0);
 }
 
+/// The block cache is shared by two mounts of one store at once, and a
+/// damaged or torn cached block (a crash mid-write, a flipped bit) is
+/// dropped and read again from the store, never served.
+#[test]
+fn block_cache_is_shared_and_verified_on_read() {
+    let env = Env::new();
+    let store = env.store("store");
+    let src = env.path("src");
+    write_random(&src.join("f.bin"), 60, 4 * MIB);
+    backup(&env, &src, &store);
+    let want = hash_file(&src.join("f.bin"));
+    let a = Mounted::start(&env, &store, "mnt-a", &[]);
+    let b = Mounted::start(&env, &store, "mnt-b", &[]);
+    assert_eq!(hash_file(&a.mnt.join("latest/f.bin")), want);
+    let fetched_a = a.n(&env, "blocks_fetched");
+    assert!(fetched_a > 1);
+    let before = b.n(&env, "blocks_fetched");
+    assert_eq!(hash_file(&b.mnt.join("latest/f.bin")), want);
+    assert!(b.n(&env, "cache_hits") >= fetched_a - 1, "the second mount reads what the first cached: {}", b.stats(&env));
+    assert_eq!(b.n(&env, "blocks_fetched"), before, "and fetches nothing");
+    drop(a);
+    drop(b);
+
+    // Damage every cached block: truncate one (a torn write), flip a byte
+    // in the others; leave a stray temp file as a crashed writer would.
+    let blocks = files_under(&env.path("cache")).into_iter().filter(|p| p.to_string_lossy().contains("/blocks/")).collect::<Vec<_>>();
+    assert!(blocks.len() > 1);
+    for (i, p) in blocks.iter().enumerate() {
+        let mut bytes = std::fs::read(p).unwrap();
+        if i == 0 {
+            bytes.truncate(bytes.len() / 2);
+        } else {
+            let k = bytes.len() - 20;
+            bytes[k] ^= 1;
+        }
+        std::fs::write(p, bytes).unwrap();
+    }
+    std::fs::write(blocks[0].parent().unwrap().join(".tmp-999999-0"), b"partial").unwrap();
+    let c = Mounted::start(&env, &store, "mnt-c", &[]);
+    assert_eq!(hash_file(&c.mnt.join("latest/f.bin")), want, "damaged cache entries are never served");
+    assert!(c.n(&env, "blocks_fetched") >= blocks.len() as u64 - 1, "they were read again from the store: {}", c.stats(&env));
+    assert_eq!(c.n(&env, "errors"), 0);
+}
+
 /// Several readers at once, on the same file and on different files.
 #[test]
 fn concurrent_readers_get_the_right_bytes() {
