@@ -6,109 +6,17 @@ mod common;
 
 use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::fuse::Mounted;
 use common::*;
-use serde_json::Value;
 
 const MIB: u64 = 1 << 20;
 
-/// A running `ferry mount`, stopped (and checked to unmount) on drop.
-struct Mounted {
-    child: Option<Child>,
-    mnt: PathBuf,
-    log: PathBuf,
-}
-
-fn mounted(mnt: &Path) -> bool {
-    let want = std::fs::canonicalize(mnt).unwrap_or_else(|_| mnt.to_path_buf());
-    std::fs::read_to_string("/proc/mounts").unwrap().lines().any(|l| l.split(' ').nth(1) == Some(want.to_str().unwrap()))
-}
-
-impl Mounted {
-    fn start(env: &Env, store: &str, name: &str, extra: &[&str]) -> Mounted {
-        assert!(Path::new("/dev/fuse").exists(), "/dev/fuse is missing: these tests need FUSE");
-        let mnt = env.path(name);
-        std::fs::create_dir_all(&mnt).unwrap();
-        let log = env.path(&format!("{name}.log"));
-        let child = env
-            .cmd()
-            .arg("mount")
-            .arg(store)
-            .arg(&mnt)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let m = Mounted { child: Some(child), mnt, log };
-        let t = Instant::now();
-        while !m.mnt.join("snapshots").exists() {
-            assert!(t.elapsed() < Duration::from_secs(30), "mount did not come up: {}", m.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        m
-    }
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-    /// This mount's counters, from `ferry cache status --json`.
-    fn stats(&self, env: &Env) -> Value {
-        let st = env.json(&["cache", "status"]);
-        for c in st.as_array().unwrap() {
-            for m in c["mounts"].as_array().unwrap() {
-                if m["pid"].as_u64() == Some(self.pid() as u64) {
-                    return m["stats"].clone();
-                }
-            }
-        }
-        panic!("mount {} not in cache status: {st}", self.pid());
-    }
-    fn n(&self, env: &Env, counter: &str) -> u64 {
-        self.stats(env)[counter].as_u64().unwrap()
-    }
-    /// Stops the mount with a signal; asserts it exits 0 and unmounts.
-    fn stop_with(&mut self, sig: &str) {
-        let pid = self.pid().to_string();
-        assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
-        self.wait_exit(Duration::from_secs(15));
-    }
-    fn wait_exit(&mut self, limit: Duration) {
-        let mut child = self.child.take().unwrap();
-        let t = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if t.elapsed() > limit {
-                let _ = child.kill();
-                panic!("ferry mount did not exit within {limit:?}: {}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(status.success(), "ferry mount exited with {status}: {}", self.log());
-        assert!(!mounted(&self.mnt), "{} is still mounted", self.mnt.display());
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = std::process::Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
-            let t = Instant::now();
-            while c.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(10) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-            let _ = std::process::Command::new("fusermount3").args(["-u", "-z"]).arg(&self.mnt).stderr(Stdio::null()).status();
-        }
-    }
+/// Mounts `store` at `env.path(name)`, logging to `<name>.log`.
+fn mount_at(env: &Env, store: &str, name: &str, extra: &[&str]) -> Mounted {
+    Mounted::start(env.cmd(), store, env.path(name), env.path(&format!("{name}.log")), extra)
 }
 
 fn write(p: &Path, bytes: &[u8]) {
@@ -164,7 +72,7 @@ fn mount_shows_snapshots_with_their_attributes_read_only() {
     write(&src.join("a.txt"), b"second version, longer");
     backup(&env, &src, &store);
 
-    let mut m = Mounted::start(&env, &store, "mnt", &[]);
+    let mut m = mount_at(&env, &store, "mnt", &[]);
     // latest/ is the newest snapshot, file for file (mode, mtime to the ns,
     // size, content, symlink target, hard links as one inode).
     assert_same_tree(&src, &m.mnt.join("latest"));
@@ -216,21 +124,21 @@ fn listing_and_stat_read_no_data_blocks() {
         }
     }
     backup(&env, &src, &store);
-    let m = Mounted::start(&env, &store, "mnt", &[]);
+    let m = mount_at(&env, &store, "mnt", &[]);
     let out = std::process::Command::new("find").arg(m.mnt.join("latest")).args(["-type", "f"]).output().unwrap();
     let files: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
     assert_eq!(files.len(), 300);
     let st = std::process::Command::new("stat").args(["-c", "%s %Y %a"]).args(&files).output().unwrap();
     assert!(st.status.success());
     assert_eq!(std::str::from_utf8(&st.stdout).unwrap().lines().count(), 300);
-    let s = m.stats(&env);
+    let s = m.stats();
     // 11 tree blocks (the top folder and ten subfolders), no data block.
     assert!(s["blocks_fetched"].as_u64().unwrap() <= 11, "{s}");
     assert!(s["store_read_bytes"].as_u64().unwrap() < data_bytes / 10, "listing read {s} of {data_bytes} data bytes");
     // A file read costs its block, then nothing more.
-    let before = m.n(&env, "blocks_fetched");
+    let before = m.n("blocks_fetched");
     assert_eq!(std::fs::read(m.mnt.join("latest/dir3/f7.bin")).unwrap(), random_bytes(307, 4096 + 700));
-    assert_eq!(m.n(&env, "blocks_fetched"), before + 1);
+    assert_eq!(m.n("blocks_fetched"), before + 1);
 }
 
 /// A 4 KiB read of a 256 MiB file fetches at most 2 blocks; reading a
@@ -243,9 +151,9 @@ fn reads_fetch_only_the_blocks_they_touch() {
     write_random(&src.join("big.bin"), 7, 256 * MIB);
     write_random(&src.join("hundred.bin"), 8, 100 * MIB);
     backup(&env, &src, &store);
-    let m = Mounted::start(&env, &store, "mnt", &[]);
+    let m = mount_at(&env, &store, "mnt", &[]);
 
-    let before = m.stats(&env);
+    let before = m.stats();
     let f = std::fs::File::open(m.mnt.join("latest/big.bin")).unwrap();
     let mut buf = vec![0u8; 4096];
     let off = 100 * MIB + 12345;
@@ -254,17 +162,17 @@ fn reads_fetch_only_the_blocks_they_touch() {
     std::fs::File::open(src.join("big.bin")).unwrap().read_exact_at(&mut want, off).unwrap();
     assert_eq!(buf, want);
     drop(f);
-    let after = m.stats(&env);
+    let after = m.stats();
     let fetched = after["blocks_fetched"].as_u64().unwrap() - before["blocks_fetched"].as_u64().unwrap();
     let bytes = after["store_read_bytes"].as_u64().unwrap() - before["store_read_bytes"].as_u64().unwrap();
     eprintln!("4 KiB read of a 256 MiB file: {fetched} blocks, {bytes} bytes from the store");
     assert!((1..=2).contains(&fetched), "{fetched} blocks fetched for a 4 KiB read");
     assert!(bytes <= 2 * MIB + 4096, "{bytes} bytes read from the store");
 
-    let before = m.n(&env, "store_read_bytes");
+    let before = m.n("store_read_bytes");
     let got = hash_file(&m.mnt.join("latest/hundred.bin"));
     assert_eq!(got, hash_file(&src.join("hundred.bin")));
-    let read = m.n(&env, "store_read_bytes") - before;
+    let read = m.n("store_read_bytes") - before;
     eprintln!("whole 100 MiB file: {read} bytes from the store");
     assert!((100 * MIB..=104 * MIB).contains(&read), "{read} bytes read for a 100 MiB file");
 }
@@ -283,7 +191,7 @@ fn pinned_files_stay_readable_offline() {
     }
     write(&src.join("keep/sub/inner.txt"), b"inner");
     backup(&env, &src, &store);
-    let mut m = Mounted::start(&env, &store, "mnt", &[]);
+    let mut m = mount_at(&env, &store, "mnt", &[]);
     let pin = env.json(&["pin", m.mnt.join("latest/keep").to_str().unwrap()]);
     assert_eq!(pin[0]["files"], 6, "{pin}");
     let st = env.json(&["cache", "status"]);
@@ -315,12 +223,12 @@ fn pinned_files_stay_readable_offline() {
 
     // Pins survive a restart: the pinned folder reads without the store.
     m.stop_with("-INT");
-    let m2 = Mounted::start(&env, &store, "mnt", &[]);
-    let before = m2.n(&env, "blocks_fetched");
+    let m2 = mount_at(&env, &store, "mnt", &[]);
+    let before = m2.n("blocks_fetched");
     for i in 0..5 {
         assert_eq!(std::fs::read(m2.mnt.join(format!("latest/keep/k{i}.bin"))).unwrap(), random_bytes(i, 300_000 + i as usize));
     }
-    assert_eq!(m2.n(&env, "blocks_fetched"), before, "pinned blocks came from the cache");
+    assert_eq!(m2.n("blocks_fetched"), before, "pinned blocks came from the cache");
 
     let un = env.json(&["unpin", m2.mnt.join("latest/keep").to_str().unwrap()]);
     assert_eq!(un[0]["unpinned"].as_array().unwrap().len(), 1, "{un}");
@@ -345,7 +253,7 @@ fn cache_stays_within_quota_plus_pins() {
     }
     write_random(&src.join("pinned/p.bin"), 30, 8 * MIB);
     backup(&env, &src, &store);
-    let m = Mounted::start(&env, &store, "mnt", &["--cache-size", "64MiB"]);
+    let m = mount_at(&env, &store, "mnt", &["--cache-size", "64MiB"]);
     env.ok(&["pin", m.mnt.join("latest/pinned").to_str().unwrap()]);
     for i in 0..3 {
         assert_eq!(hash_file(&m.mnt.join(format!("latest/f{i}.bin"))), hash_file(&src.join(format!("f{i}.bin"))));
@@ -359,9 +267,9 @@ fn cache_stays_within_quota_plus_pins() {
     assert!(bytes <= quota + pinned, "cache {bytes} > quota {quota} + pinned {pinned}");
     assert!(bytes > 32 * MIB, "the cache is used, not emptied: {bytes}");
     // The pinned file is still whole in the cache.
-    let before = m.n(&env, "blocks_fetched");
+    let before = m.n("blocks_fetched");
     assert_eq!(hash_file(&m.mnt.join("latest/pinned/p.bin")), hash_file(&src.join("pinned/p.bin")));
-    assert_eq!(m.n(&env, "blocks_fetched"), before);
+    assert_eq!(m.n("blocks_fetched"), before);
 }
 
 /// A flipped byte in a pack gives EIO (and a log line naming the pack),
@@ -388,7 +296,7 @@ fn damaged_pack_gives_eio() {
         flipped += 1;
     }
     assert!(flipped > 0);
-    let m = Mounted::start(&env, &store, "mnt", &[]);
+    let m = mount_at(&env, &store, "mnt", &[]);
     let e = read_all(&m.mnt.join("latest/victim.bin")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(5), "{e}");
     let log = m.log();
@@ -405,7 +313,7 @@ fn damaged_pack_gives_eio() {
         }
     }
     assert!(ok_reads < 24, "some range must hit the damage");
-    assert!(m.n(&env, "errors") > 0);
+    assert!(m.n("errors") > 0);
 }
 
 /// The block cache is shared by two mounts of one store at once, and a
@@ -419,15 +327,15 @@ fn block_cache_is_shared_and_verified_on_read() {
     write_random(&src.join("f.bin"), 60, 4 * MIB);
     backup(&env, &src, &store);
     let want = hash_file(&src.join("f.bin"));
-    let a = Mounted::start(&env, &store, "mnt-a", &[]);
-    let b = Mounted::start(&env, &store, "mnt-b", &[]);
+    let a = mount_at(&env, &store, "mnt-a", &[]);
+    let b = mount_at(&env, &store, "mnt-b", &[]);
     assert_eq!(hash_file(&a.mnt.join("latest/f.bin")), want);
-    let fetched_a = a.n(&env, "blocks_fetched");
+    let fetched_a = a.n("blocks_fetched");
     assert!(fetched_a > 1);
-    let before = b.n(&env, "blocks_fetched");
+    let before = b.n("blocks_fetched");
     assert_eq!(hash_file(&b.mnt.join("latest/f.bin")), want);
-    assert!(b.n(&env, "cache_hits") >= fetched_a - 1, "the second mount reads what the first cached: {}", b.stats(&env));
-    assert_eq!(b.n(&env, "blocks_fetched"), before, "and fetches nothing");
+    assert!(b.n("cache_hits") >= fetched_a - 1, "the second mount reads what the first cached: {}", b.stats());
+    assert_eq!(b.n("blocks_fetched"), before, "and fetches nothing");
     drop(a);
     drop(b);
 
@@ -446,10 +354,10 @@ fn block_cache_is_shared_and_verified_on_read() {
         std::fs::write(p, bytes).unwrap();
     }
     std::fs::write(blocks[0].parent().unwrap().join(".tmp-999999-0"), b"partial").unwrap();
-    let c = Mounted::start(&env, &store, "mnt-c", &[]);
+    let c = mount_at(&env, &store, "mnt-c", &[]);
     assert_eq!(hash_file(&c.mnt.join("latest/f.bin")), want, "damaged cache entries are never served");
-    assert!(c.n(&env, "blocks_fetched") >= blocks.len() as u64 - 1, "they were read again from the store: {}", c.stats(&env));
-    assert_eq!(c.n(&env, "errors"), 0);
+    assert!(c.n("blocks_fetched") >= blocks.len() as u64 - 1, "they were read again from the store: {}", c.stats());
+    assert_eq!(c.n("errors"), 0);
 }
 
 /// Several readers at once, on the same file and on different files.
@@ -462,7 +370,7 @@ fn concurrent_readers_get_the_right_bytes() {
         write_random(&src.join(format!("f{i}.bin")), 40 + i, 12 * MIB);
     }
     backup(&env, &src, &store);
-    let m = Mounted::start(&env, &store, "mnt", &[]);
+    let m = mount_at(&env, &store, "mnt", &[]);
     let want: Vec<String> = (0..4).map(|i| hash_file(&src.join(format!("f{i}.bin")))).collect();
     std::thread::scope(|s| {
         let mut hs = Vec::new();
@@ -476,7 +384,7 @@ fn concurrent_readers_get_the_right_bytes() {
             h.join().unwrap();
         }
     });
-    assert_eq!(m.n(&env, "errors"), 0);
+    assert_eq!(m.n("errors"), 0);
 }
 
 /// SIGTERM while a read is in flight: the mount unmounts and exits 0, and
@@ -488,7 +396,7 @@ fn unmount_while_a_read_is_in_flight() {
     let src = env.path("src");
     write_random(&src.join("slow.bin"), 50, 64 * MIB);
     backup(&env, &src, &store);
-    let mut m = Mounted::start(&env, &store, "mnt", &[]);
+    let mut m = mount_at(&env, &store, "mnt", &[]);
     let path = m.mnt.join("latest/slow.bin");
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {

@@ -427,3 +427,20 @@ fn a_wrong_key_a_missing_remote_ferry_and_a_closed_port_are_clear_errors() {
     assert_eq!(o.status.code(), Some(10), "{}", String::from_utf8_lossy(&o.stderr));
     let _ = std::io::stderr().flush();
 }
+
+/// `ferry mount` of an ssh:// store: the same tree, bytes read on demand.
+#[test]
+fn mount_an_ssh_store() {
+    let env = Env::new();
+    let sshd = Sshd::start(&env);
+    let store = env.path("store");
+    let loc = init_store(&env, &sshd, &store);
+    let data = env.path("data");
+    write_files(&data, 3, 4, 300_000);
+    sshd.ok(&env, "plain", &["backup", data.to_str().unwrap(), "--to", &loc]);
+    let mut m = common::fuse::Mounted::start(sshd.cmd(&env, "plain"), &loc, env.path("mnt"), env.path("mnt.log"), &[]);
+    assert_eq!(m.n("blocks_fetched"), 0, "nothing read before a file is opened");
+    assert_same_tree(&data, &m.mnt.join("latest"));
+    assert!(m.n("store_read_bytes") >= 1_200_000, "{}", m.stats());
+    m.stop_with("-TERM");
+}
