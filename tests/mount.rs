@@ -173,6 +173,7 @@ fn reads_fetch_only_the_blocks_they_touch() {
     let got = hash_file(&m.mnt.join("latest/hundred.bin"));
     assert_eq!(got, hash_file(&src.join("hundred.bin")));
     let read = m.n("store_read_bytes") - before;
+    assert!(m.n("prefetched") > 0, "a sequential read fetches ahead: {}", m.stats());
     eprintln!("whole 100 MiB file: {read} bytes from the store");
     assert!((100 * MIB..=104 * MIB).contains(&read), "{read} bytes read for a 100 MiB file");
 }
@@ -410,7 +411,9 @@ fn unmount_while_a_read_is_in_flight() {
                 Ok(n) => off += n as u64,
                 Err(e) => return Err(e),
             }
-            std::thread::sleep(Duration::from_millis(5));
+            // Slow enough (about 10 s for the file) that the mount's 5 s
+            // grace after the signal runs out while the file is open.
+            std::thread::sleep(Duration::from_millis(20));
         }
     });
     rx.recv().unwrap();
@@ -422,7 +425,8 @@ fn unmount_while_a_read_is_in_flight() {
         std::thread::sleep(Duration::from_millis(50));
     }
     match reader.join().unwrap() {
-        Ok(n) => assert_eq!(n, 64 * MIB, "a reader that finished got every byte"),
-        Err(e) => eprintln!("reader ended with {e} (expected after the grace period)"),
+        Ok(n) => panic!("the reader got {n} bytes: the mount stayed up past its grace period"),
+        // ENOTCONN: the kernel fails reads once the serving process is gone.
+        Err(e) => assert_eq!(e.raw_os_error(), Some(107), "{e}"),
     }
 }
