@@ -214,7 +214,7 @@ fn pinned_files_stay_readable_offline() {
     let e = read_all(&m.mnt.join("latest/other/o1.bin")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(5), "an unpinned, uncached file fails with EIO: {e}");
     assert!(t.elapsed() < Duration::from_secs(10), "failing took {:?}", t.elapsed());
-    assert!(m.log().contains("EIO"), "the failure is logged: {}", m.log());
+    assert!(m.log().contains("EIO") && m.log().contains("latest/other/o1.bin"), "the failure is logged: {}", m.log());
     // Still serving: listings and pinned files work.
     assert_eq!(std::fs::read_dir(m.mnt.join("latest/other")).unwrap().count(), 5);
 

@@ -100,6 +100,8 @@ pub(crate) struct Shared {
 
 /// An open file: its blocks and where each starts.
 struct Handle {
+    /// The file's path in the mount, for log lines.
+    path: String,
     ids: Vec<BlockId>,
     /// `starts[i]` is block i's offset; `starts[n]` the blocks' total length.
     starts: Vec<u64>,
@@ -293,6 +295,16 @@ impl Shared {
         }
     }
 
+    /// Where an inode shows in the mount (`latest/a/b`), for log lines.
+    pub(crate) fn mount_path(&self, ino: u64) -> String {
+        let top = |view: usize| if view == 0 { "latest".to_string() } else { format!("snapshots/{}", self.views[view].name) };
+        match self.snapshot_path(ino) {
+            Some((view, rel)) if rel.is_empty() => top(view),
+            Some((view, rel)) => format!("{}/{}", top(view), String::from_utf8_lossy(&rel)),
+            None => format!("inode {ino}"),
+        }
+    }
+
     /// The entry of an inode (None for a snapshot's top folder and the mount's own folders).
     pub(crate) fn entry(&self, ino: u64) -> Option<Arc<Entry>> {
         let nodes = self.inodes.lock().expect("inodes lock");
@@ -439,7 +451,7 @@ impl Filesystem for FerryFs {
             starts.push(at);
             match self.shared.blocks.len(id) {
                 Ok(n) => at += n as u64,
-                Err(e) => return reply.error(eio(&format!("opening {}", entry.name_str()), &e, &self.shared.blocks.counters)),
+                Err(e) => return reply.error(eio(&format!("opening {}", self.shared.mount_path(ino)), &e, &self.shared.blocks.counters)),
             }
         }
         starts.push(at);
@@ -450,7 +462,8 @@ impl Filesystem for FerryFs {
             };
             return reply.error(eio("opening", &e, &self.shared.blocks.counters));
         }
-        let h = Handle { ids: ids.clone(), starts, size: entry.size, last_end: AtomicU64::new(0), streak: AtomicU64::new(0) };
+        let path = self.shared.mount_path(ino);
+        let h = Handle { path, ids: ids.clone(), starts, size: entry.size, last_end: AtomicU64::new(0), streak: AtomicU64::new(0) };
         let fh = self.next_fh;
         self.next_fh += 1;
         self.handles.insert(fh, Arc::new(h));
@@ -475,7 +488,7 @@ impl Filesystem for FerryFs {
         let shared = self.shared.clone();
         self.readers.spawn(move || match shared.read(&h, offset.max(0) as u64, size) {
             Ok(d) => reply.data(&d),
-            Err(e) => reply.error(eio(&format!("reading at {offset}"), &e, &shared.blocks.counters)),
+            Err(e) => reply.error(eio(&format!("reading {} at {offset}", h.path), &e, &shared.blocks.counters)),
         });
     }
 
