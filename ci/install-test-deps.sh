@@ -6,6 +6,8 @@
 #   its own sshd on 127.0.0.1 with a config in a temp folder. The system
 #   service is neither enabled nor started here.
 # - setpriv (util-linux) drops root for the permission tests.
+# - fusermount3 (Debian's fuse3) for tests/mount.rs: `ferry mount` mounts
+#   through /dev/fuse and unmounts non-root mounts with fusermount3.
 set -euo pipefail
 
 missing=()
@@ -13,6 +15,7 @@ missing=()
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -38,4 +41,4 @@ fi
 if [ "$(id -u)" = 0 ]; then
   mkdir -p /run/sshd
 fi
-echo "install-test-deps: sshd $([ -x /usr/sbin/sshd ] && echo present || echo MISSING), setpriv $(command -v setpriv >/dev/null && echo present || echo MISSING)"
+echo "install-test-deps: sshd $([ -x /usr/sbin/sshd ] && echo present || echo MISSING), setpriv $(command -v setpriv >/dev/null && echo present || echo MISSING), fusermount3 $(command -v fusermount3 >/dev/null && echo present || echo MISSING), /dev/fuse $([ -c /dev/fuse ] && echo present || echo MISSING)"

@@ -253,6 +253,19 @@ fn every_command_json_matches_its_documented_schema() {
     ck.check("restore", &run(&env, None, &["restore", &bst, "latest", "--target", &target, "--dry-run"], 0));
     ck.check("restore", &run(&env, None, &["restore", &bst, "latest", "--target", &target], 0));
 
+    // A mount: pin, cache status (with the mount's counters), unpin.
+    {
+        let m = common::fuse::Mounted::start(env.cmd(), &bst, env.path("mnt"), env.path("mnt.log"), &[]);
+        let sub = m.mnt.join("latest/sub");
+        let p = ck.check("pin", &run(&env, None, &["pin", sub.to_str().unwrap()], 0));
+        assert_eq!(p[0]["files"], 1, "{p}");
+        let st = ck.check("cache-status", &run(&env, None, &["cache", "status"], 0));
+        assert_eq!(st[0]["pins"].as_array().unwrap().len(), 1, "{st}");
+        assert_eq!(st[0]["mounts"].as_array().unwrap().len(), 1, "{st}");
+        let u = ck.check("unpin", &run(&env, None, &["unpin", sub.to_str().unwrap()], 0));
+        assert_eq!(u[0]["unpinned"].as_array().unwrap().len(), 1, "{u}");
+    }
+
     // Maintenance: check, forget, gc.
     ck.check("check", &run(&env, None, &["check", &bst], 0));
     ck.check("check", &run(&env, None, &["check", &bst, "--read-data"], 0));

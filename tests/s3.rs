@@ -506,3 +506,19 @@ fn wrong_credentials_missing_bucket_and_dead_endpoint_are_named() {
     assert!(e.garage.backend("creds").list("").unwrap().is_empty());
     assert_eq!(e.garage.backend("busy").list("").unwrap().len(), 1);
 }
+
+/// `ferry mount` of an s3:// store: the same tree, bytes read on demand.
+#[test]
+fn mount_an_s3_store() {
+    let e = S3Env::new();
+    let loc = e.garage.loc("mounted");
+    e.store_init(&loc, &[]);
+    let src = e.path("src");
+    make_tree(&src, 4, 6, 300);
+    e.ok(&["backup", src.to_str().unwrap(), "--to", &loc]);
+    let mut m = common::fuse::Mounted::start(e.cmd(), &loc, e.path("mnt"), e.path("mnt.log"), &[]);
+    assert_eq!(m.n("blocks_fetched"), 0, "nothing read before a file is opened");
+    assert_same_tree(&src, &m.mnt.join("latest"));
+    assert!(m.n("store_read_bytes") >= 6 * 300 * 1024, "{}", m.stats());
+    m.stop_with("-TERM");
+}

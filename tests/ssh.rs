@@ -489,3 +489,20 @@ fn progress_bars_and_reports_count_the_bytes_moved_over_the_network() {
         "no progress bar line counting network bytes in: {shown}"
     );
 }
+
+/// `ferry mount` of an ssh:// store: the same tree, bytes read on demand.
+#[test]
+fn mount_an_ssh_store() {
+    let env = Env::new();
+    let sshd = Sshd::start(&env);
+    let store = env.path("store");
+    let loc = init_store(&env, &sshd, &store);
+    let data = env.path("data");
+    write_files(&data, 3, 4, 300_000);
+    sshd.ok(&env, "plain", &["backup", data.to_str().unwrap(), "--to", &loc]);
+    let mut m = common::fuse::Mounted::start(sshd.cmd(&env, "plain"), &loc, env.path("mnt"), env.path("mnt.log"), &[]);
+    assert_eq!(m.n("blocks_fetched"), 0, "nothing read before a file is opened");
+    assert_same_tree(&data, &m.mnt.join("latest"));
+    assert!(m.n("store_read_bytes") >= 1_200_000, "{}", m.stats());
+    m.stop_with("-TERM");
+}

@@ -165,6 +165,61 @@ pub enum Command {
     /// (the store path comes from the client, so this works as an
     /// authorized_keys forced command).
     Serve(ServeArgs),
+    /// Show every snapshot of LOC under MOUNTPOINT (read-only, FUSE):
+    /// MOUNTPOINT/latest/ and MOUNTPOINT/snapshots/<time>-<id>/. Blocks are
+    /// fetched when read, through a local block cache. Runs until Ctrl-C,
+    /// SIGTERM or `fusermount3 -u MOUNTPOINT`.
+    Mount(MountArgs),
+    /// Keep files and folders inside a mount available offline, whatever the
+    /// cache quota: fetches every block of PATH now.
+    Pin {
+        /// Paths inside a running `ferry mount`.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Release pins made with `ferry pin` (PATH or anything pinned below it).
+    Unpin {
+        /// Paths inside a running `ferry mount`.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// The local block cache.
+    #[command(subcommand)]
+    Cache(CacheCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct MountArgs {
+    /// Store location.
+    pub loc: String,
+    /// An existing empty folder.
+    pub mountpoint: PathBuf,
+    /// Block cache quota for blocks that are not pinned (e.g. 512MiB, 2GiB, or bytes).
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
+    pub cache_size: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CacheCmd {
+    /// Bytes used, the quota, pinned bytes and paths, per store; counters of running mounts.
+    Status,
+}
+
+/// `123`, `64KiB`, `512MiB`, `1GiB`, `2TiB` (also `K`/`M`/`G`/`T`, `KB`..., all powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (e.g. 512MiB, 1GiB)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        u => return Err(format!("unknown size unit {u:?} (use KiB, MiB, GiB or TiB)")),
+    };
+    n.checked_mul(1u64 << shift).ok_or_else(|| format!("{s:?} is too large"))
 }
 
 #[derive(Args, Debug)]

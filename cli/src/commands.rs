@@ -59,6 +59,10 @@ pub fn run(cli: &Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Man { out } => cmd_man(out.as_deref()),
+        Command::Mount(a) => cmd_mount(g, a),
+        Command::Pin { paths } => cmd_pin(g, paths, true),
+        Command::Unpin { paths } => cmd_pin(g, paths, false),
+        Command::Cache(CacheCmd::Status) => cmd_cache_status(g),
     }
 }
 
@@ -94,7 +98,10 @@ fn key_file(g: &Global) -> Result<Option<ferry_store::MasterKey>> {
 }
 
 fn open(g: &Global, loc: &str) -> Result<Store> {
-    let backend = backend(loc)?;
+    open_on(g, loc, backend(loc)?)
+}
+
+fn open_on(g: &Global, loc: &str, backend: Arc<dyn Backend>) -> Result<Store> {
     let store = match key_file(g)? {
         Some(master) => Store::open_with_key(backend, &master, cache(g)),
         None => Store::open(backend, &passphrase::existing()?, cache(g)),
@@ -928,5 +935,103 @@ fn cmd_man(out: Option<&Path>) -> Result<i32> {
         Ok(())
     }
     write_pages(cmd, "ferry", dir)?;
+    Ok(0)
+}
+
+/// `ferry mount`: the store's backend counts what it reads (reported by
+/// `ferry cache status --json`); the library serves until unmounted.
+fn cmd_mount(g: &Global, a: &MountArgs) -> Result<i32> {
+    let counters = Arc::new(ferry_mount::Counters::default());
+    let counting = ferry_mount::counting::Counting::new(backend(&a.loc)?, counters.store.clone());
+    let store = open_on(g, &a.loc, Arc::new(counting))?;
+    let cache_dir = cache_dir(g).context("no cache folder: set FERRY_CACHE_DIR or --cache-dir")?;
+    let opts = ferry_mount::MountOptions { mountpoint: a.mountpoint.clone(), cache_dir, quota: a.cache_size, location: a.loc.clone() };
+    let quiet = g.quiet || g.json;
+    ferry_mount::mount(store, counters, &opts, |m| {
+        if !quiet {
+            eprintln!(
+                "ferry: {} snapshot(s) of {} mounted at {} (block cache {}, quota {}); Ctrl-C or `fusermount3 -u {}` unmounts",
+                m.snapshots,
+                a.loc,
+                a.mountpoint.display(),
+                m.cache.display(),
+                size(a.cache_size),
+                a.mountpoint.display()
+            );
+        }
+    })?;
+    Ok(0)
+}
+
+/// `ferry pin` / `ferry unpin`: the running mount does the work.
+fn cmd_pin(g: &Global, paths: &[PathBuf], pin: bool) -> Result<i32> {
+    let mut out = Vec::new();
+    for p in paths {
+        let progress = Arc::new(Progress::default());
+        let bar = if pin { Some(Bar::start(g, progress.clone(), "pin")) } else { None };
+        let r = ferry_mount::control::request(p, if pin { "pin" } else { "unpin" }, &|done, total| {
+            progress.total_bytes.store(total, std::sync::atomic::Ordering::Relaxed);
+            progress.bytes.store(done, std::sync::atomic::Ordering::Relaxed);
+        });
+        if let Some(b) = bar {
+            b.finish();
+        }
+        let v = r?;
+        if !g.json && !g.quiet {
+            if pin {
+                println!(
+                    "pinned {}: {} files, {} ({} fetched from the store)",
+                    p.display(),
+                    v["files"],
+                    size(v["bytes"].as_u64().unwrap_or(0)),
+                    size(v["fetched_bytes"].as_u64().unwrap_or(0))
+                );
+            } else {
+                for u in v["unpinned"].as_array().into_iter().flatten() {
+                    println!("unpinned {}", u.as_str().unwrap_or(""));
+                }
+            }
+        }
+        out.push(v);
+    }
+    if g.json {
+        output::json(&out);
+    }
+    Ok(0)
+}
+
+fn cmd_cache_status(g: &Global) -> Result<i32> {
+    let dir = cache_dir(g).context("no cache folder: set FERRY_CACHE_DIR or --cache-dir")?;
+    let caches = ferry_mount::status::status(&dir)?;
+    if g.json {
+        output::json(&caches);
+        return Ok(0);
+    }
+    if caches.is_empty() {
+        println!("no block cache under {}", dir.display());
+    }
+    for c in &caches {
+        let u = &c.usage;
+        println!("store {} ({})", &c.store_id[..16], c.dir.display());
+        println!(
+            "  used {} in {} blocks, quota {}, pinned {} in {} blocks",
+            size(u.bytes),
+            u.blocks,
+            size(u.quota),
+            size(u.pinned_bytes),
+            u.pinned_blocks
+        );
+        for p in &c.pins {
+            println!("  pinned {} ({} files, {})", p["path"].as_str().unwrap_or("?"), p["files"], size(p["bytes"].as_u64().unwrap_or(0)));
+        }
+        for m in &c.mounts {
+            println!(
+                "  mounted at {} by pid {}: {} read from the store",
+                m["mountpoint"].as_str().unwrap_or("?"),
+                m["pid"],
+                size(m["stats"]["store_read_bytes"].as_u64().unwrap_or(0))
+            );
+        }
+    }
     Ok(0)
 }

@@ -6,6 +6,7 @@
 //! knows: the store location as the user typed it, the paths the error
 //! names.
 
+use ferry_mount::Error as MountError;
 use ferry_store::Error as StoreError;
 use ferry_store::RemoteFailure;
 use ferry_sync::Error as SyncError;
@@ -48,6 +49,10 @@ impl Context {
             Command::Serve(_) => ("serve", None),
             Command::Completions { .. } => ("completions", None),
             Command::Man { .. } => ("man", None),
+            Command::Mount(a) => ("mount", Some(&a.loc)),
+            Command::Pin { .. } => ("pin", None),
+            Command::Unpin { .. } => ("unpin", None),
+            Command::Cache(_) => ("cache", None),
         };
         Context { loc: loc.map(shell_word).unwrap_or_else(|| "LOC".into()), command }
     }
@@ -235,12 +240,25 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     1
 }
 
+fn mount_hint(e: &MountError) -> Option<String> {
+    match e {
+        MountError::NotInMount { .. } => {
+            Some("pin and unpin work on paths inside a folder shown by a running `ferry mount LOC MOUNTPOINT`".into())
+        }
+        MountError::MountGone { .. } => Some("the `ferry mount` process serving it has ended; start it again".into()),
+        MountError::Mount { .. } => {
+            Some("FUSE needs /dev/fuse and Debian's fuse3 (fusermount3); the mount point must be an existing empty folder".into())
+        }
+        _ => None,
+    }
+}
+
 /// Prints an error (and a hint) to stderr, or as JSON to stdout.
 pub fn report(e: &anyhow::Error, json: bool, cx: &Context) {
     let hint = e.chain().find_map(|c| match (c.downcast_ref::<StoreError>(), c.downcast_ref::<SyncError>()) {
         (Some(s), _) => store_hint(s, cx),
         (_, Some(s)) => sync_hint(s, cx),
-        _ => None,
+        _ => c.downcast_ref::<MountError>().and_then(mount_hint),
     });
     let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>();
     // anyhow chains repeat transparent sources; keep distinct lines only.

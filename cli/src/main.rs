@@ -20,12 +20,26 @@ fn main() {
         }
         default_hook(info);
     }));
-    // Diagnostics on stderr, only when asked: FERRY_LOG=ferry_sync=debug.
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG") {
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().init();
-    }
-    interrupt::install();
     let cli = args::Cli::parse();
+    // Diagnostics on stderr, only when asked: FERRY_LOG=ferry_sync=debug.
+    // A mount has no other way to say why a read failed (EIO): its log
+    // lines show by default.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").ok().or_else(|| {
+        matches!(cli.command, args::Command::Mount(_)).then(|| tracing_subscriber::EnvFilter::new("ferry_mount=info,ferry_store=warn"))
+    });
+    if let Some(filter) = filter {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .without_time()
+            .init();
+    }
+    // A mount handles its own signals (it unmounts); everything else ends
+    // with 130 and released locks (`interrupt`).
+    if !matches!(cli.command, args::Command::Mount(_)) {
+        interrupt::install();
+    }
     let code = match commands::run(&cli) {
         Ok(code) => code,
         Err(e) => {

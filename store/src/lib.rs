@@ -13,6 +13,7 @@
 //! - [`pack`], [`index`], [`config`]: the object formats.
 //! - [`backend`]: where objects live ([`backend::LocalDir`] now; SSH and S3 later).
 //! - [`cache`]: the local redb copy of the merged index.
+//! - [`blockcache`]: sealed blocks kept locally with a quota and pins (mounts, on-demand replicas).
 //! - [`layout`]: folder names, object paths, the temp-file prefix (format-spec §2).
 //! - [`private`]: owner-only (0600/0700) files and folders.
 //! - [`lock`]: shared (writers) and exclusive (gc) store locks.
@@ -40,6 +41,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod blockcache;
 pub mod cache;
 pub mod chunker;
 mod collect;

@@ -290,6 +290,12 @@ impl Store {
     fn refresh_once(&self) -> Result<RefreshStats> {
         let listed: HashSet<ObjectName> = self.backend.list(INDEX_DIR)?.iter().filter_map(|o| name_from_path(&o.path)).collect();
         let known = self.cache.indexes()?;
+        // A drive unplugged or a folder moved away lists as empty: that is
+        // not a store whose every index went, so keep the cache (a mount
+        // still needs it for cached blocks) and report the store missing.
+        if listed.is_empty() && !known.is_empty() && !self.backend.exists(CONFIG_PATH)? {
+            return Err(Error::NotAStore(self.backend.location().into()));
+        }
         let mut stats = RefreshStats::default();
         let todo: Vec<ObjectName> = if known.iter().any(|k| !listed.contains(k)) {
             self.cache.clear()?;
@@ -423,8 +429,21 @@ impl Store {
 
     /// Reads a block from a known location.
     pub fn read_block_at(&self, id: &BlockId, loc: &Location) -> Result<Vec<u8>> {
+        let sealed = self.read_sealed_at(id, loc)?;
+        open_block(&self.keys, loc.kind, id, loc.raw_len, &sealed, &|| Self::block_what(id, loc))
+    }
+
+    /// How messages name a block read from a pack.
+    pub fn block_what(id: &BlockId, loc: &Location) -> String {
+        format!("block {} in pack {}", id.short(16), object_path(PACKS_DIR, &loc.pack))
+    }
+
+    /// The sealed bytes of a block at a known location (one ranged read),
+    /// not opened: for a local block cache that keeps blocks sealed
+    /// (`blockcache`). The caller opens them with [`open_block`].
+    pub fn read_sealed_at(&self, id: &BlockId, loc: &Location) -> Result<Vec<u8>> {
         let path = object_path(PACKS_DIR, &loc.pack);
-        let what = || format!("block {} in pack {}", id.short(16), path);
+        let what = || Self::block_what(id, loc);
         let limit = if loc.kind == Kind::Data { self.config.chunker.max } else { MAX_TREE_LEN };
         if loc.raw_len > limit {
             return Err(Error::damaged(
@@ -432,11 +451,24 @@ impl Store {
                 format!("index claims {} plaintext bytes, over the {limit}-byte limit for its kind", loc.raw_len),
             ));
         }
-        let sealed = self.backend.read_range(&path, loc.offset, loc.length as u64).map_err(|e| match e {
+        self.backend.read_range(&path, loc.offset, loc.length as u64).map_err(|e| match e {
             Error::Damaged { reason, .. } => Error::damaged(what(), reason),
             e => e,
-        })?;
-        open_block(&self.keys, loc.kind, id, loc.raw_len, &sealed, &what)
+        })
+    }
+
+    /// Like [`Store::read_block`] but returns the block's location and
+    /// its sealed bytes, not opened (see [`Store::read_sealed_at`]).
+    pub fn read_sealed_block(&self, id: &BlockId) -> Result<(Location, Vec<u8>)> {
+        let loc = self.locate(id)?.ok_or(Error::BlockNotFound(*id))?;
+        match self.read_sealed_at(id, &loc) {
+            Err(Error::NotFound(_)) => {
+                self.refresh_index()?;
+                let loc = self.cache.lookup(id)?.ok_or(Error::BlockNotFound(*id))?;
+                Ok((loc, self.read_sealed_at(id, &loc)?))
+            }
+            r => Ok((loc, r?)),
+        }
     }
 
     /// Takes a store lock (writers: shared; gc: exclusive).
@@ -506,6 +538,11 @@ impl Store {
         let p = self.read_snapshot(name, max_len)?;
         self.cache.add_snapshot(name, &p)?;
         Ok(p)
+    }
+
+    /// Requests worth having in flight against this store ([`Backend::concurrency`]).
+    pub fn concurrency(&self) -> usize {
+        self.backend.concurrency()
     }
 
     /// True when the store refuses deletes ([`Backend::append_only`]: an

@@ -1,6 +1,8 @@
 #![allow(dead_code)]
 //! Helpers: run the real `ferry` binary against real folders.
 
+pub mod fuse;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,527 @@
+//! The FUSE filesystem: a read-only view of a store's snapshots.
+//!
+//! ```text
+//! MOUNTPOINT/latest/                         the newest snapshot's tree
+//! MOUNTPOINT/snapshots/<time>-<short id>/    every snapshot's tree
+//! ```
+//!
+//! Inodes are handed out as folders are listed: listing a folder reads
+//! only its tree block, a file costs nothing until it is read. Entries of
+//! one snapshot that share a link group (hard links) share an inode.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferry_store::{BlockId, Error as StoreError, ObjectName};
+use ferry_sync::snapshot::Snapshot;
+use ferry_sync::tree::{Content, Entry, Tree};
+use fuser::{
+    FileAttr, FileType, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, ReplyXattr, Request,
+};
+
+use crate::blocks::Blocks;
+
+/// The root folder's inode.
+pub const ROOT: u64 = 1;
+/// Snapshots never change: the kernel may keep names and attributes long.
+const TTL: Duration = Duration::from_secs(3600);
+/// Sequential bytes read through one open file before prefetching starts
+/// (a single small read fetches only what it touches).
+const PREFETCH_AFTER: u64 = 1 << 20;
+/// How far ahead of a sequential reader blocks are fetched.
+const PREFETCH_BYTES: u64 = 16 << 20;
+/// The extended attribute `ferry pin` reads to find the mount serving a path.
+pub const XATTR: &str = "user.ferry.mount";
+
+/// One snapshot shown in the mount.
+pub(crate) struct View {
+    pub id: ObjectName,
+    pub snap: Snapshot,
+    /// Its folder name (`latest`, or `<time>-<short id>` under `snapshots/`).
+    pub name: String,
+}
+
+pub(crate) enum NodeKind {
+    Root,
+    SnapshotsDir,
+    /// A snapshot's top folder (the backed-up folder's contents).
+    SnapRoot {
+        view: usize,
+    },
+    /// An entry of a snapshot's tree; `rel` is its path in the snapshot.
+    Entry {
+        view: usize,
+        rel: Vec<u8>,
+        entry: Arc<Entry>,
+    },
+}
+
+/// A listed folder: each entry's name and inode, in name order.
+type Listing = Arc<Vec<(Vec<u8>, u64)>>;
+
+pub(crate) struct Node {
+    pub parent: u64,
+    pub kind: NodeKind,
+    /// Names and inodes of a folder's entries, once listed.
+    children: Option<Listing>,
+}
+
+#[derive(Default)]
+pub(crate) struct Inodes {
+    nodes: Vec<Node>,
+    /// (view, link group) → (inode, links seen so far).
+    links: HashMap<(usize, u64), (u64, u32)>,
+}
+
+impl Inodes {
+    fn add(&mut self, parent: u64, kind: NodeKind) -> u64 {
+        self.nodes.push(Node { parent, kind, children: None });
+        self.nodes.len() as u64
+    }
+    pub(crate) fn get(&self, ino: u64) -> Option<&Node> {
+        self.nodes.get((ino as usize).checked_sub(1)?)
+    }
+}
+
+/// State shared by the FUSE thread, the read workers and the control socket.
+pub(crate) struct Shared {
+    pub blocks: Arc<Blocks>,
+    pub views: Vec<View>,
+    pub inodes: Mutex<Inodes>,
+    /// The control socket (answer of the `user.ferry.mount` xattr).
+    pub socket: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// An open file: its blocks and where each starts.
+struct Handle {
+    /// The file's path in the mount, for log lines.
+    path: String,
+    ids: Vec<BlockId>,
+    /// `starts[i]` is block i's offset; `starts[n]` the blocks' total length.
+    starts: Vec<u64>,
+    size: u64,
+    last_end: AtomicU64,
+    streak: AtomicU64,
+}
+
+fn time(ns: i64) -> SystemTime {
+    if ns >= 0 { UNIX_EPOCH + Duration::from_nanos(ns as u64) } else { UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs()) }
+}
+
+fn eio(what: &str, e: &StoreError, counters: &crate::blocks::Counters) -> i32 {
+    counters.errors.fetch_add(1, Ordering::Relaxed);
+    if e.is_damage() {
+        tracing::error!("{what}: {e} (EIO)");
+    } else {
+        tracing::error!("{what}: store unreachable or block missing: {e} (EIO)");
+    }
+    libc::EIO
+}
+
+impl Shared {
+    pub(crate) fn new(blocks: Arc<Blocks>, snaps: Vec<(ObjectName, Snapshot)>, socket: String, uid: u32, gid: u32) -> Shared {
+        let mut views = Vec::new();
+        if let Some((id, s)) = snaps.last() {
+            views.push(View { id: *id, snap: s.clone(), name: "latest".into() });
+        }
+        for (id, s) in snaps {
+            let t = jiff::Timestamp::from_nanosecond(s.time_ns as i128).map(|t| t.strftime("%Y-%m-%dT%H%M%SZ").to_string());
+            let name = format!("{}-{}", t.unwrap_or_else(|_| format!("@{}", s.time_ns)), id.short(8));
+            views.push(View { id, snap: s, name });
+        }
+        let mut inodes = Inodes::default();
+        inodes.add(ROOT, NodeKind::Root);
+        Shared { blocks, views, inodes: Mutex::new(inodes), socket, uid, gid }
+    }
+
+    /// The views shown under `snapshots/` (all but `latest`).
+    fn snapshot_views(&self) -> std::ops::Range<usize> {
+        if self.views.is_empty() { 0..0 } else { 1..self.views.len() }
+    }
+
+    pub(crate) fn load_tree(&self, id: &BlockId) -> Result<Tree, StoreError> {
+        let bytes = self.blocks.get(id)?;
+        Tree::decode(&bytes, &format!("tree {}", id.short(16)))
+    }
+
+    /// A folder's entries, listing it (one tree block) the first time.
+    fn children(&self, ino: u64) -> Result<Listing, i32> {
+        let tree_of = {
+            let nodes = self.inodes.lock().expect("inodes lock");
+            let node = nodes.get(ino).ok_or(libc::ENOENT)?;
+            if let Some(c) = &node.children {
+                return Ok(c.clone());
+            }
+            match &node.kind {
+                NodeKind::Root | NodeKind::SnapshotsDir => None,
+                NodeKind::SnapRoot { view } => Some((*view, Vec::new(), self.views[*view].snap.root)),
+                NodeKind::Entry { view, rel, entry } => match &entry.content {
+                    Content::Dir(id) => Some((*view, rel.clone(), *id)),
+                    _ => return Err(libc::ENOTDIR),
+                },
+            }
+        };
+        // Read the tree without holding the lock (it may come from the store).
+        let tree = match &tree_of {
+            Some((_, _, id)) => {
+                Some(self.load_tree(id).map_err(|e| eio(&format!("listing tree {}", id.short(16)), &e, &self.blocks.counters))?)
+            }
+            None => None,
+        };
+        let mut nodes = self.inodes.lock().expect("inodes lock");
+        if let Some(c) = &nodes.get(ino).and_then(|n| n.children.clone()) {
+            return Ok(c.clone());
+        }
+        let mut list = Vec::new();
+        match (tree_of, tree) {
+            (Some((view, rel, _)), Some(tree)) => {
+                for e in tree.entries {
+                    let mut p = rel.clone();
+                    if !p.is_empty() {
+                        p.push(b'/');
+                    }
+                    p.extend_from_slice(&e.name);
+                    let name = e.name.clone();
+                    let group = e.link_group;
+                    let child = if group != 0 && matches!(e.content, Content::File(_)) {
+                        if let Some((i, seen)) = nodes.links.get_mut(&(view, group)) {
+                            *seen += 1;
+                            *i
+                        } else {
+                            let i = nodes.add(ino, NodeKind::Entry { view, rel: p, entry: Arc::new(e) });
+                            nodes.links.insert((view, group), (i, 1));
+                            i
+                        }
+                    } else {
+                        nodes.add(ino, NodeKind::Entry { view, rel: p, entry: Arc::new(e) })
+                    };
+                    list.push((name, child));
+                }
+            }
+            _ => {
+                let is_root = ino == ROOT;
+                if is_root {
+                    if !self.views.is_empty() {
+                        let i = nodes.add(ino, NodeKind::SnapRoot { view: 0 });
+                        list.push((b"latest".to_vec(), i));
+                    }
+                    let i = nodes.add(ino, NodeKind::SnapshotsDir);
+                    list.push((b"snapshots".to_vec(), i));
+                } else {
+                    for v in self.snapshot_views() {
+                        let i = nodes.add(ino, NodeKind::SnapRoot { view: v });
+                        list.push((self.views[v].name.as_bytes().to_vec(), i));
+                    }
+                }
+            }
+        }
+        let list = Arc::new(list);
+        let idx = ino as usize - 1;
+        nodes.nodes[idx].children = Some(list.clone());
+        Ok(list)
+    }
+
+    fn attr(&self, ino: u64) -> Option<FileAttr> {
+        let nodes = self.inodes.lock().expect("inodes lock");
+        let node = nodes.get(ino)?;
+        let newest = self.views.first().map(|v| time(v.snap.time_ns)).unwrap_or(UNIX_EPOCH);
+        let dir = |t: SystemTime| FileAttr {
+            ino,
+            size: 0,
+            blocks: 0,
+            atime: t,
+            mtime: t,
+            ctime: t,
+            crtime: t,
+            kind: FileType::Directory,
+            perm: 0o555,
+            nlink: 2,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        };
+        Some(match &node.kind {
+            NodeKind::Root | NodeKind::SnapshotsDir => dir(newest),
+            NodeKind::SnapRoot { view } => dir(time(self.views[*view].snap.time_ns)),
+            NodeKind::Entry { view, entry: e, .. } => {
+                let t = time(e.mtime_ns);
+                let (kind, size, nlink) = match &e.content {
+                    Content::File(_) => {
+                        // A snapshot records that a file has several links,
+                        // not how many: count those listed so far, at least 2.
+                        let n = if e.link_group != 0 { nodes.links.get(&(*view, e.link_group)).map_or(2, |l| l.1.max(2)) } else { 1 };
+                        (FileType::RegularFile, e.size, n)
+                    }
+                    Content::Dir(_) => (FileType::Directory, 0, 2),
+                    Content::Symlink(t) => (FileType::Symlink, t.len() as u64, 1),
+                };
+                FileAttr {
+                    ino,
+                    size,
+                    blocks: size.div_ceil(512),
+                    atime: t,
+                    mtime: t,
+                    ctime: t,
+                    crtime: t,
+                    kind,
+                    perm: e.mode as u16,
+                    nlink,
+                    uid: e.uid,
+                    gid: e.gid,
+                    rdev: 0,
+                    blksize: 128 << 10,
+                    flags: 0,
+                }
+            }
+        })
+    }
+
+    /// The snapshot and path of an inode, for pins (None for the mount's
+    /// own folders, which hold no snapshot).
+    pub(crate) fn snapshot_path(&self, ino: u64) -> Option<(usize, Vec<u8>)> {
+        let nodes = self.inodes.lock().expect("inodes lock");
+        match &nodes.get(ino)?.kind {
+            NodeKind::SnapRoot { view } => Some((*view, Vec::new())),
+            NodeKind::Entry { view, rel, .. } => Some((*view, rel.clone())),
+            _ => None,
+        }
+    }
+
+    /// Where an inode shows in the mount (`latest/a/b`), for log lines.
+    pub(crate) fn mount_path(&self, ino: u64) -> String {
+        let top = |view: usize| if view == 0 { "latest".to_string() } else { format!("snapshots/{}", self.views[view].name) };
+        match self.snapshot_path(ino) {
+            Some((view, rel)) if rel.is_empty() => top(view),
+            Some((view, rel)) => format!("{}/{}", top(view), String::from_utf8_lossy(&rel)),
+            None => format!("inode {ino}"),
+        }
+    }
+
+    /// The entry of an inode (None for a snapshot's top folder and the mount's own folders).
+    pub(crate) fn entry(&self, ino: u64) -> Option<Arc<Entry>> {
+        let nodes = self.inodes.lock().expect("inodes lock");
+        match &nodes.get(ino)?.kind {
+            NodeKind::Entry { entry, .. } => Some(entry.clone()),
+            _ => None,
+        }
+    }
+
+    fn read(&self, h: &Handle, offset: u64, size: u32) -> Result<Vec<u8>, StoreError> {
+        let end = (offset + size as u64).min(h.size).min(*h.starts.last().unwrap_or(&0));
+        let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
+        if offset >= end {
+            return Ok(out);
+        }
+        let mut i = h.starts.partition_point(|&s| s <= offset) - 1;
+        let mut pos = offset;
+        while pos < end {
+            let block = self.blocks.get(&h.ids[i])?;
+            let (bs, be) = (h.starts[i], h.starts[i + 1]);
+            if block.len() as u64 != be - bs {
+                return Err(StoreError::Damaged {
+                    what: format!("block {}", h.ids[i].short(16)),
+                    reason: format!("{} bytes, the index says {}", block.len(), be - bs),
+                });
+            }
+            let stop = end.min(be);
+            out.extend_from_slice(&block[(pos - bs) as usize..(stop - bs) as usize]);
+            pos = stop;
+            i += 1;
+        }
+        // Sequential reads through this handle fetch ahead.
+        let prev = h.last_end.swap(end, Ordering::Relaxed);
+        let streak = if prev == offset { h.streak.fetch_add(end - offset, Ordering::Relaxed) + end - offset } else { 0 };
+        if prev != offset {
+            h.streak.store(0, Ordering::Relaxed);
+        }
+        if streak >= PREFETCH_AFTER {
+            let mut ahead = Vec::new();
+            let mut j = i;
+            while j < h.ids.len() && h.starts[j] < end + PREFETCH_BYTES {
+                ahead.push(h.ids[j]);
+                j += 1;
+            }
+            self.blocks.prefetch(&ahead);
+        }
+        Ok(out)
+    }
+}
+
+/// The fuser filesystem.
+pub(crate) struct FerryFs {
+    shared: Arc<Shared>,
+    handles: HashMap<u64, Arc<Handle>>,
+    next_fh: u64,
+    /// Reads run here, so a slow store never stalls listings or other readers.
+    readers: rayon::ThreadPool,
+}
+
+impl FerryFs {
+    pub(crate) fn new(shared: Arc<Shared>) -> FerryFs {
+        let readers =
+            rayon::ThreadPoolBuilder::new().num_threads(8).thread_name(|i| format!("ferry-read-{i}")).build().expect("read threads");
+        FerryFs { shared, handles: HashMap::new(), next_fh: 1, readers }
+    }
+}
+
+impl Filesystem for FerryFs {
+    fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
+        // Larger kernel reads: fewer round trips for sequential readers.
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
+    fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
+        let children = match self.shared.children(parent) {
+            Ok(c) => c,
+            Err(e) => return reply.error(e),
+        };
+        let Some((_, ino)) = children.iter().find(|(n, _)| n.as_slice() == name.as_bytes()) else {
+            return reply.error(libc::ENOENT);
+        };
+        match self.shared.attr(*ino) {
+            Some(a) => reply.entry(&TTL, &a, 0),
+            None => reply.error(libc::ENOENT),
+        }
+    }
+
+    fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
+        match self.shared.attr(ino) {
+            Some(a) => reply.attr(&TTL, &a),
+            None => reply.error(libc::ENOENT),
+        }
+    }
+
+    fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
+        match self.shared.entry(ino).map(|e| e.content.clone()) {
+            Some(Content::Symlink(t)) => reply.data(&t),
+            Some(_) => reply.error(libc::EINVAL),
+            None => reply.error(libc::ENOENT),
+        }
+    }
+
+    fn readdir(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, offset: i64, mut reply: ReplyDirectory) {
+        let children = match self.shared.children(ino) {
+            Ok(c) => c,
+            Err(e) => return reply.error(e),
+        };
+        let parent = self.shared.inodes.lock().expect("inodes lock").get(ino).map_or(ROOT, |n| n.parent);
+        let mut all: Vec<(u64, FileType, &[u8])> = vec![(ino, FileType::Directory, b"."), (parent, FileType::Directory, b"..")];
+        let nodes = self.shared.inodes.lock().expect("inodes lock");
+        for (name, child) in children.iter() {
+            let kind = match nodes.get(*child).map(|n| &n.kind) {
+                Some(NodeKind::Entry { entry, .. }) => match entry.content {
+                    Content::File(_) => FileType::RegularFile,
+                    Content::Dir(_) => FileType::Directory,
+                    Content::Symlink(_) => FileType::Symlink,
+                },
+                _ => FileType::Directory,
+            };
+            all.push((*child, kind, name));
+        }
+        for (i, (ino, kind, name)) in all.iter().enumerate().skip(offset.max(0) as usize) {
+            if reply.add(*ino, (i + 1) as i64, *kind, OsStr::from_bytes(name)) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
+        if flags & libc::O_ACCMODE != libc::O_RDONLY {
+            return reply.error(libc::EROFS);
+        }
+        let Some(entry) = self.shared.entry(ino) else {
+            return reply.error(libc::EISDIR);
+        };
+        let Content::File(ids) = &entry.content else {
+            return reply.error(libc::EISDIR);
+        };
+        let mut starts = Vec::with_capacity(ids.len() + 1);
+        let mut at = 0u64;
+        for id in ids {
+            starts.push(at);
+            match self.shared.blocks.len(id) {
+                Ok(n) => at += n as u64,
+                Err(e) => return reply.error(eio(&format!("opening {}", self.shared.mount_path(ino)), &e, &self.shared.blocks.counters)),
+            }
+        }
+        starts.push(at);
+        if at != entry.size {
+            let e = StoreError::Damaged {
+                what: format!("file {}", entry.name_str()),
+                reason: format!("blocks hold {at} bytes, the tree says {}", entry.size),
+            };
+            return reply.error(eio("opening", &e, &self.shared.blocks.counters));
+        }
+        let path = self.shared.mount_path(ino);
+        let h = Handle { path, ids: ids.clone(), starts, size: entry.size, last_end: AtomicU64::new(0), streak: AtomicU64::new(0) };
+        let fh = self.next_fh;
+        self.next_fh += 1;
+        self.handles.insert(fh, Arc::new(h));
+        // Contents never change: the kernel may keep cached pages across opens.
+        reply.opened(fh, fuser::consts::FOPEN_KEEP_CACHE);
+    }
+
+    fn read(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        offset: i64,
+        size: u32,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        reply: ReplyData,
+    ) {
+        let Some(h) = self.handles.get(&fh).cloned() else {
+            return reply.error(libc::EBADF);
+        };
+        let shared = self.shared.clone();
+        self.readers.spawn(move || match shared.read(&h, offset.max(0) as u64, size) {
+            Ok(d) => reply.data(&d),
+            Err(e) => reply.error(eio(&format!("reading {} at {offset}", h.path), &e, &shared.blocks.counters)),
+        });
+    }
+
+    fn release(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        _flush: bool,
+        reply: fuser::ReplyEmpty,
+    ) {
+        self.handles.remove(&fh);
+        reply.ok();
+    }
+
+    fn getxattr(&mut self, _req: &Request<'_>, ino: u64, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if name.as_bytes() != XATTR.as_bytes() || self.shared.attr(ino).is_none() {
+            return reply.error(libc::ENODATA);
+        }
+        let v = serde_json::json!({ "socket": self.shared.socket, "ino": ino }).to_string();
+        if size == 0 {
+            reply.size(v.len() as u32);
+        } else if (size as usize) < v.len() {
+            reply.error(libc::ERANGE);
+        } else {
+            reply.data(v.as_bytes());
+        }
+    }
+
+    fn listxattr(&mut self, _req: &Request<'_>, _ino: u64, size: u32, reply: ReplyXattr) {
+        // The control attribute is not listed: copies (cp -a, rsync -X) must not carry it.
+        if size == 0 { reply.size(0) } else { reply.data(&[]) }
+    }
+}

@@ -1,0 +1,155 @@
+//! # ferry-mount
+//!
+//! `ferry mount`: a read-only FUSE view of a store's snapshots that fetches
+//! blocks on demand through the local block cache
+//! ([`ferry_store::blockcache`]), and the control socket that `ferry pin`,
+//! `ferry unpin` and `ferry cache status` talk to.
+//!
+//! ## Map
+//! - [`fs`]: the filesystem (layout, inodes, attributes, reads).
+//! - [`blocks`]: opened blocks in memory over the block cache over the store; prefetch.
+//! - [`counting`]: a backend wrapper counting what is read from the store.
+//! - [`control`]: the control socket (pin, unpin, stats) and its client.
+//! - [`status`]: what the block caches hold (`ferry cache status`).
+#![deny(missing_docs)]
+
+pub mod blocks;
+pub mod control;
+pub mod counting;
+mod error;
+pub mod fs;
+pub mod status;
+
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_store::Store;
+use ferry_store::blockcache::BlockCache;
+
+pub use blocks::Counters;
+pub use error::{Error, Result};
+
+/// How `ferry mount` runs.
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    /// Where to mount.
+    pub mountpoint: PathBuf,
+    /// The cache folder (the block cache is `<cache dir>/<store id>/`).
+    pub cache_dir: PathBuf,
+    /// Quota of the block cache for unpinned blocks.
+    pub quota: u64,
+    /// The store location as the user gave it (for `cache status` and the mount table).
+    pub location: String,
+}
+
+/// What the mount shows once it is up.
+#[derive(Clone, Debug)]
+pub struct Mounted {
+    /// Snapshots shown.
+    pub snapshots: usize,
+    /// The block cache folder.
+    pub cache: PathBuf,
+}
+
+/// After a signal, how long in-flight reads get before the process ends
+/// (the kernel then fails what is still waiting; nothing hangs).
+const UNMOUNT_GRACE: Duration = Duration::from_secs(5);
+
+/// Detaches the mount (lazily: open files finish, new opens fail).
+fn unmount_lazy(mountpoint: &Path) {
+    if rustix::mount::unmount(mountpoint, rustix::mount::UnmountFlags::DETACH).is_ok() {
+        return;
+    }
+    // Not root: the setuid helper may unmount what this user mounted.
+    let _ = std::process::Command::new("fusermount3").arg("-u").arg("-z").arg("--").arg(mountpoint).status();
+}
+
+/// Mounts `store` at `opts.mountpoint` and serves it until it is unmounted
+/// (`fusermount3 -u`, or SIGINT/SIGTERM/SIGHUP, which unmount it).
+/// `counters` must be the ones the store's backend counts into (see
+/// [`counting::Counting`]). `ready` is called once the mount is up.
+pub fn mount(store: Store, counters: Arc<Counters>, opts: &MountOptions, ready: impl FnOnce(&Mounted)) -> Result<()> {
+    let mp = &opts.mountpoint;
+    match std::fs::metadata(mp) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(Error::MountPoint { path: mp.clone(), reason: "not a folder".into() }),
+        Err(e) => return Err(Error::MountPoint { path: mp.clone(), reason: e.to_string() }),
+    }
+    let mp = std::fs::canonicalize(mp).map_err(|e| Error::MountPoint { path: mp.clone(), reason: e.to_string() })?;
+    let snaps = ferry_sync::snapshot::list(&store)?;
+    let cache_dir = BlockCache::dir_for(&opts.cache_dir, &store.config().store_id);
+    let cache = BlockCache::open(&cache_dir, opts.quota)?;
+    let blocks = Arc::new(blocks::Blocks::new(store, cache, counters));
+
+    let pid = std::process::id();
+    let socket = control::runtime_dir()?.join(format!("mount-{pid}.sock"));
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).map_err(|e| Error::io(format!("control socket {}", socket.display()), e))?;
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    let n = snaps.len();
+    let shared = Arc::new(fs::Shared::new(blocks, snaps, socket.to_string_lossy().into_owned(), uid, gid));
+    let record = status::register(
+        &cache_dir,
+        pid,
+        &serde_json::json!({ "pid": pid, "mountpoint": mp, "location": opts.location, "socket": socket, "quota": opts.quota }),
+    )?;
+    let cleanup = {
+        let (socket, record) = (socket.clone(), record.clone());
+        move || {
+            let _ = std::fs::remove_file(&socket);
+            let _ = std::fs::remove_file(&record);
+        }
+    };
+    {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("ferry-control".into())
+            .spawn(move || control::serve(listener, shared))
+            .map_err(|e| Error::io("starting the control thread", e))?;
+    }
+
+    let options = [
+        fuser::MountOption::FSName(format!("ferry:{}", opts.location)),
+        fuser::MountOption::Subtype("ferry".into()),
+        fuser::MountOption::RO,
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+    ];
+    let mut session = match fuser::Session::new(fs::FerryFs::new(shared), &mp, &options) {
+        Ok(s) => s,
+        Err(e) => {
+            cleanup();
+            return Err(Error::Mount { path: mp.clone(), source: e });
+        }
+    };
+
+    let mut signals =
+        signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP])
+            .map_err(|e| Error::io("installing signal handlers", e))?;
+    {
+        let mp = mp.clone();
+        let cleanup = cleanup.clone();
+        std::thread::Builder::new()
+            .name("ferry-signals".into())
+            .spawn(move || {
+                if signals.forever().next().is_some() {
+                    tracing::info!("unmounting {}", mp.display());
+                    unmount_lazy(&mp);
+                    // The session ends when the last open file closes; a
+                    // reader that never closes must not keep the process.
+                    std::thread::sleep(UNMOUNT_GRACE);
+                    cleanup();
+                    std::process::exit(0);
+                }
+            })
+            .map_err(|e| Error::io("starting the signal thread", e))?;
+    }
+    ready(&Mounted { snapshots: n, cache: cache_dir.clone() });
+    let r = session.run();
+    drop(session);
+    cleanup();
+    r.map_err(|e| Error::io(format!("serving {}", mp.display()), e))
+}
