@@ -166,7 +166,7 @@ pub enum Command {
     /// authorized_keys forced command).
     Serve(ServeArgs),
     /// Show every snapshot of LOC under MOUNTPOINT (read-only, FUSE):
-    /// MOUNTPOINT/latest/ and MOUNTPOINT/snapshots/<time>-<id>/. Blocks are
+    /// MOUNTPOINT/latest/ and `MOUNTPOINT/snapshots/<time>-<id>/`. Blocks are
     /// fetched when read, through a local block cache. Runs until Ctrl-C,
     /// SIGTERM or `fusermount3 -u MOUNTPOINT`.
     Mount(MountArgs),

@@ -1,6 +1,8 @@
 //! `push`: snapshot the replica's folder into a store, sending only the
 //! blocks the store lacks, with the last synced snapshot as parent.
 
+use std::path::PathBuf;
+
 use ferry_store::Store;
 
 use crate::backup::{BackupOptions, BackupReport, backup_listed};
@@ -113,6 +115,8 @@ pub fn push_with(
     if let Some(id) = report.snapshot {
         let snap = Snapshot::load_listed(store, &id)?;
         let tree = flatten(store, &snap.root)?;
+        // Paths still left out (their rule still holds) stay unsynced.
+        let unsynced: Vec<PathBuf> = replica.unsynced()?.into_iter().filter(|p| !tree.contains_key(p)).collect();
         // The pushed tree is the synced state; only the new snapshot (and
         // what it derives from) becomes known: a forced push leaves the
         // other heads unknown, so the next push still asks for a pull.
@@ -122,7 +126,7 @@ pub fn push_with(
             parents: Some(vec![id]),
             known: vec![Known { id, parents, time_ns: snap.time_ns, root: snap.root }],
             store: Some((store.config().store_id, id)),
-            unsynced: Some(Vec::new()),
+            unsynced: Some(unsynced),
             ..Default::default()
         })?;
     }
