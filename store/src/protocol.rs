@@ -197,7 +197,9 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
             String::from_utf8_lossy(&len)
         )));
     }
-    let mut body = Vec::new();
+    // Room for the frame up front (at most 16 MiB before the bytes arrive,
+    // so a claimed length alone never allocates much), then one read loop.
+    let mut body = Vec::with_capacity((n as usize).min(16 << 20));
     r.take(n as u64).read_to_end(&mut body)?;
     if body.len() != n as usize {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "input ends inside a frame"));

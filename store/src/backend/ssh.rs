@@ -358,7 +358,9 @@ fn writer(stdin: ChildStdin, rx: mpsc::Receiver<Vec<u8>>) {
 
 /// Reads replies and hands each to the caller waiting for its id. At the
 /// end of the stream every waiter (and every later call) gets the reason.
-fn reader(mut stdout: ChildStdout, pending: &Mutex<Pending>, child: &Mutex<Child>, stderr: &Stderr) {
+fn reader(stdout: ChildStdout, pending: &Mutex<Pending>, child: &Mutex<Child>, stderr: &Stderr) {
+    // Buffered: a small reply costs one read, not one per field.
+    let mut stdout = std::io::BufReader::with_capacity(256 << 10, stdout);
     let (kind, what) = loop {
         match read_frame(&mut stdout) {
             Ok(Some(body)) => match decode_reply(&body) {
