@@ -63,6 +63,10 @@ pub struct BackupOptions {
     /// [`BackupReport::changed`] (always done for a dry run). Costs one
     /// tree read per folder of the parent.
     pub list_changes: bool,
+    /// Keep every path of the new snapshot with its entry in
+    /// [`BackupReport::tree`] (a push records it as the synced state
+    /// without reading its own trees back from the store).
+    pub collect_tree: bool,
     /// Test hook: runs before each file is opened for reading, with its
     /// absolute path (lets tests change the folder between scan and read).
     #[doc(hidden)]
@@ -120,6 +124,12 @@ pub struct BackupReport {
     /// (at their path or as a conflict copy) before it was read.
     #[serde(skip)]
     pub brought_back: usize,
+    /// With [`BackupOptions::collect_tree`]: every path of the snapshot
+    /// written (or of the unchanged parent's tree, when up to date) with
+    /// its entry, folders included, as [`crate::push::flatten`] would
+    /// read it back.
+    #[serde(skip)]
+    pub tree: Option<crate::replica::Base>,
     /// Wall time (`duration_s` in JSON).
     #[serde(rename = "duration_s", serialize_with = "crate::change::duration_secs")]
     pub duration: Duration,
@@ -145,6 +155,8 @@ struct Ctx<'a> {
     /// Folder (relative path) → the names in it.
     listed: Option<HashMap<PathBuf, Vec<OsString>>>,
     listing: Option<&'a Listing>,
+    /// Every entry put into a tree, by path (`collect_tree`).
+    tree: Option<Mutex<Vec<(PathBuf, Entry)>>>,
 }
 
 fn link_group(m: &LocalEntry) -> u64 {
@@ -254,6 +266,7 @@ pub fn backup_listed(
             dirs
         }),
         listing,
+        tree: opts.collect_tree.then(Mutex::default),
     };
     let root = std::thread::scope(|scope| {
         if opts.estimate {
@@ -272,6 +285,7 @@ pub fn backup_listed(
         skipped: std::mem::take(&mut *ctx.skipped.lock().expect("skipped")),
         changed: std::mem::take(&mut *ctx.changed.lock().expect("changed")),
         left_out: leave_out.clone(),
+        tree: ctx.tree.as_ref().map(|t| std::mem::take(&mut *t.lock().expect("tree")).into_iter().collect()),
         ..Default::default()
     };
     report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
@@ -427,7 +441,12 @@ impl Ctx<'_> {
             return Ok(None);
         }
         self.counts.lock().expect("counts").dirs += 1;
-        Ok(Some(self.put_tree(&Tree { entries })?))
+        let tree = Tree { entries };
+        let id = self.put_tree(&tree)?;
+        if let Some(t) = &self.tree {
+            t.lock().expect("tree").extend(tree.entries.into_iter().map(|e| (crate::filter::rel_join(rel, &e.name), e)));
+        }
+        Ok(Some(id))
     }
 
     fn entry(&self, abs: &Path, rel: &Path, name: &[u8], filter: &Filter, depth: usize, old: Option<&Entry>) -> Result<Option<Entry>> {

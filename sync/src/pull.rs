@@ -21,7 +21,9 @@ use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use ferry_store::{BlockId, ObjectName, Store};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use ferry_store::{BlockId, ObjectName, Store, UnitReader};
 
 use crate::error::{Error, Result};
 use crate::filter::{IGNORE_FILE, IgnoreRules};
@@ -430,11 +432,11 @@ pub fn apply_tree(
         })
         .collect();
     replica.set_pending(&pending)?;
-    let mut ctx = Apply { replica, store, base: &base, remote, local: &view, block_map: None, from_store: 0, from_local: 0 };
+    let ctx = Apply::new(replica, store, &base, remote, &view, &plan.actions);
     let mut failed: std::collections::BTreeSet<PathBuf> = Default::default();
     let mut written: Vec<PathBuf> = Vec::new();
-    for a in &plan.actions {
-        if let Err(e) = ctx.apply(a) {
+    for (a, r) in plan.actions.iter().zip(ctx.apply_all(&plan.actions)) {
+        if let Err(e) = r {
             let p = match a {
                 Action::Rename(from, p) => {
                     failed.insert(from.clone());
@@ -451,8 +453,8 @@ pub fn apply_tree(
             progress.files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
-    report.bytes_from_store = ctx.from_store;
-    report.bytes_from_local = ctx.from_local;
+    report.bytes_from_store = ctx.from_store.into_inner();
+    report.bytes_from_local = ctx.from_local.into_inner();
     drop(view);
 
     // The synced state advances per path: to the remote where it was
@@ -487,13 +489,13 @@ pub fn apply_tree(
 struct Apply<'a> {
     replica: &'a Replica,
     store: &'a Store,
-    base: &'a Base,
     remote: &'a Base,
     local: &'a LocalView<'a>,
-    /// Block ID → (local file, offset, length), built on first need.
-    block_map: Option<HashMap<BlockId, (PathBuf, u64, u32)>>,
-    from_store: u64,
-    from_local: u64,
+    /// Block ID → (local file, offset, length), for the blocks files here
+    /// already hold (built when the plan writes any file).
+    block_map: HashMap<BlockId, (PathBuf, u64, u32)>,
+    from_store: AtomicU64,
+    from_local: AtomicU64,
 }
 
 /// Pull writes are fsynced (a working folder must survive a crash) and
@@ -525,7 +527,89 @@ impl Apply<'_> {
         Ok(())
     }
 
-    fn apply(&mut self, a: &Action) -> Result<()> {
+    /// Applies the steps in order, and returns each one's outcome. Each
+    /// run of file writes (they come together in a plan, and never touch
+    /// the same path) is written by several threads, their blocks read
+    /// ahead in batched requests ([`Store::prefetch`]).
+    fn apply_all(&self, actions: &[Action]) -> Vec<Result<()>> {
+        let mut out: Vec<Option<Result<()>>> = actions.iter().map(|_| None).collect();
+        let mut i = 0;
+        while i < actions.len() {
+            if !matches!(actions[i], Action::Write(_) | Action::Symlink(_)) {
+                out[i] = Some(self.apply(&actions[i]));
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j < actions.len() && matches!(actions[j], Action::Write(_) | Action::Symlink(_)) {
+                j += 1;
+            }
+            let mut writes = Vec::new();
+            for (k, a) in actions.iter().enumerate().take(j).skip(i) {
+                match a {
+                    Action::Write(p) => writes.push((k, p)),
+                    a => out[k] = Some(self.apply(a)),
+                }
+            }
+            for (k, r) in self.write_all(&writes) {
+                out[k] = Some(r);
+            }
+            i = j;
+        }
+        out.into_iter().map(|r| r.expect("every step applied")).collect()
+    }
+
+    /// Writes files (`(step index, path)`), several at a time, in the
+    /// order their blocks lie in the packs.
+    fn write_all(&self, writes: &[(usize, &PathBuf)]) -> Vec<(usize, Result<()>)> {
+        let wanted = |p: &PathBuf| -> Vec<BlockId> {
+            entry_file_ids(&self.remote[p]).map(|ids| ids.iter().filter(|id| !self.block_map.contains_key(id)).copied().collect()).unwrap_or_default()
+        };
+        let mut order: Vec<(Option<(ObjectName, u64)>, usize)> = writes
+            .iter()
+            .enumerate()
+            .map(|(w, (_, p))| (wanted(p).first().and_then(|id| self.store.lookup(id).ok().flatten()).map(|l| (l.pack, l.offset)), w))
+            .collect();
+        order.sort_by(|a, b| match (&a.0, &b.0) {
+            (Some(x), Some(y)) => x.cmp(y).then(a.1.cmp(&b.1)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.1.cmp(&b.1),
+        });
+        let order: Vec<usize> = order.into_iter().map(|(_, w)| w).collect();
+        let units: Vec<Vec<BlockId>> = order.iter().map(|&w| wanted(writes[w].1)).collect();
+        let next = AtomicUsize::new(0);
+        let done = std::sync::Mutex::new(Vec::with_capacity(writes.len()));
+        let threads = rayon::current_num_threads().clamp(4, 16).min(writes.len().max(1));
+        self.store.prefetch(&units, Default::default(), |pf| {
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| {
+                        loop {
+                            let u = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&w) = order.get(u) else { break };
+                            let (k, p) = writes[w];
+                            let mut reader = pf.unit(u);
+                            let r = self.write(p, &mut reader);
+                            done.lock().unwrap_or_else(|e| e.into_inner()).push((k, r));
+                        }
+                    });
+                }
+            })
+        });
+        done.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the file at `p` from its blocks.
+    fn write(&self, p: &Path, reader: &mut UnitReader<'_, '_>) -> Result<()> {
+        self.parents(p)?;
+        let e = &self.remote[p];
+        let expect = self.expect_after_delete(p);
+        let abs = self.abs(p);
+        workdir::write_file(&abs, e, |id| self.block(id, reader), PULL_WRITE, &expect, |_| {})
+    }
+
+    fn apply(&self, a: &Action) -> Result<()> {
         match a {
             Action::Rename(from, to) => {
                 self.parents(to)?;
@@ -567,13 +651,8 @@ impl Apply<'_> {
                 let expect = self.expect_after_delete(p);
                 workdir::write_symlink(&self.abs(p), &self.remote[p], PULL_WRITE, &expect)
             }
-            Action::Write(p) => {
-                self.parents(p)?;
-                let e = self.remote[p].clone();
-                let expect = self.expect_after_delete(p);
-                let abs = self.abs(p);
-                workdir::write_file(&abs, &e, |id| self.block(id), PULL_WRITE, &expect, |_| {})
-            }
+            // Written by `write_all`; alone here only when asked for outside a plan.
+            Action::Write(p) => self.write_all(&[(0, p)]).pop().map(|(_, r)| r).unwrap_or(Ok(())),
         }
     }
 
@@ -587,43 +666,44 @@ impl Apply<'_> {
         }
     }
 
-    fn block_map(&mut self) -> &HashMap<BlockId, (PathBuf, u64, u32)> {
-        if self.block_map.is_none() {
-            let mut m = HashMap::new();
-            for (p, e) in self.base {
-                let (Some(ids), Some(l)) = (entry_file_ids(e), self.local.get(p)) else { continue };
+    /// A block's plaintext: from a local file that holds it (verified by
+    /// ID), else from the store (through the prefetch).
+    fn block(&self, id: &BlockId, reader: &mut UnitReader<'_, '_>) -> Result<Vec<u8>> {
+        if let Some((p, off, len)) = self.block_map.get(id) {
+            let mut buf = vec![0u8; *len as usize];
+            let ok = File::open(self.abs(p)).and_then(|mut f| {
+                f.seek(SeekFrom::Start(*off))?;
+                f.read_exact(&mut buf)
+            });
+            if ok.is_ok() && self.replica.keys().block_id(&buf) == *id {
+                self.from_local.fetch_add(*len as u64, Ordering::Relaxed);
+                return Ok(buf);
+            }
+        }
+        let d = reader.take(id)?;
+        self.from_store.fetch_add(d.len() as u64, Ordering::Relaxed);
+        Ok(d)
+    }
+}
+
+impl<'a> Apply<'a> {
+    fn new(replica: &'a Replica, store: &'a Store, base: &Base, remote: &'a Base, local: &'a LocalView<'a>, actions: &[Action]) -> Self {
+        let mut block_map = HashMap::new();
+        if actions.iter().any(|a| matches!(a, Action::Write(_))) {
+            for (p, e) in base {
+                let (Some(ids), Some(l)) = (entry_file_ids(e), local.get(p)) else { continue };
                 if !crate::scan::matches(e, l) {
                     continue;
                 }
                 let mut off = 0u64;
                 for id in ids {
-                    let Ok(Some(loc)) = self.store.lookup(id) else { break };
-                    m.entry(*id).or_insert((p.clone(), off, loc.raw_len));
+                    let Ok(Some(loc)) = store.lookup(id) else { break };
+                    block_map.entry(*id).or_insert((p.clone(), off, loc.raw_len));
                     off += loc.raw_len as u64;
                 }
             }
-            self.block_map = Some(m);
         }
-        self.block_map.as_ref().expect("built above")
-    }
-
-    /// A block's plaintext: from a local file that holds it (verified by
-    /// ID), else from the store.
-    fn block(&mut self, id: &BlockId) -> Result<Vec<u8>> {
-        if let Some((p, off, len)) = self.block_map().get(id).cloned() {
-            let mut buf = vec![0u8; len as usize];
-            let ok = File::open(self.abs(&p)).and_then(|mut f| {
-                f.seek(SeekFrom::Start(off))?;
-                f.read_exact(&mut buf)
-            });
-            if ok.is_ok() && self.replica.keys().block_id(&buf) == *id {
-                self.from_local += len as u64;
-                return Ok(buf);
-            }
-        }
-        let d = self.store.read_block(id)?;
-        self.from_store += d.len() as u64;
-        Ok(d)
+        Apply { replica, store, remote, local, block_map, from_store: AtomicU64::new(0), from_local: AtomicU64::new(0) }
     }
 }
 

@@ -13,7 +13,8 @@ use crate::progress::Progress;
 use crate::replica::{Base, Commit, Known, Replica};
 use crate::scan::{Listing, replica_filter};
 use crate::snapshot::{self, Snapshot};
-use crate::{load_tree, ls};
+use crate::filter::{display_rel, rel_join};
+use crate::tree::{Content, MAX_DEPTH, Tree};
 
 /// Push settings.
 #[derive(Clone, Debug, Default)]
@@ -42,13 +43,37 @@ pub fn check_compatible(replica: &Replica, store: &Store) -> Result<()> {
     Ok(())
 }
 
+/// Tree blocks read per batched request group while flattening.
+const TREES_PER_BATCH: usize = 1024;
+
 /// Every path of a snapshot's tree with its entry (folders included).
+/// The trees are read a level at a time, each level's in batched reads
+/// ([`Store::read_blocks`]).
 pub fn flatten(store: &Store, root: &ferry_store::BlockId) -> Result<Base> {
     let mut out = Base::new();
-    let tree = load_tree(store, root)?;
-    ls::walk(store, &tree, "", &mut |p, e| {
-        out.insert(p.to_path_buf(), e.clone());
-    })?;
+    let mut level: Vec<(PathBuf, ferry_store::BlockId)> = vec![(PathBuf::new(), *root)];
+    let mut depth = 0;
+    while !level.is_empty() {
+        if depth > MAX_DEPTH {
+            return Err(Error::TreeTooDeep { at: display_rel(&level[0].0) });
+        }
+        let mut next = Vec::new();
+        for batch in level.chunks(TREES_PER_BATCH) {
+            let ids: Vec<ferry_store::BlockId> = batch.iter().map(|(_, id)| *id).collect();
+            for ((rel, id), got) in batch.iter().zip(store.read_blocks(&ids)) {
+                let tree = Tree::decode(&got?, &format!("tree {}", id.short(16)))?;
+                for e in tree.entries {
+                    let p = rel_join(rel, &e.name);
+                    if let Content::Dir(child) = &e.content {
+                        next.push((p.clone(), *child));
+                    }
+                    out.insert(p, e);
+                }
+            }
+        }
+        level = next;
+        depth += 1;
+    }
     Ok(out)
 }
 
@@ -102,6 +127,7 @@ pub fn push_with(
         estimate: opts.estimate,
         skip_if_unchanged: true,
         list_changes: opts.list_changes,
+        collect_tree: true,
         ..Default::default()
     };
     // Validate the filter once here so a bad .ferryignore fails before any work.
@@ -114,7 +140,11 @@ pub fn push_with(
     report.brought_back = brought_back;
     if let Some(id) = report.snapshot {
         let snap = Snapshot::load_listed(store, &id)?;
-        let tree = flatten(store, &snap.root)?;
+        // The walk kept what it put in the trees: nothing is read back.
+        let tree = match report.tree.take() {
+            Some(t) => t,
+            None => flatten(store, &snap.root)?,
+        };
         // Paths still left out (their rule still holds) stay unsynced.
         let unsynced: Vec<PathBuf> = replica.unsynced()?.into_iter().filter(|p| !tree.contains_key(p)).collect();
         // The pushed tree is the synced state; only the new snapshot (and

@@ -20,14 +20,15 @@ use std::time::{Duration, Instant};
 
 use crate::fsutil::{mtime_ns, temp_beside};
 use crate::workdir::{self, Expect, WriteOpts};
-use ferry_store::{BlockId, Store};
+use ferry_store::{BlockId, Store, UnitReader};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::filter::{Decision, Filter, FilterOptions, display_rel, rel_join};
 use crate::progress::{Progress, Skipped};
+use crate::load_tree;
+use crate::snapshot::Snapshot;
 use crate::tree::{Content, Entry, MAX_DEPTH, Tree};
-use crate::{load_tree, snapshot::Snapshot};
 
 /// Restore settings.
 #[derive(Clone, Debug, Default)]
@@ -80,7 +81,46 @@ struct Ctx<'a> {
     from_local: AtomicU64,
 }
 
+/// A folder of the snapshot met by the walk.
+struct DirNode {
+    abs: PathBuf,
+    rel: PathBuf,
+    /// Its entry (None for the target itself).
+    entry: Option<Entry>,
+    /// Index of the folder holding it.
+    parent: usize,
+    depth: usize,
+    /// Entered only to look inside (`--include`): kept only if something in it is.
+    filtered: bool,
+    /// Something inside was taken.
+    taken: bool,
+    /// Its tree could not be read (reported).
+    failed: bool,
+}
+
+/// A file to write.
+struct FileJob {
+    abs: PathBuf,
+    rel: PathBuf,
+    entry: Entry,
+    /// A regular file is there already: its blocks may be reused.
+    existing: bool,
+    /// Block ID → (offset, length) in the file already there.
+    local: HashMap<BlockId, (u64, usize)>,
+}
+
+/// Tree blocks read per batch while walking a level of the snapshot.
+const TREES_PER_BATCH: usize = 1024;
+
 /// Restores `snap` into `target`.
+///
+/// Three steps: the walk reads the snapshot's trees a level at a time
+/// (each level's trees in batched reads, [`Store::read_blocks`]), makes
+/// the folders and symlinks and lists the files to write; then the files
+/// are written by several threads, each taking the next file, while
+/// [`Store::prefetch`] reads their blocks ahead in few large requests
+/// (files ordered by where their blocks lie, so the requests follow the
+/// packs); last, hard links and the folders' modes and times.
 pub fn restore(store: &Store, snap: &Snapshot, target: &Path, opts: &RestoreOptions, progress: &Progress) -> Result<RestoreReport> {
     let start = Instant::now();
     let ctx = Ctx {
@@ -106,10 +146,12 @@ pub fn restore(store: &Store, snap: &Snapshot, target: &Path, opts: &RestoreOpti
         workdir::remove_stale_temps(target);
     }
     let root = load_tree(store, &snap.root)?;
-    ctx.dir(&root, target, Path::new(""), 0)?;
+    let (mut dirs, mut jobs) = ctx.walk(root, target);
     if !opts.dry_run {
+        ctx.write_files(&mut jobs);
         ctx.link_hard_links();
     }
+    ctx.finish_dirs(&mut dirs);
     let mut skipped = ctx.skipped.into_inner().expect("lock");
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     let mut written = ctx.written.into_inner().expect("lock");
@@ -141,107 +183,214 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Restores the entries of a folder that already exists at `abs`.
-    /// Returns whether anything inside was taken (for `--include`).
-    fn dir(&self, tree: &Tree, abs: &Path, rel: &Path, depth: usize) -> Result<bool> {
-        if depth > MAX_DEPTH {
-            return Err(Error::TreeTooDeep { at: display_rel(rel) });
-        }
-        let taken: Vec<bool> = tree
-            .entries
-            .par_iter()
-            .map(|e| {
-                let r = rel_join(rel, &e.name);
-                let a = abs.join(std::ffi::OsStr::from_bytes(&e.name));
-                match self.entry(e, &a, &r, depth) {
-                    Ok(t) => t,
-                    Err(err) => {
-                        self.skip(&r, err.to_string());
-                        false
+    /// Walks the snapshot a level at a time from its root tree: makes
+    /// folders and symlinks, settles files already in place, and returns
+    /// the folders met and the files to write.
+    fn walk(&self, root: Tree, target: &Path) -> (Vec<DirNode>, Vec<FileJob>) {
+        let mut dirs = vec![DirNode {
+            abs: target.to_path_buf(),
+            rel: PathBuf::new(),
+            entry: None,
+            parent: 0,
+            depth: 0,
+            filtered: false,
+            taken: false,
+            failed: false,
+        }];
+        let mut jobs = Vec::new();
+        let mut level: Vec<(usize, Tree)> = vec![(0, root)];
+        while !level.is_empty() {
+            let mut next: Vec<(usize, BlockId)> = Vec::new();
+            for (di, tree) in level {
+                if dirs[di].depth > MAX_DEPTH {
+                    let rel = dirs[di].rel.clone();
+                    self.skip(&rel, Error::TreeTooDeep { at: display_rel(&rel) }.to_string());
+                    dirs[di].failed = true;
+                    continue;
+                }
+                for e in tree.entries {
+                    let r = rel_join(&dirs[di].rel, &e.name);
+                    let a = dirs[di].abs.join(std::ffi::OsStr::from_bytes(&e.name));
+                    let decision = self.filter.decide(&r, matches!(e.content, Content::Dir(_)));
+                    if decision == Decision::Exclude {
+                        continue;
+                    }
+                    match &e.content {
+                        Content::Dir(id) => {
+                            if !self.opts.dry_run
+                                && let Err(err) = self.ensure_dir(&a)
+                            {
+                                self.skip(&r, err.to_string());
+                                continue;
+                            }
+                            let id = *id;
+                            let depth = dirs[di].depth + 1;
+                            dirs.push(DirNode {
+                                abs: a,
+                                rel: r,
+                                entry: Some(e),
+                                parent: di,
+                                depth,
+                                filtered: decision == Decision::Descend,
+                                taken: false,
+                                failed: false,
+                            });
+                            next.push((dirs.len() - 1, id));
+                        }
+                        Content::Symlink(_) => {
+                            if !self.opts.dry_run
+                                && let Err(err) = workdir::write_symlink(&a, &e, self.write, &Expect::Any)
+                            {
+                                self.skip(&r, err.to_string());
+                                continue;
+                            }
+                            self.symlinks.fetch_add(1, Ordering::Relaxed);
+                            self.written.lock().expect("lock").push(display_rel(&r));
+                            dirs[di].taken = true;
+                        }
+                        Content::File(_) => match self.plan_file(e, a, r) {
+                            Ok(job) => {
+                                dirs[di].taken = true;
+                                jobs.extend(job);
+                            }
+                            Err((r, err)) => self.skip(&r, err.to_string()),
+                        },
                     }
                 }
-            })
-            .collect();
-        Ok(taken.into_iter().any(|t| t))
-    }
-
-    fn entry(&self, e: &Entry, abs: &Path, rel: &Path, depth: usize) -> Result<bool> {
-        let decision = self.filter.decide(rel, matches!(e.content, Content::Dir(_)));
-        if decision == Decision::Exclude {
-            return Ok(false);
-        }
-        match &e.content {
-            Content::Dir(id) => {
-                let sub = load_tree(self.store, id)?;
-                let filtered = decision == Decision::Descend;
-                if !self.opts.dry_run {
-                    self.ensure_dir(abs)?;
-                }
-                let any = self.dir(&sub, abs, rel, depth + 1)?;
-                if filtered && !any {
-                    // Made only to look inside; nothing was taken.
-                    if !self.opts.dry_run {
-                        let _ = fs::remove_dir(abs);
+            }
+            // The next level's trees, in batched reads.
+            level = Vec::new();
+            for batch in next.chunks(TREES_PER_BATCH) {
+                let ids: Vec<BlockId> = batch.iter().map(|(_, id)| *id).collect();
+                for ((di, id), got) in batch.iter().zip(self.store.read_blocks(&ids)) {
+                    let tree = got
+                        .map_err(Error::from)
+                        .and_then(|bytes| Ok(Tree::decode(&bytes, &format!("tree {}", id.short(16)))?));
+                    match tree {
+                        Ok(t) => level.push((*di, t)),
+                        Err(err) => {
+                            let d = &mut dirs[*di];
+                            d.failed = true;
+                            self.skip(&d.rel, err.to_string());
+                        }
                     }
-                    return Ok(false);
                 }
-                if !self.opts.dry_run {
-                    self.set_meta(abs, e)?;
-                }
-                self.dirs.fetch_add(1, Ordering::Relaxed);
-                Ok(true)
-            }
-            Content::Symlink(_) => {
-                if !self.opts.dry_run {
-                    workdir::write_symlink(abs, e, self.write, &Expect::Any)?;
-                }
-                self.symlinks.fetch_add(1, Ordering::Relaxed);
-                self.written.lock().expect("lock").push(display_rel(rel));
-                Ok(true)
-            }
-            Content::File(_) => {
-                self.file(e, abs, rel)?;
-                Ok(true)
             }
         }
+        (dirs, jobs)
     }
 
-    fn set_meta(&self, abs: &Path, e: &Entry) -> Result<()> {
-        workdir::set_meta(abs, e, self.write)
-    }
-
-    fn file(&self, e: &Entry, abs: &Path, rel: &Path) -> Result<()> {
-        let existing = fs::symlink_metadata(abs).ok();
+    /// A file of the snapshot: already in place (settled here), or a job.
+    fn plan_file(&self, e: Entry, abs: PathBuf, rel: PathBuf) -> std::result::Result<Option<FileJob>, (PathBuf, Error)> {
+        let existing = fs::symlink_metadata(&abs).ok();
         if let Some(m) = &existing {
             if m.is_dir() {
-                return Err(Error::InTheWay { path: abs.to_path_buf(), found: "folder", wanted: "file" });
+                return Err((rel, Error::InTheWay { path: abs, found: "folder", wanted: "file" }));
             }
-            let mt = mtime_ns(m);
-            if m.is_file() && m.size() == e.size && mt == e.mtime_ns {
-                if !self.opts.dry_run && m.mode() & 0o7777 != e.mode {
-                    self.set_meta(abs, e)?;
+            if m.is_file() && m.size() == e.size && mtime_ns(m) == e.mtime_ns {
+                if !self.opts.dry_run
+                    && m.mode() & 0o7777 != e.mode
+                    && let Err(err) = workdir::set_meta(&abs, &e, self.write)
+                {
+                    return Err((rel, err));
                 }
                 self.files_unchanged.fetch_add(1, Ordering::Relaxed);
                 self.progress.file_done(e.size);
-                self.note_link(e, abs);
-                return Ok(());
+                self.note_link(&e, &abs);
+                return Ok(None);
             }
         }
-        self.written.lock().expect("lock").push(display_rel(rel));
+        self.written.lock().expect("lock").push(display_rel(&rel));
         if self.opts.dry_run {
             self.files_written.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
+            return Ok(None);
         }
-        // Blocks the old file already holds are copied from it, verified by ID.
-        let local = match &existing {
-            Some(m) if m.is_file() => self.local_blocks(abs),
-            _ => HashMap::new(),
+        let existing = existing.is_some_and(|m| m.is_file());
+        Ok(Some(FileJob { abs, rel, entry: e, existing, local: HashMap::new() }))
+    }
+
+    /// Writes the files: blocks the old file at the same path holds are
+    /// copied from it (verified by ID), the rest come from the store
+    /// through one prefetch, written by several threads.
+    fn write_files(&self, jobs: &mut [FileJob]) {
+        jobs.par_iter_mut().filter(|j| j.existing).for_each(|j| j.local = self.local_blocks(&j.abs));
+        let wanted = |j: &FileJob| -> Vec<BlockId> {
+            match &j.entry.content {
+                Content::File(ids) => ids.iter().filter(|id| !j.local.contains_key(id)).copied().collect(),
+                _ => Vec::new(),
+            }
         };
-        self.write_file(e, abs, &local)?;
-        self.files_written.fetch_add(1, Ordering::Relaxed);
-        self.progress.file_done(e.size);
-        self.note_link(e, abs);
-        Ok(())
+        // Files in the order their blocks lie in the packs, so that the
+        // batched reads follow the packs.
+        let mut order: Vec<(Option<(ferry_store::ObjectName, u64)>, usize)> = jobs
+            .iter()
+            .enumerate()
+            .map(|(k, j)| {
+                let first = wanted(j).first().and_then(|id| self.store.lookup(id).ok().flatten()).map(|l| (l.pack, l.offset));
+                (first, k)
+            })
+            .collect();
+        order.sort_by(|a, b| match (&a.0, &b.0) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.1.cmp(&b.1),
+        });
+        let order: Vec<usize> = order.into_iter().map(|(_, k)| k).collect();
+        let units: Vec<Vec<BlockId>> = order.iter().map(|&k| wanted(&jobs[k])).collect();
+        let jobs: &[FileJob] = jobs;
+        let next = AtomicU64::new(0);
+        let writers = rayon::current_num_threads().clamp(4, 16).min(jobs.len().max(1));
+        self.store.prefetch(&units, Default::default(), |pf| {
+            std::thread::scope(|s| {
+                for _ in 0..writers {
+                    s.spawn(|| {
+                        loop {
+                            let u = next.fetch_add(1, Ordering::Relaxed) as usize;
+                            let Some(&k) = order.get(u) else { break };
+                            let job = &jobs[k];
+                            let mut reader = pf.unit(u);
+                            match self.write_file(job, &mut reader) {
+                                Ok(()) => {
+                                    self.files_written.fetch_add(1, Ordering::Relaxed);
+                                    self.progress.file_done(job.entry.size);
+                                    self.note_link(&job.entry, &job.abs);
+                                }
+                                Err(err) => self.skip(&job.rel, err.to_string()),
+                            }
+                        }
+                    });
+                }
+            })
+        });
+    }
+
+    /// Sets the folders' modes and times, deepest first (after everything
+    /// inside is written), and removes folders made only to look inside
+    /// that ended up holding nothing taken.
+    fn finish_dirs(&self, dirs: &mut [DirNode]) {
+        for i in (1..dirs.len()).rev() {
+            let d = &dirs[i];
+            if d.failed {
+                continue;
+            }
+            if d.filtered && !d.taken {
+                if !self.opts.dry_run {
+                    let _ = fs::remove_dir(&d.abs);
+                }
+                continue;
+            }
+            if !self.opts.dry_run
+                && let Some(e) = &d.entry
+                && let Err(err) = workdir::set_meta(&d.abs, e, self.write)
+            {
+                self.skip(&d.rel, err.to_string());
+                continue;
+            }
+            self.dirs.fetch_add(1, Ordering::Relaxed);
+            let p = d.parent;
+            dirs[p].taken = true;
+        }
     }
 
     fn note_link(&self, e: &Entry, abs: &Path) {
@@ -250,32 +399,28 @@ impl Ctx<'_> {
         }
     }
 
-    fn write_file(&self, e: &Entry, abs: &Path, local: &HashMap<BlockId, (u64, usize)>) -> Result<()> {
-        let mut old = if local.is_empty() { None } else { File::open(abs).ok() };
+    fn write_file(&self, job: &FileJob, reader: &mut UnitReader<'_, '_>) -> Result<()> {
+        let mut old = if job.local.is_empty() { None } else { File::open(&job.abs).ok() };
         let block = |id: &BlockId| -> Result<Vec<u8>> {
-            if let (Some(&(off, len)), Some(of)) = (local.get(id), old.as_mut()) {
+            if let (Some(&(off, len)), Some(of)) = (job.local.get(id), old.as_mut()) {
                 let mut buf = vec![0u8; len];
                 if of.seek(SeekFrom::Start(off)).is_ok() && of.read_exact(&mut buf).is_ok() && self.store.keys().block_id(&buf) == *id {
                     self.from_local.fetch_add(len as u64, Ordering::Relaxed);
                     return Ok(buf);
                 }
             }
-            self.fetch(id)
+            let d = reader.take(id)?;
+            self.from_store.fetch_add(d.len() as u64, Ordering::Relaxed);
+            Ok(d)
         };
         let mut written = 0u64;
-        let r = workdir::write_file(abs, e, block, self.write, &Expect::Any, |n| {
+        let r = workdir::write_file(&job.abs, &job.entry, block, self.write, &Expect::Any, |n| {
             written += n;
             self.progress.bytes.fetch_add(n, Ordering::Relaxed);
         });
         // Undo the per-block progress: file_done adds the size once.
         self.progress.bytes.fetch_sub(written, Ordering::Relaxed);
         r
-    }
-
-    fn fetch(&self, id: &BlockId) -> Result<Vec<u8>> {
-        let d = self.store.read_block(id)?;
-        self.from_store.fetch_add(d.len() as u64, Ordering::Relaxed);
-        Ok(d)
     }
 
     /// Chunks an existing file with the store's chunker: ID → (offset, length).

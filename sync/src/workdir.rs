@@ -215,8 +215,13 @@ pub fn ensure_dir(abs: &Path, replace: bool) -> Result<bool> {
         Ok(_) => return Err(Error::InTheWay { path: abs.to_path_buf(), found: "file", wanted: "folder" }),
         Err(_) => {}
     }
-    fs::create_dir(abs).map_err(|e| Error::io("create folder", abs, e))?;
-    Ok(false)
+    match fs::create_dir(abs) {
+        Ok(()) => Ok(false),
+        // Made meanwhile by another writer of the same run (files are
+        // written several at a time): fine if it is a real folder.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && fs::symlink_metadata(abs).is_ok_and(|m| m.is_dir()) => Ok(true),
+        Err(e) => Err(Error::io("create folder", abs, e)),
+    }
 }
 
 /// Sets mode, times and (as root) owner of an existing entry.

@@ -24,6 +24,8 @@ struct Counting {
     inner: LocalDir,
     snapshot_lists: AtomicUsize,
     snapshot_reads: AtomicUsize,
+    /// Ranged reads of packs (blocks and trees).
+    pack_reads: AtomicUsize,
 }
 
 impl Counting {
@@ -52,6 +54,9 @@ impl Backend for Counting {
         self.inner.read(path)
     }
     fn read_range(&self, path: &str, offset: u64, len: u64) -> ferry_store::Result<Vec<u8>> {
+        if path.starts_with("packs/") {
+            self.pack_reads.fetch_add(1, Ordering::SeqCst);
+        }
         self.inner.read_range(path, offset, len)
     }
     fn write(&self, path: &str, bytes: &[u8]) -> ferry_store::Result<()> {
@@ -80,7 +85,7 @@ fn sync_lists_the_history_once_and_reads_each_snapshot_once() {
     let opts = InitOptions { kdf: KDF, chunker: PARAMS, master: Some(a.keys().master().clone()), ..Default::default() };
     Store::init(Arc::new(LocalDir::new(&store_dir)), b"pw", opts, CacheLocation::Memory).unwrap();
     let open = |cache: &Path| {
-        let backend = Arc::new(Counting { inner: LocalDir::new(&store_dir), snapshot_lists: 0.into(), snapshot_reads: 0.into() });
+        let backend = Arc::new(Counting { inner: LocalDir::new(&store_dir), snapshot_lists: 0.into(), snapshot_reads: 0.into(), pack_reads: 0.into() });
         let store = Store::open_with_key(backend.clone(), a.keys().master(), CacheLocation::Dir(cache.to_path_buf())).unwrap();
         (backend, store)
     };
@@ -142,4 +147,38 @@ fn walkdir(root: &Path) -> Vec<std::path::PathBuf> {
         i += 1;
     }
     out
+}
+
+/// A push records the tree it wrote as the replica's synced state from
+/// what its walk put into the trees: it reads nothing back from packs
+/// (issue 12: every push downloaded its own new trees), and the state is
+/// exactly the pushed snapshot's tree.
+#[test]
+fn a_push_reads_no_tree_back_and_records_exactly_what_it_wrote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, store_dir) = (tmp.path().join("a"), tmp.path().join("store"));
+    let a = Replica::init(&root, b"pw", KDF, None, None, PARAMS).unwrap();
+    let opts = InitOptions { kdf: KDF, chunker: PARAMS, master: Some(a.keys().master().clone()), ..Default::default() };
+    Store::init(Arc::new(LocalDir::new(&store_dir)), b"pw", opts, CacheLocation::Memory).unwrap();
+    for d in 0..5 {
+        std::fs::create_dir_all(root.join(format!("d{d}/e{d}"))).unwrap();
+        for f in 0..6 {
+            std::fs::write(root.join(format!("d{d}/e{d}/f{f}.txt")), format!("file {d} {f}\n").repeat(40 * (f + 1))).unwrap();
+        }
+        std::os::unix::fs::symlink("e0", root.join(format!("d{d}/link"))).unwrap();
+    }
+    let popts = ferry_sync::push::PushOptions { host: "test".into(), ..Default::default() };
+    let p = Progress::default();
+    for round in 0..2 {
+        std::fs::write(root.join("d3/e3/f2.txt"), format!("edited in round {round}\n")).unwrap();
+        let backend =
+            Arc::new(Counting { inner: LocalDir::new(&store_dir), snapshot_lists: 0.into(), snapshot_reads: 0.into(), pack_reads: 0.into() });
+        let store = Store::open_with_key(backend.clone(), a.keys().master(), CacheLocation::Memory).unwrap();
+        let r = ferry_sync::push::push(&a, &store, &popts, &p).unwrap();
+        let id = r.snapshot.expect("a snapshot was written");
+        assert_eq!(backend.pack_reads.load(Ordering::SeqCst), 0, "round {round}: the push read packs");
+        let snap = ferry_sync::snapshot::Snapshot::load(&store, &id).unwrap();
+        assert_eq!(a.base().unwrap(), ferry_sync::push::flatten(&store, &snap.root).unwrap(), "round {round}");
+        assert_eq!(a.parents().unwrap(), vec![id]);
+    }
 }
