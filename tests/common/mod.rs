@@ -224,3 +224,78 @@ pub fn tmpfs(at: &Path, size: &str) -> Mount {
 pub fn resize(m: &Mount, size: &str) {
     assert!(std::process::Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&m.0).status().unwrap().success());
 }
+
+/// A backend that counts ranged reads of packs (block and tree reads), to
+/// show a restore asks for few large ranges, not one per block.
+#[derive(Debug)]
+pub struct CountPackReads {
+    pub inner: std::sync::Arc<dyn ferry_store::backend::Backend>,
+    pub pack_reads: std::sync::atomic::AtomicUsize,
+}
+
+impl CountPackReads {
+    pub fn new(inner: std::sync::Arc<dyn ferry_store::backend::Backend>) -> CountPackReads {
+        CountPackReads { inner, pack_reads: 0.into() }
+    }
+    pub fn reads(&self) -> usize {
+        self.pack_reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn count(&self, path: &str, n: usize) {
+        if path.starts_with("packs/") {
+            self.pack_reads.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+impl ferry_store::backend::Backend for CountPackReads {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> ferry_store::Result<()> {
+        self.inner.create()
+    }
+    fn list(&self, prefix: &str) -> ferry_store::Result<Vec<ferry_store::backend::ObjectInfo>> {
+        self.inner.list(prefix)
+    }
+    fn read(&self, path: &str) -> ferry_store::Result<Vec<u8>> {
+        self.count(path, 1);
+        self.inner.read(path)
+    }
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> ferry_store::Result<Vec<u8>> {
+        self.count(path, 1);
+        self.inner.read_range(path, offset, len)
+    }
+    fn read_ranges(&self, path: &str, ranges: &[(u64, u64)]) -> ferry_store::Result<Vec<Vec<u8>>> {
+        // Each range may be its own request on some backends: count them all.
+        self.count(path, ranges.len());
+        self.inner.read_ranges(path, ranges)
+    }
+    fn write(&self, path: &str, bytes: &[u8]) -> ferry_store::Result<()> {
+        self.inner.write(path, bytes)
+    }
+    fn exists(&self, path: &str) -> ferry_store::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn delete(&self, path: &str) -> ferry_store::Result<()> {
+        self.inner.delete(path)
+    }
+    fn concurrency(&self) -> usize {
+        self.inner.concurrency()
+    }
+}
+
+/// Restores the latest snapshot of `store` (opened in this process with
+/// the tests' passphrase over `backend`) into `target`; returns the
+/// report and the pack reads it made.
+pub fn restore_latest_counted(
+    backend: std::sync::Arc<dyn ferry_store::backend::Backend>,
+    target: &Path,
+) -> (ferry_sync::restore::RestoreReport, usize, u64) {
+    let counted = std::sync::Arc::new(CountPackReads::new(backend));
+    let store = ferry_store::Store::open(counted.clone(), b"test passphrase", ferry_store::CacheLocation::Memory).unwrap();
+    let (_, snap) = ferry_sync::snapshot::list(&store).unwrap().pop().expect("a snapshot");
+    let before = counted.reads();
+    let r = ferry_sync::restore::restore(&store, &snap, target, &Default::default(), &ferry_sync::Progress::default()).unwrap();
+    let blocks = snap.summary.files;
+    (r, counted.reads() - before, blocks)
+}
