@@ -107,8 +107,14 @@ impl Sshd {
 
     /// A connection to the store at `path` from this process (plain key).
     fn backend(&self, path: &Path) -> ferry_store::backend::SshBackend {
-        let t = ferry_store::backend::SshTarget { user: None, host: "127.0.0.1".into(), port: Some(self.port), path: path.to_str().unwrap().into() };
-        ferry_store::backend::SshBackend::connect_with(&self.loc(path), &t, &self.ssh_command("plain"), ferry_bin().to_str().unwrap(), 8).unwrap()
+        let t = ferry_store::backend::SshTarget {
+            user: None,
+            host: "127.0.0.1".into(),
+            port: Some(self.port),
+            path: path.to_str().unwrap().into(),
+        };
+        ferry_store::backend::SshBackend::connect_with(&self.loc(path), &t, &self.ssh_command("plain"), ferry_bin().to_str().unwrap(), 8)
+            .unwrap()
     }
 
     fn run(&self, env: &Env, key: &str, args: &[&str]) -> Output {

@@ -414,7 +414,7 @@ fn limit(store: &Store, kind: Kind) -> u32 {
 /// neighbours at most [`MAX_GAP`] apart share a run of at most
 /// [`MAX_REQUEST`] bytes.
 fn plan_runs(mut blocks: Vec<(BlockId, Location)>) -> Vec<Run> {
-    blocks.sort_by(|a, b| (a.1.pack, a.1.offset).cmp(&(b.1.pack, b.1.offset)));
+    blocks.sort_by_key(|a| (a.1.pack, a.1.offset));
     let mut runs: Vec<Run> = Vec::new();
     for (id, loc) in blocks {
         let end = loc.offset + loc.length as u64;

@@ -188,7 +188,10 @@ fn a_flipped_byte_fails_its_block_naming_it_and_only_it() {
             let e = g.as_ref().unwrap_err();
             assert!(matches!(e, Error::Damaged { .. }), "{e}");
             let text = e.to_string();
-            assert!(text.contains(&ids[5].short(16)) && text.contains(&ferry_store::object_path(ferry_store::PACKS_DIR, &loc.pack)), "{text}");
+            assert!(
+                text.contains(&ids[5].short(16)) && text.contains(&ferry_store::object_path(ferry_store::PACKS_DIR, &loc.pack)),
+                "{text}"
+            );
         } else {
             assert_eq!(g.as_ref().unwrap(), b, "block {i}");
         }

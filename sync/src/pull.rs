@@ -563,7 +563,9 @@ impl Apply<'_> {
     /// order their blocks lie in the packs.
     fn write_all(&self, writes: &[(usize, &PathBuf)]) -> Vec<(usize, Result<()>)> {
         let wanted = |p: &PathBuf| -> Vec<BlockId> {
-            entry_file_ids(&self.remote[p]).map(|ids| ids.iter().filter(|id| !self.block_map.contains_key(id)).copied().collect()).unwrap_or_default()
+            entry_file_ids(&self.remote[p])
+                .map(|ids| ids.iter().filter(|id| !self.block_map.contains_key(id)).copied().collect())
+                .unwrap_or_default()
         };
         let mut order: Vec<(Option<(ObjectName, u64)>, usize)> = writes
             .iter()

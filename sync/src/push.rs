@@ -8,12 +8,12 @@ use ferry_store::Store;
 use crate::backup::{BackupOptions, BackupReport, backup_listed};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
+use crate::filter::{display_rel, rel_join};
 use crate::history::{History, Relation};
 use crate::progress::Progress;
 use crate::replica::{Base, Commit, Known, Replica};
 use crate::scan::{Listing, replica_filter};
 use crate::snapshot::{self, Snapshot};
-use crate::filter::{display_rel, rel_join};
 use crate::tree::{Content, MAX_DEPTH, Tree};
 
 /// Push settings.

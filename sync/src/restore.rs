@@ -25,8 +25,8 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::filter::{Decision, Filter, FilterOptions, display_rel, rel_join};
-use crate::progress::{Progress, Skipped};
 use crate::load_tree;
+use crate::progress::{Progress, Skipped};
 use crate::snapshot::Snapshot;
 use crate::tree::{Content, Entry, MAX_DEPTH, Tree};
 
@@ -263,9 +263,7 @@ impl Ctx<'_> {
             for batch in next.chunks(TREES_PER_BATCH) {
                 let ids: Vec<BlockId> = batch.iter().map(|(_, id)| *id).collect();
                 for ((di, id), got) in batch.iter().zip(self.store.read_blocks(&ids)) {
-                    let tree = got
-                        .map_err(Error::from)
-                        .and_then(|bytes| Ok(Tree::decode(&bytes, &format!("tree {}", id.short(16)))?));
+                    let tree = got.map_err(Error::from).and_then(|bytes| Ok(Tree::decode(&bytes, &format!("tree {}", id.short(16)))?));
                     match tree {
                         Ok(t) => level.push((*di, t)),
                         Err(err) => {

@@ -85,7 +85,12 @@ fn sync_lists_the_history_once_and_reads_each_snapshot_once() {
     let opts = InitOptions { kdf: KDF, chunker: PARAMS, master: Some(a.keys().master().clone()), ..Default::default() };
     Store::init(Arc::new(LocalDir::new(&store_dir)), b"pw", opts, CacheLocation::Memory).unwrap();
     let open = |cache: &Path| {
-        let backend = Arc::new(Counting { inner: LocalDir::new(&store_dir), snapshot_lists: 0.into(), snapshot_reads: 0.into(), pack_reads: 0.into() });
+        let backend = Arc::new(Counting {
+            inner: LocalDir::new(&store_dir),
+            snapshot_lists: 0.into(),
+            snapshot_reads: 0.into(),
+            pack_reads: 0.into(),
+        });
         let store = Store::open_with_key(backend.clone(), a.keys().master(), CacheLocation::Dir(cache.to_path_buf())).unwrap();
         (backend, store)
     };
@@ -171,8 +176,12 @@ fn a_push_reads_no_tree_back_and_records_exactly_what_it_wrote() {
     let p = Progress::default();
     for round in 0..2 {
         std::fs::write(root.join("d3/e3/f2.txt"), format!("edited in round {round}\n")).unwrap();
-        let backend =
-            Arc::new(Counting { inner: LocalDir::new(&store_dir), snapshot_lists: 0.into(), snapshot_reads: 0.into(), pack_reads: 0.into() });
+        let backend = Arc::new(Counting {
+            inner: LocalDir::new(&store_dir),
+            snapshot_lists: 0.into(),
+            snapshot_reads: 0.into(),
+            pack_reads: 0.into(),
+        });
         let store = Store::open_with_key(backend.clone(), a.keys().master(), CacheLocation::Memory).unwrap();
         let r = ferry_sync::push::push(&a, &store, &popts, &p).unwrap();
         let id = r.snapshot.expect("a snapshot was written");
