@@ -728,11 +728,14 @@ impl Model<'_> {
 /// against the scan from before, and reported that file as changed while
 /// it wrote it), 100222 (a push made while an ignore rule held cleared
 /// the path from `unsynced`; when the rule went, the path's absence was
-/// pushed as a deletion of another replica's version).
+/// pushed as a deletion of another replica's version), 122 and 200254
+/// (an edit followed another replica's rename into `d1/y.log` while a
+/// third head's `.ferryignore` ignored `*.log`; the merged snapshot held
+/// it at a path its own rules exclude, and the next push dropped it).
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
     let steps = env_num("FERRY_MODEL_STEPS", 40);
-    let seeds = [1024u64, 2005, 5032, 10185, 6011, 12033, 5049, 6237, 6239, 30083, 4, 61233, 70030, 504, 100222];
+    let seeds = [1024u64, 2005, 5032, 10185, 6011, 12033, 5049, 6237, 6239, 30083, 4, 61233, 70030, 504, 100222, 122, 200254];
     let failures = run_cases(&seeds, steps);
     assert!(failures.is_empty(), "{}", failures.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>().join("\n\n"));
 }
@@ -765,18 +768,6 @@ fn run_cases(seeds: &[u64], steps: u64) -> Vec<(u64, String)> {
     let mut f = failures.into_inner().unwrap();
     f.sort();
     f
-}
-
-/// Seeds that found a bug not fixed yet: 122 (found at bee5c88: a pull
-/// replaced r2's `d1/a.txt`, written while r2's forced push ran, with
-/// the store's older version). Run with `cargo test --test replica_model
-/// -- --ignored`; move a seed to `seeds_that_found_bugs_stay_fixed` once
-/// fixed.
-#[test]
-#[ignore = "open bugs: see the seeds listed above"]
-fn seeds_that_found_open_bugs() {
-    let failures = run_cases(&[122], env_num("FERRY_MODEL_STEPS", 40));
-    assert!(failures.is_empty(), "{}", failures.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>().join("\n\n"));
 }
 
 /// True unless `FERRY_MODEL_SKIP` names this kind of step.

@@ -237,18 +237,22 @@ pub fn resolve(base: Option<&Entry>, changed: Vec<(Option<Entry>, [u8; 16])>) ->
 fn follow_renames(base: &Base, mut heads: Vec<Head>) -> (Base, Vec<Head>) {
     let mut vbase = base.clone();
     let mut moves: Vec<(usize, PathBuf, PathBuf)> = Vec::new();
+    let rules: Vec<IgnoreRules> = heads.iter().map(|h| h.rules.clone()).collect();
+    let excluded_by_any = |q: &Path| rules.iter().any(|r| r.excludes(q, false));
     for (hi, h) in heads.iter().enumerate() {
         let gone = base.iter().filter(|(p, _)| !h.tree.contains_key(*p));
         let new = h.tree.iter().filter(|(q, _)| !base.contains_key(*q));
-        // A rename into a path this head's rules exclude is, as far as
+        // A rename into a path some head's rules exclude is, as far as
         // syncing goes, a deletion: an edit elsewhere must not follow it
-        // into a path no replica with these rules will write.
-        moves.extend(renames(gone, new).into_iter().filter(|(_, q)| !h.rules.excludes(q, false)).map(|(p, q)| (hi, p, q)));
+        // into a path the merged rules may exclude (they can come from a
+        // third head: model test, seed 122), where the next push of a
+        // replica with those rules would drop it.
+        moves.extend(renames(gone, new).into_iter().filter(|(_, q)| !excluded_by_any(q)).map(|(p, q)| (hi, p, q)));
     }
     for (hi, p, q) in &moves {
         let mut followed = false;
         for (hj, h) in heads.iter_mut().enumerate() {
-            if hj == *hi || h.tree.contains_key(q) || h.rules.excludes(q, false) {
+            if hj == *hi || h.tree.contains_key(q) {
                 continue;
             }
             if let Some(e) = h.tree.get(p).cloned()
@@ -558,6 +562,35 @@ mod tests {
             );
         }
         assert!(is_dir(&m.tree[Path::new("d2")]));
+    }
+
+    /// Model test seed 122: A renamed d1/a.txt to d1/y.log, B edited
+    /// d1/a.txt, C (a third head) ignores `*.log`. The edit followed the
+    /// rename into d1/y.log, a path the merged rules exclude, and the
+    /// next push of a replica with those rules dropped it: lost.
+    #[test]
+    fn an_edit_never_follows_a_rename_into_a_path_a_third_head_ignores() {
+        let named = |p: &str, mut e: Entry| {
+            e.name = Path::new(p).file_name().unwrap().as_encoded_bytes().to_vec();
+            (PathBuf::from(p), e)
+        };
+        let base: Base = [named("d1", dir(0o755)), named("d1/a.txt", file(1, 0o644, 1))].into_iter().collect();
+        let mut a = base.clone();
+        a.remove(Path::new("d1/a.txt"));
+        a.insert(PathBuf::from("d1/y.log"), named("d1/y.log", file(1, 0o644, 1)).1);
+        let mut b = base.clone();
+        b.insert(PathBuf::from("d1/a.txt"), named("d1/a.txt", file(2, 0o644, 2)).1);
+        let mut ignoring = IgnoreRules::default();
+        ignoring.add(Path::new(""), "*.log\n").unwrap();
+        let heads = [
+            Head { id: ObjectName([1; 32]), replica: R1, tree: a, rules: IgnoreRules::default() },
+            Head { id: ObjectName([2; 32]), replica: R2, tree: b, rules: IgnoreRules::default() },
+            Head { id: ObjectName([3; 32]), replica: [3; 16], tree: base.clone(), rules: ignoring },
+        ];
+        let m = merge(&base, &heads);
+        let edited = Content::File(vec![BlockId([2; 32])]);
+        let at: Vec<&PathBuf> = m.tree.iter().filter(|(_, e)| e.content == edited).map(|(p, _)| p).collect();
+        assert_eq!(at, vec![Path::new("d1/a.txt")], "the edit must stay where no head ignores it: {:?}", m.tree.keys().collect::<Vec<_>>());
     }
 
     #[test]
