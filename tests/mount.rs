@@ -430,3 +430,54 @@ fn unmount_while_a_read_is_in_flight() {
         Err(e) => assert_eq!(e.raw_os_error(), Some(107), "{e}"),
     }
 }
+
+/// Polls `f` until it holds, for at most 30 s (the mount reads the snapshot
+/// list again at most every 2 s, the kernel keeps root names 1 s).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(30), "{what} never happened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A backup made while the store is mounted shows in `latest/` and
+/// `snapshots/` without a remount; a file already open in the old
+/// `latest/` keeps reading its own version, and a forgotten snapshot
+/// leaves `snapshots/`.
+#[test]
+fn new_backups_show_without_a_remount() {
+    let env = Env::new();
+    let store = env.store("store");
+    let src = env.path("src");
+    write(&src.join("a.txt"), b"first version");
+    backup(&env, &src, &store);
+    let m = mount_at(&env, &store, "mnt", &[]);
+    let snaps = || std::fs::read_dir(m.mnt.join("snapshots")).unwrap().count();
+    assert_eq!(snaps(), 1);
+    assert_eq!(std::fs::read(m.mnt.join("latest/a.txt")).unwrap(), b"first version");
+    let old = std::fs::File::open(m.mnt.join("latest/a.txt")).unwrap();
+    let old_ino = std::fs::metadata(m.mnt.join("latest")).unwrap().ino();
+
+    write(&src.join("a.txt"), b"second version");
+    write(&src.join("new.txt"), b"new file");
+    backup(&env, &src, &store);
+    eventually("the second snapshot under snapshots/", || snaps() == 2);
+    eventually("latest/ showing the second snapshot", || std::fs::read(m.mnt.join("latest/new.txt")).is_ok());
+    assert_eq!(std::fs::read(m.mnt.join("latest/a.txt")).unwrap(), b"second version");
+    assert_ne!(std::fs::metadata(m.mnt.join("latest")).unwrap().ino(), old_ino, "latest/ is a new folder");
+    let mut buf = vec![0u8; 64];
+    let n = old.read_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf[..n], b"first version", "a file open in the old latest/ keeps its version");
+    // Both snapshots read their own version under snapshots/.
+    let mut names: Vec<_> = std::fs::read_dir(m.mnt.join("snapshots")).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    assert_eq!(std::fs::read(names[0].join("a.txt")).unwrap(), b"first version");
+    assert_eq!(std::fs::read(names[1].join("a.txt")).unwrap(), b"second version");
+
+    // Forgetting the older one takes it out of snapshots/.
+    env.ok(&["forget", &store, "--keep-last", "1", "-q"]);
+    eventually("the forgotten snapshot leaving snapshots/", || snaps() == 1);
+    assert_eq!(std::fs::read(m.mnt.join("latest/a.txt")).unwrap(), b"second version");
+    assert_eq!(m.n("errors"), 0);
+}

@@ -2,7 +2,7 @@
 //! local block cache over the store, with one fetch per block at a time
 //! and a prefetch pool for sequential reads.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -11,10 +11,11 @@ use ferry_store::{BlockId, Error as StoreError, Store};
 
 use crate::counting::ReadCounters;
 
-/// Opened blocks kept in memory: a kernel read is at most 128 KiB while a
-/// block is up to 1 MiB, so without this one block would be opened (and
-/// decrypted) eight times in a row.
-const MEM_BLOCKS: usize = 64;
+/// Bytes of opened blocks kept in memory. A kernel read is smaller than
+/// most blocks, so without this one block would be opened (and decrypted)
+/// several times in a row; blocks fetched ahead wait here until read, so
+/// this must stay well above the prefetch window (`fs::PREFETCH_BYTES`).
+pub const MEM_BYTES: u64 = 64 << 20;
 
 /// What the mount did, for `ferry cache status --json`.
 #[derive(Debug, Default)]
@@ -31,6 +32,43 @@ pub struct Counters {
     pub errors: AtomicU64,
 }
 
+/// Opened blocks, least recently used first out, within a byte budget.
+#[derive(Default)]
+struct Lru {
+    /// Block → (plaintext, its last use).
+    map: HashMap<BlockId, (Arc<Vec<u8>>, u64)>,
+    /// Last use → block.
+    order: BTreeMap<u64, BlockId>,
+    bytes: u64,
+    tick: u64,
+}
+
+impl Lru {
+    fn get(&mut self, id: &BlockId) -> Option<Arc<Vec<u8>>> {
+        self.tick += 1;
+        let (v, used) = self.map.get_mut(id)?;
+        self.order.remove(used);
+        *used = self.tick;
+        self.order.insert(self.tick, *id);
+        Some(v.clone())
+    }
+
+    fn put(&mut self, id: BlockId, v: Arc<Vec<u8>>, budget: u64) {
+        if self.map.contains_key(&id) {
+            return;
+        }
+        self.tick += 1;
+        self.bytes += v.len() as u64;
+        self.map.insert(id, (v, self.tick));
+        self.order.insert(self.tick, id);
+        while self.bytes > budget && self.order.len() > 1 {
+            let (_, old) = self.order.pop_first().expect("not empty");
+            let (v, _) = self.map.remove(&old).expect("in both");
+            self.bytes -= v.len() as u64;
+        }
+    }
+}
+
 /// One fetch in progress; others wanting the same block wait for it.
 #[derive(Default)]
 struct Flight {
@@ -44,7 +82,7 @@ pub struct Blocks {
     cache: BlockCache,
     /// Counters shared with the control socket.
     pub counters: Arc<Counters>,
-    mem: Mutex<VecDeque<(BlockId, Arc<Vec<u8>>)>>,
+    mem: Mutex<Lru>,
     flights: Mutex<HashMap<BlockId, Arc<Flight>>>,
     queued: Mutex<HashSet<BlockId>>,
     prefetch: rayon::ThreadPool,
@@ -59,7 +97,7 @@ impl Blocks {
             .thread_name(|i| format!("ferry-prefetch-{i}"))
             .build()
             .expect("prefetch threads");
-        Blocks { store, cache, counters, mem: Mutex::new(VecDeque::new()), flights: Mutex::default(), queued: Mutex::default(), prefetch }
+        Blocks { store, cache, counters, mem: Mutex::default(), flights: Mutex::default(), queued: Mutex::default(), prefetch }
     }
 
     /// The store.
@@ -73,23 +111,11 @@ impl Blocks {
     }
 
     fn mem_get(&self, id: &BlockId) -> Option<Arc<Vec<u8>>> {
-        let mut m = self.mem.lock().expect("mem lock");
-        let i = m.iter().position(|(k, _)| k == id)?;
-        let e = m.remove(i).expect("found");
-        let v = e.1.clone();
-        m.push_back(e);
-        Some(v)
+        self.mem.lock().expect("mem lock").get(id)
     }
 
     fn mem_put(&self, id: BlockId, v: Arc<Vec<u8>>) {
-        let mut m = self.mem.lock().expect("mem lock");
-        if m.iter().any(|(k, _)| *k == id) {
-            return;
-        }
-        if m.len() >= MEM_BLOCKS {
-            m.pop_front();
-        }
-        m.push_back((id, v));
+        self.mem.lock().expect("mem lock").put(id, v, MEM_BYTES);
     }
 
     /// One block's plaintext, verified: from memory, the block cache or

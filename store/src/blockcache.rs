@@ -52,8 +52,15 @@ pub struct Cached {
     pub kind: Kind,
     /// Plaintext length.
     pub raw_len: u32,
+    /// The block file: its header, then the sealed bytes.
+    file: Vec<u8>,
+}
+
+impl Cached {
     /// The sealed bytes as stored in the pack.
-    pub sealed: Vec<u8>,
+    pub fn sealed(&self) -> &[u8] {
+        &self.file[HEADER_LEN..]
+    }
 }
 
 /// One pin.
@@ -166,13 +173,18 @@ impl BlockCache {
     /// [`BlockCache::read_block`]). Marks it recently used.
     pub fn get(&self, id: &BlockId) -> Option<Cached> {
         let path = self.block_path(id);
-        let bytes = fs::read(&path).ok()?;
-        let Some(c) = parse_block(&bytes) else {
+        let mut f = fs::File::open(&path).ok()?;
+        let meta = f.metadata().ok()?;
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        f.read_to_end(&mut bytes).ok()?;
+        let Some(c) = parse_block(bytes) else {
             // Torn by a crash or damaged: it will be fetched again.
             self.remove(id);
             return None;
         };
-        touch(&path);
+        // Its place in the LRU order (the owner may set times through a
+        // read-only descriptor: no second open).
+        let _ = f.set_modified(SystemTime::now());
         Some(c)
     }
 
@@ -225,7 +237,7 @@ impl BlockCache {
     pub fn read_block(&self, store: &Store, id: &BlockId) -> Result<(Vec<u8>, bool)> {
         if let Some(c) = self.get(id) {
             let what = || format!("cached block {} in {}", id.short(16), self.dir.display());
-            match open_block(store.keys(), c.kind, id, c.raw_len, &c.sealed, &what) {
+            match open_block(store.keys(), c.kind, id, c.raw_len, c.sealed(), &what) {
                 Ok(plain) => return Ok((plain, false)),
                 Err(e) => {
                     tracing::warn!("{e}; dropped from the cache, reading the store");
@@ -383,13 +395,13 @@ struct ScannedBlock {
     used: SystemTime,
 }
 
-fn parse_block(bytes: &[u8]) -> Option<Cached> {
-    if bytes.len() < HEADER_LEN || &bytes[..4] != BLOCK_MAGIC {
+fn parse_block(file: Vec<u8>) -> Option<Cached> {
+    if file.len() < HEADER_LEN || &file[..4] != BLOCK_MAGIC {
         return None;
     }
-    let kind = Kind::from_u8(bytes[4])?;
-    let raw_len = u32::from_le_bytes(bytes[5..9].try_into().ok()?);
-    Some(Cached { kind, raw_len, sealed: bytes[HEADER_LEN..].to_vec() })
+    let kind = Kind::from_u8(file[4])?;
+    let raw_len = u32::from_le_bytes(file[5..9].try_into().ok()?);
+    Some(Cached { kind, raw_len, file })
 }
 
 fn parse_pin(bytes: &[u8]) -> Option<(Vec<u8>, Vec<BlockId>)> {
