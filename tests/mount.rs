@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::fuse::Mounted;
@@ -50,6 +50,21 @@ fn backup(env: &Env, src: &Path, store: &str) {
     env.ok(&["backup", src.to_str().unwrap(), "--to", store, "-q"]);
 }
 
+/// The folder under `snapshots/` of the store's `i`th snapshot, oldest
+/// first: found by its short ID, since two backups made in one second share
+/// the time part of the name.
+fn snapshot_dir(env: &Env, store: &str, mnt: &Path, i: usize) -> PathBuf {
+    let snaps = env.json(&["snapshots", store]);
+    let id = snaps[i]["id"].as_str().unwrap().to_string();
+    let found: Vec<PathBuf> = std::fs::read_dir(mnt.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().ends_with(&format!("-{}", &id[..8])))
+        .collect();
+    assert_eq!(found.len(), 1, "one folder for snapshot {id}: {found:?}");
+    found[0].clone()
+}
+
 /// Snapshot layout, attributes (mode, mtime, size, owner, symlinks, hard
 /// links), contents, read-only, and unmounting with `fusermount3 -u`.
 #[test]
@@ -78,10 +93,9 @@ fn mount_shows_snapshots_with_their_attributes_read_only() {
     assert_same_tree(&src, &m.mnt.join("latest"));
     let snaps: Vec<_> = std::fs::read_dir(m.mnt.join("snapshots")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(snaps.len(), 2, "{snaps:?}");
-    let mut names: Vec<String> = snaps.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    names.sort();
-    assert!(names[0].len() > 20 && names[0].contains('T'), "name is <time>-<short id>: {}", names[0]);
-    let oldest = m.mnt.join("snapshots").join(&names[0]);
+    let oldest = snapshot_dir(&env, &store, &m.mnt, 0);
+    let name = oldest.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.len() > 20 && name.contains('T'), "name is <time>-<short id>: {name}");
     assert_eq!(describe(&oldest), old, "the first snapshot shows the first version");
     assert_eq!(std::fs::read(oldest.join("a.txt")).unwrap(), b"first version");
     let a = std::fs::metadata(m.mnt.join("latest/blob.bin")).unwrap();
@@ -429,4 +443,53 @@ fn unmount_while_a_read_is_in_flight() {
         // ENOTCONN: the kernel fails reads once the serving process is gone.
         Err(e) => assert_eq!(e.raw_os_error(), Some(107), "{e}"),
     }
+}
+
+/// Polls `f` until it holds, for at most 30 s (the mount reads the snapshot
+/// list again at most every 2 s, the kernel keeps root names 1 s).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(30), "{what} never happened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A backup made while the store is mounted shows in `latest/` and
+/// `snapshots/` without a remount; a file already open in the old
+/// `latest/` keeps reading its own version, and a forgotten snapshot
+/// leaves `snapshots/`.
+#[test]
+fn new_backups_show_without_a_remount() {
+    let env = Env::new();
+    let store = env.store("store");
+    let src = env.path("src");
+    write(&src.join("a.txt"), b"first version");
+    backup(&env, &src, &store);
+    let m = mount_at(&env, &store, "mnt", &[]);
+    let snaps = || std::fs::read_dir(m.mnt.join("snapshots")).unwrap().count();
+    assert_eq!(snaps(), 1);
+    assert_eq!(std::fs::read(m.mnt.join("latest/a.txt")).unwrap(), b"first version");
+    let old = std::fs::File::open(m.mnt.join("latest/a.txt")).unwrap();
+    let old_ino = std::fs::metadata(m.mnt.join("latest")).unwrap().ino();
+
+    write(&src.join("a.txt"), b"second version");
+    write(&src.join("new.txt"), b"new file");
+    backup(&env, &src, &store);
+    eventually("the second snapshot under snapshots/", || snaps() == 2);
+    eventually("latest/ showing the second snapshot", || std::fs::read(m.mnt.join("latest/new.txt")).is_ok());
+    assert_eq!(std::fs::read(m.mnt.join("latest/a.txt")).unwrap(), b"second version");
+    assert_ne!(std::fs::metadata(m.mnt.join("latest")).unwrap().ino(), old_ino, "latest/ is a new folder");
+    let mut buf = vec![0u8; 64];
+    let n = old.read_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf[..n], b"first version", "a file open in the old latest/ keeps its version");
+    // Both snapshots read their own version under snapshots/.
+    assert_eq!(std::fs::read(snapshot_dir(&env, &store, &m.mnt, 0).join("a.txt")).unwrap(), b"first version");
+    assert_eq!(std::fs::read(snapshot_dir(&env, &store, &m.mnt, 1).join("a.txt")).unwrap(), b"second version");
+
+    // Forgetting the older one takes it out of snapshots/.
+    env.ok(&["forget", &store, "--keep-last", "1", "-q"]);
+    eventually("the forgotten snapshot leaving snapshots/", || snaps() == 1);
+    assert_eq!(std::fs::read(m.mnt.join("latest/a.txt")).unwrap(), b"second version");
+    assert_eq!(m.n("errors"), 0);
 }

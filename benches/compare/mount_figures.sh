@@ -5,7 +5,8 @@
 #     `cat` through `ferry mount` cold (empty block cache), again in the
 #     same mount (kernel page cache), and after a remount (block cache
 #     warm); `restic mount`; `rclone mount --vfs-cache-mode full` of the
-#     plain folder.
+#     plain folder. The block cache quota is 2 GiB, so the remount finds the
+#     whole file cached (the default 1 GiB would hold only part of it).
 #  2. `ls -lR` of a snapshot of 30,000 files in 300 folders: `ferry mount`
 #     vs `restic mount` (each freshly mounted).
 # Usage: benches/compare/mount_figures.sh   (prints Markdown; SIZE_MIB=1024)
@@ -53,12 +54,12 @@ restic backup -q -r "$W/restic-many" "$M" >/dev/null
 s=$(now); "$FERRY" -q restore "$W/store" latest --target "$W/restored"; e=$(now); t_restore=$(secs $s $e)
 rm -rf "$W/restored"
 mkdir -p "$W/mnt-ferry"
-"$FERRY" -q mount "$W/store" "$W/mnt-ferry" & fp=$!
+"$FERRY" -q mount "$W/store" "$W/mnt-ferry" --cache-size 2GiB & fp=$!
 wait_for "$W/mnt-ferry/latest/file.bin"
 s=$(now); cat "$W/mnt-ferry/latest/file.bin" > /dev/null; e=$(now); t_cold=$(secs $s $e)
 s=$(now); cat "$W/mnt-ferry/latest/file.bin" > /dev/null; e=$(now); t_page=$(secs $s $e)
 kill -TERM $fp; wait $fp
-"$FERRY" -q mount "$W/store" "$W/mnt-ferry" & fp=$!
+"$FERRY" -q mount "$W/store" "$W/mnt-ferry" --cache-size 2GiB & fp=$!
 wait_for "$W/mnt-ferry/latest/file.bin"
 s=$(now); cat "$W/mnt-ferry/latest/file.bin" > /dev/null; e=$(now); t_blockcache=$(secs $s $e)
 kill -TERM $fp; wait $fp

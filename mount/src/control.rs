@@ -153,7 +153,7 @@ fn collect_entry(
 
 fn pin(shared: &Shared, ino: u64, path: &str, out: &mut UnixStream) -> std::result::Result<Value, String> {
     let (view, rel) = shared.snapshot_path(ino).ok_or("only a snapshot's folder or a path inside one can be pinned")?;
-    let v = &shared.views[view];
+    let v = shared.view(view);
     let mut ids = Vec::new();
     let mut files = (0u64, 0u64);
     match shared.entry(ino) {
@@ -198,7 +198,7 @@ fn pin(shared: &Shared, ino: u64, path: &str, out: &mut UnixStream) -> std::resu
 
 fn unpin(shared: &Shared, ino: u64) -> std::result::Result<Value, String> {
     let (view, rel) = shared.snapshot_path(ino).ok_or("only a snapshot's folder or a path inside one can be unpinned")?;
-    let snap = shared.views[view].id.to_hex();
+    let snap = shared.view(view).id.to_hex();
     let rel = String::from_utf8_lossy(&rel).into_owned();
     let cache = shared.blocks.cache();
     let mut removed = Vec::new();

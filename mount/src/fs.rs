@@ -8,13 +8,18 @@
 //! Inodes are handed out as folders are listed: listing a folder reads
 //! only its tree block, a file costs nothing until it is read. Entries of
 //! one snapshot that share a link group (hard links) share an inode.
+//!
+//! The snapshot list is read again when the root or `snapshots/` is looked
+//! up or listed and the last look is older than [`RESCAN`]: a new backup
+//! shows without a remount. Names in those two folders get a short TTL so
+//! the kernel asks again; everything inside a snapshot never changes.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferry_store::{BlockId, Error as StoreError, ObjectName};
 use ferry_sync::snapshot::Snapshot;
@@ -27,8 +32,15 @@ use crate::blocks::Blocks;
 
 /// The root folder's inode.
 pub const ROOT: u64 = 1;
+/// The inode of `snapshots/`.
+pub const SNAPSHOTS: u64 = 2;
 /// Snapshots never change: the kernel may keep names and attributes long.
 const TTL: Duration = Duration::from_secs(3600);
+/// Names in the root and in `snapshots/` change when backups are made or
+/// forgotten: the kernel keeps them this long only.
+const LIST_TTL: Duration = Duration::from_secs(1);
+/// The snapshot list is read again at most this often.
+pub const RESCAN: Duration = Duration::from_secs(2);
 /// Sequential bytes read through one open file before prefetching starts
 /// (a single small read fetches only what it touches).
 const PREFETCH_AFTER: u64 = 1 << 20;
@@ -43,6 +55,57 @@ pub(crate) struct View {
     pub snap: Snapshot,
     /// Its folder name (`latest`, or `<time>-<short id>` under `snapshots/`).
     pub name: String,
+}
+
+impl View {
+    fn listed(id: ObjectName, snap: Snapshot) -> View {
+        let t = jiff::Timestamp::from_nanosecond(snap.time_ns as i128).map(|t| t.strftime("%Y-%m-%dT%H%M%SZ").to_string());
+        let name = format!("{}-{}", t.unwrap_or_else(|_| format!("@{}", snap.time_ns)), id.short(8));
+        View { id, snap, name }
+    }
+}
+
+/// The snapshots shown. Views are only ever added, so a view's index (kept
+/// in inodes) stays valid: a snapshot that goes away leaves the listing,
+/// while files already open in it keep reading what the store still holds.
+#[derive(Default)]
+pub(crate) struct Views {
+    all: Vec<Arc<View>>,
+    /// The view shown as `latest/` (a view of its own, named `latest`).
+    latest: Option<usize>,
+    /// The views under `snapshots/`, oldest first.
+    listed: Vec<usize>,
+    /// The view of each snapshot under `snapshots/`.
+    by_id: HashMap<ObjectName, usize>,
+    /// The top folder's inode of each view, once handed out.
+    tops: HashMap<usize, u64>,
+}
+
+impl Views {
+    /// Makes the views show `snaps` (oldest first).
+    fn update(&mut self, snaps: Vec<(ObjectName, Snapshot)>) {
+        let newest = snaps.last().map(|(id, s)| (*id, s.clone()));
+        self.listed.clear();
+        for (id, snap) in snaps {
+            let i = match self.by_id.get(&id) {
+                Some(i) => *i,
+                None => {
+                    self.all.push(Arc::new(View::listed(id, snap)));
+                    self.by_id.insert(id, self.all.len() - 1);
+                    self.all.len() - 1
+                }
+            };
+            self.listed.push(i);
+        }
+        match newest {
+            None => self.latest = None,
+            Some((id, _)) if self.latest.is_some_and(|l| self.all[l].id == id) => {}
+            Some((id, snap)) => {
+                self.all.push(Arc::new(View { id, snap, name: "latest".into() }));
+                self.latest = Some(self.all.len() - 1);
+            }
+        }
+    }
 }
 
 pub(crate) enum NodeKind {
@@ -90,7 +153,9 @@ impl Inodes {
 /// State shared by the FUSE thread, the read workers and the control socket.
 pub(crate) struct Shared {
     pub blocks: Arc<Blocks>,
-    pub views: Vec<View>,
+    views: RwLock<Views>,
+    /// When the snapshot list was last read (held while it is read again).
+    scanned: Mutex<Instant>,
     pub inodes: Mutex<Inodes>,
     /// The control socket (answer of the `user.ferry.mount` xattr).
     pub socket: String,
@@ -126,23 +191,59 @@ fn eio(what: &str, e: &StoreError, counters: &crate::blocks::Counters) -> i32 {
 
 impl Shared {
     pub(crate) fn new(blocks: Arc<Blocks>, snaps: Vec<(ObjectName, Snapshot)>, socket: String, uid: u32, gid: u32) -> Shared {
-        let mut views = Vec::new();
-        if let Some((id, s)) = snaps.last() {
-            views.push(View { id: *id, snap: s.clone(), name: "latest".into() });
-        }
-        for (id, s) in snaps {
-            let t = jiff::Timestamp::from_nanosecond(s.time_ns as i128).map(|t| t.strftime("%Y-%m-%dT%H%M%SZ").to_string());
-            let name = format!("{}-{}", t.unwrap_or_else(|_| format!("@{}", s.time_ns)), id.short(8));
-            views.push(View { id, snap: s, name });
-        }
+        let mut views = Views::default();
+        views.update(snaps);
         let mut inodes = Inodes::default();
         inodes.add(ROOT, NodeKind::Root);
-        Shared { blocks, views, inodes: Mutex::new(inodes), socket, uid, gid }
+        inodes.add(ROOT, NodeKind::SnapshotsDir);
+        Shared { blocks, views: RwLock::new(views), scanned: Mutex::new(Instant::now()), inodes: Mutex::new(inodes), socket, uid, gid }
     }
 
-    /// The views shown under `snapshots/` (all but `latest`).
-    fn snapshot_views(&self) -> std::ops::Range<usize> {
-        if self.views.is_empty() { 0..0 } else { 1..self.views.len() }
+    /// A view by index (views are never removed).
+    pub(crate) fn view(&self, i: usize) -> Arc<View> {
+        self.views.read().expect("views lock").all[i].clone()
+    }
+
+    /// True when the snapshot list is older than [`RESCAN`].
+    pub(crate) fn rescan_due(&self) -> bool {
+        self.scanned.lock().expect("scan lock").elapsed() >= RESCAN
+    }
+
+    /// Reads the snapshot list again if it is older than [`RESCAN`]
+    /// (callers wait for a read already under way, then share it). When
+    /// the store cannot be listed the mount keeps showing what it showed.
+    pub(crate) fn rescan(&self) {
+        let mut at = self.scanned.lock().expect("scan lock");
+        if at.elapsed() < RESCAN {
+            return;
+        }
+        match ferry_sync::snapshot::list(self.blocks.store()) {
+            Ok(snaps) => self.views.write().expect("views lock").update(snaps),
+            Err(e) => tracing::warn!("listing snapshots again: {e} (showing the last list)"),
+        }
+        *at = Instant::now();
+    }
+
+    /// The names and top-folder inodes of the root or of `snapshots/`.
+    fn top_listing(&self, nodes: &mut Inodes, ino: u64) -> Vec<(Vec<u8>, u64)> {
+        let mut views = self.views.write().expect("views lock");
+        let top = |nodes: &mut Inodes, views: &mut Views, v: usize| {
+            *views.tops.entry(v).or_insert_with(|| nodes.add(ino, NodeKind::SnapRoot { view: v }))
+        };
+        let mut list = Vec::new();
+        if ino == ROOT {
+            if let Some(l) = views.latest {
+                list.push((b"latest".to_vec(), top(nodes, &mut views, l)));
+            }
+            // `snapshots/` is the root's only other child and always inode 2.
+            list.push((b"snapshots".to_vec(), SNAPSHOTS));
+        } else {
+            for v in views.listed.clone() {
+                let name = views.all[v].name.as_bytes().to_vec();
+                list.push((name, top(nodes, &mut views, v)));
+            }
+        }
+        list
     }
 
     pub(crate) fn load_tree(&self, id: &BlockId) -> Result<Tree, StoreError> {
@@ -159,8 +260,11 @@ impl Shared {
                 return Ok(c.clone());
             }
             match &node.kind {
-                NodeKind::Root | NodeKind::SnapshotsDir => None,
-                NodeKind::SnapRoot { view } => Some((*view, Vec::new(), self.views[*view].snap.root)),
+                NodeKind::Root | NodeKind::SnapshotsDir => {
+                    let mut nodes = nodes;
+                    return Ok(Arc::new(self.top_listing(&mut nodes, ino)));
+                }
+                NodeKind::SnapRoot { view } => Some((*view, Vec::new(), self.view(*view).snap.root)),
                 NodeKind::Entry { view, rel, entry } => match &entry.content {
                     Content::Dir(id) => Some((*view, rel.clone(), *id)),
                     _ => return Err(libc::ENOTDIR),
@@ -204,22 +308,7 @@ impl Shared {
                     list.push((name, child));
                 }
             }
-            _ => {
-                let is_root = ino == ROOT;
-                if is_root {
-                    if !self.views.is_empty() {
-                        let i = nodes.add(ino, NodeKind::SnapRoot { view: 0 });
-                        list.push((b"latest".to_vec(), i));
-                    }
-                    let i = nodes.add(ino, NodeKind::SnapshotsDir);
-                    list.push((b"snapshots".to_vec(), i));
-                } else {
-                    for v in self.snapshot_views() {
-                        let i = nodes.add(ino, NodeKind::SnapRoot { view: v });
-                        list.push((self.views[v].name.as_bytes().to_vec(), i));
-                    }
-                }
-            }
+            _ => unreachable!("the root and snapshots/ are listed by top_listing"),
         }
         let list = Arc::new(list);
         let idx = ino as usize - 1;
@@ -230,7 +319,10 @@ impl Shared {
     fn attr(&self, ino: u64) -> Option<FileAttr> {
         let nodes = self.inodes.lock().expect("inodes lock");
         let node = nodes.get(ino)?;
-        let newest = self.views.first().map(|v| time(v.snap.time_ns)).unwrap_or(UNIX_EPOCH);
+        let newest = {
+            let v = self.views.read().expect("views lock");
+            v.latest.map_or(UNIX_EPOCH, |l| time(v.all[l].snap.time_ns))
+        };
         let dir = |t: SystemTime| FileAttr {
             ino,
             size: 0,
@@ -250,7 +342,7 @@ impl Shared {
         };
         Some(match &node.kind {
             NodeKind::Root | NodeKind::SnapshotsDir => dir(newest),
-            NodeKind::SnapRoot { view } => dir(time(self.views[*view].snap.time_ns)),
+            NodeKind::SnapRoot { view } => dir(time(self.view(*view).snap.time_ns)),
             NodeKind::Entry { view, entry: e, .. } => {
                 let t = time(e.mtime_ns);
                 let (kind, size, nlink) = match &e.content {
@@ -297,7 +389,10 @@ impl Shared {
 
     /// Where an inode shows in the mount (`latest/a/b`), for log lines.
     pub(crate) fn mount_path(&self, ino: u64) -> String {
-        let top = |view: usize| if view == 0 { "latest".to_string() } else { format!("snapshots/{}", self.views[view].name) };
+        let top = |view: usize| {
+            let name = &self.view(view).name;
+            if name == "latest" { name.clone() } else { format!("snapshots/{name}") }
+        };
         match self.snapshot_path(ino) {
             Some((view, rel)) if rel.is_empty() => top(view),
             Some((view, rel)) => format!("{}/{}", top(view), String::from_utf8_lossy(&rel)),
@@ -353,69 +448,16 @@ impl Shared {
         }
         Ok(out)
     }
-}
 
-/// The fuser filesystem.
-pub(crate) struct FerryFs {
-    shared: Arc<Shared>,
-    handles: HashMap<u64, Arc<Handle>>,
-    next_fh: u64,
-    /// Reads run here, so a slow store never stalls listings or other readers.
-    readers: rayon::ThreadPool,
-}
-
-impl FerryFs {
-    pub(crate) fn new(shared: Arc<Shared>) -> FerryFs {
-        let readers =
-            rayon::ThreadPoolBuilder::new().num_threads(8).thread_name(|i| format!("ferry-read-{i}")).build().expect("read threads");
-        FerryFs { shared, handles: HashMap::new(), next_fh: 1, readers }
-    }
-}
-
-impl Filesystem for FerryFs {
-    fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
-        // Larger kernel reads: fewer round trips for sequential readers.
-        let _ = config.set_max_readahead(1 << 20);
-        Ok(())
-    }
-
-    fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
-        let children = match self.shared.children(parent) {
+    /// Answers a readdir of folder `ino` from `offset`.
+    fn readdir(&self, ino: u64, offset: i64, mut reply: ReplyDirectory) {
+        let children = match self.children(ino) {
             Ok(c) => c,
             Err(e) => return reply.error(e),
         };
-        let Some((_, ino)) = children.iter().find(|(n, _)| n.as_slice() == name.as_bytes()) else {
-            return reply.error(libc::ENOENT);
-        };
-        match self.shared.attr(*ino) {
-            Some(a) => reply.entry(&TTL, &a, 0),
-            None => reply.error(libc::ENOENT),
-        }
-    }
-
-    fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
-        match self.shared.attr(ino) {
-            Some(a) => reply.attr(&TTL, &a),
-            None => reply.error(libc::ENOENT),
-        }
-    }
-
-    fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
-        match self.shared.entry(ino).map(|e| e.content.clone()) {
-            Some(Content::Symlink(t)) => reply.data(&t),
-            Some(_) => reply.error(libc::EINVAL),
-            None => reply.error(libc::ENOENT),
-        }
-    }
-
-    fn readdir(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, offset: i64, mut reply: ReplyDirectory) {
-        let children = match self.shared.children(ino) {
-            Ok(c) => c,
-            Err(e) => return reply.error(e),
-        };
-        let parent = self.shared.inodes.lock().expect("inodes lock").get(ino).map_or(ROOT, |n| n.parent);
+        let parent = self.inodes.lock().expect("inodes lock").get(ino).map_or(ROOT, |n| n.parent);
         let mut all: Vec<(u64, FileType, &[u8])> = vec![(ino, FileType::Directory, b"."), (parent, FileType::Directory, b"..")];
-        let nodes = self.shared.inodes.lock().expect("inodes lock");
+        let nodes = self.inodes.lock().expect("inodes lock");
         for (name, child) in children.iter() {
             let kind = match nodes.get(*child).map(|n| &n.kind) {
                 Some(NodeKind::Entry { entry, .. }) => match entry.content {
@@ -433,6 +475,107 @@ impl Filesystem for FerryFs {
             }
         }
         reply.ok();
+    }
+}
+
+/// The mount's own folders, whose names change as backups come and go.
+fn is_top(ino: u64) -> bool {
+    ino == ROOT || ino == SNAPSHOTS
+}
+
+/// How long the kernel may keep the attributes of `ino`.
+fn ttl_of(ino: u64) -> &'static Duration {
+    if is_top(ino) { &LIST_TTL } else { &TTL }
+}
+
+/// How long the kernel may keep a name found in folder `parent`.
+fn ttl_in(parent: u64) -> &'static Duration {
+    ttl_of(parent)
+}
+
+/// The fuser filesystem.
+pub(crate) struct FerryFs {
+    shared: Arc<Shared>,
+    handles: HashMap<u64, Arc<Handle>>,
+    next_fh: u64,
+    /// Reads run here, so a slow store never stalls listings or other readers.
+    readers: rayon::ThreadPool,
+    /// Listings of the root and `snapshots/` that read the snapshot list
+    /// again run here, so a slow store never stalls the session.
+    lister: rayon::ThreadPool,
+}
+
+impl FerryFs {
+    pub(crate) fn new(shared: Arc<Shared>) -> FerryFs {
+        let readers =
+            rayon::ThreadPoolBuilder::new().num_threads(8).thread_name(|i| format!("ferry-read-{i}")).build().expect("read threads");
+        let lister = rayon::ThreadPoolBuilder::new().num_threads(1).thread_name(|_| "ferry-list".into()).build().expect("list thread");
+        FerryFs { shared, handles: HashMap::new(), next_fh: 1, readers, lister }
+    }
+
+    /// Runs `answer` (a lookup in, or a listing of, folder `ino`) now, or
+    /// after reading the snapshot list again on the list thread when `ino`
+    /// is the root or `snapshots/` and the list is due.
+    fn listing(&self, ino: u64, answer: impl FnOnce() + Send + 'static) {
+        if is_top(ino) && self.shared.rescan_due() {
+            let shared = self.shared.clone();
+            self.lister.spawn(move || {
+                shared.rescan();
+                answer();
+            });
+        } else {
+            answer();
+        }
+    }
+}
+
+impl Filesystem for FerryFs {
+    fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
+        // Larger kernel reads: fewer round trips for sequential readers.
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
+    fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
+        let shared = self.shared.clone();
+        let name = name.to_owned();
+        self.listing(parent, move || {
+            let children = match shared.children(parent) {
+                Ok(c) => c,
+                Err(e) => return reply.error(e),
+            };
+            let Some((_, ino)) = children.iter().find(|(n, _)| n.as_slice() == name.as_bytes()) else {
+                return reply.error(libc::ENOENT);
+            };
+            match shared.attr(*ino) {
+                Some(a) => reply.entry(ttl_in(parent), &a, 0),
+                None => reply.error(libc::ENOENT),
+            }
+        });
+    }
+
+    fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
+        match self.shared.attr(ino) {
+            Some(a) => reply.attr(ttl_of(ino), &a),
+            None => reply.error(libc::ENOENT),
+        }
+    }
+
+    fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
+        match self.shared.entry(ino).map(|e| e.content.clone()) {
+            Some(Content::Symlink(t)) => reply.data(&t),
+            Some(_) => reply.error(libc::EINVAL),
+            None => reply.error(libc::ENOENT),
+        }
+    }
+
+    fn readdir(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, offset: i64, reply: ReplyDirectory) {
+        let shared = self.shared.clone();
+        if offset > 0 {
+            // The rest of a listing under way: the list it started with.
+            return shared.readdir(ino, offset, reply);
+        }
+        self.listing(ino, move || shared.readdir(ino, offset, reply));
     }
 
     fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
