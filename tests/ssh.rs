@@ -64,7 +64,13 @@ impl Sshd {
             d = dir.display()
         );
         std::fs::write(dir.join("sshd_config"), config).unwrap();
-        let log = std::fs::File::create(dir.join("sshd.log")).unwrap();
+        let child = Self::spawn(&dir, port);
+        Sshd { child, port, dir }
+    }
+
+    /// Starts sshd with the config in `dir` and waits until it listens.
+    fn spawn(dir: &Path, port: u16) -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("sshd.log")).unwrap();
         let child = Command::new(SSHD)
             .args(["-D", "-e", "-f"])
             .arg(dir.join("sshd_config"))
@@ -82,7 +88,22 @@ impl Sshd {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Sshd { child, port, dir }
+        child
+    }
+
+    /// The host goes away: every session's `ferry serve` is killed, then
+    /// the listener, so new connections are refused.
+    fn go_away(&mut self) {
+        for pid in self.descendants_running("serve") {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The host comes back on the same port.
+    fn come_back(&mut self) {
+        self.child = Self::spawn(&self.dir, self.port);
     }
 
     /// `ssh://127.0.0.1:PORT/<abs path>`.
@@ -517,6 +538,48 @@ fn mount_an_ssh_store() {
     assert_eq!(m.n("blocks_fetched"), 0, "nothing read before a file is opened");
     assert_same_tree(&data, &m.mnt.join("latest"));
     assert!(m.n("store_read_bytes") >= 1_200_000, "{}", m.stats());
+    m.stop_with("-TERM");
+}
+
+/// A mount of an ssh:// store whose host goes away keeps serving what it
+/// has cached, fails other reads with EIO at once (no hang, the mount
+/// lives on), and reads them once the host is back: the client dials
+/// again (issue 13).
+#[test]
+fn a_mount_of_an_ssh_store_recovers_when_the_host_comes_back() {
+    let env = Env::new();
+    let mut sshd = Sshd::start(&env);
+    let store = env.path("store");
+    let loc = init_store(&env, &sshd, &store);
+    let data = env.path("data");
+    write_files(&data, 11, 3, 300_000);
+    sshd.ok(&env, "plain", &["backup", data.to_str().unwrap(), "--to", &loc]);
+    let mut m = common::fuse::Mounted::start(sshd.cmd(&env, "plain"), &loc, env.path("mnt"), env.path("mnt.log"), &[]);
+    let read = |name: &str| std::fs::read(m.mnt.join("latest").join(name));
+    assert_eq!(read("f0.bin").unwrap(), std::fs::read(data.join("f0.bin")).unwrap());
+
+    sshd.go_away();
+    let t0 = Instant::now();
+    assert_eq!(read("f0.bin").unwrap(), std::fs::read(data.join("f0.bin")).unwrap(), "a cached file reads while the host is away");
+    let e = read("sub/g1.bin").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(5), "an uncached file is EIO while the host is away: {e}");
+    assert!(t0.elapsed() < Duration::from_secs(30), "reads while the host is away took {:?}", t0.elapsed());
+    assert!(common::fuse::mounted(&m.mnt), "the mount lives on");
+
+    sshd.come_back();
+    let t1 = Instant::now();
+    let back = loop {
+        match read("sub/g1.bin") {
+            Ok(b) => break b,
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(5), "{e}");
+                assert!(t1.elapsed() < Duration::from_secs(30), "the mount never read again after the host came back: {}", m.log());
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    assert_eq!(back, std::fs::read(data.join("sub/g1.bin")).unwrap());
+    assert!(m.log().contains("connected again"), "the log says the mount dialed again: {}", m.log());
     m.stop_with("-TERM");
 }
 

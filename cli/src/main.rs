@@ -25,7 +25,8 @@ fn main() {
     // A mount has no other way to say why a read failed (EIO): its log
     // lines show by default.
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").ok().or_else(|| {
-        matches!(cli.command, args::Command::Mount(_)).then(|| tracing_subscriber::EnvFilter::new("ferry_mount=info,ferry_store=warn"))
+        matches!(cli.command, args::Command::Mount(_))
+            .then(|| tracing_subscriber::EnvFilter::new("ferry_mount=info,ferry_store=warn,ferry_store::backend::ssh=info"))
     });
     if let Some(filter) = filter {
         tracing_subscriber::fmt()

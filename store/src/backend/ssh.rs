@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::io::{BufWriter, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -89,21 +89,44 @@ struct Pending {
     waiters: HashMap<u32, Waiter>,
     /// Set once the connection is gone: why.
     dead: Option<(RemoteFailure, String)>,
+    /// Set when this side closes the connection (its end is no news).
+    closing: bool,
 }
 
-/// A store reached through ssh and `ferry serve`.
-pub struct SshBackend {
-    location: String,
+/// One ssh process and the threads that speak the protocol over its pipes.
+struct Conn {
     pending: Arc<Mutex<Pending>>,
     tx: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
     next_id: AtomicU32,
     child: Arc<Mutex<Child>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    append_only: bool,
+}
+
+/// A store reached through ssh and `ferry serve`.
+///
+/// When the connection ends, the calls waiting on it fail; a later call
+/// dials again (at most once per [`REDIAL_PAUSE`]), so a long-running
+/// process such as a mount recovers when the host comes back. Nothing is
+/// retried inside a call: a command that lost its connection mid-way
+/// fails with the reason, and its next run resumes.
+pub struct SshBackend {
+    location: String,
+    /// The ssh command line, and the store path sent in each hello.
+    argv: Vec<String>,
+    path: String,
+    conn: Mutex<Arc<Conn>>,
+    /// When dialing again last failed, and why: calls in the next
+    /// [`REDIAL_PAUSE`] fail at once with that reason.
+    redial_failed: Mutex<Option<(Instant, RemoteFailure, String)>>,
+    append_only: AtomicBool,
     concurrency: usize,
     /// Requests in flight now; callers wait while it is `concurrency`.
     in_flight: (Mutex<usize>, Condvar),
 }
+
+/// After a failed attempt to dial again, calls fail at once for this long
+/// instead of starting ssh again each.
+pub const REDIAL_PAUSE: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for SshBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -155,27 +178,9 @@ fn last_lines(s: &str) -> String {
     lines[start..].join(" / ")
 }
 
-impl SshBackend {
-    /// Connects with `FERRY_SSH_COMMAND`, `FERRY_REMOTE_PATH` and
-    /// `FERRY_SSH_CONCURRENCY` from the environment, and says hello.
-    pub fn connect(location: &str, target: &SshTarget) -> Result<SshBackend> {
-        let ssh = std::env::var("FERRY_SSH_COMMAND").unwrap_or_else(|_| "ssh".into());
-        let remote_path = std::env::var("FERRY_REMOTE_PATH").unwrap_or_else(|_| "ferry".into());
-        let concurrency = std::env::var("FERRY_SSH_CONCURRENCY")
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .map(|n| n.clamp(1, 64))
-            .unwrap_or(DEFAULT_SSH_CONCURRENCY);
-        Self::connect_with(location, target, &ssh, &remote_path, concurrency)
-    }
-
-    /// Connects with an explicit ssh command line and remote ferry path.
-    pub fn connect_with(location: &str, target: &SshTarget, ssh: &str, remote_path: &str, concurrency: usize) -> Result<SshBackend> {
-        // A host or user starting with '-' would be read by ssh as an option.
-        if target.host.starts_with('-') || target.user.as_deref().is_some_and(|u| u.starts_with('-')) {
-            return Err(Error::BadLocation { location: location.into(), reason: "a host or user name may not start with '-'".into() });
-        }
-        let argv = target.command_line(ssh, remote_path);
+impl Conn {
+    /// Starts ssh with `argv` and the threads around its pipes.
+    fn start(location: &str, argv: &[String]) -> Result<Conn> {
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
             .stdin(Stdio::piped())
@@ -213,43 +218,140 @@ impl SshBackend {
         threads.push(std::thread::spawn(move || writer(stdin, rx)));
         {
             let (pending, child, stderr) = (pending.clone(), child.clone(), stderr.clone());
-            threads.push(std::thread::spawn(move || reader(stdout, &pending, &child, &stderr)));
+            let location = location.to_string();
+            threads.push(std::thread::spawn(move || reader(&location, stdout, &pending, &child, &stderr)));
         }
-        let mut b = SshBackend {
+        Ok(Conn { pending, tx: Mutex::new(Some(tx)), next_id: AtomicU32::new(0), child, threads: Mutex::new(threads) })
+    }
+
+    /// True once the reader has seen the end of the connection.
+    fn is_dead(&self) -> bool {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).dead.is_some()
+    }
+
+    /// Sends a request and waits for its reply.
+    fn call(&self, location: &str, req: Request) -> Result<Reply> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (wtx, wrx) = mpsc::channel();
+        {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((kind, detail)) = &p.dead {
+                return Err(remote(location, *kind, detail.clone()));
+            }
+            p.waiters.insert(id, wtx);
+        }
+        let frame = encode_request(id, &req);
+        drop(req);
+        if frame.len() > MAX_FRAME as usize {
+            self.pending.lock().unwrap_or_else(|p| p.into_inner()).waiters.remove(&id);
+            return Err(Error::InvalidParameter(format!("a request of {} bytes exceeds the protocol's frame limit", frame.len())));
+        }
+        let sent = self.tx.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|tx| tx.send(frame).is_ok()).unwrap_or(false);
+        if !sent {
+            self.pending.lock().unwrap_or_else(|p| p.into_inner()).waiters.remove(&id);
+            return Err(remote(location, RemoteFailure::Dropped, "the connection is closed"));
+        }
+        match wrx.recv() {
+            Ok(r) => r,
+            Err(_) => {
+                let p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                let (kind, detail) = p.dead.clone().unwrap_or((RemoteFailure::Dropped, String::new()));
+                Err(remote(location, kind, detail))
+            }
+        }
+    }
+}
+
+/// Starts ssh and says hello: the connection and the server's append-only flag.
+fn dial(location: &str, argv: &[String], path: &str) -> Result<(Conn, bool)> {
+    let conn = Conn::start(location, argv)?;
+    let append_only = match conn.call(location, Request::Hello { version: VERSION, path: path.to_string() }) {
+        Ok(Reply::HelloOk { version, flags }) if version == VERSION => flags & FLAG_APPEND_ONLY != 0,
+        Ok(Reply::HelloOk { version, .. }) => {
+            return Err(remote(location, RemoteFailure::Protocol, format!("the server speaks protocol version {version}, not {VERSION}")));
+        }
+        Ok(Reply::Error(Code::PathRefused, text)) => return Err(remote(location, RemoteFailure::PathRefused, text)),
+        Ok(Reply::Error(_, text)) => return Err(remote(location, RemoteFailure::Protocol, text)),
+        Ok(other) => return Err(remote(location, RemoteFailure::Protocol, format!("unexpected hello reply {other:?}"))),
+        // Failures before the hello are about starting: name what ssh said.
+        Err(Error::Remote { kind: RemoteFailure::Dropped, detail, .. }) => {
+            let detail = if detail.is_empty() {
+                "the connection closed before the server answered".to_string()
+            } else {
+                format!("the connection closed before the server answered; {detail}")
+            };
+            return Err(remote(location, RemoteFailure::Protocol, detail));
+        }
+        Err(e) => return Err(e),
+    };
+    Ok((conn, append_only))
+}
+
+impl SshBackend {
+    /// Connects with `FERRY_SSH_COMMAND`, `FERRY_REMOTE_PATH` and
+    /// `FERRY_SSH_CONCURRENCY` from the environment, and says hello.
+    pub fn connect(location: &str, target: &SshTarget) -> Result<SshBackend> {
+        let ssh = std::env::var("FERRY_SSH_COMMAND").unwrap_or_else(|_| "ssh".into());
+        let remote_path = std::env::var("FERRY_REMOTE_PATH").unwrap_or_else(|_| "ferry".into());
+        let concurrency = std::env::var("FERRY_SSH_CONCURRENCY")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .map(|n| n.clamp(1, 64))
+            .unwrap_or(DEFAULT_SSH_CONCURRENCY);
+        Self::connect_with(location, target, &ssh, &remote_path, concurrency)
+    }
+
+    /// Connects with an explicit ssh command line and remote ferry path.
+    pub fn connect_with(location: &str, target: &SshTarget, ssh: &str, remote_path: &str, concurrency: usize) -> Result<SshBackend> {
+        // A host or user starting with '-' would be read by ssh as an option.
+        if target.host.starts_with('-') || target.user.as_deref().is_some_and(|u| u.starts_with('-')) {
+            return Err(Error::BadLocation { location: location.into(), reason: "a host or user name may not start with '-'".into() });
+        }
+        let argv = target.command_line(ssh, remote_path);
+        let (conn, append_only) = dial(location, &argv, &target.path)?;
+        Ok(SshBackend {
             location: location.into(),
-            pending,
-            tx: Mutex::new(Some(tx)),
-            next_id: AtomicU32::new(0),
-            child,
-            threads: Mutex::new(threads),
-            append_only: false,
+            argv,
+            path: target.path.clone(),
+            conn: Mutex::new(Arc::new(conn)),
+            redial_failed: Mutex::new(None),
+            append_only: AtomicBool::new(append_only),
             concurrency: concurrency.max(1),
             in_flight: (Mutex::new(0), Condvar::new()),
-        };
-        match b.call(Request::Hello { version: VERSION, path: target.path.clone() }) {
-            Ok(Reply::HelloOk { version, flags }) if version == VERSION => b.append_only = flags & FLAG_APPEND_ONLY != 0,
-            Ok(Reply::HelloOk { version, .. }) => {
-                return Err(remote(
-                    location,
-                    RemoteFailure::Protocol,
-                    format!("the server speaks protocol version {version}, not {VERSION}"),
-                ));
-            }
-            Ok(Reply::Error(Code::PathRefused, text)) => return Err(remote(location, RemoteFailure::PathRefused, text)),
-            Ok(Reply::Error(_, text)) => return Err(remote(location, RemoteFailure::Protocol, text)),
-            Ok(other) => return Err(remote(location, RemoteFailure::Protocol, format!("unexpected hello reply {other:?}"))),
-            // Failures before the hello are about starting: name what ssh said.
-            Err(Error::Remote { kind: RemoteFailure::Dropped, detail, .. }) => {
-                let detail = if detail.is_empty() {
-                    "the connection closed before the server answered".to_string()
-                } else {
-                    format!("the connection closed before the server answered; {detail}")
-                };
-                return Err(remote(location, RemoteFailure::Protocol, detail));
-            }
-            Err(e) => return Err(e),
+        })
+    }
+
+    /// The live connection: the current one, or a new one when it has
+    /// ended (unless dialing failed less than [`REDIAL_PAUSE`] ago).
+    fn conn(&self) -> Result<Arc<Conn>> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if !conn.is_dead() {
+            return Ok(conn.clone());
         }
-        Ok(b)
+        let mut failed = self.redial_failed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, kind, detail)) = &*failed
+            && at.elapsed() < REDIAL_PAUSE
+        {
+            return Err(remote(&self.location, *kind, detail.clone()));
+        }
+        match dial(&self.location, &self.argv, &self.path) {
+            Ok((c, append_only)) => {
+                tracing::info!("{}: connected again", self.location);
+                self.append_only.store(append_only, Ordering::Relaxed);
+                *failed = None;
+                *conn = Arc::new(c);
+                Ok(conn.clone())
+            }
+            Err(e) => {
+                let (kind, detail) = match &e {
+                    Error::Remote { kind, detail, .. } => (*kind, detail.clone()),
+                    other => (RemoteFailure::Start, other.to_string()),
+                };
+                tracing::debug!("{}: dialing again failed: {e}", self.location);
+                *failed = Some((Instant::now(), kind, detail));
+                Err(e)
+            }
+        }
     }
 
     /// Sends a request and waits for its reply. Up to `concurrency`
@@ -264,41 +366,10 @@ impl SshBackend {
             }
             *n += 1;
         }
-        let r = self.call_now(req);
+        let r = self.conn().and_then(|c| c.call(&self.location, req));
         *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
         freed.notify_one();
         r
-    }
-
-    fn call_now(&self, req: Request) -> Result<Reply> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (wtx, wrx) = mpsc::channel();
-        {
-            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((kind, detail)) = &p.dead {
-                return Err(remote(&self.location, *kind, detail.clone()));
-            }
-            p.waiters.insert(id, wtx);
-        }
-        let frame = encode_request(id, &req);
-        drop(req);
-        if frame.len() > MAX_FRAME as usize {
-            self.pending.lock().unwrap_or_else(|p| p.into_inner()).waiters.remove(&id);
-            return Err(Error::InvalidParameter(format!("a request of {} bytes exceeds the protocol's frame limit", frame.len())));
-        }
-        let sent = self.tx.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|tx| tx.send(frame).is_ok()).unwrap_or(false);
-        if !sent {
-            self.pending.lock().unwrap_or_else(|p| p.into_inner()).waiters.remove(&id);
-            return Err(remote(&self.location, RemoteFailure::Dropped, "the connection is closed"));
-        }
-        match wrx.recv() {
-            Ok(r) => r,
-            Err(_) => {
-                let p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-                let (kind, detail) = p.dead.clone().unwrap_or((RemoteFailure::Dropped, String::new()));
-                Err(remote(&self.location, kind, detail))
-            }
-        }
     }
 
     fn unexpected(&self, path: &str, r: Reply) -> Error {
@@ -358,7 +429,7 @@ fn writer(stdin: ChildStdin, rx: mpsc::Receiver<Vec<u8>>) {
 
 /// Reads replies and hands each to the caller waiting for its id. At the
 /// end of the stream every waiter (and every later call) gets the reason.
-fn reader(stdout: ChildStdout, pending: &Mutex<Pending>, child: &Mutex<Child>, stderr: &Stderr) {
+fn reader(location: &str, stdout: ChildStdout, pending: &Mutex<Pending>, child: &Mutex<Child>, stderr: &Stderr) {
     // Buffered: a small reply costs one read, not one per field.
     let mut stdout = std::io::BufReader::with_capacity(256 << 10, stdout);
     let (kind, what) = loop {
@@ -398,15 +469,19 @@ fn reader(stdout: ChildStdout, pending: &Mutex<Pending>, child: &Mutex<Child>, s
     }
     let detail = parts.join("; ");
     let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
+    if !p.closing {
+        tracing::warn!("{location}: connection lost ({kind}){}", if detail.is_empty() { String::new() } else { format!(": {detail}") });
+    }
     p.dead = Some((kind, detail));
     for (_, w) in p.waiters.drain() {
         drop(w);
     }
 }
 
-impl Drop for SshBackend {
+impl Drop for Conn {
     fn drop(&mut self) {
         // Closing stdin ends the server's session; it exits, then ssh.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).closing = true;
         self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
         if wait_exit(&self.child, Duration::from_secs(5)).is_none() {
             let _ = self.child.lock().unwrap_or_else(|p| p.into_inner()).kill();
@@ -487,7 +562,7 @@ impl Backend for SshBackend {
     }
 
     fn delete(&self, path: &str) -> Result<()> {
-        if self.append_only && !path.starts_with(LOCKS_DIR) {
+        if self.append_only() && !path.starts_with(LOCKS_DIR) {
             return Err(Error::AppendOnly { location: self.location.clone(), what: format!("deleting {path}") });
         }
         match self.request(path, Request::Delete(path.into()))? {
@@ -508,7 +583,7 @@ impl Backend for SshBackend {
     }
 
     fn append_only(&self) -> bool {
-        self.append_only
+        self.append_only.load(Ordering::Relaxed)
     }
 }
 
