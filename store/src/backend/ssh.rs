@@ -105,7 +105,7 @@ struct Conn {
 /// A store reached through ssh and `ferry serve`.
 ///
 /// When the connection ends, the calls waiting on it fail; a later call
-/// dials again (at most once per [`REDIAL_PAUSE`]), so a long-running
+/// dials again (at most once per second), so a long-running
 /// process such as a mount recovers when the host comes back. Nothing is
 /// retried inside a call: a command that lost its connection mid-way
 /// fails with the reason, and its next run resumes.
