@@ -7,7 +7,14 @@ use clap::{Args, Parser, Subcommand};
 /// ferry keeps folders in step across machines, drives and backup targets:
 /// encrypted, deduplicated, content-defined blocks in a store.
 #[derive(Parser, Debug)]
-#[command(name = "ferry", version, about, propagate_version = true, after_help = crate::error::EXIT_CODES)]
+#[command(
+    name = "ferry",
+    version,
+    propagate_version = true,
+    before_help = BEFORE_HELP,
+    after_help = crate::error::EXIT_CODES,
+    help_template = "{about-with-newline}\n{before-help}\n{usage-heading} {usage}\n\n{all-args}{after-help}"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -15,7 +22,25 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// What `ferry --help` says before the commands: where passphrases and
+/// stores come from, and where to read on.
+const BEFORE_HELP: &str = "\
+A store (LOC) is a folder (a disk, USB drive or share), ssh://[user@]host[:port]/abs/path or s3://bucket[/prefix].
+A replica is a folder kept in step with stores by push, pull and sync; backup and restore need no replica.
+
+Passphrases never go on the command line. ferry reads, in this order:
+  FERRY_KEY_FILE / --key-file   an exported key (`ferry key export`): no passphrase, no key derivation
+  FERRY_PASSWORD                the passphrase itself
+  FERRY_PASSWORD_FILE           a file holding it
+  FERRY_PASSWORD_COMMAND        a command that prints it
+  otherwise a prompt on the terminal that names the store or replica it unlocks.
+New passphrases (store init, key add) come from FERRY_NEW_PASSWORD[_FILE|_COMMAND], else the current one, else a prompt.
+FERRY_STORE is the default LOC; FERRY_SSH_COMMAND and FERRY_REMOTE_PATH set up ssh://; AWS_* set up s3://.
+
+Read on: `ferry COMMAND --help`, `ferry man`, and format-spec/SPEC.md for the store format.";
+
 #[derive(Args, Debug)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
@@ -48,8 +73,8 @@ pub enum Command {
     Init {
         /// Folder to make a replica.
         dir: Option<PathBuf>,
-        /// Average chunk size in KiB for the new family (power of two).
-        #[arg(long, value_name = "KIB", conflicts_with = "like")]
+        /// Average chunk size in KiB for the new family (a power of two, 1 to 4096).
+        #[arg(long, value_name = "KIB", conflicts_with = "like", value_parser = parse_chunk_avg_kib)]
         chunk_avg_kib: Option<u32>,
         /// Join the key family of this store instead (a new folder in it).
         #[arg(long, value_name = "LOC")]
@@ -116,6 +141,8 @@ pub enum Command {
         /// Store location (default: $FERRY_STORE).
         #[arg(env = "FERRY_STORE")]
         loc: String,
+        #[command(flatten)]
+        only: SnapshotFilter,
     },
     /// List a snapshot's tree.
     Ls {
@@ -125,6 +152,8 @@ pub enum Command {
         snap: String,
         /// Path inside the snapshot.
         path: Option<String>,
+        #[command(flatten)]
+        only: SnapshotFilter,
     },
     /// What changed between two snapshots.
     Diff {
@@ -205,6 +234,37 @@ pub enum CacheCmd {
     Status,
 }
 
+/// `--chunk-avg-kib`: a power of two the chunker accepts, so that a bad
+/// value is a usage error (exit 2) before anything is asked or written.
+fn parse_chunk_avg_kib(s: &str) -> Result<u32, String> {
+    let n: u32 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of KiB (e.g. 1024)"))?;
+    let (lo, hi) = (ferry_store::ChunkerParams::MIN_AVG / 1024, ferry_store::ChunkerParams::MAX_AVG / 1024);
+    if !n.is_power_of_two() || !(lo.max(1)..=hi).contains(&n) {
+        return Err(format!("{n} KiB: the average chunk size must be a power of two from {} to {hi} KiB", lo.max(1)));
+    }
+    Ok(n)
+}
+
+/// `--read-data-subset`: `10%` or `2/5`.
+fn parse_subset(s: &str) -> Result<ferry_sync::check::ReadData, String> {
+    use ferry_sync::check::ReadData;
+    if let Some(p) = s.strip_suffix('%') {
+        let v: f64 = p.trim().parse().map_err(|_| format!("{s:?} is not a percentage (e.g. 10%)"))?;
+        if !(0.0..=100.0).contains(&v) {
+            return Err(format!("{s}: a percentage must be between 0% and 100%"));
+        }
+        return Ok(ReadData::Percent(v));
+    }
+    if let Some((n, m)) = s.split_once('/') {
+        let parsed = (n.trim().parse::<u32>(), m.trim().parse::<u32>());
+        return match parsed {
+            (Ok(n), Ok(m)) if n >= 1 && n <= m => Ok(ReadData::Part(n, m)),
+            _ => Err(format!("{s}: a part is N/M with 1 <= N <= M (e.g. 2/5)")),
+        };
+    }
+    Err(format!("{s:?}: give a percentage like 10% or a part like 2/5"))
+}
+
 /// `123`, `64KiB`, `512MiB`, `1GiB`, `2TiB` (also `K`/`M`/`G`/`T`, `KB`..., all powers of 1024).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -235,11 +295,35 @@ pub struct ServeArgs {
     pub append_only: bool,
 }
 
+/// Which snapshots `latest`, snapshots, forget and restore look at.
+#[derive(Args, Debug, Default)]
+pub struct SnapshotFilter {
+    /// Only snapshots made on host H (repeatable: any of them).
+    #[arg(long = "host", value_name = "H")]
+    pub hosts: Vec<String>,
+    /// Only snapshots of folder F: a synced folder's ID prefix, or a
+    /// backed-up source path as recorded (repeatable: any of them).
+    #[arg(long = "folder", value_name = "F")]
+    pub folders: Vec<String>,
+    /// Only snapshots tagged T (repeatable: any of them).
+    #[arg(long = "tag", value_name = "T")]
+    pub tags: Vec<String>,
+}
+
+impl SnapshotFilter {
+    /// The library's filter.
+    pub fn filter(&self) -> ferry_sync::snapshot::Filter {
+        ferry_sync::snapshot::Filter { hosts: self.hosts.clone(), folders: self.folders.clone(), tags: self.tags.clone() }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct ForgetArgs {
     /// Store location (default: $FERRY_STORE).
     #[arg(env = "FERRY_STORE")]
     pub loc: String,
+    #[command(flatten)]
+    pub only: SnapshotFilter,
     /// Keep the newest N snapshots.
     #[arg(long, value_name = "N")]
     pub keep_last: Option<u32>,
@@ -279,8 +363,8 @@ pub struct StoreInitArgs {
     /// Join SRC's key family (a store, or a replica folder): same master key, chunker and block IDs.
     #[arg(long, value_name = "SRC")]
     pub like: Option<String>,
-    /// Average chunk size in KiB (power of two); min is a quarter, max four times.
-    #[arg(long, value_name = "KIB")]
+    /// Average chunk size in KiB (a power of two, 1 to 4096); min is a quarter, max four times.
+    #[arg(long, value_name = "KIB", value_parser = parse_chunk_avg_kib, conflicts_with = "like")]
     pub chunk_avg_kib: Option<u32>,
     /// Target pack size in MiB.
     #[arg(long, value_name = "MIB")]
@@ -381,6 +465,8 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub target: PathBuf,
     #[command(flatten)]
+    pub only: SnapshotFilter,
+    #[command(flatten)]
     pub filter: FilterArgs,
     /// Show what would be written; write nothing.
     #[arg(long, short = 'n')]
@@ -396,6 +482,6 @@ pub struct CheckArgs {
     #[arg(long, conflicts_with = "read_data_subset")]
     pub read_data: bool,
     /// Read a subset of packs: a percentage ("10%") or a part ("2/5").
-    #[arg(long, value_name = "PCT|N/M")]
-    pub read_data_subset: Option<String>,
+    #[arg(long, value_name = "PCT|N/M", value_parser = parse_subset)]
+    pub read_data_subset: Option<ferry_sync::check::ReadData>,
 }

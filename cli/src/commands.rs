@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use ferry_store::backend::{Backend, Location};
 use ferry_store::{CacheLocation, ChunkerParams, InitOptions, KdfParams, Store};
 use ferry_sync::backup::{BackupOptions, backup};
@@ -46,8 +46,8 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Store(StoreCmd::Init(a)) => store_init(g, a),
         Command::Key(k) => key(g, k),
         Command::Backup(a) => cmd_backup(g, a),
-        Command::Snapshots { loc } => snapshots(g, loc),
-        Command::Ls { loc, snap, path } => cmd_ls(g, loc, snap, path.as_deref()),
+        Command::Snapshots { loc, only } => snapshots(g, loc, only),
+        Command::Ls { loc, snap, path, only } => cmd_ls(g, loc, snap, path.as_deref(), only),
         Command::Diff { loc, snap_a, snap_b } => cmd_diff(g, loc, snap_a, snap_b),
         Command::Restore(a) => cmd_restore(g, a),
         Command::Check(a) => cmd_check(g, a),
@@ -102,11 +102,28 @@ fn open(g: &Global, loc: &str) -> Result<Store> {
 }
 
 fn open_on(g: &Global, loc: &str, backend: Arc<dyn Backend>) -> Result<Store> {
-    let store = match key_file(g)? {
-        Some(master) => Store::open_with_key(backend, &master, cache(g)),
-        None => Store::open(backend, &passphrase::existing()?, cache(g)),
-    }
-    .with_context(|| format!("opening store {loc}"))?;
+    open_asking(g, loc, backend, None)
+}
+
+/// Opens the store at `loc` with the key file, else `pw`, else the
+/// passphrase from the environment or a prompt that names the store. A
+/// missing store is reported before anything is asked.
+fn open_asking(g: &Global, loc: &str, backend: Arc<dyn Backend>, pw: Option<&passphrase::Secret>) -> Result<Store> {
+    let opened: Result<Store> = match key_file(g)? {
+        Some(master) => Store::open_with_key(backend, &master, cache(g)).map_err(Into::into),
+        None => Store::require(backend.as_ref()).map_err(anyhow::Error::from).and_then(|()| {
+            let asked;
+            let pw = match pw {
+                Some(p) => p,
+                None => {
+                    asked = passphrase::existing(&format!("store {loc}"))?;
+                    &asked
+                }
+            };
+            Ok(Store::open(backend, pw, cache(g))?)
+        }),
+    };
+    let store = opened.with_context(|| format!("opening store {loc}"))?;
     for (name, why) in store.damaged_indexes() {
         if !g.quiet {
             eprintln!("ferry: warning: index {} is damaged and was skipped ({why}); run `ferry check`", name.short(12));
@@ -137,10 +154,8 @@ fn store_init(g: &Global, a: &StoreInitArgs) -> Result<i32> {
     }
     // Parse the location first: a bad one fails before any prompt or write.
     let target = backend(&a.loc)?;
+    let new_pw = format!("store {}", a.loc);
     let pw = if let Some(src) = &a.like {
-        if a.chunk_avg_kib.is_some() {
-            bail!("--chunk-avg-kib cannot be combined with --like: a key family shares one chunker");
-        }
         // SRC is a replica folder (its root) or a store location.
         let replica_root = match Location::parse(src)? {
             Location::Local(p) => replica::find_root(&p).filter(|r| p.canonicalize().is_ok_and(|s| s == *r)),
@@ -155,9 +170,9 @@ fn store_init(g: &Global, a: &StoreInitArgs) -> Result<i32> {
             opts.master = Some(src_store.keys().master().clone());
             opts.chunker = src_store.config().chunker;
         }
-        passphrase::new(true)?
+        passphrase::new(true, &new_pw)?
     } else {
-        passphrase::new(true)?
+        passphrase::new(true, &new_pw)?
     };
     // Store::init makes the location (Backend::create), refusing a local
     // folder that holds other files; a failed init removes what it made.
@@ -234,7 +249,7 @@ fn key(g: &Global, k: &KeyCmd) -> Result<i32> {
                     .collect();
                 output::json(&v);
             } else {
-                println!("{:<2}{:<14}{:<21}{:<20}kdf", "", "id", "created (UTC)", "host");
+                println!("{:<2}{:<14}{:<21}{:<20}kdf", "", "id", format!("created ({})", output::zone_name()), "host");
                 for k in &keys {
                     println!(
                         "{:<2}{:<14}{:<21}{:<20}argon2id m={}KiB t={} p={}",
@@ -251,7 +266,7 @@ fn key(g: &Global, k: &KeyCmd) -> Result<i32> {
         }
         KeyCmd::Add { loc, kdf: ka } => {
             let store = open(g, loc)?;
-            let pw = passphrase::new(false)?;
+            let pw = passphrase::new(false, &format!("store {loc}"))?;
             let id = store.add_key(&pw, kdf(ka), &host(&None))?;
             if g.json {
                 #[derive(Serialize)]
@@ -307,7 +322,7 @@ fn print_skipped(g: &Global, s: &[Skipped], verb: &str) {
     if s.is_empty() || g.json {
         return;
     }
-    eprintln!("ferry: {} file(s) could not be {verb}:", s.len());
+    eprintln!("ferry: {} could not be {verb}:", output::count(s.len() as u64, "file"));
     for x in s {
         eprintln!("  {}: {}", x.path, x.reason);
     }
@@ -354,7 +369,7 @@ fn cmd_backup(g: &Global, a: &BackupArgs) -> Result<i32> {
     } else if !g.quiet {
         if a.dry_run || g.verbose > 0 {
             for c in &r.changed {
-                println!("{} {}", c.kind.marker(), c.path);
+                println!("{}", output::change(c.kind, &c.path, c.from.as_deref()));
             }
         }
         match r.snapshot {
@@ -363,12 +378,12 @@ fn cmd_backup(g: &Global, a: &BackupArgs) -> Result<i32> {
             None => println!("already up to date: no snapshot written"),
         }
         println!(
-            "files: {} new, {} changed, {} unchanged ({} in {} folders, {})",
+            "files: {} new, {} modified, {} unchanged ({} in {}, {})",
             s.new_files,
             s.changed_files,
             s.unchanged_files,
             s.files,
-            s.dirs,
+            output::count(s.dirs, "folder"),
             size(s.bytes)
         );
         if a.dry_run {
@@ -377,13 +392,18 @@ fn cmd_backup(g: &Global, a: &BackupArgs) -> Result<i32> {
             println!("read {}, added {} to the store in {:.2}s", size(r.bytes_read), size(s.added_bytes), r.duration.as_secs_f64());
         }
     }
+    if !a.filter.include.is_empty() && s.files == 0 && !g.json {
+        eprintln!("ferry: warning: --include {} matched no file in {}", a.filter.include.join(" --include "), a.dir.display());
+    }
     print_skipped(g, &r.skipped, "backed up");
     Ok(if r.skipped.is_empty() { 0 } else { EXIT_SKIPPED })
 }
 
-fn snapshots(g: &Global, loc: &str) -> Result<i32> {
+fn snapshots(g: &Global, loc: &str, only: &SnapshotFilter) -> Result<i32> {
     let store = open(g, loc)?;
-    let (all, damaged) = snapshot::list_all(&store)?;
+    let (mut all, damaged) = snapshot::list_all(&store)?;
+    let filter = only.filter();
+    all.retain(|(_, s)| filter.matches(s));
     for (id, e) in &damaged {
         eprintln!("ferry: warning: snapshot {} is unreadable and left out: {e}", id.short(8));
     }
@@ -418,7 +438,7 @@ fn snapshots(g: &Global, loc: &str) -> Result<i32> {
         output::json(&v);
         return Ok(0);
     }
-    println!("{:<10}{:<21}{:<16}{:>10}  {:<12}source", "id", "time (UTC)", "host", "size", "tags");
+    println!("{:<10}{:<21}{:<16}{:>10}  {:<12}source", "id", format!("time ({})", output::zone_name()), "host", "size", "tags");
     for (id, s) in &all {
         println!(
             "{:<10}{:<21}{:<16}{:>10}  {:<12}{}",
@@ -431,7 +451,7 @@ fn snapshots(g: &Global, loc: &str) -> Result<i32> {
         );
     }
     if !g.quiet {
-        println!("{} snapshot(s)", all.len());
+        println!("{}", output::count(all.len() as u64, "snapshot"));
     }
     Ok(0)
 }
@@ -444,9 +464,9 @@ fn type_char(t: EntryType) -> char {
     }
 }
 
-fn cmd_ls(g: &Global, loc: &str, snap: &str, path: Option<&str>) -> Result<i32> {
+fn cmd_ls(g: &Global, loc: &str, snap: &str, path: Option<&str>, only: &SnapshotFilter) -> Result<i32> {
     let store = open(g, loc)?;
-    let (_, s) = snapshot::resolve(&store, snap, None)?;
+    let (_, s) = snapshot::resolve_with(&store, snap, &only.filter())?;
     let root = ferry_sync::load_tree(&store, &s.root)?;
     #[derive(Serialize)]
     struct Row {
@@ -497,15 +517,16 @@ fn cmd_diff(g: &Global, loc: &str, a: &str, b: &str) -> Result<i32> {
         output::json(&changes.iter().map(|(c, p)| PathChange::new(p.to_string_lossy(), *c)).collect::<Vec<_>>());
     } else {
         for (c, p) in &changes {
-            println!("{} {}", c.marker(), p.display());
+            println!("{}", output::change(*c, &p.to_string_lossy(), None));
         }
         if !g.quiet {
             let n = |k| changes.iter().filter(|(c, _)| *c == k).count();
             println!(
-                "{} added, {} removed, {} modified, {} metadata only",
+                "{} new, {} modified, {} deleted, {} renamed, {} metadata",
                 n(ChangeKind::New),
-                n(ChangeKind::Deleted),
                 n(ChangeKind::Modified),
+                n(ChangeKind::Deleted),
+                n(ChangeKind::Renamed),
                 n(ChangeKind::Metadata)
             );
         }
@@ -515,7 +536,7 @@ fn cmd_diff(g: &Global, loc: &str, a: &str, b: &str) -> Result<i32> {
 
 fn cmd_restore(g: &Global, a: &RestoreArgs) -> Result<i32> {
     let store = open(g, &a.loc)?;
-    let (id, s) = snapshot::resolve(&store, &a.snap, None)?;
+    let (id, s) = snapshot::resolve_with(&store, &a.snap, &a.only.filter())?;
     let opts = RestoreOptions {
         filter: FilterOptions { excludes: a.filter.exclude.clone(), includes: a.filter.include.clone(), ..Default::default() },
         dry_run: a.dry_run,
@@ -536,46 +557,41 @@ fn cmd_restore(g: &Global, a: &RestoreArgs) -> Result<i32> {
     } else if !g.quiet {
         if a.dry_run || g.verbose > 0 {
             for p in &r.written {
-                println!("{} {p}", if a.dry_run { "would write" } else { "wrote" });
+                if r.overwritten.binary_search(p).is_ok() {
+                    println!("{}  (replaces the file in the target)", output::change(ChangeKind::Modified, p, None));
+                } else {
+                    println!("{}", output::change(ChangeKind::New, p, None));
+                }
             }
         }
         println!(
-            "{} {} files ({} unchanged), {} folders, {} symlinks; {} from the store, {} reused locally, {:.2}s",
+            "{} {} ({} unchanged), {}, {}; {} from the store, {} reused locally, {:.2}s",
             if a.dry_run { "would restore" } else { "restored" },
-            r.files_written,
+            output::count(r.files_written as u64, "file"),
             r.files_unchanged,
-            r.dirs,
-            r.symlinks,
+            output::count(r.dirs as u64, "folder"),
+            output::count(r.symlinks as u64, "symlink"),
             size(r.bytes_from_store),
             size(r.bytes_from_local),
             r.duration.as_secs_f64()
+        );
+    }
+    if !a.filter.include.is_empty() && r.files_written + r.files_unchanged + r.dirs + r.symlinks == 0 && !g.json {
+        eprintln!(
+            "ferry: warning: --include {} matched nothing in snapshot {}: nothing was restored (`ferry ls {} {}` lists its paths)",
+            a.filter.include.join(" --include "),
+            id.short(8),
+            a.loc,
+            id.short(8)
         );
     }
     print_skipped(g, &r.skipped, "restored");
     Ok(if r.skipped.is_empty() { 0 } else { EXIT_SKIPPED })
 }
 
-fn parse_subset(s: &str) -> Result<ReadData> {
-    if let Some(p) = s.strip_suffix('%') {
-        let v: f64 = p.trim().parse().with_context(|| format!("--read-data-subset {s}: not a percentage"))?;
-        if !(0.0..=100.0).contains(&v) {
-            bail!("--read-data-subset {s}: percentage must be between 0 and 100");
-        }
-        return Ok(ReadData::Percent(v));
-    }
-    if let Some((n, m)) = s.split_once('/') {
-        let (n, m): (u32, u32) = (n.trim().parse()?, m.trim().parse()?);
-        if n == 0 || m == 0 || n > m {
-            bail!("--read-data-subset {s}: need 1 <= N <= M");
-        }
-        return Ok(ReadData::Part(n, m));
-    }
-    bail!("--read-data-subset {s}: give a percentage like 10% or a part like 2/5")
-}
-
 fn cmd_check(g: &Global, a: &CheckArgs) -> Result<i32> {
-    let mode = match (&a.read_data_subset, a.read_data) {
-        (Some(s), _) => parse_subset(s)?,
+    let mode = match (a.read_data_subset, a.read_data) {
+        (Some(m), _) => m,
         (None, true) => ReadData::All,
         (None, false) => ReadData::None,
     };
@@ -600,10 +616,14 @@ fn cmd_check(g: &Global, a: &CheckArgs) -> Result<i32> {
         }
         if !g.quiet {
             println!(
-                "checked {} snapshots, {} trees{}",
-                r.snapshots,
-                r.trees,
-                if mode == ReadData::None { String::new() } else { format!(", read {} packs ({} blocks)", r.packs_read, r.blocks_read) }
+                "checked {}, {}{}",
+                output::count(r.snapshots as u64, "snapshot"),
+                output::count(r.trees as u64, "tree"),
+                if mode == ReadData::None {
+                    String::new()
+                } else {
+                    format!(", read {} ({})", output::count(r.packs_read as u64, "pack"), output::count(r.blocks_read as u64, "block"))
+                }
             );
         }
         if r.errors.is_empty() {
@@ -611,23 +631,35 @@ fn cmd_check(g: &Global, a: &CheckArgs) -> Result<i32> {
                 println!("no errors found");
             }
         } else {
-            eprintln!("ferry: check found {} problem(s)", r.errors.len());
+            eprintln!("ferry: check found {}", output::count(r.errors.len() as u64, "problem"));
         }
     }
     Ok(if r.errors.is_empty() { 0 } else { 1 })
 }
 
 fn here_replica(g: &Global) -> Result<Replica> {
+    here_replica_for(g, "")
+}
+
+/// The replica the command runs in; `why` (when not empty) is said in the
+/// passphrase prompt, for commands whose need of the key is not obvious.
+fn here_replica_for(g: &Global, why: &str) -> Result<Replica> {
     let cwd = std::env::current_dir()?;
     let root = replica::find_root(&cwd).ok_or(ferry_sync::Error::NotAReplica { root: cwd })?;
-    open_replica(g, &root)
+    open_replica_for(g, &root, why)
 }
 
 fn open_replica(g: &Global, root: &Path) -> Result<Replica> {
-    Ok(match key_file(g)? {
-        Some(master) => Replica::open_with_key(root, &master)?,
-        None => Replica::open(root, &passphrase::existing()?)?,
-    })
+    open_replica_for(g, root, "")
+}
+
+fn open_replica_for(g: &Global, root: &Path, why: &str) -> Result<Replica> {
+    let what = if why.is_empty() { format!("replica {}", root.display()) } else { format!("replica {} ({why})", root.display()) };
+    let r = match key_file(g)? {
+        Some(master) => Replica::open_with_key(root, &master),
+        None => Replica::open(root, &passphrase::existing(&what)?),
+    };
+    r.with_context(|| format!("opening replica {}", root.display()))
 }
 
 fn open_for(g: &Global, r: &Replica, loc: &str) -> Result<Store> {
@@ -643,7 +675,7 @@ fn cmd_init(g: &Global, dir: Option<&Path>, avg: Option<u32>, like: Option<&str>
         }
         None => (None, avg.map(|a| ChunkerParams::from_avg(a.saturating_mul(1024))).unwrap_or(ChunkerParams::DEFAULT)),
     };
-    let r = Replica::init(dir, &passphrase::new(true)?, kdf(k), master, None, chunker)?;
+    let r = Replica::init(dir, &passphrase::new(true, &format!("replica {}", dir.display()))?, kdf(k), master, None, chunker)?;
     if g.json {
         #[derive(Serialize)]
         struct Out {
@@ -682,7 +714,7 @@ fn cmd_push(g: &Global, loc: &str, dry_run: bool, force: bool) -> Result<i32> {
         output::json(&DryRun { dry_run, report: &rep });
     } else if !g.quiet {
         for c in &rep.changed {
-            println!("{} {}", c.kind.marker(), c.path);
+            println!("{}", output::change(c.kind, &c.path, c.from.as_deref()));
         }
         for c in &rep.conflicts {
             println!(
@@ -701,14 +733,19 @@ fn cmd_push(g: &Global, loc: &str, dry_run: bool, force: bool) -> Result<i32> {
     Ok(if rep.skipped.is_empty() { 0 } else { EXIT_SKIPPED })
 }
 
-fn action_text(a: &Action) -> String {
+/// One step of a pull's plan, as the change it makes here; `overwrites`
+/// (sorted) says which writes replace a file that is here.
+fn action_text(a: &Action, overwrites: &[PathBuf]) -> String {
+    use ChangeKind as K;
+    let over = |p: &PathBuf| overwrites.binary_search(p).is_ok();
+    let s = |p: &PathBuf| p.to_string_lossy().into_owned();
     match a {
-        Action::Mkdir(p) => format!("mkdir   {}", p.display()),
-        Action::Write(p) => format!("write   {}", p.display()),
-        Action::Symlink(p) => format!("symlink {}", p.display()),
-        Action::Rename(a, b) => format!("rename  {} -> {}", a.display(), b.display()),
-        Action::Delete(p) => format!("delete  {}", p.display()),
-        Action::Meta(p) => format!("meta    {}", p.display()),
+        Action::Mkdir(p) => output::change(K::New, &format!("{}/", s(p)), None),
+        Action::Write(p) | Action::Symlink(p) if over(p) => output::change(K::Modified, &s(p), None) + "  (replaces the file here)",
+        Action::Write(p) | Action::Symlink(p) => output::change(K::New, &s(p), None),
+        Action::Rename(a, b) => output::change(K::Renamed, &s(b), Some(&s(a))),
+        Action::Delete(p) => output::change(K::Deleted, &s(p), None),
+        Action::Meta(p) => output::change(K::Metadata, &s(p), None),
     }
 }
 
@@ -730,17 +767,17 @@ fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool, loc
     let refused = !rep.conflicts.is_empty() && rep.actions.is_empty();
     if !g.quiet {
         for a in &rep.actions {
-            println!("{}{}", if dry_run { "would " } else { "" }, action_text(a));
+            println!("{}", action_text(a, &rep.overwrites));
         }
         match (rep.snapshot, rep.up_to_date) {
             (None, _) => println!("the store holds no snapshot of this folder yet"),
             (Some(id), true) => println!("already up to date with snapshot {}", id.short(8)),
             (Some(_), false) if refused => {}
             (Some(id), false) => println!(
-                "{} snapshot {}: {} changes, {} from the store, {} reused locally",
+                "{} snapshot {}: {}, {} from the store, {} reused locally",
                 if dry_run { "would pull" } else { "pulled" },
                 id.short(8),
-                rep.actions.len(),
+                output::count(rep.actions.len() as u64, "change"),
                 size(rep.bytes_from_store),
                 size(rep.bytes_from_local)
             ),
@@ -748,18 +785,23 @@ fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool, loc
     }
     if rep.concurrent > 0 && !g.quiet {
         eprintln!(
-            "ferry: the store also holds {} change(s) made concurrently with this replica's: run `ferry sync` to merge them",
-            rep.concurrent
+            "ferry: the store also holds {} made concurrently with this replica's: run `ferry sync {loc}` to merge them",
+            output::count(rep.concurrent as u64, "change")
         );
     }
     if refused {
-        eprintln!("ferry: nothing was pulled: {} path(s) changed both here and in the store:", rep.conflicts.len());
+        eprintln!("ferry: nothing was pulled: {} changed both here and in the store:", output::count(rep.conflicts.len() as u64, "path"));
         for c in &rep.conflicts {
             eprintln!("  {}", c.display());
         }
         eprintln!("run `ferry sync {loc}` to merge (both versions are kept)");
     } else if !rep.conflicts.is_empty() {
-        eprintln!("ferry: {} path(s) changed both here and in the store were left as they are here:", rep.conflicts.len());
+        eprintln!(
+            "ferry: {} changed both here and in the store {} left as {} here:",
+            output::count(rep.conflicts.len() as u64, "path"),
+            if rep.conflicts.len() == 1 { "was" } else { "were" },
+            if rep.conflicts.len() == 1 { "it is" } else { "they are" }
+        );
         for c in &rep.conflicts {
             eprintln!("  {}", c.display());
         }
@@ -769,9 +811,16 @@ fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool, loc
 }
 
 fn cmd_clone(g: &Global, loc: &str, dir: &Path, folder: Option<&str>, k: &KdfArgs) -> Result<i32> {
-    let store = open(g, loc)?;
-    // The new replica's own key file needs a passphrase even when the store was opened with a key file.
-    let pw = if g.key_file.is_some() { passphrase::new(true)? } else { passphrase::existing()? };
+    let backend = backend(loc)?;
+    // One passphrase opens the store and locks the new replica's key
+    // file; with a key file, the replica's passphrase is asked as new.
+    let (store, pw) = if g.key_file.is_some() {
+        (open_on(g, loc, backend)?, passphrase::new(true, &format!("replica {}", dir.display()))?)
+    } else {
+        Store::require(backend.as_ref()).with_context(|| format!("opening store {loc}"))?;
+        let pw = passphrase::existing(&format!("store {loc}"))?;
+        (open_asking(g, loc, backend, Some(&pw))?, pw)
+    };
     let init = ferry_sync::pull::CloneInit { passphrase: &pw, kdf: kdf(k), folder };
     let (_, rep) = ferry_sync::pull::clone(dir, &store, init, &Progress::default())?;
     print_pull(g, &rep, false, loc);
@@ -779,18 +828,20 @@ fn cmd_clone(g: &Global, loc: &str, dir: &Path, folder: Option<&str>, k: &KdfArg
 }
 
 fn cmd_status(g: &Global) -> Result<i32> {
-    let r = here_replica(g)?;
+    let r = here_replica_for(g, "status hashes changed files with the replica's key to tell edits and renames from touches")?;
     let changes = status(&r)?;
     if g.json {
         output::json(&StatusReport::new(&changes));
     } else {
         for (c, p) in &changes {
             match c {
-                LocalChange::New => println!("new       {}", p.display()),
-                LocalChange::Modified => println!("modified  {}", p.display()),
-                LocalChange::Deleted => println!("deleted   {}", p.display()),
-                LocalChange::Renamed(from) => println!("renamed   {} -> {}", from.display(), p.display()),
-                LocalChange::NotPulled => println!("not pulled {} (the last pull could not write it: run the pull again)", p.display()),
+                LocalChange::New => println!("{}", output::change(ChangeKind::New, &p.to_string_lossy(), None)),
+                LocalChange::Modified => println!("{}", output::change(ChangeKind::Modified, &p.to_string_lossy(), None)),
+                LocalChange::Deleted => println!("{}", output::change(ChangeKind::Deleted, &p.to_string_lossy(), None)),
+                LocalChange::Renamed(from) => {
+                    println!("{}", output::change(ChangeKind::Renamed, &p.to_string_lossy(), Some(&from.to_string_lossy())))
+                }
+                LocalChange::NotPulled => println!("! not pulled {} (the last pull could not write it: run the pull again)", p.display()),
             }
         }
         if !g.quiet && changes.is_empty() {
@@ -818,10 +869,10 @@ fn cmd_sync(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
             println!("conflict {}: both changed; the other version is kept as {}", c.path.display(), c.copy.display());
         }
         for a in &rep.apply.actions {
-            println!("{}{}", if dry_run { "would " } else { "" }, action_text(a));
+            println!("{}", action_text(a, &rep.apply.overwrites));
         }
         match (rep.merged, rep.heads.len()) {
-            (Some(m), n) => println!("merged {n} heads into snapshot {}", m.short(8)),
+            (Some(m), n) => println!("merged {} into snapshot {}", output::count(n as u64, "head"), m.short(8)),
             (None, n) if n > 1 => println!("dry run: would merge {n} heads"),
             _ if rep.push_pending => println!("dry run: would push local changes first"),
             _ if dry_run && !rep.apply.actions.is_empty() => println!("dry run: would bring in the store's changes"),
@@ -832,7 +883,11 @@ fn cmd_sync(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
         }
     }
     if !rep.apply.conflicts.is_empty() && !g.json {
-        eprintln!("ferry: {} path(s) changed during the sync were left alone for the next sync", rep.apply.conflicts.len());
+        eprintln!(
+            "ferry: {} changed during the sync {} left alone for the next sync",
+            output::count(rep.apply.conflicts.len() as u64, "path"),
+            if rep.apply.conflicts.len() == 1 { "was" } else { "were" }
+        );
     }
     print_skipped(g, &rep.apply.skipped, "updated");
     Ok(if rep.apply.skipped.is_empty() { 0 } else { EXIT_SKIPPED })
@@ -865,7 +920,7 @@ fn cmd_forget(g: &Global, a: &ForgetArgs) -> Result<i32> {
         yearly: a.keep_yearly,
         tags: a.keep_tag.clone(),
     };
-    let decisions = ferry_sync::forget::forget(&store, &policy, a.dry_run)?;
+    let decisions = ferry_sync::forget::forget(&store, &policy, &a.only.filter(), a.dry_run)?;
     let gone = decisions.iter().filter(|d| !d.keep).count();
     if g.json {
         #[derive(Serialize)]
@@ -885,10 +940,14 @@ fn cmd_forget(g: &Global, a: &ForgetArgs) -> Result<i32> {
             println!("{}  {:<30} {what}", d.id.short(8), d.group);
         }
         println!(
-            "{} of {} snapshots {}; run `ferry gc` to free their space",
-            gone,
-            decisions.len(),
-            if a.dry_run { "would be removed" } else { "removed" }
+            "{gone} of {} {}; run `ferry gc {}` to free their space",
+            output::count(decisions.len() as u64, "snapshot"),
+            match (a.dry_run, gone == 1) {
+                (true, _) => "would be removed",
+                (false, true) => "was removed",
+                (false, false) => "were removed",
+            },
+            a.loc
         );
     }
     Ok(0)
@@ -901,10 +960,10 @@ fn cmd_gc(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
         output::json(&DryRun { dry_run, report: &r });
     } else if !g.quiet {
         println!(
-            "{}: {} of {} packs dropped, {} repacked into {}; {} {}",
+            "{}: {} of {} dropped, {} repacked into {}; {} {}",
             if dry_run { "dry run" } else { "gc done" },
             r.packs_dropped,
-            r.packs_before,
+            output::count(r.packs_before as u64, "pack"),
             r.packs_repacked,
             r.packs_written,
             if dry_run { "would free" } else { "freed" },
@@ -950,8 +1009,8 @@ fn cmd_mount(g: &Global, a: &MountArgs) -> Result<i32> {
     ferry_mount::mount(store, counters, &opts, |m| {
         if !quiet {
             eprintln!(
-                "ferry: {} snapshot(s) of {} mounted at {} (block cache {}, quota {}); Ctrl-C or `fusermount3 -u {}` unmounts",
-                m.snapshots,
+                "ferry: {} of {} mounted at {} (block cache {}, quota {}); Ctrl-C or `fusermount3 -u {}` unmounts",
+                output::count(m.snapshots as u64, "snapshot"),
                 a.loc,
                 a.mountpoint.display(),
                 m.cache.display(),

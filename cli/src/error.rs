@@ -39,7 +39,7 @@ impl Context {
                 ("key", Some(loc))
             }
             Command::Backup(a) => ("backup", Some(&a.to)),
-            Command::Snapshots { loc } => ("snapshots", Some(loc)),
+            Command::Snapshots { loc, .. } => ("snapshots", Some(loc)),
             Command::Ls { loc, .. } => ("ls", Some(loc)),
             Command::Diff { loc, .. } => ("diff", Some(loc)),
             Command::Restore(a) => ("restore", Some(&a.loc)),
@@ -94,7 +94,13 @@ fn store_hint(e: &StoreError, cx: &Context) -> Option<String> {
         StoreError::NotEmpty(_) => {
             "pick a new or empty folder for the store (for example a subfolder: LOC/ferry-store); nothing was written".into()
         }
+        StoreError::Damaged { .. } if e.is_other_family() => format!(
+            "{loc} belongs to another key family than this key: open it with its own passphrase or key file; a replica syncs only with stores made by `ferry store init NEWLOC --like REPLICA`"
+        ),
         StoreError::Damaged { .. } => format!("run `ferry check {loc} --read-data` to see everything that is damaged and what it affects"),
+        StoreError::LocationIsAFile(_) => {
+            "give the store's folder (for a new store, a folder that does not exist yet or is empty); nothing was written".into()
+        }
         StoreError::Io { .. } => "check that the store's drive or share is still mounted and writable, then run again".into(),
         StoreError::LastKey => format!("add another key first with `ferry key add {loc}`"),
         StoreError::NotFound(_) => format!(
@@ -157,6 +163,12 @@ fn sync_hint(e: &SyncError, cx: &Context) -> Option<String> {
         SyncError::NoSnapshot(_) => format!("`ferry snapshots {loc}` lists the snapshots"),
         SyncError::AmbiguousSnapshot(_) => format!("give more digits of the snapshot ID (`ferry snapshots {loc}` lists them)"),
         SyncError::NotAFolder { .. } => "give the folder that holds the files to back up".into(),
+        SyncError::TargetNotAFolder { path } => {
+            format!(
+                "give a folder for --target: a new one, or an existing folder (files there that the snapshot also has are replaced), not {}",
+                path_word(path)
+            )
+        }
         SyncError::SourceInStore { .. } => "back up a folder outside the store".into(),
         SyncError::TooDeep { .. } => "leave the deeper folders out (--exclude, or a .ferryignore in a replica), or move them up".into(),
         SyncError::TreeTooDeep { .. } => {
@@ -164,6 +176,9 @@ fn sync_hint(e: &SyncError, cx: &Context) -> Option<String> {
         }
         SyncError::ChangedWhileReading { .. } => "run again once the file is no longer being written".into(),
         SyncError::Unreadable { path } => format!("check that {} can be read, then run again", path_word(path)),
+        SyncError::FolderUnreadable { path } => {
+            format!("run as a user who may read {p} (or `chmod u+rx {p}`), or leave it out with --exclude", p = path_word(path))
+        }
         SyncError::InTheWay { path, .. } => format!("move {} aside, then run again", path_word(path)),
         SyncError::WrongEntryKind { .. } => "this is a bug in ferry: please report it".into(),
         SyncError::NoPolicy => "give at least one --keep-* option (for example --keep-last 10)".into(),
@@ -226,12 +241,14 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         });
         match store {
             Some(StoreError::BadLocation { .. }) => return 2,
-            Some(StoreError::NotAStore(_) | StoreError::NoSuchBucket { .. }) => return 10,
+            Some(StoreError::NotAStore(_) | StoreError::LocationIsAFile(_) | StoreError::NoSuchBucket { .. }) => return 10,
             Some(StoreError::Locked(_)) => return 11,
             Some(StoreError::WrongPassphrase { .. }) => return 12,
             _ => {}
         }
         match c.downcast_ref::<SyncError>() {
+            // Options that cannot work together are usage errors, as clap's.
+            Some(SyncError::NoPolicy | SyncError::PolicyKeepsNothing) => return 2,
             Some(SyncError::ReplicaBusy { .. }) => return 11,
             Some(SyncError::WrongFamily { .. }) => return 12,
             _ => {}

@@ -8,8 +8,6 @@ mod interrupt;
 mod output;
 mod passphrase;
 
-use clap::Parser;
-
 fn main() {
     // `ferry ... | head` closes stdout early: end quietly, as other tools do.
     let default_hook = std::panic::take_hook();
@@ -20,7 +18,11 @@ fn main() {
         }
         default_hook(info);
     }));
-    let cli = args::Cli::parse();
+    // `--version` names the format versions too (clap keeps &'static str;
+    // this string lives as long as the process anyway).
+    let long_version: &'static str = Box::leak(output::long_version().into_boxed_str());
+    let matches = <args::Cli as clap::CommandFactory>::command().long_version(long_version).get_matches();
+    let cli = <args::Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // Diagnostics on stderr, only when asked: FERRY_LOG=ferry_sync=debug.
     // A mount has no other way to say why a read failed (EIO): its log
     // lines show by default.

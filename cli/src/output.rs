@@ -11,6 +11,32 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::args::Global;
 
+/// `ferry --version`: the release, and the version of every format it
+/// reads and writes.
+pub fn long_version() -> String {
+    format!(
+        "{}\nstore format {} (config {}, key files {}, snapshots {}): reads and writes exactly these\n\
+         exported key files {}\nserve protocol {} (ssh://)",
+        env!("CARGO_PKG_VERSION"),
+        ferry_store::config::VERSION,
+        ferry_store::config::VERSION,
+        ferry_store::keyfile::VERSION,
+        ferry_sync::snapshot::VERSION,
+        ferry_store::exported::VERSION,
+        ferry_store::protocol::VERSION,
+    )
+}
+
+/// One changed path, in the words and symbols every command uses
+/// (backup, push, pull, sync, restore, status, diff):
+/// `+ new`, `M modified`, `- deleted`, `R renamed`, `U metadata`.
+pub fn change(kind: ferry_sync::ChangeKind, path: &str, from: Option<&str>) -> String {
+    match from {
+        Some(f) => format!("{} {:<9} {f} -> {path}", kind.marker(), kind.as_str()),
+        None => format!("{} {:<9} {path}", kind.marker(), kind.as_str()),
+    }
+}
+
 /// Bytes as KiB/MiB/GiB.
 pub fn size(n: u64) -> String {
     const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -44,7 +70,7 @@ impl Bar {
         }
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(5));
         bar.set_style(
-            ProgressStyle::with_template("{prefix} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
+            ProgressStyle::with_template("{prefix} {msg} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
                 .expect("valid template")
                 .progress_chars("=> "),
         );
@@ -113,18 +139,57 @@ pub struct DryRun<'a, T: serde::Serialize> {
     pub report: &'a T,
 }
 
-/// A timestamp in ns as RFC 3339 with an offset (UTC, `+00:00`), for JSON.
+/// `n` and the noun, singular or plural: `1 snapshot`, `2 snapshots`,
+/// `3 copies` (nouns ending in a consonant and `y` take `ies`).
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        return format!("1 {noun}");
+    }
+    match noun.strip_suffix('y') {
+        Some(stem) if !stem.ends_with(['a', 'e', 'o', 'u']) => format!("{n} {stem}ies"),
+        _ if noun.ends_with("sh") || noun.ends_with('s') => format!("{n} {noun}es"),
+        _ => format!("{n} {noun}s"),
+    }
+}
+
+/// The zone times are shown in: `TZ` when set, else the system's.
+fn zone() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::system()
+}
+
+/// A timestamp in ns as RFC 3339 with the local offset
+/// (`2026-12-03T07:15:00.123456789+01:00`), for JSON.
 pub fn rfc3339(ns: i64) -> String {
     match jiff::Timestamp::from_nanosecond(ns as i128) {
-        Ok(t) => t.to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m-%dT%H:%M:%S%.f%:z").to_string(),
+        Ok(t) => t.to_zoned(zone()).strftime("%Y-%m-%dT%H:%M:%S%.f%:z").to_string(),
         Err(_) => String::new(),
     }
 }
 
-/// A timestamp in ns as UTC text.
+/// A timestamp in ns as local time for people (`2026-12-03 07:15:00`).
 pub fn time(ns: i64) -> String {
     match jiff::Timestamp::from_nanosecond(ns as i128) {
-        Ok(t) => t.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        Ok(t) => t.to_zoned(zone()).strftime("%Y-%m-%d %H:%M:%S").to_string(),
         Err(_) => format!("@{ns}ns"),
+    }
+}
+
+/// The local zone's abbreviation now (`UTC`, `CET`), for column headings.
+pub fn zone_name() -> String {
+    jiff::Timestamp::now().to_zoned(zone()).strftime("%Z").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn counts_take_the_right_plural() {
+        assert_eq!(count(1u64, "snapshot"), "1 snapshot");
+        assert_eq!(count(0u64, "snapshot"), "0 snapshots");
+        assert_eq!(count(2u64, "copy"), "2 copies");
+        assert_eq!(count(2u64, "key"), "2 keys");
+        assert_eq!(count(3u64, "pass"), "3 passes");
     }
 }

@@ -40,32 +40,36 @@ fn from_env(prefix: &str) -> Result<Option<Secret>> {
     Ok(None)
 }
 
-fn prompt(text: &str) -> Result<Secret> {
+fn prompt(text: &str, what: &str) -> Result<Secret> {
     if !std::io::stdin().is_terminal() {
-        bail!("no passphrase: set FERRY_PASSWORD, FERRY_PASSWORD_FILE or FERRY_PASSWORD_COMMAND, or run on a terminal to be asked");
+        bail!(
+            "no passphrase for {what}: set FERRY_PASSWORD, FERRY_PASSWORD_FILE or FERRY_PASSWORD_COMMAND \
+             (or FERRY_KEY_FILE), or run on a terminal to be asked"
+        );
     }
     Ok(Zeroizing::new(rpassword::prompt_password(text)?.into_bytes()))
 }
 
-/// The passphrase of an existing store.
-pub fn existing() -> Result<Secret> {
+/// The passphrase of an existing store or replica; `what` names it
+/// (`store /media/usb/projects`, `replica ~/Projects`) in the prompt.
+pub fn existing(what: &str) -> Result<Secret> {
     match from_env("FERRY")? {
         Some(p) => Ok(p),
-        None => prompt("passphrase: "),
+        None => prompt(&format!("passphrase for {what}: "), what),
     }
 }
 
-/// A new passphrase: `FERRY_NEW_*` if set, else (`fallback_current`) the
-/// current one, else asked twice.
-pub fn new(fallback_current: bool) -> Result<Secret> {
+/// A new passphrase for `what`: `FERRY_NEW_*` if set, else
+/// (`fallback_current`) the current one, else asked twice.
+pub fn new(fallback_current: bool, what: &str) -> Result<Secret> {
     if let Some(p) = from_env("FERRY_NEW")? {
         return Ok(p);
     }
     if fallback_current && let Some(p) = from_env("FERRY")? {
         return Ok(p);
     }
-    let a = prompt("new passphrase: ")?;
-    let b = prompt("repeat: ")?;
+    let a = prompt(&format!("new passphrase for {what}: "), what)?;
+    let b = prompt(&format!("repeat the new passphrase for {what}: "), what)?;
     if *a != *b {
         bail!("the passphrases differ; nothing was written");
     }

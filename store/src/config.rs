@@ -13,6 +13,10 @@ use crate::error::{Error, Result};
 use crate::keys::Keys;
 use crate::wire::{Reader, Writer};
 
+/// The config version this build reads and writes: the store-wide
+/// format version (format-spec §12).
+pub const VERSION: u32 = 1;
+
 /// Smallest pack target accepted.
 pub const MIN_PACK_TARGET: u32 = 1 << 20;
 /// Largest pack target accepted: far below FAT32's 4 GiB file limit.
@@ -60,7 +64,7 @@ impl Config {
     /// Encodes the payload.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
-        w.u32(1).bytes(&self.store_id).bytes(&self.family_id);
+        w.u32(VERSION).bytes(&self.store_id).bytes(&self.family_id);
         w.u32(self.chunker.min).u32(self.chunker.avg).u32(self.chunker.max);
         w.u32(self.pack_target).i32(self.zstd_level);
         w.buf
@@ -70,7 +74,7 @@ impl Config {
     pub fn decode(payload: &[u8]) -> Result<Config> {
         let mut r = Reader::new(payload, "config");
         let v = r.u32()?;
-        if v != 1 {
+        if v != VERSION {
             return Err(Error::Unsupported(format!("config version {v}")));
         }
         let c = Config {

@@ -84,6 +84,9 @@ pub enum Error {
     /// No store exists at the location.
     #[error("no ferry store at {0}")]
     NotAStore(PathBuf),
+    /// A local store location names a file: a store is a folder.
+    #[error("{0} is a file, not a folder: a ferry store is a folder")]
+    LocationIsAFile(PathBuf),
     /// A store already exists where one was to be created.
     #[error("a ferry store already exists at {0}")]
     AlreadyExists(PathBuf),
@@ -94,7 +97,7 @@ pub enum Error {
     #[error("wrong passphrase: {}", if *tried == 0 {
         "this store has no usable key file (keys/ + the 64-digit BLAKE3 of the file)".to_string()
     } else {
-        format!("none of the {tried} key file(s) of this store opens with it")
+        "no key file opens with it".to_string()
     })]
     WrongPassphrase {
         /// How many key files were tried.

@@ -22,6 +22,8 @@ use crate::wire::{Reader, Writer};
 
 /// Magic bytes at the start of a key file.
 pub const MAGIC: &[u8; 8] = b"FERRYKEY";
+/// The key file version this build reads and writes (format-spec §4).
+pub const VERSION: u8 = 1;
 
 /// Argon2id cost parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,7 +150,7 @@ impl KeyFile {
         let host = &host[..end];
         kdf.validate_for_writing()?;
         let mut w = Writer::default();
-        w.bytes(MAGIC).u8(1).u8(1).u32(kdf.m_kib).u32(kdf.t).u32(kdf.p).u64(created);
+        w.bytes(MAGIC).u8(VERSION).u8(1).u32(kdf.m_kib).u32(kdf.t).u32(kdf.p).u64(created);
         w.u8(host.len() as u8).bytes(host.as_bytes()).bytes(&salt).bytes(&nonce);
         let header_len = w.buf.len();
         let kek = kdf.derive(passphrase, &salt)?;
@@ -166,7 +168,7 @@ impl KeyFile {
             return Err(r.fail("not a ferry key file (bad magic)"));
         }
         let version = r.u8()?;
-        if version != 1 {
+        if version != VERSION {
             return Err(Error::Unsupported(format!("{what}: key file version {version}")));
         }
         let kdf_id = r.u8()?;

@@ -34,6 +34,16 @@ fn is_wrong_family(e: &Error) -> bool {
     matches!(e, Error::Damaged { what, reason } if what == CONFIG_PATH && reason == WRONG_FAMILY)
 }
 
+impl Error {
+    /// True when the store's config does not open with the key given: most
+    /// likely a store of another key family (a damaged config reads the
+    /// same; the two cannot be told apart without the right key).
+    pub fn is_other_family(&self) -> bool {
+        is_wrong_family(self)
+            || matches!(self, Error::Damaged { what, reason } if what == "config" && reason.contains("none of their master keys"))
+    }
+}
+
 /// Options for creating a store.
 #[derive(Clone, Debug)]
 pub struct InitOptions {
@@ -139,6 +149,13 @@ impl Store {
         Self::with_parts(backend, keys, config, cache, Some(key_id))
     }
 
+    /// Fails with [`Error::NotAStore`] when no store is at the backend's
+    /// location (and with the backend's error when it cannot tell): lets a
+    /// caller say so before it asks for a passphrase.
+    pub fn require(backend: &dyn Backend) -> Result<()> {
+        if backend.exists(CONFIG_PATH)? { Ok(()) } else { Err(Error::NotAStore(backend.location().into())) }
+    }
+
     /// Opens a store with a passphrase (format-spec §4.6).
     ///
     /// Only `keys/<name>` with `name` 64 lowercase hex digits are key
@@ -188,8 +205,9 @@ impl Store {
             return Err(Error::damaged(
                 "config",
                 format!(
-                    "the passphrase opens {unwrapped} key file(s), but the config opens with none of their master keys \
-                     (another key family's store, or a damaged config)"
+                    "the passphrase opens {unwrapped} key file{}, but the config opens with none of their master keys \
+                     (another key family's store, or a damaged config)",
+                    if unwrapped == 1 { "" } else { "s" }
                 ),
             ));
         }

@@ -107,6 +107,12 @@ pub enum Error {
         /// The path given.
         path: PathBuf,
     },
+    /// A restore's target exists and is not a folder.
+    #[error("the restore target {path} is a file, not a folder; nothing was restored")]
+    TargetNotAFolder {
+        /// The target given.
+        path: PathBuf,
+    },
     /// The folder to back up is the store itself or inside it.
     #[error("{path} is the store itself or inside it; nothing was backed up")]
     SourceInStore {
@@ -147,6 +153,12 @@ pub enum Error {
     #[error("cannot read {path} to compare it")]
     Unreadable {
         /// The file.
+        path: PathBuf,
+    },
+    /// A folder could not be opened (permissions).
+    #[error("cannot open the folder {path}: permission denied")]
+    FolderUnreadable {
+        /// The folder.
         path: PathBuf,
     },
     /// A snapshot field is longer than the format allows (format-spec §14.2).
@@ -247,7 +259,7 @@ pub enum Error {
         snapshot: String,
         /// The host that made it.
         host: String,
-        /// When (RFC 3339, UTC).
+        /// When, in local time (`TZ`) with the zone's name.
         time: String,
     },
     /// The store holds no snapshot of a synced folder.

@@ -102,6 +102,10 @@ impl Filter {
         let text = match std::fs::read_to_string(&file) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            // A folder that cannot be opened is the problem, not its rules file.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && std::fs::read_dir(abs).is_err() => {
+                return Err(Error::FolderUnreadable { path: abs.to_path_buf() });
+            }
             Err(e) => return Err(Error::io("read", file, e)),
         };
         let g = compile_ignore_file(rel, &file, &text)?;

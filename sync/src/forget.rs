@@ -76,13 +76,18 @@ fn bucket(ns: i64, fmt: &str) -> String {
 
 /// Decides, for every snapshot, whether the policy keeps it.
 pub fn plan(snaps: &[(ObjectName, Snapshot)], policy: &Policy) -> Result<Vec<Decision>> {
+    let referenced: HashSet<ObjectName> = snaps.iter().flat_map(|(_, s)| s.parents.iter().copied()).collect();
+    plan_among(snaps, policy, &referenced)
+}
+
+/// [`plan`], with the parents named by any snapshot of the store.
+fn plan_among(snaps: &[(ObjectName, Snapshot)], policy: &Policy, referenced: &HashSet<ObjectName>) -> Result<Vec<Decision>> {
     if policy.is_empty() {
         return Err(Error::NoPolicy);
     }
     if policy.keeps_nothing() {
         return Err(Error::PolicyKeepsNothing);
     }
-    let referenced: HashSet<ObjectName> = snaps.iter().flat_map(|(_, s)| s.parents.iter().copied()).collect();
     let mut groups: BTreeMap<String, Vec<&(ObjectName, Snapshot)>> = BTreeMap::new();
     for sn in snaps {
         groups.entry(group_of(&sn.1)).or_default().push(sn);
@@ -133,10 +138,15 @@ pub fn plan(snaps: &[(ObjectName, Snapshot)], policy: &Policy) -> Result<Vec<Dec
     Ok(out)
 }
 
-/// Applies the policy to the store; returns every decision.
-pub fn forget(store: &Store, policy: &Policy, dry_run: bool) -> Result<Vec<Decision>> {
-    let snaps = snapshot::list(store)?;
-    let decisions = plan(&snaps, policy)?;
+/// Applies the policy to the snapshots that pass `filter` (the others are
+/// neither listed nor touched); returns every decision.
+pub fn forget(store: &Store, policy: &Policy, filter: &snapshot::Filter, dry_run: bool) -> Result<Vec<Decision>> {
+    let all = snapshot::list(store)?;
+    // Heads are found among all snapshots: a snapshot the filter hides
+    // may be the one that names another as its parent.
+    let referenced: HashSet<ObjectName> = all.iter().flat_map(|(_, s)| s.parents.iter().copied()).collect();
+    let snaps: Vec<_> = all.into_iter().filter(|(_, s)| filter.matches(s)).collect();
+    let decisions = plan_among(&snaps, policy, &referenced)?;
     if !dry_run && decisions.iter().any(|d| !d.keep) {
         store.refuse_if_append_only("forget")?;
         for d in decisions.iter().filter(|d| !d.keep) {

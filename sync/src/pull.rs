@@ -101,6 +101,10 @@ pub struct PullReport {
     /// Paths changed both locally and in the store: left alone.
     #[serde(serialize_with = "crate::change::path_strs")]
     pub conflicts: Vec<PathBuf>,
+    /// The write and symlink steps of `actions` that replace a file or
+    /// symlink already here; the others create a new path.
+    #[serde(serialize_with = "crate::change::path_strs")]
+    pub overwrites: Vec<PathBuf>,
     /// Bytes read from the store.
     pub bytes_from_store: u64,
     /// Bytes copied from local files.
@@ -140,6 +144,9 @@ pub struct Plan {
     /// Paths `.ferryignore` rules exclude here or in the remote: neither
     /// written nor deleted, and no longer part of the synced state.
     pub untracked: Vec<PathBuf>,
+    /// The write and symlink steps whose path holds a file or symlink here
+    /// (replaced); the others create a new path.
+    pub overwrites: Vec<PathBuf>,
 }
 
 fn is_dir_entry(e: &Entry) -> bool {
@@ -264,6 +271,14 @@ pub fn plan(base: &Base, remote: &Base, local: &LocalView<'_>, remote_rules: &Ig
     );
     metas.sort_by(|a, b| b.cmp(a));
     actions.extend(metas.into_iter().map(Action::Meta));
+    out.overwrites = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Write(p) | Action::Symlink(p) if local.get(p).is_some_and(|l| l.kind != EntryType::Dir) => Some(p.clone()),
+            _ => None,
+        })
+        .collect();
+    out.overwrites.sort();
     out.conflicts.sort();
     out.actions = actions;
     out
@@ -415,6 +430,7 @@ pub fn apply_tree(
         return Ok(report);
     }
     report.actions = plan.actions.clone();
+    report.overwrites = plan.overwrites.clone();
     if dry_run {
         return Ok(report);
     }

@@ -110,7 +110,7 @@ pub fn push_with(
                     snapshot: id.short(8),
                     host: s.host.clone(),
                     time: jiff::Timestamp::from_nanosecond(s.time_ns as i128)
-                        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+                        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S %Z").to_string())
                         .unwrap_or_else(|_| s.time_ns.to_string()),
                 });
             }

@@ -59,6 +59,9 @@ pub struct RestoreReport {
     pub skipped: Vec<Skipped>,
     /// Paths written (or to be written, on a dry run).
     pub written: Vec<String>,
+    /// Those of `written` that replaced (or would replace) a file or
+    /// symlink already in the target; the others are new there.
+    pub overwritten: Vec<String>,
     /// Wall time (`duration_s` in JSON).
     #[serde(rename = "duration_s", serialize_with = "crate::change::duration_secs")]
     pub duration: Duration,
@@ -72,6 +75,7 @@ struct Ctx<'a> {
     write: WriteOpts,
     skipped: Mutex<Vec<Skipped>>,
     written: Mutex<Vec<String>>,
+    overwritten: Mutex<Vec<String>>,
     links: Mutex<HashMap<u64, Vec<PathBuf>>>,
     files_written: AtomicU64,
     files_unchanged: AtomicU64,
@@ -131,6 +135,7 @@ pub fn restore(store: &Store, snap: &Snapshot, target: &Path, opts: &RestoreOpti
         write: WriteOpts { owner: workdir::running_as_root(), fsync: false },
         skipped: Mutex::default(),
         written: Mutex::default(),
+        overwritten: Mutex::default(),
         links: Mutex::default(),
         files_written: AtomicU64::new(0),
         files_unchanged: AtomicU64::new(0),
@@ -141,6 +146,9 @@ pub fn restore(store: &Store, snap: &Snapshot, target: &Path, opts: &RestoreOpti
     };
     progress.total_bytes.store(snap.summary.bytes, Ordering::Relaxed);
     progress.total_files.store(snap.summary.files, Ordering::Relaxed);
+    if fs::metadata(target).is_ok_and(|m| !m.is_dir()) {
+        return Err(Error::TargetNotAFolder { path: target.to_path_buf() });
+    }
     if !opts.dry_run {
         fs::create_dir_all(target).map_err(|e| Error::io("create", target, e))?;
         workdir::remove_stale_temps(target);
@@ -156,6 +164,8 @@ pub fn restore(store: &Store, snap: &Snapshot, target: &Path, opts: &RestoreOpti
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     let mut written = ctx.written.into_inner().expect("lock");
     written.sort();
+    let mut overwritten = ctx.overwritten.into_inner().expect("lock");
+    overwritten.sort();
     Ok(RestoreReport {
         files_written: ctx.files_written.into_inner(),
         files_unchanged: ctx.files_unchanged.into_inner(),
@@ -165,6 +175,7 @@ pub fn restore(store: &Store, snap: &Snapshot, target: &Path, opts: &RestoreOpti
         bytes_from_local: ctx.from_local.into_inner(),
         skipped,
         written,
+        overwritten,
         duration: start.elapsed(),
     })
 }
@@ -238,6 +249,7 @@ impl Ctx<'_> {
                             next.push((dirs.len() - 1, id));
                         }
                         Content::Symlink(_) => {
+                            let there = fs::symlink_metadata(&a).is_ok();
                             if !self.opts.dry_run
                                 && let Err(err) = workdir::write_symlink(&a, &e, self.write, &Expect::Any)
                             {
@@ -246,6 +258,9 @@ impl Ctx<'_> {
                             }
                             self.symlinks.fetch_add(1, Ordering::Relaxed);
                             self.written.lock().expect("lock").push(display_rel(&r));
+                            if there {
+                                self.overwritten.lock().expect("lock").push(display_rel(&r));
+                            }
                             dirs[di].taken = true;
                         }
                         Content::File(_) => match self.plan_file(e, a, r) {
@@ -299,6 +314,9 @@ impl Ctx<'_> {
             }
         }
         self.written.lock().expect("lock").push(display_rel(&rel));
+        if existing.is_some() {
+            self.overwritten.lock().expect("lock").push(display_rel(&rel));
+        }
         if self.opts.dry_run {
             self.files_written.fetch_add(1, Ordering::Relaxed);
             return Ok(None);

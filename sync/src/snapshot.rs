@@ -20,6 +20,9 @@ use crate::error::{Error, Result};
 /// Largest snapshot payload accepted.
 pub const MAX_SNAPSHOT_LEN: usize = 1 << 20;
 
+/// The snapshot version this build reads and writes (format-spec §14.2).
+pub const VERSION: u32 = 1;
+
 /// Counts recorded with a snapshot.
 /// Serializes with the `--json` names: `files`, `dirs`, `bytes`,
 /// `files_new`, `files_modified`, `files_unchanged`, `bytes_added`.
@@ -87,7 +90,7 @@ impl Snapshot {
     /// Encodes the payload.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
-        w.u32(1).i64(self.time_ns).bytes(&self.root.0).u32(self.parents.len() as u32);
+        w.u32(VERSION).i64(self.time_ns).bytes(&self.root.0).u32(self.parents.len() as u32);
         for p in &self.parents {
             w.bytes(&p.0);
         }
@@ -107,7 +110,7 @@ impl Snapshot {
     pub fn decode(payload: &[u8], what: &str) -> Result<Snapshot, StoreError> {
         let mut r = Reader::new(payload, what);
         let v = r.u32()?;
-        if v != 1 {
+        if v != VERSION {
             return Err(StoreError::Unsupported(format!("{what}: snapshot version {v}")));
         }
         let time_ns = r.i64()?;
@@ -216,6 +219,56 @@ pub fn list_all(store: &Store) -> Result<(Listed, Vec<(ObjectName, Error)>)> {
     }
     ok.sort_by(|a, b| a.1.time_ns.cmp(&b.1.time_ns).then(a.0.cmp(&b.0)));
     Ok((ok, bad))
+}
+
+/// Which snapshots a command looks at (`--host`, `--folder`, `--tag`, as
+/// restic's `--host`, `--path`, `--tag`). Each list, when not empty, must
+/// match: a snapshot passes when its host is one of `hosts`, one of
+/// `folders` names it, and it carries one of `tags`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Host names, exactly as recorded.
+    pub hosts: Vec<String>,
+    /// A synced folder's ID (or its first hex digits), or a backed-up
+    /// source path exactly as recorded.
+    pub folders: Vec<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+}
+
+impl Filter {
+    /// True when the filter lets every snapshot through.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.folders.is_empty() && self.tags.is_empty()
+    }
+
+    /// Does `s` pass?
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        let folder_hex = hex::encode(s.folder);
+        let synced = s.folder != [0; 16];
+        (self.hosts.is_empty() || self.hosts.contains(&s.host))
+            && (self.folders.is_empty()
+                || self.folders.iter().any(|f| {
+                    f.as_bytes() == s.source.as_slice()
+                        || (synced
+                            && !f.is_empty()
+                            && f.bytes().all(|b| b.is_ascii_hexdigit())
+                            && folder_hex.starts_with(&f.to_ascii_lowercase()))
+                }))
+            && (self.tags.is_empty() || self.tags.iter().any(|t| s.tags.contains(t)))
+    }
+}
+
+/// Resolves `latest` (the newest snapshot that passes `filter`), a full ID
+/// or a unique prefix (which the filter does not narrow: an ID names one
+/// snapshot).
+pub fn resolve_with(store: &Store, spec: &str, filter: &Filter) -> Result<(ObjectName, Snapshot)> {
+    if spec == "latest" {
+        return list(store)?.into_iter().rfind(|(_, s)| filter.matches(s)).ok_or_else(|| {
+            Error::NoSnapshot(if filter.is_empty() { spec.into() } else { format!("{spec} (of the snapshots that match the filters)") })
+        });
+    }
+    resolve(store, spec, None)
 }
 
 /// Resolves `latest`, a full ID or a unique prefix. `latest` may be

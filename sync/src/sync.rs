@@ -227,7 +227,7 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
         // As if the local state had been pushed: it is the base of the apply.
         let plan_base = virtual_local.as_ref().map(|v| &v.tree).unwrap_or(&base);
         let p = plan(plan_base, &merged.tree, &view, &tree_rules(store, &merged.tree)?);
-        report.apply = PullReport { actions: p.actions, conflicts: p.conflicts, ..Default::default() };
+        report.apply = PullReport { actions: p.actions, conflicts: p.conflicts, overwrites: p.overwrites, ..Default::default() };
         return Ok(report);
     }
 

@@ -30,6 +30,15 @@ impl LocalDir {
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    /// The error for `op` on `path`; a root that is a file (not a folder)
+    /// is said so in plain words instead of as "Not a directory".
+    fn fail(&self, op: &'static str, path: &str, e: io::Error) -> Error {
+        if e.kind() == io::ErrorKind::NotADirectory && self.root.is_file() {
+            return Error::LocationIsAFile(self.root.clone());
+        }
+        Error::io(op, path, e)
+    }
     /// Makes the root folder ready for a new store: creates it (private,
     /// 0700) when missing and returns true; an existing folder must be
     /// empty (a store mixed with other files is refused, and so is an
@@ -46,7 +55,7 @@ impl LocalDir {
                 crate::private::create_dir_all(&self.root).map_err(|e| Error::io("create folder", self.root.display().to_string(), e))?;
                 Ok(true)
             }
-            Err(e) => Err(Error::io("list", self.root.display().to_string(), e)),
+            Err(e) => Err(self.fail("list", &self.root.display().to_string(), e)),
         }
     }
 
@@ -141,7 +150,7 @@ impl Backend for LocalDir {
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {
-        fs::read(self.full(path)).map_err(|e| Error::io("read", path, e))
+        fs::read(self.full(path)).map_err(|e| self.fail("read", path, e))
     }
 
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
@@ -184,7 +193,7 @@ impl Backend for LocalDir {
         match fs::metadata(self.full(path)) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::io("stat", path, e)),
+            Err(e) => Err(self.fail("stat", path, e)),
         }
     }
 
