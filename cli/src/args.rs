@@ -24,7 +24,7 @@ pub struct Cli {
 
 /// What `ferry --help` says before the commands: where passphrases and
 /// stores come from, and where to read on.
-const BEFORE_HELP: &str = "\
+pub const BEFORE_HELP: &str = "\
 A store (LOC) is a folder (a disk, USB drive or share), ssh://[user@]host[:port]/abs/path or s3://bucket[/prefix].
 A replica is a folder kept in step with stores by push, pull and sync; backup and restore need no replica.
 

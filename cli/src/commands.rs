@@ -976,7 +976,10 @@ fn cmd_gc(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
 /// `ferry man`: the manual page of ferry on stdout, or one page per
 /// command (`ferry.1`, `ferry-backup.1`, `ferry-store-init.1`, ...) in DIR.
 fn cmd_man(out: Option<&Path>) -> Result<i32> {
-    let cmd = <Cli as clap::CommandFactory>::command();
+    // The man page's last section holds what `--help` says before and
+    // after the commands: locations, passphrase sources, exit codes.
+    let extra: &'static str = Box::leak(format!("{}\n\n{}", crate::args::BEFORE_HELP, crate::error::EXIT_CODES).into_boxed_str());
+    let cmd = <Cli as clap::CommandFactory>::command().after_help(extra);
     let Some(dir) = out else {
         clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
         return Ok(0);
