@@ -225,8 +225,9 @@ fn every_command_json_matches_its_documented_schema() {
     fs::write(r1.join("f"), b"from r1").unwrap();
     ck.check("push", &run(&env, Some(&r1), &["push", &st], 0));
     fs::write(r2.join("f"), b"from r2, later").unwrap();
-    ck.check("sync", &run(&env, Some(&r2), &["sync", &st, "--dry-run"], 0));
-    let sync = ck.check("sync", &run(&env, Some(&r2), &["sync", &st], 0));
+    // Conflicts (shown, or kept as copies) exit 3, as a pull that meets them does.
+    ck.check("sync", &run(&env, Some(&r2), &["sync", &st, "--dry-run"], 3));
+    let sync = ck.check("sync", &run(&env, Some(&r2), &["sync", &st], 3));
     assert!(!sync["conflicts"].as_array().unwrap().is_empty(), "{sync}");
     let copies = ck.check("conflicts", &run(&env, Some(&r2), &["conflicts"], 0));
     assert!(!copies.as_array().unwrap().is_empty(), "{copies}");

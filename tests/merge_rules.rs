@@ -24,7 +24,7 @@ fn pair(env: &Env, files: &[(&str, &str)]) -> String {
 }
 
 fn sync(env: &Env, who: &str, st: &str) -> serde_json::Value {
-    env.in_dir_json(who, &["sync", st])
+    env.sync_json(who, &[st])
 }
 
 /// a syncs, b syncs, a syncs: both hold the merge.
@@ -210,7 +210,7 @@ fn sync_dry_run_shows_the_plan_and_conflicts_and_changes_nothing() {
     write_at(&at(&env, "b", "f"), "b", 1_600_000_000);
     let before = common::describe_replica(&env.path("b"));
     let snaps = env.json(&["snapshots", &st]).as_array().unwrap().len();
-    let r = env.in_dir_json("b", &["sync", &st, "--dry-run"]);
+    let r = env.sync_json("b", &[&st, "--dry-run"]);
     assert_eq!(r["conflicts"][0]["path"], "f", "{r}");
     assert!(r["apply"]["actions"].as_array().unwrap().iter().any(|a| a["action"] == "write" && a["path"] == "f"), "{r}");
     assert_eq!(before, common::describe_replica(&env.path("b")));

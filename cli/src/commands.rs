@@ -890,7 +890,10 @@ fn cmd_sync(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
         );
     }
     print_skipped(g, &rep.apply.skipped, "updated");
-    Ok(if rep.apply.skipped.is_empty() { 0 } else { EXIT_SKIPPED })
+    // As pull's: a run that leaves conflicts for a person to look at
+    // (copies made here, or paths left for the next sync) exits 3.
+    let clean = rep.apply.skipped.is_empty() && rep.conflicts.is_empty() && rep.apply.conflicts.is_empty();
+    Ok(if clean { 0 } else { EXIT_SKIPPED })
 }
 
 fn cmd_conflicts(g: &Global) -> Result<i32> {

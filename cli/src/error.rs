@@ -229,7 +229,7 @@ fn sync_hint(e: &SyncError, cx: &Context) -> Option<String> {
 /// Exit codes (restic's): 0 ok, 1 error, 2 usage error, 3 finished but
 /// some files were skipped, 10 no store at LOC, 11 the store lock could
 /// not be taken, 12 wrong passphrase or key, 130 interrupted.
-pub const EXIT_CODES: &str = "Exit codes: 0 success, 1 error, 2 usage error, 3 finished but some files were skipped (listed), \
+pub const EXIT_CODES: &str = "Exit codes: 0 success, 1 error, 2 usage error, 3 finished but some files were skipped or left in conflict (listed; pull and sync alike), \
 10 no store at LOC, 11 store lock not obtainable or replica in use, 12 wrong passphrase or key file, 130 interrupted.";
 
 /// The exit code for an error.

@@ -84,6 +84,23 @@ impl Env {
         a.extend_from_slice(args);
         self.run(&a)
     }
+    /// `ferry sync` in `dir` with `--json`: asserts it finished, with exit
+    /// 0 when it left no conflict and 3 when it did (copies made, or paths
+    /// left for the next sync), as a pull with conflicts does.
+    pub fn sync_json(&self, dir: &str, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["sync"];
+        a.extend_from_slice(args);
+        a.push("--json");
+        let o = self.in_dir(dir, &a);
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|_| panic!("sync {args:?} in {dir}: exit {:?}: {}", o.status.code(), String::from_utf8_lossy(&o.stderr)));
+        let conflicted = !r["conflicts"].as_array().is_none_or(|c| c.is_empty())
+            || !r["apply"]["conflicts"].as_array().is_none_or(|c| c.is_empty())
+            || !r["apply"]["skipped"].as_array().is_none_or(|c| c.is_empty());
+        let want = if conflicted { 3 } else { 0 };
+        assert_eq!(o.status.code(), Some(want), "sync {args:?} in {dir}: {r}\n{}", String::from_utf8_lossy(&o.stderr));
+        r
+    }
     /// Like [`Env::in_dir`], asserting success and parsing `--json`.
     pub fn in_dir_json(&self, dir: &str, args: &[&str]) -> serde_json::Value {
         let mut a = args.to_vec();
