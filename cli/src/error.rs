@@ -92,7 +92,7 @@ fn store_hint(e: &StoreError, cx: &Context) -> Option<String> {
         StoreError::NotAStore(_) => format!("create one with `ferry store init {loc}`, or check the path (is the drive mounted?)"),
         StoreError::AlreadyExists(_) => "use the existing store, or pick an empty folder".into(),
         StoreError::NotEmpty(_) => {
-            "pick a new or empty folder for the store (for example a subfolder: LOC/ferry-store); nothing was written".into()
+            format!("pick a new or empty folder for the store (for example a subfolder: {}); nothing was written", shell_word(&format!("{}/ferry-store", cx.loc.trim_matches('\''))))
         }
         StoreError::Damaged { .. } if e.is_other_family() => format!(
             "{loc} belongs to another key family than this key: open it with its own passphrase or key file; a replica syncs only with stores made by `ferry store init NEWLOC --like REPLICA`"
