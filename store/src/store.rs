@@ -108,6 +108,8 @@ pub struct Store {
     config: Config,
     cache: IndexCache,
     key_id: Option<ObjectName>,
+    /// The key file `key_id` names, when a passphrase opened the store.
+    key_file: Option<KeyFile>,
     /// Index files that failed to open on the last refresh, and why.
     damaged_indexes: std::sync::Mutex<Vec<(ObjectName, String)>>,
     /// Refreshes started because a block lookup missed (see [`Store::locate`]).
@@ -147,6 +149,15 @@ impl Store {
         backend.write(&key_path(&key_id), kf.to_bytes())?;
         backend.write(CONFIG_PATH, &config.seal(&keys))?;
         Self::with_parts(backend, keys, config, cache, Some(key_id))
+    }
+
+    /// The key file the passphrase opened (None when a key file export
+    /// opened the store). It wraps this family's master key under that
+    /// passphrase, so a new replica of the family can keep a copy of it
+    /// as its own key file instead of deriving a new one (`clone`: one
+    /// Argon2id run instead of two).
+    pub fn opened_key_file(&self) -> Option<&KeyFile> {
+        self.key_file.as_ref()
     }
 
     /// Fails with [`Error::NotAStore`] when no store is at the backend's
@@ -191,6 +202,7 @@ impl Store {
                 match Self::open_with_key(backend.clone(), &master, cache.clone()) {
                     Ok(mut s) => {
                         s.key_id = Some(*name);
+                        s.key_file = Some(kf.clone());
                         return Ok(s);
                     }
                     // A key file of another family (copied in, or left by a
@@ -260,6 +272,7 @@ impl Store {
             config,
             cache,
             key_id,
+            key_file: None,
             damaged_indexes: Default::default(),
             miss_refreshes: AtomicU64::new(0),
             miss_state: Default::default(),

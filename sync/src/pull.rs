@@ -362,9 +362,12 @@ pub fn clone(dir: &Path, store: &Store, init: CloneInit<'_>, progress: &Progress
             }
             r
         }
-        None => {
-            Replica::init(dir, init.passphrase, init.kdf, Some(store.keys().master().clone()), Some(folder_id), store.config().chunker)?
-        }
+        None => match init.key_file {
+            Some(kf) => Replica::init_with_key_file(dir, kf, store.keys().master().clone(), Some(folder_id), store.config().chunker)?,
+            None => {
+                Replica::init(dir, init.passphrase, init.kdf, Some(store.keys().master().clone()), Some(folder_id), store.config().chunker)?
+            }
+        },
     };
     let report = pull(&replica, store, &PullOptions::default(), progress)?;
     Ok((replica, report))
@@ -378,6 +381,9 @@ pub struct CloneInit<'a> {
     pub kdf: ferry_store::KdfParams,
     /// Which folder of the store (`None`: the only one).
     pub folder: Option<&'a str>,
+    /// Lock the new replica with a copy of this key file (the store's,
+    /// which `passphrase` opened) instead of a new one with `kdf`.
+    pub key_file: Option<&'a ferry_store::KeyFile>,
 }
 
 /// A snapshot to apply: its ID and its flattened tree.

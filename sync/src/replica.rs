@@ -165,15 +165,34 @@ impl Replica {
         folder_id: Option<[u8; 16]>,
         chunker: ChunkerParams,
     ) -> Result<Replica> {
+        let master = master.unwrap_or_else(MasterKey::generate);
+        let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        chunker.validate()?;
+        refuse_nested(root)?;
+        let kf = KeyFile::wrap(&master, passphrase, kdf, created, "replica")?;
+        Self::init_locked(root, kf, master, folder_id, chunker)
+    }
+
+    /// Like [`Replica::init`], with `key_file` (which must wrap `master`,
+    /// e.g. the store key file the passphrase just opened) as the
+    /// replica's key file: no key derivation runs.
+    pub fn init_with_key_file(
+        root: &Path,
+        key_file: &KeyFile,
+        master: MasterKey,
+        folder_id: Option<[u8; 16]>,
+        chunker: ChunkerParams,
+    ) -> Result<Replica> {
+        Self::init_locked(root, key_file.clone(), master, folder_id, chunker)
+    }
+
+    fn init_locked(root: &Path, kf: KeyFile, master: MasterKey, folder_id: Option<[u8; 16]>, chunker: ChunkerParams) -> Result<Replica> {
         chunker.validate()?;
         refuse_nested(root)?;
         std::fs::create_dir_all(root).map_err(|e| Error::io("create", root, e))?;
         let root = root.canonicalize().map_err(|e| Error::io("open", root, e))?;
         let meta = root.join(META_DIR);
         ferry_store::private::create_dir_all(&meta).map_err(|e| Error::io("create", &meta, e))?;
-        let master = master.unwrap_or_else(MasterKey::generate);
-        let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let kf = KeyFile::wrap(&master, passphrase, kdf, created, "replica")?;
         let (replica_id, folder_id) = (random16(), folder_id.unwrap_or_else(random16));
         let db = open_db(&root)?;
         let path = meta.join("replica.redb");

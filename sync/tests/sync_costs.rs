@@ -76,8 +76,14 @@ impl Backend for Counting {
     }
 }
 
+/// The walk counter (`scan::folders_listed`) is one per process: the
+/// tests of this file take turns, or one's push is counted in the other's
+/// sync (seen as "listed 14 folders; B holds 3" under load).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn sync_lists_the_history_once_and_reads_each_snapshot_once() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let (a_root, b_root, store_dir) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("store"));
     let a = Replica::init(&a_root, b"pw", KDF, None, None, PARAMS).unwrap();
@@ -160,6 +166,7 @@ fn walkdir(root: &Path) -> Vec<std::path::PathBuf> {
 /// exactly the pushed snapshot's tree.
 #[test]
 fn a_push_reads_no_tree_back_and_records_exactly_what_it_wrote() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let (root, store_dir) = (tmp.path().join("a"), tmp.path().join("store"));
     let a = Replica::init(&root, b"pw", KDF, None, None, PARAMS).unwrap();
