@@ -22,7 +22,7 @@
 //! sync", "ferry pull", "older", ...) or leave paths alone (exit 3); a
 //! panic or any other failure fails the case.
 //!
-//! Environment: `FERRY_MODEL_CASES` (default 100, on one thread per core,
+//! Environment: `FERRY_MODEL_CASES` (default 300, on one thread per core,
 //! `FERRY_MODEL_THREADS`) cases with seeds
 //! `FERRY_MODEL_SEED_BASE` (default 1) and up; `FERRY_MODEL_SEED=N` runs
 //! only seed N (replay); `FERRY_MODEL_STEPS` (default 40) steps per case;
@@ -881,7 +881,7 @@ fn no_version_is_ever_lost_in_random_replica_histories() {
         Some(s) => vec![s],
         None => {
             let base = env_num("FERRY_MODEL_SEED_BASE", 1);
-            (base..base + env_num("FERRY_MODEL_CASES", 100)).collect()
+            (base..base + env_num("FERRY_MODEL_CASES", 300)).collect()
         }
     };
     let failures: Vec<(u64, String)> =
