@@ -620,7 +620,9 @@ impl Model<'_> {
     /// the files it un-ignored on its next run; with only the replicas
     /// compared, that round looked quiet and the check ran one round early.)
     fn converge(&mut self) -> Result<(), String> {
-        let mut last: Option<(Vec<BTreeMap<String, String>>, Vec<Vec<String>>)> = None;
+        // Every replica's files, and every store's snapshot objects.
+        type Fingerprint = (Vec<BTreeMap<String, String>>, Vec<Vec<String>>);
+        let mut last: Option<Fingerprint> = None;
         for round in 0..5 {
             for who in self.replicas.clone() {
                 for s in 0..self.stores.len() {

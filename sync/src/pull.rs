@@ -522,7 +522,14 @@ struct Apply<'a> {
 
 /// Pull writes are fsynced (a working folder must survive a crash) and
 /// keep the local owner (uids differ between machines).
-const PULL_WRITE: WriteOpts = WriteOpts { owner: false, fsync: true };
+/// A pull's files are made durable before they take their names by one
+/// `syncfs` per batch ([`Apply::write_all`]), not by an fsync each.
+const PULL_WRITE: WriteOpts = WriteOpts { owner: false, fsync: false };
+
+/// At most this many written files wait for one `syncfs` before they are
+/// renamed into place; a batch also closes after [`PLACE_WAIT`].
+const PLACE_BATCH: usize = 512;
+const PLACE_WAIT: std::time::Duration = std::time::Duration::from_millis(25);
 
 impl Apply<'_> {
     fn abs(&self, p: &Path) -> PathBuf {
@@ -607,30 +614,66 @@ impl Apply<'_> {
         let threads = rayon::current_num_threads().clamp(4, 16).min(writes.len().max(1));
         self.store.prefetch(&units, Default::default(), |pf| {
             std::thread::scope(|s| {
+                // Writers put each file under a temp name; this thread
+                // makes a batch of them durable with one syncfs, then
+                // renames each into place (compare-and-swap: the path is
+                // checked just before its rename). A file never takes its
+                // name before its bytes are on disk.
+                let (tx, rx) = std::sync::mpsc::channel::<(usize, &PathBuf, workdir::Written)>();
                 for _ in 0..threads {
-                    s.spawn(|| {
+                    let tx = tx.clone();
+                    let (next, done, order) = (&next, &done, &order);
+                    s.spawn(move || {
                         loop {
                             let u = next.fetch_add(1, Ordering::Relaxed);
                             let Some(&w) = order.get(u) else { break };
                             let (k, p) = writes[w];
                             let mut reader = pf.unit(u);
-                            let r = self.write(p, &mut reader);
-                            done.lock().unwrap_or_else(|e| e.into_inner()).push((k, r));
+                            match self.write_temp(p, &mut reader) {
+                                Ok(t) => {
+                                    if let Err(std::sync::mpsc::SendError((_, _, t))) = tx.send((k, p, t)) {
+                                        workdir::discard_temp(t);
+                                    }
+                                }
+                                Err(e) => done.lock().unwrap_or_else(|e| e.into_inner()).push((k, Err(e))),
+                            }
                         }
                     });
+                }
+                drop(tx);
+                let mut batch = Vec::new();
+                while let Ok(first) = rx.recv() {
+                    batch.push(first);
+                    let until = std::time::Instant::now() + PLACE_WAIT;
+                    while batch.len() < PLACE_BATCH {
+                        match rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
+                            Ok(x) => batch.push(x),
+                            Err(_) => break,
+                        }
+                    }
+                    let synced = workdir::sync_filesystem(self.replica.root());
+                    let mut d = done.lock().unwrap_or_else(|e| e.into_inner());
+                    for (k, p, t) in batch.drain(..) {
+                        let r = match &synced {
+                            Ok(()) => workdir::place_temp(&t, &self.abs(p), &self.expect_after_delete(p)),
+                            Err(e) => {
+                                workdir::discard_temp(t);
+                                Err(Error::io("sync", self.replica.root(), std::io::Error::other(e.to_string())))
+                            }
+                        };
+                        d.push((k, r));
+                    }
                 }
             })
         });
         done.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes the file at `p` from its blocks.
-    fn write(&self, p: &Path, reader: &mut UnitReader<'_, '_>) -> Result<()> {
+    /// Writes the file at `p` from its blocks under a temp name beside it.
+    fn write_temp(&self, p: &Path, reader: &mut UnitReader<'_, '_>) -> Result<workdir::Written> {
         self.parents(p)?;
         let e = &self.remote[p];
-        let expect = self.expect_after_delete(p);
-        let abs = self.abs(p);
-        workdir::write_file(&abs, e, |id| self.block(id, reader), PULL_WRITE, &expect, |_| {})
+        workdir::write_temp(&self.abs(p), e, |id| self.block(id, reader), PULL_WRITE, |_| {})
     }
 
     fn apply(&self, a: &Action) -> Result<()> {

@@ -12,11 +12,11 @@
 //! Temp files a killed run left behind are removed by the next run that
 //! writes into that folder ([`remove_stale_temps`]).
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ferry_store::BlockId;
 
@@ -145,11 +145,30 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
 pub fn write_file(
     abs: &Path,
     e: &Entry,
-    mut block: impl FnMut(&BlockId) -> Result<Vec<u8>>,
+    block: impl FnMut(&BlockId) -> Result<Vec<u8>>,
     opts: WriteOpts,
     expect: &Expect,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<()> {
+    let tmp = write_temp(abs, e, block, opts, progress)?;
+    place_temp(&tmp, abs, expect)
+}
+
+/// A file written beside its name by [`write_temp`], not yet placed.
+#[derive(Debug)]
+pub struct Written(PathBuf);
+
+/// The first half of [`write_file`]: the whole file under a temp name
+/// beside `abs`, with its mode and times (and fsynced when `opts.fsync`).
+/// [`place_temp`] gives it its name; a caller may first make many such
+/// files durable at once with [`sync_filesystem`].
+pub fn write_temp(
+    abs: &Path,
+    e: &Entry,
+    mut block: impl FnMut(&BlockId) -> Result<Vec<u8>>,
+    opts: WriteOpts,
+    mut progress: impl FnMut(u64),
+) -> Result<Written> {
     let Content::File(ids) = &e.content else { return Err(Error::WrongEntryKind { path: abs.to_path_buf(), expected: "file" }) };
     let tmp = temp_beside(abs);
     let result = (|| {
@@ -178,12 +197,38 @@ pub fn write_file(
         if opts.fsync {
             f.sync_all().map_err(|err| Error::io("sync", &tmp, err))?;
         }
-        place(&tmp, abs, expect)
+        Ok(())
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    match result {
+        Ok(()) => Ok(Written(tmp)),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    result
+}
+
+/// The second half of [`write_file`]: gives the temp file its name, as
+/// `expect` allows (checked just before the rename); removes it otherwise.
+pub fn place_temp(tmp: &Written, abs: &Path, expect: &Expect) -> Result<()> {
+    let r = place(&tmp.0, abs, expect);
+    if r.is_err() {
+        let _ = fs::remove_file(&tmp.0);
+    }
+    r
+}
+
+/// Removes a temp file that will not be placed.
+pub fn discard_temp(tmp: Written) {
+    let _ = fs::remove_file(&tmp.0);
+}
+
+/// Flushes every file written so far on the filesystem holding `dir`
+/// (`syncfs`): one flush makes a whole batch of [`write_temp`] files
+/// durable, where an fsync per file would cost a journal commit each.
+pub fn sync_filesystem(dir: &Path) -> Result<()> {
+    let d = File::open(dir).map_err(|e| Error::io("open", dir, e))?;
+    rustix::fs::syncfs(&d).map_err(|e| Error::io("sync", dir, e.into()))
 }
 
 /// Creates a symlink entry at `abs` with its mtime (and owner as root).
