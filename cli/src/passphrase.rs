@@ -50,6 +50,12 @@ fn prompt(text: &str, what: &str) -> Result<Secret> {
     Ok(Zeroizing::new(rpassword::prompt_password(text)?.into_bytes()))
 }
 
+/// True when a passphrase comes from the environment (FERRY_PASSWORD,
+/// _FILE or _COMMAND): no prompt will be shown.
+pub fn in_environment() -> bool {
+    ["FERRY_PASSWORD", "FERRY_PASSWORD_FILE", "FERRY_PASSWORD_COMMAND"].iter().any(|v| std::env::var_os(v).is_some())
+}
+
 /// The passphrase of an existing store or replica; `what` names it
 /// (`store /media/usb/projects`, `replica ~/Projects`) in the prompt.
 pub fn existing(what: &str) -> Result<Secret> {
