@@ -635,12 +635,13 @@ S3_STEPS = [("backup-v1", "backup version 1"), ("backup-v2", "backup version 2")
 
 
 def settle() -> None:
-    """After removing a previous repetition's trees: ext4 avoids reusing
-    inodes freed in the last 30 s (5 s once the journal is clean), and
-    every file created meanwhile scans past them (`recently_deleted` in a
-    profile: restores here varied from 0.9 to 5.4 s by that alone). Flush,
-    then wait out the clean window, so that no tool pays for the last one's
-    deletes."""
+    """Flushes and pauses before a step that creates thousands of files, so
+    that no tool runs while the last one's files are still being written
+    back. It does not undo ext4's slower inode allocation after many
+    create/delete cycles: over one session here, restore's system time grew
+    from 0.5 s to 6 s (for restic as for ferry; `recently_deleted`,
+    `find_inode_bit` and spinning on the group lock in a profile), and 31 s
+    of waiting did not bring it back. Compare tools within one run only."""
     os.sync()
     time.sleep(6)
 
@@ -666,6 +667,7 @@ def run_ssh_rep(rep: int, v1: Path, n: int, seed: int, exe: Path, sshd: Sshd, ru
             sshlog = LOGS / f"{lname}.ssh"
             before_b, before_f, before_d = t.store_bytes(), t.store_files(), t.store_files_by_dir()
             if step == "clone":
+                settle()
                 r, root = t.clone(lname, sshlog)
                 verify_tree(t.src, root)
             else:
@@ -705,6 +707,7 @@ def run_s3_rep(rep: int, v1: Path, n: int, seed: int, exe: Path, garage: Garage,
             lname = f"s3-r{rep}-{step}-{t.name}"
             q0 = garage.requests()
             if step == "restore":
+                settle()
                 r, root = t.restore(src, lname)
                 verify_tree(src, root)
                 rmtree(t.target)
