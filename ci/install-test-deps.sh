@@ -6,6 +6,7 @@
 #   its own sshd on 127.0.0.1 with a config in a temp folder. The system
 #   service is neither enabled nor started here.
 # - setpriv (util-linux) drops root for the permission tests.
+# - script (bsdutils) runs ferry on a pseudo-terminal for the prompt tests.
 # - fusermount3 (Debian's fuse3) for tests/mount.rs: `ferry mount` mounts
 #   through /dev/fuse and unmounts non-root mounts with fusermount3.
 set -euo pipefail
@@ -15,6 +16,8 @@ missing=()
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+# `script` gives tests/cli_conventions.rs a pseudo-terminal for the prompt tests.
+command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
 
 if [ ${#missing[@]} -gt 0 ]; then
