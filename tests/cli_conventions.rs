@@ -141,14 +141,20 @@ fn on_a_terminal(env: &Env, args: &[&str], typed: &[&str]) -> (String, Option<i3
     (String::from_utf8_lossy(&o.stdout).replace('\r', ""), o.status.code())
 }
 
-#[test]
-fn prompts_name_what_they_unlock_and_a_missing_store_is_said_first() {
-    let env = Env::new();
+/// A store `st` holding one backup of a one-file folder.
+fn store_with_one_backup(env: &Env) -> String {
     let st = env.store("st");
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("a.txt"), b"a").unwrap();
     env.ok(&["backup", src.to_str().unwrap(), "--to", &st]);
+    st
+}
+
+#[test]
+fn prompts_name_what_they_unlock_and_a_missing_store_is_said_first() {
+    let env = Env::new();
+    let st = store_with_one_backup(&env);
 
     let (out, code) = on_a_terminal(&env, &["snapshots", &st], &["test passphrase"]);
     assert_eq!(code, Some(0), "{out}");
@@ -186,11 +192,7 @@ fn prompts_name_what_they_unlock_and_a_missing_store_is_said_first() {
 #[test]
 fn times_are_local_and_json_times_carry_the_offset() {
     let env = Env::new();
-    let st = env.store("st");
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("a.txt"), b"a").unwrap();
-    env.ok(&["backup", src.to_str().unwrap(), "--to", &st]);
+    let st = store_with_one_backup(&env);
     let at = |tz: &str, args: &[&str]| {
         let o = env.cmd().env("TZ", tz).args(args).output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -111,17 +111,19 @@ fn open_on(g: &Global, loc: &str, backend: Arc<dyn Backend>) -> Result<Store> {
 fn open_asking(g: &Global, loc: &str, backend: Arc<dyn Backend>, pw: Option<&passphrase::Secret>) -> Result<Store> {
     let opened: Result<Store> = match key_file(g)? {
         Some(master) => Store::open_with_key(backend, &master, cache(g)).map_err(Into::into),
-        None => Store::require(backend.as_ref()).map_err(anyhow::Error::from).and_then(|()| {
+        // A caller that passes `pw` has checked for the store already.
+        None => (|| {
             let asked;
             let pw = match pw {
                 Some(p) => p,
                 None => {
+                    Store::require(backend.as_ref())?;
                     asked = passphrase::existing(&format!("store {loc}"))?;
                     &asked
                 }
             };
             Ok(Store::open(backend, pw, cache(g))?)
-        }),
+        })(),
     };
     let store = opened.with_context(|| format!("opening store {loc}"))?;
     for (name, why) in store.damaged_indexes() {

@@ -652,17 +652,21 @@ impl Apply<'_> {
                         }
                     }
                     let synced = workdir::sync_filesystem(self.replica.root());
-                    let mut d = done.lock().unwrap_or_else(|e| e.into_inner());
-                    for (k, p, t) in batch.drain(..) {
-                        let r = match &synced {
-                            Ok(()) => workdir::place_temp(&t, &self.abs(p), &self.expect_after_delete(p)),
-                            Err(e) => {
-                                workdir::discard_temp(t);
-                                Err(Error::io("sync", self.replica.root(), std::io::Error::other(e.to_string())))
-                            }
-                        };
-                        d.push((k, r));
-                    }
+                    // Renamed outside the lock the writers report errors through.
+                    let placed: Vec<(usize, Result<()>)> = batch
+                        .drain(..)
+                        .map(|(k, p, t)| {
+                            let r = match &synced {
+                                Ok(()) => workdir::place_temp(&t, &self.abs(p), &self.expect_after_delete(p)),
+                                Err(e) => {
+                                    workdir::discard_temp(t);
+                                    Err(Error::io("sync", self.replica.root(), std::io::Error::other(e.to_string())))
+                                }
+                            };
+                            (k, r)
+                        })
+                        .collect();
+                    done.lock().unwrap_or_else(|e| e.into_inner()).extend(placed);
                 }
             })
         });

@@ -183,12 +183,14 @@ impl Replica {
         folder_id: Option<[u8; 16]>,
         chunker: ChunkerParams,
     ) -> Result<Replica> {
+        chunker.validate()?;
+        refuse_nested(root)?;
         Self::init_locked(root, key_file.clone(), master, folder_id, chunker)
     }
 
+    /// Creates the replica; the callers have validated `chunker` and
+    /// refused a nested replica (before any key derivation).
     fn init_locked(root: &Path, kf: KeyFile, master: MasterKey, folder_id: Option<[u8; 16]>, chunker: ChunkerParams) -> Result<Replica> {
-        chunker.validate()?;
-        refuse_nested(root)?;
         std::fs::create_dir_all(root).map_err(|e| Error::io("create", root, e))?;
         let root = root.canonicalize().map_err(|e| Error::io("open", root, e))?;
         let meta = root.join(META_DIR);
