@@ -178,15 +178,70 @@ fn prompts_name_what_they_unlock_and_a_missing_store_is_said_first() {
     // (the store holds a backup, not a synced folder: clone refuses it after the one prompt)
     assert_ne!(code, Some(0), "{out}");
 
-    // A replica's prompt names the replica; status says why it asks.
+    // A replica's prompt names the replica (push needs its key).
     let rep = env.path("rep");
-    std::fs::create_dir_all(&rep).unwrap();
-    env.ok(&["init", rep.to_str().unwrap(), "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
-    let (out, code) = on_a_terminal(&env, &["-C", rep.to_str().unwrap(), "status"], &["wrong one"]);
+    env.replica_and_store("rep", "rst");
+    let rst = env.path("rst");
+    std::fs::write(rep.join("a.txt"), b"a").unwrap();
+    let (out, code) = on_a_terminal(&env, &["-C", rep.to_str().unwrap(), "push", rst.to_str().unwrap()], &["wrong one"]);
     assert_eq!(code, Some(12), "{out}");
     let root = rep.canonicalize().unwrap();
-    assert!(out.contains(&format!("passphrase for replica {} (status hashes", root.display())), "{out}");
+    assert!(out.contains(&format!("passphrase for replica {}: ", root.display())), "{out}");
     assert!(out.contains(&format!("opening replica {}: wrong passphrase", root.display())), "{out}");
+}
+
+/// Status answers from stat and the file cache without the key when it
+/// can; a file only hashing can tell about (here a rename) makes it ask,
+/// and the prompt names that file. Keyed or not, the answer is the same.
+#[test]
+fn status_asks_for_the_key_only_when_a_file_must_be_hashed() {
+    let env = Env::new();
+    let st = env.replica_and_store("rep", "st");
+    let rep = env.path("rep");
+    std::fs::write(rep.join("edited.txt"), b"one").unwrap();
+    std::fs::write(rep.join("moved.txt"), b"twelve bytes").unwrap();
+    std::fs::write(rep.join("gone.txt"), b"x").unwrap();
+    std::fs::write(rep.join("same.txt"), b"kept").unwrap();
+    env.ok(&["-C", rep.to_str().unwrap(), "push", &st]);
+    let status = |typed: &[&str]| on_a_terminal(&env, &["-C", rep.to_str().unwrap(), "status"], typed);
+
+    let (out, code) = status(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("passphrase"), "asked with nothing changed: {out}");
+    assert!(out.contains("no local changes since the last sync"), "{out}");
+
+    // An edit that changes the size, a deletion and a new file of another
+    // size than the deleted one: stat answers.
+    std::fs::write(rep.join("edited.txt"), b"one more").unwrap();
+    std::fs::remove_file(rep.join("gone.txt")).unwrap();
+    std::fs::write(rep.join("new.txt"), b"fresh").unwrap();
+    let (out, code) = status(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("passphrase"), "asked though stat answers: {out}");
+    let expect = "M modified  edited.txt\n- deleted   gone.txt\n+ new       new.txt\n";
+    assert!(out.contains(expect), "{out}");
+    let keyed = env.in_dir("rep", &["status"]);
+    assert_eq!(String::from_utf8_lossy(&keyed.stdout), expect, "with the key at hand the answer is the same");
+
+    // An edit that kept size and mtime (only ctime moved) is hashed too.
+    let same = rep.join("same.txt");
+    let mtime = std::fs::metadata(&same).unwrap().modified().unwrap();
+    std::fs::write(&same, b"KEPT").unwrap();
+    std::fs::File::options().write(true).open(&same).unwrap().set_modified(mtime).unwrap();
+    let (out, code) = status(&["test passphrase"]);
+    assert_eq!(code, Some(0), "{out}");
+    let root = rep.canonicalize().unwrap();
+    assert!(out.contains(&format!("passphrase for replica {} (status hashes same.txt", root.display())), "{out}");
+    assert!(out.contains("M modified  same.txt"), "{out}");
+
+    // A new file as large as a deleted one may be it, moved: hashing tells.
+    std::fs::rename(rep.join("moved.txt"), rep.join("there.txt")).unwrap();
+    let (out, code) = status(&["test passphrase"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("passphrase for replica {} (status hashes ", root.display())), "{out}");
+    assert!(out.contains("R renamed   moved.txt -> there.txt"), "{out}");
+    let (out, code) = status(&["wrong one"]);
+    assert_eq!(code, Some(12), "{out}");
 }
 
 #[test]

@@ -640,26 +640,19 @@ fn cmd_check(g: &Global, a: &CheckArgs) -> Result<i32> {
 }
 
 fn here_replica(g: &Global) -> Result<Replica> {
-    here_replica_for(g, "")
+    open_replica(g, &here_root()?)
 }
 
-/// The replica the command runs in; `why` (when not empty) is said in the
-/// passphrase prompt, for commands whose need of the key is not obvious.
-fn here_replica_for(g: &Global, why: &str) -> Result<Replica> {
+/// The root of the replica the command runs in.
+fn here_root() -> Result<PathBuf> {
     let cwd = std::env::current_dir()?;
-    let root = replica::find_root(&cwd).ok_or(ferry_sync::Error::NotAReplica { root: cwd })?;
-    open_replica_for(g, &root, why)
+    Ok(replica::find_root(&cwd).ok_or(ferry_sync::Error::NotAReplica { root: cwd })?)
 }
 
 fn open_replica(g: &Global, root: &Path) -> Result<Replica> {
-    open_replica_for(g, root, "")
-}
-
-fn open_replica_for(g: &Global, root: &Path, why: &str) -> Result<Replica> {
-    let what = if why.is_empty() { format!("replica {}", root.display()) } else { format!("replica {} ({why})", root.display()) };
     let r = match key_file(g)? {
         Some(master) => Replica::open_with_key(root, &master),
-        None => Replica::open(root, &passphrase::existing(&what)?),
+        None => Replica::open(root, &passphrase::existing(&format!("replica {}", root.display()))?),
     };
     r.with_context(|| format!("opening replica {}", root.display()))
 }
@@ -857,9 +850,23 @@ fn cmd_clone(g: &Global, loc: &str, dir: &Path, folder: Option<&str>, k: &KdfArg
     Ok(if rep.skipped.is_empty() && rep.conflicts.is_empty() { 0 } else { EXIT_SKIPPED })
 }
 
+/// Local changes, asking for the key only when stat and the file cache
+/// cannot answer (the prompt says which file needs hashing).
 fn cmd_status(g: &Global) -> Result<i32> {
-    let r = here_replica_for(g, "status hashes changed files with the replica's key to tell edits and renames from touches")?;
-    let changes = status(&r)?;
+    let root = here_root()?;
+    let mut r = Replica::open_without_key(&root).with_context(|| format!("opening replica {}", root.display()))?;
+    let changes = match status(&r) {
+        Err(ferry_sync::Error::NeedsKey { path }) => {
+            let why = format!("status hashes {} to tell an edit or a rename from a touch", path.display());
+            match key_file(g)? {
+                Some(master) => r.unlock_with_key(master),
+                None => r.unlock(&passphrase::existing(&format!("replica {} ({why})", root.display()))?),
+            }
+            .with_context(|| format!("opening replica {}", root.display()))?;
+            status(&r)?
+        }
+        other => other?,
+    };
     if g.json {
         output::json(&StatusReport::new(&changes));
     } else {

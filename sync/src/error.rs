@@ -210,6 +210,13 @@ pub enum Error {
         /// The replica around it.
         replica: PathBuf,
     },
+    /// A replica opened without its key was asked something only hashing
+    /// a file answers (an edit that kept size and mtime, or a rename).
+    #[error("telling what changed at {path} means hashing it, which needs the replica's key")]
+    NeedsKey {
+        /// The file, relative to the replica's root.
+        path: PathBuf,
+    },
     /// A folder is not a replica.
     #[error("{root} is not a ferry replica (it has no {}/)", crate::replica::META_DIR)]
     NotAReplica {

@@ -108,7 +108,8 @@ fn decode_ids(b: &[u8]) -> Vec<ObjectName> {
 pub struct Replica {
     root: PathBuf,
     db: Database,
-    keys: Keys,
+    /// None when opened without the key ([`Replica::open_without_key`]).
+    keys: Option<Keys>,
     /// Random id of this replica.
     pub replica_id: [u8; 16],
     /// Id of the synced folder (equal on every replica of it).
@@ -221,49 +222,75 @@ impl Replica {
             tx.open_table(CONFLICTS).map_err(|e| db_err(&path, e))?;
         }
         tx.commit().map_err(|e| db_err(&path, e))?;
-        Ok(Replica { root, db, keys: Keys::derive(&master), replica_id, folder_id, chunker })
+        Ok(Replica { root, db, keys: Some(Keys::derive(&master)), replica_id, folder_id, chunker })
     }
 
     /// Opens the replica at `root`, unwrapping its key with the passphrase.
     pub fn open(root: &Path, passphrase: &[u8]) -> Result<Replica> {
-        Self::open_inner(root, |kf| Ok(kf.unwrap_key(passphrase)?.ok_or(ferry_store::Error::WrongPassphrase { tried: 1 })?))
+        let mut r = Self::open_without_key(root)?;
+        r.unlock(passphrase)?;
+        Ok(r)
     }
 
     /// Opens the replica at `root` with its family's master key (an
     /// exported key file): no passphrase, no key derivation.
     pub fn open_with_key(root: &Path, master: &MasterKey) -> Result<Replica> {
-        Self::open_inner(root, |_| Ok(master.clone()))
+        let mut r = Self::open_without_key(root)?;
+        r.unlock_with_key(master.clone())?;
+        Ok(r)
     }
 
-    fn open_inner(root: &Path, unlock: impl FnOnce(&KeyFile) -> Result<MasterKey>) -> Result<Replica> {
+    /// Opens the replica at `root` (taking its lock) without its key: what
+    /// was recorded locally can be read (the last synced state, the file
+    /// cache), but no file can be hashed until [`Replica::unlock`]. What
+    /// `status` needs when stat alone answers.
+    pub fn open_without_key(root: &Path) -> Result<Replica> {
         let root = root.canonicalize().map_err(|e| Error::io("open", root, e))?;
         let path = root.join(META_DIR).join("replica.redb");
         if !path.is_file() {
             return Err(Error::NotAReplica { root });
         }
         let db = open_db(&root)?;
-        let get_opt = |k: &str| -> Result<Option<Vec<u8>>> {
-            let tx = db.begin_read().map_err(|e| db_err(&path, e))?;
-            let t = tx.open_table(META).map_err(|e| db_err(&path, e))?;
-            Ok(t.get(k).map_err(|e| db_err(&path, e))?.map(|v| v.value().to_vec()))
-        };
-        let get = |k: &str| -> Result<Vec<u8>> { get_opt(k)?.ok_or_else(|| db_err(&path, format!("missing {k}"))) };
-        let kf = KeyFile::parse(&get("keyfile")?, "replica key")?;
-        let master = unlock(&kf)?;
-        let keys = Keys::derive(&master);
-        if let Some(f) = get_opt("family_id")?
-            && f[..] != keys.family_id()[..]
-        {
-            return Err(Error::WrongFamily { what: format!("replica {}", root.display()) });
-        }
+        let r =
+            Replica { root, db, keys: None, replica_id: [0; 16], folder_id: [0; 16], chunker: ChunkerParams { min: 0, avg: 0, max: 0 } };
         let id16 = |v: Vec<u8>| -> Result<[u8; 16]> { v.try_into().map_err(|_| db_err(&path, "bad id")) };
-        let ch = get("chunker")?;
+        let ch = r.meta("chunker")?;
         if ch.len() != 12 {
             return Err(db_err(&path, "bad chunker record"));
         }
         let u = |i: usize| u32::from_le_bytes(ch[i..i + 4].try_into().expect("4 bytes"));
         let chunker = ChunkerParams { min: u(0), avg: u(4), max: u(8) };
-        Ok(Replica { replica_id: id16(get("replica_id")?)?, folder_id: id16(get("folder_id")?)?, chunker, keys, root, db })
+        Ok(Replica { replica_id: id16(r.meta("replica_id")?)?, folder_id: id16(r.meta("folder_id")?)?, chunker, ..r })
+    }
+
+    /// Unwraps the replica's key with the passphrase (Argon2id).
+    pub fn unlock(&mut self, passphrase: &[u8]) -> Result<()> {
+        let kf = KeyFile::parse(&self.meta("keyfile")?, "replica key")?;
+        let master = kf.unwrap_key(passphrase)?.ok_or(ferry_store::Error::WrongPassphrase { tried: 1 })?;
+        self.unlock_with_key(master)
+    }
+
+    /// Gives the replica its family's master key, checked against the
+    /// family it records.
+    pub fn unlock_with_key(&mut self, master: MasterKey) -> Result<()> {
+        let keys = Keys::derive(&master);
+        if let Some(f) = self.meta_opt("family_id")?
+            && f[..] != keys.family_id()[..]
+        {
+            return Err(Error::WrongFamily { what: format!("replica {}", self.root.display()) });
+        }
+        self.keys = Some(keys);
+        Ok(())
+    }
+
+    fn meta_opt(&self, k: &str) -> Result<Option<Vec<u8>>> {
+        let tx = self.db.begin_read().map_err(|e| db_err(&self.path(), e))?;
+        let t = tx.open_table(META).map_err(|e| db_err(&self.path(), e))?;
+        Ok(t.get(k).map_err(|e| db_err(&self.path(), e))?.map(|v| v.value().to_vec()))
+    }
+
+    fn meta(&self, k: &str) -> Result<Vec<u8>> {
+        self.meta_opt(k)?.ok_or_else(|| db_err(&self.path(), format!("missing {k}")))
     }
 
     /// The working folder.
@@ -271,8 +298,19 @@ impl Replica {
         &self.root
     }
     /// The family's keys.
+    ///
+    /// # Panics
+    ///
+    /// When the replica was opened without its key and not unlocked since
+    /// (a caller's mistake: only `status` opens one so, and it asks
+    /// [`Replica::try_keys`]).
     pub fn keys(&self) -> &Keys {
-        &self.keys
+        self.keys.as_ref().expect("replica opened without its key")
+    }
+
+    /// The family's keys, when the replica has them.
+    pub fn try_keys(&self) -> Option<&Keys> {
+        self.keys.as_ref()
     }
     /// The file cache of the working folder (push reads, pull seeds it).
     pub fn file_cache(&self) -> PathBuf {

@@ -128,8 +128,11 @@ pub struct LocalView<'a> {
     /// to remove.
     pub stale_temps: Vec<PathBuf>,
     cache: Option<crate::filecache::FileCache>,
-    chunker: Chunker,
+    /// None when the replica was opened without its key.
+    chunker: Option<Chunker>,
     hashed: std::sync::Mutex<HashMap<PathBuf, Option<Vec<BlockId>>>>,
+    /// The first file that had to be hashed while there was no key.
+    needed_key: std::sync::Mutex<Option<PathBuf>>,
 }
 
 impl<'a> LocalView<'a> {
@@ -137,7 +140,7 @@ impl<'a> LocalView<'a> {
     pub fn scan(replica: &'a Replica) -> Result<LocalView<'a>> {
         let (entries, temps) = scan_with_temps(replica.root(), &Filter::new(&replica_filter())?)?;
         let rules = local_rules(replica.root(), &entries)?;
-        let chunker = Chunker::new(replica.keys().gear(), replica.chunker).expect("validated on open");
+        let chunker = replica.try_keys().map(|k| Chunker::new(k.gear(), replica.chunker).expect("validated on open"));
         Ok(LocalView {
             replica,
             entries,
@@ -146,6 +149,7 @@ impl<'a> LocalView<'a> {
             cache: crate::filecache::FileCache::open_read_only(&replica.file_cache()),
             chunker,
             hashed: Default::default(),
+            needed_key: Default::default(),
         })
     }
 
@@ -170,7 +174,15 @@ impl<'a> LocalView<'a> {
         self.entries.get(p)
     }
 
-    /// The blocks the local file at `p` holds (cache when it vouches, else hashed).
+    /// The first file whose content had to be read while the replica had
+    /// no key (what was answered since is not to be trusted).
+    pub fn needed_key(&self) -> Option<PathBuf> {
+        self.needed_key.lock().expect("needed-key note").clone()
+    }
+
+    /// The blocks the local file at `p` holds (cache when it vouches, else
+    /// hashed). Without the key, a file the cache does not vouch for is
+    /// noted in [`LocalView::needed_key`] and has no answer.
     pub fn file_ids(&self, p: &Path) -> Option<Vec<BlockId>> {
         let l = self.entries.get(p).filter(|l| l.kind == EntryType::File)?;
         if let Some(c) = &self.cache
@@ -182,10 +194,12 @@ impl<'a> LocalView<'a> {
         {
             return Some(cf.ids);
         }
+        let (Some(keys), Some(chunker)) = (self.replica.try_keys(), &self.chunker) else {
+            self.needed_key.lock().expect("needed-key note").get_or_insert_with(|| p.to_path_buf());
+            return None;
+        };
         let mut memo = self.hashed.lock().expect("hash memo");
-        memo.entry(p.to_path_buf())
-            .or_insert_with(|| file_ids(self.replica.keys(), &self.chunker, &self.replica.root().join(p)).ok())
-            .clone()
+        memo.entry(p.to_path_buf()).or_insert_with(|| file_ids(keys, chunker, &self.replica.root().join(p)).ok()).clone()
     }
 
     /// True when the folder holds exactly version `e` at `p`: type, mode,
@@ -371,11 +385,15 @@ pub fn file_ids(keys: &Keys, chunker: &Chunker, path: &Path) -> std::io::Result<
     chunker.stream(f).map(|c| c.map(|c| keys.block_id(&c))).collect()
 }
 
-/// Local changes since the last sync. Only files that are new or whose
-/// stat changed are read (to recognise renames), and files whose stat
+/// Local changes since the last sync. Only new files as large as a
+/// deleted one are read (to recognise renames), and files whose stat
 /// matches but whose ctime or inode moved (an edit that kept size and
 /// mtime) are hashed. Files an interrupted pull already wrote are not
 /// local changes.
+///
+/// A replica opened without its key answers when no file needs hashing;
+/// otherwise [`Error::NeedsKey`] names the first file that did, and
+/// nothing was changed.
 pub fn status(replica: &Replica) -> Result<Vec<(LocalChange, PathBuf)>> {
     let mut base = replica.base()?;
     let view = LocalView::scan(replica)?;
@@ -388,6 +406,9 @@ pub fn status(replica: &Replica) -> Result<Vec<(LocalChange, PathBuf)>> {
         }
     }
     let mut out = diff_local(&view, &base);
+    if let Some(path) = view.needed_key() {
+        return Err(Error::NeedsKey { path });
+    }
     out.extend(not_pulled.into_iter().map(|p| (LocalChange::NotPulled, p)));
     out.sort_by(|a, b| a.1.cmp(&b.1));
     Ok(out)
@@ -398,10 +419,12 @@ pub fn status(replica: &Replica) -> Result<Vec<(LocalChange, PathBuf)>> {
 pub fn diff_local(view: &LocalView<'_>, base: &Base) -> Vec<(LocalChange, PathBuf)> {
     let mut out = Vec::new();
     let mut deleted_files: HashMap<Vec<BlockId>, PathBuf> = HashMap::new();
+    let mut deleted_sizes = std::collections::HashSet::new();
     for (p, b) in base {
         if !view.entries.contains_key(p) && !view.rules.excludes(p, matches!(b.content, Content::Dir(_))) {
             if let Content::File(ids) = &b.content {
                 deleted_files.insert(ids.clone(), p.clone());
+                deleted_sizes.insert(b.size);
             }
             out.push((LocalChange::Deleted, p.clone()));
         }
@@ -409,7 +432,8 @@ pub fn diff_local(view: &LocalView<'_>, base: &Base) -> Vec<(LocalChange, PathBu
     for (p, l) in &view.entries {
         match base.get(p) {
             None => {
-                let renamed = (l.kind == EntryType::File && !deleted_files.is_empty())
+                // Only a file as large as a deleted one can be it, moved.
+                let renamed = (l.kind == EntryType::File && deleted_sizes.contains(&l.size))
                     .then(|| view.file_ids(p))
                     .flatten()
                     .and_then(|ids| deleted_files.remove(&ids));
