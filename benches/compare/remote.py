@@ -30,7 +30,9 @@ What it does, in order:
        s3:   backup v1, backup v2, restore, backup the edit
              ferry   `ferry backup DIR --to s3://...`, `ferry restore`;
              restic  `restic -r s3:http://127.0.0.1:PORT/...`;
-     and records wall, CPU and peak RSS of the client (ferry/restic/rsync and
+     (every clone and restore writes into a new ext4 filesystem of its
+     own, a loop-mounted image: see FreshFs), and records wall, CPU and
+     peak RSS of the client (ferry/restic/rsync and
      its ssh child; the far end's `ferry serve`/sftp-server/rsync is not in
      these numbers), the bytes through the ssh connection (`ssh -v -E LOG`
      prints "Transferred: sent N, received M bytes" per connection), the
@@ -448,7 +450,9 @@ class SshTool:
         self.src = home / "src" / name
         self.remote = home / "remote" / name
         self.cache = home / "cache" / name
-        self.clone_dir = home / "clone" / name
+        # A fresh filesystem is mounted at clone_fs for the clone step.
+        self.clone_fs = home / "clone" / name
+        self.clone_dir = self.clone_fs / "tree"
         self.env = base_env()
 
     def store_bytes(self) -> int:
@@ -562,7 +566,9 @@ class S3Tool:
         self.name, self.garage = name, garage
         self.bucket = f"{name}-r{rep}"
         self.cache = home / "cache" / f"{name}-s3"
-        self.target = home / "restore" / f"{name}-s3"
+        # A fresh filesystem is mounted at target_fs for the restore step.
+        self.target_fs = home / "restore" / f"{name}-s3"
+        self.target = self.target_fs / "tree"
         self.env = dict(base_env(), **garage.env())
 
 
@@ -637,13 +643,43 @@ S3_STEPS = [("backup-v1", "backup version 1"), ("backup-v2", "backup version 2")
 def settle() -> None:
     """Flushes and pauses before a step that creates thousands of files, so
     that no tool runs while the last one's files are still being written
-    back. It does not undo ext4's slower inode allocation after many
-    create/delete cycles: over one session here, restore's system time grew
-    from 0.5 s to 6 s (for restic as for ferry; `recently_deleted`,
-    `find_inode_bit` and spinning on the group lock in a profile), and 31 s
-    of waiting did not bring it back. Compare tools within one run only."""
+    back."""
     os.sync()
     time.sleep(6)
+
+
+class FreshFs:
+    """A new ext4 filesystem mounted at `mnt` for one tool's restore or
+    clone (a sparse image on a loop device, inode tables and journal made
+    by mkfs so that no lazy init runs during the step).
+
+    Why: on this machine's disk, inode allocation slows down as create and
+    delete cycles pile up, for restic as for ferry. Over one session a
+    restore's system time grew from 0.4 s to 6 s (`recently_deleted`,
+    `find_inode_bit` and spinning on the group lock in a profile), and
+    waiting 31 s did not bring it back; the ratio then measured the
+    allocator's history, not the tools. A fresh filesystem per step gives
+    every tool the same clean one, as a restore to a new disk would."""
+
+    SIZE = 2 << 30
+
+    def __init__(self, mnt: Path):
+        self.mnt = Path(mnt)
+        self.img = self.mnt.with_name(self.mnt.name + ".img")
+
+    def __enter__(self):
+        self.mnt.mkdir(parents=True, exist_ok=True)
+        with open(self.img, "wb") as f:
+            f.truncate(self.SIZE)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", str(self.img)], check=True)
+        subprocess.run(["mount", "-o", "loop", str(self.img), str(self.mnt)], check=True)
+        os.sync()
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run(["umount", str(self.mnt)], check=False)
+        self.img.unlink(missing_ok=True)
+        return False
 
 
 def run_ssh_rep(rep: int, v1: Path, n: int, seed: int, exe: Path, sshd: Sshd, runs: dict) -> None:
@@ -668,8 +704,15 @@ def run_ssh_rep(rep: int, v1: Path, n: int, seed: int, exe: Path, sshd: Sshd, ru
             before_b, before_f, before_d = t.store_bytes(), t.store_files(), t.store_files_by_dir()
             if step == "clone":
                 settle()
-                r, root = t.clone(lname, sshlog)
-                verify_tree(t.src, root)
+                with FreshFs(t.clone_fs):
+                    r, root = t.clone(lname, sshlog)
+                    # What the tool left in the page cache: ferry's clone
+                    # makes its files durable before it exits, restic's
+                    # restore and rsync do not.
+                    t0 = time.monotonic()
+                    subprocess.run(["sync", "-f", str(root)], check=True)
+                    r["flush_s"] = time.monotonic() - t0
+                    verify_tree(t.src, root)
             else:
                 r = t.push(lname, sshlog)
             r.update(ssh_bytes(sshlog))
@@ -708,9 +751,9 @@ def run_s3_rep(rep: int, v1: Path, n: int, seed: int, exe: Path, garage: Garage,
             q0 = garage.requests()
             if step == "restore":
                 settle()
-                r, root = t.restore(src, lname)
-                verify_tree(src, root)
-                rmtree(t.target)
+                with FreshFs(t.target_fs):
+                    r, root = t.restore(src, lname)
+                    verify_tree(src, root)
             else:
                 r = t.backup(src, lname)
             r["requests"] = req_delta(q0, garage.requests())
@@ -815,6 +858,8 @@ def render(res: dict) -> str:
                 note = f"literal {cellk(s.get('literal'))} KiB, rsync sent {cellk(s.get('rsync_sent'))} KiB"
             elif tool == "rsync":
                 note = f"rsync received {cellk(s.get('rsync_received'))} KiB"
+            if step == "clone":
+                note = "; ".join(x for x in (note, f"then `sync -f` {suite.cell(s.get('flush_s'))} s") if x)
             elif s.get("reported_added"):
                 note = f"reports {cellk(s.get('reported_added'))} KiB added" + (" (restic: before compression)" if tool == "restic" else "")
             L.append(f"| {label} | {tool} | {suite.cell(s.get('wall_s'))} | {suite.cell(s.get('cpu_s'))} | "
