@@ -46,6 +46,23 @@ pub const RESCAN: Duration = Duration::from_secs(2);
 const PREFETCH_AFTER: u64 = 1 << 20;
 /// How far ahead of a sequential reader blocks are fetched.
 const PREFETCH_BYTES: u64 = 16 << 20;
+/// The bytes answering one read.
+enum ReadOut {
+    /// A part of one opened block.
+    Slice(Arc<Vec<u8>>, std::ops::Range<usize>),
+    /// Parts of several blocks, joined.
+    Joined(Vec<u8>),
+}
+
+impl ReadOut {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            ReadOut::Slice(b, r) => &b[r.clone()],
+            ReadOut::Joined(v) => v,
+        }
+    }
+}
+
 /// The extended attribute `ferry pin` reads to find the mount serving a path.
 pub const XATTR: &str = "user.ferry.mount";
 
@@ -409,12 +426,12 @@ impl Shared {
         }
     }
 
-    fn read(&self, h: &Handle, offset: u64, size: u32) -> Result<Vec<u8>, StoreError> {
+    fn read(&self, h: &Handle, offset: u64, size: u32) -> Result<ReadOut, StoreError> {
         let end = (offset + size as u64).min(h.size).min(*h.starts.last().unwrap_or(&0));
-        let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
         if offset >= end {
-            return Ok(out);
+            return Ok(ReadOut::Joined(Vec::new()));
         }
+        let mut out = Vec::new();
         let mut i = h.starts.partition_point(|&s| s <= offset) - 1;
         let mut pos = offset;
         while pos < end {
@@ -427,10 +444,27 @@ impl Shared {
                 });
             }
             let stop = end.min(be);
-            out.extend_from_slice(&block[(pos - bs) as usize..(stop - bs) as usize]);
+            let range = (pos - bs) as usize..(stop - bs) as usize;
+            if pos == offset && stop == end {
+                // Within one block (most kernel reads are far smaller than a
+                // block): answered from the block itself, with no copy.
+                self.prefetch_after_read(h, offset, end, i + 1);
+                return Ok(ReadOut::Slice(block, range));
+            }
+            if out.is_empty() {
+                out.reserve_exact((end - offset) as usize);
+            }
+            out.extend_from_slice(&block[range]);
             pos = stop;
             i += 1;
         }
+        self.prefetch_after_read(h, offset, end, i);
+        Ok(ReadOut::Joined(out))
+    }
+
+    /// Notes a read of `offset..end` through `h`; once reads through it
+    /// have been sequential for a while, fetches ahead from block `i`.
+    fn prefetch_after_read(&self, h: &Handle, offset: u64, end: u64, i: usize) {
         // Sequential reads through this handle fetch ahead.
         let prev = h.last_end.swap(end, Ordering::Relaxed);
         let streak = if prev == offset { h.streak.fetch_add(end - offset, Ordering::Relaxed) + end - offset } else { 0 };
@@ -446,7 +480,6 @@ impl Shared {
             }
             self.blocks.prefetch(&ahead);
         }
-        Ok(out)
     }
 
     /// Answers a readdir of folder `ino` from `offset`.
@@ -630,7 +663,7 @@ impl Filesystem for FerryFs {
         };
         let shared = self.shared.clone();
         self.readers.spawn(move || match shared.read(&h, offset.max(0) as u64, size) {
-            Ok(d) => reply.data(&d),
+            Ok(d) => reply.data(d.bytes()),
             Err(e) => reply.error(eio(&format!("reading {} at {offset}", h.path), &e, &shared.blocks.counters)),
         });
     }
