@@ -371,3 +371,80 @@ fn an_unreadable_folder_is_named_as_such() {
     assert_eq!(o.status.code(), Some(3), "{err}");
     assert!(err.contains("locked") && !err.contains(".ferryignore"), "{err}");
 }
+
+/// Random edits of a synced replica (size-changing and same-size edits,
+/// rewrites of the same bytes, touches, renames, deletions, new files,
+/// mode changes): whenever status
+/// answers without the key, its answer is the one it gives with the key,
+/// and it asks exactly when a file needed hashing.
+#[test]
+fn keyless_status_agrees_with_keyed_status_on_random_edits() {
+    use std::os::unix::fs::PermissionsExt;
+    let (mut keyless, mut asked) = (0, 0);
+    for seed in 0..24u64 {
+        let env = Env::new();
+        let st = env.replica_and_store("rep", "st");
+        let rep = env.path("rep");
+        let mut rng = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut next = |n: u64| {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (rng >> 33) % n
+        };
+        for i in 0..6 {
+            std::fs::write(rep.join(format!("f{i}")), random_bytes(seed * 10 + i, 1 + next(3) as usize * 7)).unwrap();
+        }
+        env.ok(&["-C", rep.to_str().unwrap(), "push", &st]);
+        for _ in 0..1 + next(3) {
+            let f = rep.join(format!("f{}", next(6)));
+            if !f.exists() {
+                continue;
+            }
+            match next(8) {
+                0 => std::fs::write(&f, random_bytes(next(1000), 50)).unwrap(),
+                1 => {
+                    // Same size, same mtime: only ctime tells.
+                    let m = std::fs::metadata(&f).unwrap();
+                    std::fs::write(&f, random_bytes(next(1000), m.len() as usize)).unwrap();
+                    std::fs::File::options().write(true).open(&f).unwrap().set_modified(m.modified().unwrap()).unwrap();
+                }
+                2 => std::fs::File::options().write(true).open(&f).unwrap().set_modified(std::time::SystemTime::now()).unwrap(),
+                7 => {
+                    // The same bytes written again, mtime kept: no change,
+                    // though ctime moved (hashing tells).
+                    let (m, bytes) = (std::fs::metadata(&f).unwrap(), std::fs::read(&f).unwrap());
+                    std::fs::write(&f, bytes).unwrap();
+                    std::fs::File::options().write(true).open(&f).unwrap().set_modified(m.modified().unwrap()).unwrap();
+                }
+                3 => std::fs::rename(&f, rep.join(format!("moved{}", next(100)))).unwrap(),
+                4 => std::fs::remove_file(&f).unwrap(),
+                5 => std::fs::write(rep.join(format!("new{}", next(100))), random_bytes(next(1000), 1 + next(3) as usize * 7)).unwrap(),
+                _ => std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap(),
+            }
+        }
+        // The answer with the key, from the library (the CLI itself tries
+        // without the key first).
+        let keyed = {
+            let r = ferry_sync::replica::Replica::open(&rep, b"test passphrase").unwrap();
+            serde_json::to_value(ferry_sync::scan::StatusReport::new(&ferry_sync::scan::status(&r).unwrap())).unwrap()
+        };
+        let bare = env
+            .cmd()
+            .env_remove("FERRY_PASSWORD")
+            .args(["-C", rep.to_str().unwrap(), "status", "--json"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        if bare.status.success() {
+            keyless += 1;
+            let got: serde_json::Value = serde_json::from_slice(&bare.stdout).unwrap();
+            assert_eq!(got, keyed, "seed {seed}");
+        } else {
+            asked += 1;
+            // With --json the error is JSON on stdout.
+            let err: serde_json::Value = serde_json::from_slice(&bare.stdout).unwrap();
+            assert!(err["error"].as_str().unwrap().contains("(status hashes "), "seed {seed}: {err}");
+        }
+    }
+    eprintln!("{keyless} answered without the key, {asked} asked for it");
+    assert!(keyless > 0 && asked > 0, "{keyless} keyless, {asked} asked: the cases do not cover both");
+}
