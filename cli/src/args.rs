@@ -127,6 +127,11 @@ pub enum Command {
     /// (In a replica) list the conflict copies still present.
     Conflicts,
     /// (In a replica) local changes since the last sync.
+    ///
+    /// Answers from stat and the file cache without the replica's key when
+    /// it can; it asks for the key only to hash a file that kept its size
+    /// and mtime while its ctime or inode moved, or a new file as large as
+    /// a deleted one (a possible rename), and says which.
     Status,
     /// Create or inspect stores.
     #[command(subcommand)]
