@@ -854,15 +854,17 @@ fn cmd_clone(g: &Global, loc: &str, dir: &Path, folder: Option<&str>, k: &KdfArg
 /// cannot answer (the prompt says which file needs hashing).
 fn cmd_status(g: &Global) -> Result<i32> {
     let root = here_root()?;
-    let mut r = Replica::open_without_key(&root).with_context(|| format!("opening replica {}", root.display()))?;
+    let opening = || format!("opening replica {}", root.display());
+    let mut r = Replica::open_without_key(&root).with_context(opening)?;
+    // A key file costs no key derivation: used (and so checked) at once.
+    // A passphrase is asked for, or derived, only when a file must be hashed.
+    if let Some(master) = key_file(g)? {
+        r.unlock_with_key(master).with_context(opening)?;
+    }
     let changes = match status(&r) {
         Err(ferry_sync::Error::NeedsKey { path }) => {
             let why = format!("status hashes {} to tell an edit or a rename from a touch", path.display());
-            match key_file(g)? {
-                Some(master) => r.unlock_with_key(master),
-                None => r.unlock(&passphrase::existing(&format!("replica {} ({why})", root.display()))?),
-            }
-            .with_context(|| format!("opening replica {}", root.display()))?;
+            r.unlock(&passphrase::existing(&format!("replica {} ({why})", root.display()))?).with_context(opening)?;
             status(&r)?
         }
         other => other?,
