@@ -128,8 +128,9 @@ pub struct LocalView<'a> {
     /// to remove.
     pub stale_temps: Vec<PathBuf>,
     cache: Option<crate::filecache::FileCache>,
-    /// None when the replica was opened without its key.
-    chunker: Option<Chunker>,
+    /// The family's keys and chunker; None when the replica was opened
+    /// without its key.
+    hasher: Option<(&'a Keys, Chunker)>,
     hashed: std::sync::Mutex<HashMap<PathBuf, Option<Vec<BlockId>>>>,
     /// The first file that had to be hashed while there was no key.
     needed_key: std::sync::Mutex<Option<PathBuf>>,
@@ -140,14 +141,14 @@ impl<'a> LocalView<'a> {
     pub fn scan(replica: &'a Replica) -> Result<LocalView<'a>> {
         let (entries, temps) = scan_with_temps(replica.root(), &Filter::new(&replica_filter())?)?;
         let rules = local_rules(replica.root(), &entries)?;
-        let chunker = replica.try_keys().map(|k| Chunker::new(k.gear(), replica.chunker).expect("validated on open"));
+        let hasher = replica.try_keys().map(|k| (k, Chunker::new(k.gear(), replica.chunker).expect("validated on open")));
         Ok(LocalView {
             replica,
             entries,
             rules,
             stale_temps: temps,
             cache: crate::filecache::FileCache::open_read_only(&replica.file_cache()),
-            chunker,
+            hasher,
             hashed: Default::default(),
             needed_key: Default::default(),
         })
@@ -194,7 +195,7 @@ impl<'a> LocalView<'a> {
         {
             return Some(cf.ids);
         }
-        let (Some(keys), Some(chunker)) = (self.replica.try_keys(), &self.chunker) else {
+        let Some((keys, chunker)) = &self.hasher else {
             self.needed_key.lock().expect("needed-key note").get_or_insert_with(|| p.to_path_buf());
             return None;
         };
