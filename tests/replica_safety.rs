@@ -682,7 +682,10 @@ fn a_killed_clone_can_be_rerun_into_the_same_folder() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mid = wait_for(&mut child, || (0..16).any(|i| c.join(format!("f{i:02}.bin")).exists()));
+    // `wait_for` also answers true once the clone has exited: only a
+    // clone still running when the files were seen is killed mid-run.
+    let mid = wait_for(&mut child, || (0..16).any(|i| c.join(format!("f{i:02}.bin")).exists()))
+        && child.try_wait().unwrap().is_none();
     let _ = child.kill();
     child.wait().unwrap();
     assert!(mid, "the clone finished before it could be killed");
@@ -690,4 +693,46 @@ fn a_killed_clone_can_be_rerun_into_the_same_folder() {
     assert!(o.status.success(), "rerunning a killed clone into the same folder must work: {}", text(&o));
     assert_same_replica(&env.path("a"), &c);
     assert!(tmp_files(&c).is_empty());
+}
+
+/// CI run of stop 23: a clone killed only after it had recorded its state
+/// was refused when run again ("already a replica"). A clone run again
+/// after it finished is a pull: it brings the folder up to date.
+#[test]
+fn a_finished_clone_run_again_into_the_same_folder_brings_it_up_to_date() {
+    let env = Env::new();
+    let st = env.replica_and_store("a", "st");
+    fs::write(env.path("a/one.txt"), "one").unwrap();
+    ok_in(&env, "a", &["push", &st]);
+    let c = env.path("c");
+    let clone = ["clone", &st, c.to_str().unwrap(), "--kdf-memory-kib", "64", "--kdf-iterations", "1"];
+    let o = env.run(&clone);
+    assert!(o.status.success(), "{}", text(&o));
+    fs::write(env.path("a/two.txt"), "two").unwrap();
+    ok_in(&env, "a", &["push", &st]);
+    let o = env.run(&clone);
+    assert!(o.status.success(), "a clone run again must bring the folder up to date: {}", text(&o));
+    assert_same_replica(&env.path("a"), &c);
+    let o = env.run(&clone);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("up to date"), "{}", text(&o));
+}
+
+/// A folder that is a replica of another folder is not cloned into, and
+/// nothing in it changes.
+#[test]
+fn clone_into_a_replica_of_another_folder_is_refused_and_changes_nothing() {
+    let env = Env::new();
+    let st = env.replica_and_store("a", "st");
+    fs::write(env.path("a/one.txt"), "one").unwrap();
+    ok_in(&env, "a", &["push", &st]);
+    let st2 = env.replica_and_store("b", "st2");
+    fs::write(env.path("b/mine.txt"), "mine").unwrap();
+    ok_in(&env, "b", &["push", &st2]);
+    let b = env.path("b");
+    let o = env.run(&["clone", &st, b.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("already a replica of another folder"), "{}", text(&o));
+    assert!(!b.join("one.txt").exists());
+    assert_eq!(fs::read_to_string(b.join("mine.txt")).unwrap(), "mine");
 }

@@ -195,9 +195,7 @@ fn sync_hint(e: &SyncError, cx: &Context) -> Option<String> {
             path_word(root)
         ),
         SyncError::ReplicaBusy { .. } => "wait for the other ferry process to finish, then run again".into(),
-        SyncError::CloneIntoReplica { root } => {
-            format!("run `ferry pull {loc}` in {} instead, or clone into a new folder", path_word(root))
-        }
+        SyncError::CloneIntoReplica { .. } => "clone into a new folder".into(),
         SyncError::OtherFamily { root } | SyncError::OtherChunker { root } => {
             format!("use a store of this replica's family, or create one with `ferry store init NEWLOC --like {}`", path_word(root))
         }

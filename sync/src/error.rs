@@ -229,9 +229,9 @@ pub enum Error {
         /// The replica's root.
         root: PathBuf,
     },
-    /// A folder is already a replica, of another folder or with history of
-    /// its own, so it cannot be cloned into.
-    #[error("{root} is already a replica (of another folder, or with its own history); nothing was changed")]
+    /// A folder is already a replica of another folder (or of a store of
+    /// another key family), so it cannot be cloned into.
+    #[error("{root} is already a replica of another folder or key family; nothing was changed")]
     CloneIntoReplica {
         /// The replica's root.
         root: PathBuf,

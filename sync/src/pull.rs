@@ -351,13 +351,15 @@ pub fn pull(replica: &Replica, store: &Store, opts: &PullOptions, progress: &Pro
 /// Makes `dir` a replica of the folder held in `store` and pulls it.
 /// Files already in `dir` are kept: a path whose local content differs
 /// from the store's is left alone and reported, for `sync` to merge. A
-/// clone that was killed is resumed when run again.
+/// clone that was killed is resumed when run again, and one run again
+/// after it finished is a pull (the folder is already a replica of this
+/// store's folder: the run can only bring it up to date).
 pub fn clone(dir: &Path, store: &Store, init: CloneInit<'_>, progress: &Progress) -> Result<(Replica, PullReport)> {
     let folder_id = crate::push::choose_folder(store, init.folder)?;
     let replica = match crate::replica::find_root(dir).filter(|r| dir.canonicalize().is_ok_and(|d| d == *r)) {
         Some(root) => {
             let r = Replica::open(&root, init.passphrase)?;
-            if r.folder_id != folder_id || r.keys().family_id() != store.keys().family_id() || !r.parents()?.is_empty() {
+            if r.folder_id != folder_id || r.keys().family_id() != store.keys().family_id() {
                 return Err(Error::CloneIntoReplica { root });
             }
             r
