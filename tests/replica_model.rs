@@ -752,11 +752,15 @@ impl Model<'_> {
 /// third head's `.ferryignore` ignored `*.log`; the merged snapshot held
 /// it at a path its own rules exclude, and the next push dropped it),
 /// 500445 (the model's own: the final rounds stopped while a sync had just
-/// pushed files its pull un-ignored, see `converge`).
+/// pushed files its pull un-ignored, see `converge`), 901483 and 901896
+/// (a replica that cloned only snapshots whose `.ferryignore` left a file
+/// out never knew the file; when it dropped the rule, its push or merge
+/// presented the file as deleted, and the replicas holding it deleted
+/// it: see `pull::effective_tree`).
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
     let steps = env_num("FERRY_MODEL_STEPS", 40);
-    let seeds = [1024u64, 2005, 5032, 10185, 6011, 12033, 5049, 6237, 6239, 30083, 4, 61233, 70030, 504, 100222, 122, 200254, 500445];
+    let seeds = [1024u64, 2005, 5032, 10185, 6011, 12033, 5049, 6237, 6239, 30083, 4, 61233, 70030, 504, 100222, 122, 200254, 500445, 901483, 901896];
     let failures = run_cases(&seeds, steps);
     assert!(failures.is_empty(), "{}", failures.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>().join("\n\n"));
 }

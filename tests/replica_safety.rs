@@ -583,6 +583,34 @@ fn a_ferryignore_added_here_does_not_make_this_replicas_sync_delete_the_ignored_
     assert_eq!(fs::read_to_string(env.path("b/keep.log")).ok().as_deref(), Some("log content tokLOG2"), "B's sync deleted keep.log");
 }
 
+/// Model test, seed 901896: a replica that joined after a `.ferryignore`
+/// rule left a file out of every snapshot never held that file; when it
+/// dropped the rule, its push presented the file's absence as a deletion,
+/// and the replicas that held the file deleted their copy.
+#[test]
+fn a_replica_that_joined_while_a_file_was_ignored_does_not_delete_it_when_the_rule_goes() {
+    let env = Env::new();
+    let st = pair(&env, &[("keep.log", "log content tokLOG3"), ("a.txt", "a")]);
+    fs::write(env.path("a/.ferryignore"), "*.log\n").unwrap();
+    ok_in(&env, "a", &["sync", &st]);
+    let c = env.path("c");
+    let o = env.run(&["clone", &st, c.to_str().unwrap(), "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+    assert!(matches!(code(&o), Some(0) | Some(3)), "{}", text(&o));
+    assert!(!c.join("keep.log").exists(), "the clone wrote a file its rules exclude");
+    fs::remove_file(c.join(".ferryignore")).unwrap();
+    // A sync that applies the rule's removal may leave the files it
+    // un-ignores for the next sync (exit 3): two rounds converge.
+    for _ in 0..2 {
+        for who in ["c", "b", "a"] {
+            let o = env.in_dir(who, &["sync", &st]);
+            assert!(matches!(code(&o), Some(0) | Some(3)), "{who}: {}", text(&o));
+        }
+    }
+    for who in ["a", "b", "c"] {
+        assert_eq!(fs::read_to_string(env.path(who).join("keep.log")).ok().as_deref(), Some("log content tokLOG3"), "{who} lost keep.log");
+    }
+}
+
 // ---------------------------------------------------------------- 9. kills, symlinks
 
 #[test]

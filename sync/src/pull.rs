@@ -288,6 +288,48 @@ fn is_file(e: &Entry) -> bool {
     matches!(e.content, Content::File(_))
 }
 
+/// How many of a snapshot's newest ancestors [`effective_tree`] looks
+/// through for the versions of paths its rules exclude.
+pub const EXCLUDED_LOOKBACK: usize = 16;
+
+/// The tree of snapshot `id` as the folder it describes holds it
+/// (format-spec §15.6): its flattened tree, plus, for each path its own
+/// `.ferryignore` rules exclude (left out when it was pushed), the version
+/// its newest ancestor that says something about the path holds. A path
+/// an ancestor's rules do not exclude is decided by that ancestor (held
+/// or absent); the walk stops at the first ancestor without rules, and
+/// after [`EXCLUDED_LOOKBACK`] ancestors. Without this, a replica that
+/// pulled only snapshots leaving a file out, then dropped the rule,
+/// pushed the file's absence as a deletion (model test, seed 901896).
+pub fn effective_tree(store: &Store, hist: &History, replica: &Replica, id: &ObjectName) -> Result<Base> {
+    let snap = hist.get(id).expect("a snapshot of the history");
+    let mut tree = flatten(store, &snap.root)?;
+    let rules = tree_rules(store, &tree)?;
+    if rules.is_empty() {
+        return Ok(tree);
+    }
+    let mut older: Vec<(i64, ObjectName)> =
+        hist.ancestry(replica, id)?.into_iter().filter(|a| a != id).filter_map(|a| hist.get(&a).map(|s| (s.time_ns, a))).collect();
+    older.sort_by(|a, b| b.cmp(a));
+    // A path is still undecided while every tree seen so far excluded it.
+    let mut seen = vec![rules];
+    for (_, a) in older.into_iter().take(EXCLUDED_LOOKBACK) {
+        let t = flatten(store, &hist.get(&a).expect("listed").root)?;
+        for (p, e) in &t {
+            let dir = matches!(e.content, Content::Dir(_));
+            if !tree.contains_key(p) && seen.iter().all(|r| r.excludes(p, dir)) {
+                tree.insert(p.clone(), e.clone());
+            }
+        }
+        let r = tree_rules(store, &t)?;
+        if r.is_empty() {
+            break;
+        }
+        seen.push(r);
+    }
+    Ok(tree)
+}
+
 /// The `.ferryignore` rules a snapshot's tree carries (read from the store).
 pub fn tree_rules(store: &Store, tree: &Base) -> Result<IgnoreRules> {
     let mut rules = IgnoreRules::default();
@@ -338,8 +380,7 @@ pub fn pull(replica: &Replica, store: &Store, opts: &PullOptions, progress: &Pro
         }
         return Err(Error::StoreOlder { snapshot: older.map(|o| o.to_hex()).unwrap_or_default() });
     };
-    let snap = hist.get(&head).expect("a head is listed").clone();
-    let remote = flatten(store, &snap.root)?;
+    let remote = effective_tree(store, &hist, replica, &head)?;
     // A fresh replica (clone) has no parent to fall behind: it takes what
     // does not conflict, and its first push merges against nothing.
     let incoming = Incoming { head, tree: &remote, whole: !parents.is_empty() };

@@ -15,7 +15,7 @@ use crate::filter::Filter;
 use crate::history::{History, Relation};
 use crate::merge::{Conflict, Head, agreed_base, merge, write_tree};
 use crate::progress::Progress;
-use crate::pull::{Incoming, PullReport, apply_tree, plan, tree_rules};
+use crate::pull::{Incoming, PullReport, apply_tree, effective_tree, plan, tree_rules};
 use crate::push::{PushOptions, check_compatible, flatten, push_with};
 use crate::replica::{Base, Replica};
 use crate::scan::{LocalView, diff_local, replica_filter, scan};
@@ -182,7 +182,7 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
             report.apply = PullReport { snapshot: Some(h), up_to_date: true, complete: true, ..Default::default() };
             return Ok(report);
         }
-        let tree = flatten(store, &hist.get(&h).expect("head").root)?;
+        let tree = effective_tree(store, &hist, replica, &h)?;
         report.apply = apply_tree(replica, store, &hist, Incoming { head: h, tree: &tree, whole: false }, view, opts.dry_run, progress)?;
         return Ok(report);
     }
@@ -210,7 +210,7 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     let mut head_trees = Vec::new();
     for h in &real_heads {
         let s = hist.get(h).expect("listed");
-        let tree = flatten(store, &s.root)?;
+        let tree = effective_tree(store, &hist, replica, h)?;
         let rules = tree_rules(store, &tree)?;
         head_trees.push(Head { id: *h, replica: s.replica, tree, rules });
     }

@@ -14,13 +14,14 @@
 
 use std::path::{Path, PathBuf};
 
-use ferry_store::{BlockId, Store};
+use ferry_store::{BlockId, ObjectName, Store};
 
 use crate::error::Result;
 use crate::history::History;
-use crate::merge::{Conflict, conflict_name, with_content_suffix};
+use crate::merge::{Conflict, conflict_name, same_content, with_content_suffix};
+use crate::pull::effective_tree;
 use crate::push::flatten;
-use crate::replica::Replica;
+use crate::replica::{Base, Replica};
 use crate::scan::LocalView;
 use crate::tree::{Content, Entry};
 use crate::workdir::{self, Expect, WriteOpts};
@@ -28,9 +29,13 @@ use crate::workdir::{self, Expect, WriteOpts};
 /// Written like a pull: fsynced, local owner.
 const WRITE: WriteOpts = WriteOpts { owner: false, fsync: true };
 
-/// Brings back, for every path the parent snapshot holds but this
-/// replica's synced state lacks and its rules no longer exclude, the
-/// parent's version where the folder does not hold it. Returns the
+/// Brings back, for every path a parent snapshot holds but this
+/// replica's synced state lacks and its rules no longer exclude, that
+/// parent's version where the folder does not hold it. A replica has
+/// several parents after a sync that left conflicts or was killed: each
+/// may hold its own version of such a path, and each is kept (model test,
+/// seeds 901483 and 901896: only a single parent was looked at, so with
+/// two the push presented the never-held version as deleted). Returns the
 /// conflict copies made, and how many versions were written in all.
 pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) -> Result<(Vec<Conflict>, usize)> {
     // Nearly every push: nothing was left out by an ignore rule.
@@ -38,23 +43,72 @@ pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) 
     if unsynced.is_empty() {
         return Ok((Vec::new(), 0));
     }
-    let parents = replica.parents()?;
-    let [parent] = parents.as_slice() else { return Ok((Vec::new(), 0)) };
-    let (root, writer) = match hist.get(parent) {
-        Some(s) => (s.root, s.replica),
+    let base = replica.base()?;
+    let mut candidates: Vec<(PathBuf, Entry, [u8; 16])> = Vec::new();
+    for parent in replica.parents()? {
+        let Some((tree, writer)) = parent_tree(replica, store, hist, &parent, &unsynced, &base)? else { continue };
+        for p in unsynced.iter().filter(|p| !base.contains_key(*p)) {
+            let Some(e) = tree.get(p).filter(|e| !matches!(e.content, Content::Dir(_))) else { continue };
+            if !candidates.iter().any(|(q, c, _)| q == p && same_content(c, e) && c.mode == e.mode) {
+                candidates.push((p.clone(), e.clone(), writer));
+            }
+        }
+    }
+    if candidates.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    tracing::debug!(candidates = ?candidates.iter().map(|(p, _, _)| p.display().to_string()).collect::<Vec<_>>(), "paths a parent holds, ignored here until now, that the synced state lacks");
+    let view = LocalView::scan(replica)?;
+    let taken = |p: &Path| std::fs::symlink_metadata(replica.root().join(p)).is_ok();
+    let mut copies = Vec::new();
+    let mut written = 0;
+    for (p, v, writer) in &candidates {
+        if view.rules.excludes(p, false) || view.holds(p, v, false) {
+            continue;
+        }
+        let at = if !taken(p) {
+            p.clone()
+        } else {
+            let copy = conflict_name(p, writer, v.mtime_ns);
+            let copy = if taken(&copy) { with_content_suffix(&copy, v) } else { copy };
+            if taken(&copy) {
+                continue; // kept already (an earlier, interrupted push)
+            }
+            copy
+        };
+        write_version(replica, store, &at, v)?;
+        written += 1;
+        if at != *p {
+            copies.push(Conflict { path: p.clone(), copy: at });
+        }
+    }
+    Ok((copies, written))
+}
+
+/// The flattened tree of `parent` and the replica that wrote it, with
+/// unsynced paths it lacks filled in from its newest ancestors. `None`
+/// when neither the history nor the replica's cache knows it.
+fn parent_tree(
+    replica: &Replica,
+    store: &Store,
+    hist: &History,
+    parent: &ObjectName,
+    unsynced: &[PathBuf],
+    base: &Base,
+) -> Result<Option<(Base, [u8; 16])>> {
+    let (mut tree, writer) = match hist.get(parent) {
+        Some(s) => (effective_tree(store, hist, replica, parent)?, s.replica),
         None => match replica.known(parent)? {
-            Some(k) if k.root != BlockId([0; 32]) && store.has_block(&k.root)? => (k.root, [0; 16]),
-            _ => return Ok((Vec::new(), 0)),
+            Some(k) if k.root != BlockId([0; 32]) && store.has_block(&k.root)? => (flatten(store, &k.root)?, [0; 16]),
+            _ => return Ok(None),
         },
     };
-    let base = replica.base()?;
-    let mut tree = flatten(store, &root)?;
     // A push made while the rule still held leaves the path out of its
     // snapshot, yet the path stays unsynced: its version is then in the
     // newest ancestor that holds it (model test, seed 100222: without
     // this, the next push presented the path's absence as a deletion).
-    let missing: Vec<&PathBuf> = unsynced.iter().filter(|p| !base.contains_key(*p) && !tree.contains_key(*p)).collect();
-    if !missing.is_empty() {
+    let mut left: Vec<&PathBuf> = unsynced.iter().filter(|p| !base.contains_key(*p) && !tree.contains_key(*p)).collect();
+    if !left.is_empty() {
         let mut older: Vec<(i64, BlockId)> = hist
             .ancestry(replica, parent)?
             .iter()
@@ -62,7 +116,6 @@ pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) 
             .filter_map(|a| hist.get(a).map(|s| (s.time_ns, s.root)))
             .collect();
         older.sort_by(|a, b| b.cmp(a));
-        let mut left: Vec<&PathBuf> = missing;
         for (_, root) in older.into_iter().take(64) {
             if left.is_empty() {
                 break;
@@ -77,41 +130,7 @@ pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) 
             });
         }
     }
-    let candidates: Vec<(&PathBuf, &Entry)> = unsynced
-        .iter()
-        .filter(|p| !base.contains_key(*p))
-        .filter_map(|p| tree.get_key_value(p))
-        .filter(|(_, e)| !matches!(e.content, Content::Dir(_)))
-        .collect();
-    if candidates.is_empty() {
-        return Ok((Vec::new(), 0));
-    }
-    tracing::debug!(parent = %parent.short(8), candidates = ?candidates.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>(), "paths the parent ignored and the synced state lacks");
-    let view = LocalView::scan(replica)?;
-    let taken = |p: &Path| std::fs::symlink_metadata(replica.root().join(p)).is_ok();
-    let mut copies = Vec::new();
-    let mut written = 0;
-    for (p, v) in candidates {
-        if view.rules.excludes(p, false) || view.holds(p, v, false) {
-            continue;
-        }
-        let at = if !taken(p) {
-            p.clone()
-        } else {
-            let copy = conflict_name(p, &writer, v.mtime_ns);
-            let copy = if taken(&copy) { with_content_suffix(&copy, v) } else { copy };
-            if taken(&copy) {
-                continue; // kept already (an earlier, interrupted push)
-            }
-            copy
-        };
-        write_version(replica, store, &at, v)?;
-        written += 1;
-        if at != *p {
-            copies.push(Conflict { path: p.clone(), copy: at });
-        }
-    }
-    Ok((copies, written))
+    Ok(Some((tree, writer)))
 }
 
 fn write_version(replica: &Replica, store: &Store, at: &Path, v: &Entry) -> Result<()> {
