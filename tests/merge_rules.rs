@@ -65,6 +65,38 @@ fn different_files_changed_on_each_side_are_both_kept() {
     assert_eq!(fs::read_to_string(at(&env, "a", "y")).unwrap(), "y-b");
 }
 
+/// Conflict copies name the replica that held the losing version: its
+/// `--name` from init or clone (issue 17), as Syncthing's name the device.
+/// Its pushes record that name as their host.
+#[test]
+fn conflict_copies_name_the_replica_that_held_the_loser() {
+    let env = Env::new();
+    let a = env.path("a");
+    env.ok(&["init", a.to_str().unwrap(), "--name", "Anna's laptop", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+    let st = env.path("st").to_str().unwrap().to_string();
+    env.ok(&["-C", a.to_str().unwrap(), "store", "init", &st, "--like", ".", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+    fs::write(a.join("notes.txt"), "v0").unwrap();
+    env.in_dir_json("a", &["push", &st]);
+    let b = env.path("b");
+    env.ok(&["clone", &st, b.to_str().unwrap(), "--name", "desk", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+    write_at(&a.join("notes.txt"), "from a (older)", 1_700_000_000);
+    write_at(&b.join("notes.txt"), "from b (newer)", 1_700_000_100);
+    meet(&env, &st);
+    let copies = env.in_dir_json("b", &["conflicts"]);
+    let copies: Vec<&str> = copies.as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert_eq!(copies, vec!["notes.conflict-Anna-s-laptop-20231114-221320.txt"]);
+    assert_eq!(fs::read_to_string(b.join(copies[0])).unwrap(), "from a (older)");
+    let hosts: std::collections::BTreeSet<String> =
+        env.json(&["snapshots", &st]).as_array().unwrap().iter().map(|s| s["host"].as_str().unwrap().to_string()).collect();
+    assert_eq!(hosts, ["Anna's laptop".to_string(), "desk".to_string()].into_iter().collect());
+    // An empty name is a usage error; nothing is made.
+    let c = env.path("c");
+    let o = env.run(&["clone", &st, c.to_str().unwrap(), "--name", ""]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("must not be empty"));
+    assert!(!c.exists());
+}
+
 #[test]
 fn same_file_changed_on_both_sides_later_wins_and_the_loser_is_kept_and_in_history() {
     let env = Env::new();
@@ -76,7 +108,7 @@ fn same_file_changed_on_both_sides_later_wins_and_the_loser_is_kept_and_in_histo
     let copies = env.in_dir_json("a", &["conflicts"]);
     let copies: Vec<&str> = copies.as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
     assert_eq!(copies.len(), 1, "{copies:?}");
-    // NAME.conflict-<short replica id>-<yyyymmdd-hhmmss>.EXT, with the loser's mtime.
+    // NAME.conflict-<replica name>-<yyyymmdd-hhmmss>.EXT, with the loser's mtime.
     assert!(copies[0].starts_with("notes.conflict-") && copies[0].ends_with("-20231114-221320.txt"), "{copies:?}");
     assert_eq!(fs::read_to_string(at(&env, "a", copies[0])).unwrap(), "from a (older)");
     assert!(r["conflicts"].as_array().unwrap().len() + sync(&env, "a", &st)["conflicts"].as_array().unwrap().len() <= 1);

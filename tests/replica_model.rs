@@ -539,7 +539,14 @@ impl Model<'_> {
                 mine.push(self.write_version(&who, &p));
             }
         }
-        let o = self.env.run(&["clone", &self.stores[store], root.to_str().unwrap(), "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+        // r0 and r1 keep the default name (the host's, so their conflict
+        // copies share a label and meet the content suffix); later
+        // replicas are named after themselves.
+        let mut args = vec!["clone", &self.stores[store], root.to_str().unwrap(), "--kdf-memory-kib", "64", "--kdf-iterations", "1"];
+        if who != "r1" {
+            args.extend(["--name", who.as_str()]);
+        }
+        let o = self.env.run(&args);
         self.commands += 1;
         let did = self.judge(&format!("clone st{store} into {who} (holding {mine:?})"), &o)?;
         self.note(format!("clone st{store} -> {who} holding {mine:?}: exit {:?}", o.status.code()));
@@ -760,7 +767,9 @@ impl Model<'_> {
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
     let steps = env_num("FERRY_MODEL_STEPS", 40);
-    let seeds = [1024u64, 2005, 5032, 10185, 6011, 12033, 5049, 6237, 6239, 30083, 4, 61233, 70030, 504, 100222, 122, 200254, 500445, 901483, 901896];
+    let seeds = [
+        1024u64, 2005, 5032, 10185, 6011, 12033, 5049, 6237, 6239, 30083, 4, 61233, 70030, 504, 100222, 122, 200254, 500445, 901483, 901896,
+    ];
     let failures = run_cases(&seeds, steps);
     assert!(failures.is_empty(), "{}", failures.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>().join("\n\n"));
 }

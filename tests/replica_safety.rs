@@ -712,8 +712,7 @@ fn a_killed_clone_can_be_rerun_into_the_same_folder() {
         .unwrap();
     // `wait_for` also answers true once the clone has exited: only a
     // clone still running when the files were seen is killed mid-run.
-    let mid = wait_for(&mut child, || (0..16).any(|i| c.join(format!("f{i:02}.bin")).exists()))
-        && child.try_wait().unwrap().is_none();
+    let mid = wait_for(&mut child, || (0..16).any(|i| c.join(format!("f{i:02}.bin")).exists())) && child.try_wait().unwrap().is_none();
     let _ = child.kill();
     child.wait().unwrap();
     assert!(mid, "the clone finished before it could be killed");

@@ -80,6 +80,8 @@ pub enum Command {
         #[arg(long, value_name = "LOC")]
         like: Option<String>,
         #[command(flatten)]
+        name: NameArg,
+        #[command(flatten)]
         kdf: KdfArgs,
     },
     /// (In a replica) snapshot the folder and send what LOC lacks.
@@ -112,6 +114,8 @@ pub enum Command {
         /// Which folder, when LOC holds several (ID prefix, or source path).
         #[arg(long)]
         folder: Option<String>,
+        #[command(flatten)]
+        name: NameArg,
         #[command(flatten)]
         kdf: KdfArgs,
     },
@@ -376,6 +380,24 @@ pub struct StoreInitArgs {
     pub pack_size_mib: Option<u32>,
     #[command(flatten)]
     pub kdf: KdfArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct NameArg {
+    /// Name of this replica, in its conflict copies' names and as its pushes' host (default: the host name).
+    #[arg(long, value_name = "NAME", value_parser = parse_replica_name)]
+    pub name: Option<String>,
+}
+
+/// A replica name: not empty, one line, at most 64 bytes.
+fn parse_replica_name(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("a replica name must not be empty".into());
+    }
+    if s.len() > 64 || s.chars().any(char::is_control) {
+        return Err("a replica name is one line of at most 64 bytes".into());
+    }
+    Ok(s.to_string())
 }
 
 #[derive(Args, Debug)]

@@ -36,10 +36,12 @@ pub fn run(cli: &Cli) -> Result<i32> {
     }
     let g = &cli.global;
     match &cli.command {
-        Command::Init { dir, chunk_avg_kib, like, kdf: k } => cmd_init(g, dir.as_deref(), *chunk_avg_kib, like.as_deref(), k),
+        Command::Init { dir, chunk_avg_kib, like, name, kdf: k } => {
+            cmd_init(g, dir.as_deref(), *chunk_avg_kib, like.as_deref(), name.name.as_deref(), k)
+        }
         Command::Push { loc, dry_run, force } => cmd_push(g, loc, *dry_run, *force),
         Command::Pull { loc, dry_run } => cmd_pull(g, loc, *dry_run),
-        Command::Clone { loc, dir, folder, kdf: k } => cmd_clone(g, loc, dir, folder.as_deref(), k),
+        Command::Clone { loc, dir, folder, name, kdf: k } => cmd_clone(g, loc, dir, folder.as_deref(), name.name.as_deref(), k),
         Command::Status => cmd_status(g),
         Command::Sync { loc, dry_run } => cmd_sync(g, loc, *dry_run),
         Command::Conflicts => cmd_conflicts(g),
@@ -132,6 +134,12 @@ fn open_asking(g: &Global, loc: &str, backend: Arc<dyn Backend>, pw: Option<&pas
         }
     }
     Ok(store)
+}
+
+/// The host a replica's pushes record: its name, or (a replica made
+/// before replicas had names) this machine's host name.
+fn replica_host(r: &Replica) -> Result<String> {
+    Ok(r.name()?.unwrap_or_else(|| host(&None)))
 }
 
 fn host(h: &Option<String>) -> String {
@@ -688,7 +696,7 @@ fn replica_and_store(g: &Global, loc: &str) -> Result<(Replica, Store)> {
     Ok((r, store))
 }
 
-fn cmd_init(g: &Global, dir: Option<&Path>, avg: Option<u32>, like: Option<&str>, k: &KdfArgs) -> Result<i32> {
+fn cmd_init(g: &Global, dir: Option<&Path>, avg: Option<u32>, like: Option<&str>, name: Option<&str>, k: &KdfArgs) -> Result<i32> {
     let dir = dir.unwrap_or(Path::new("."));
     let (master, chunker) = match like {
         Some(loc) => {
@@ -698,6 +706,7 @@ fn cmd_init(g: &Global, dir: Option<&Path>, avg: Option<u32>, like: Option<&str>
         None => (None, avg.map(|a| ChunkerParams::from_avg(a.saturating_mul(1024))).unwrap_or(ChunkerParams::DEFAULT)),
     };
     let r = Replica::init(dir, &passphrase::new(true, &format!("replica {}", dir.display()))?, kdf(k), master, None, chunker)?;
+    r.set_name(&host(&name.map(str::to_string)))?;
     if g.json {
         #[derive(Serialize)]
         struct Out {
@@ -724,7 +733,7 @@ fn cmd_push(g: &Global, loc: &str, dry_run: bool, force: bool) -> Result<i32> {
     let res = push(
         &r,
         &store,
-        &PushOptions { dry_run, force, host: host(&None), estimate: Bar::wanted(g), list_changes: g.verbose > 0 },
+        &PushOptions { dry_run, force, host: replica_host(&r)?, estimate: Bar::wanted(g), list_changes: g.verbose > 0 },
         &progress,
     );
     bar.finish();
@@ -830,7 +839,7 @@ fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool, loc
     print_skipped(g, &rep.skipped, "updated");
 }
 
-fn cmd_clone(g: &Global, loc: &str, dir: &Path, folder: Option<&str>, k: &KdfArgs) -> Result<i32> {
+fn cmd_clone(g: &Global, loc: &str, dir: &Path, folder: Option<&str>, name: Option<&str>, k: &KdfArgs) -> Result<i32> {
     let backend = backend(loc)?;
     // One passphrase opens the store and locks the new replica's key
     // file; with a key file, the replica's passphrase is asked as new.
@@ -844,7 +853,8 @@ fn cmd_clone(g: &Global, loc: &str, dir: &Path, folder: Option<&str>, k: &KdfArg
     // Without --kdf-* options, the replica keeps a copy of the store key
     // file its passphrase opened: no second Argon2id run.
     let same_key = (k.kdf_memory_kib.is_none() && k.kdf_iterations.is_none()).then(|| store.opened_key_file()).flatten();
-    let init = ferry_sync::pull::CloneInit { passphrase: &pw, kdf: kdf(k), folder, key_file: same_key };
+    let name = host(&name.map(str::to_string));
+    let init = ferry_sync::pull::CloneInit { passphrase: &pw, kdf: kdf(k), folder, name: &name, key_file: same_key };
     let (_, rep) = ferry_sync::pull::clone(dir, &store, init, &Progress::default())?;
     print_pull(g, &rep, false, loc);
     Ok(if rep.skipped.is_empty() && rep.conflicts.is_empty() { 0 } else { EXIT_SKIPPED })
@@ -894,7 +904,7 @@ fn cmd_sync(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
     let (r, store) = replica_and_store(g, loc)?;
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(g, progress.clone(), "sync");
-    let res = sync(&r, &store, &SyncOptions { dry_run, host: host(&None) }, &progress);
+    let res = sync(&r, &store, &SyncOptions { dry_run, host: replica_host(&r)? }, &progress);
     bar.finish();
     let rep = res?;
     if g.json {

@@ -173,6 +173,13 @@ pub fn generate() -> Vec<(String, String)> {
             exported_key_vectors(),
         ),
         file(
+            "conflict-name",
+            "SPEC.md §16.2 step 3",
+            "Names of conflict copies: the replica's label from its snapshot's host (sanitized, cut, or the replica id when \
+             nothing is left), the loser's mtime in UTC, and the name with the content suffix T.",
+            conflict_name_vectors(),
+        ),
+        file(
             "protocol",
             "SPEC.md §19",
             "Frames of the ssh protocol (`ferry serve --stdio`): one of each request and reply, and frames a server must refuse.",
@@ -1591,4 +1598,48 @@ fn snapshot_negative_cases(snap: &Snapshot) -> Vec<NegativeCase> {
         "size_limit",
     );
     n.cases
+}
+
+fn conflict_name_vector(name: &str, path: &str, host: &str, replica: [u8; 16], mtime_ns: i64, mode: u32) -> ConflictNameVector {
+    use ferry_sync::merge;
+    let blocks: Vec<[u8; 32]> = vec![fixed(&format!("{name} block 1")), fixed(&format!("{name} block 2"))];
+    let label = merge::conflict_label(host, &replica);
+    let copy = merge::conflict_name(std::path::Path::new(path), &label, mtime_ns);
+    let e = Entry {
+        name: copy.file_name().expect("a name").as_encoded_bytes().to_vec(),
+        mode,
+        mtime_ns,
+        size: 1,
+        uid: 0,
+        gid: 0,
+        link_group: 0,
+        content: Content::File(blocks.iter().map(|b| BlockId(*b)).collect()),
+    };
+    let suffixed = merge::with_content_suffix(&copy, &e);
+    ConflictNameVector {
+        name: name.into(),
+        path: path.into(),
+        host: host.into(),
+        replica: h(&replica),
+        mtime_ns,
+        blocks: blocks.iter().map(|b| h(b)).collect(),
+        mode,
+        label,
+        copy: copy.to_str().expect("UTF-8").into(),
+        copy_with_suffix: suffixed.to_str().expect("UTF-8").into(),
+    }
+}
+
+fn conflict_name_vectors() -> Vec<ConflictNameVector> {
+    let t = 1_700_000_000_000_000_000; // 2023-11-14 22:13:20 UTC
+    let rep: [u8; 16] = fixed("conflict replica");
+    vec![
+        conflict_name_vector("punctuated-host", "docs/notes.txt", "Anna's MacBook.local", rep, t, 0o644),
+        conflict_name_vector("empty-host", "Makefile", "", rep, t + 59_999_999_999, 0o755),
+        conflict_name_vector("long-host", "a/b/archive.tar.gz", "a-very-long-host-name-that-goes-past-32-bytes.example.org", rep, t, 0o600),
+        conflict_name_vector("non-ascii-host", "photo.JPG", "Zo\u{eb}'s PC", rep, t, 0o644),
+        conflict_name_vector("dot-file-and-dashes", ".bashrc", "-dash-", rep, t, 0o644),
+        conflict_name_vector("before-1970", "old", "h", rep, -1, 0o644),
+        conflict_name_vector("no-replica", "d2", "", [0; 16], t, 0o644),
+    ]
 }

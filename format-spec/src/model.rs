@@ -528,3 +528,28 @@ pub struct ProtocolVector {
     /// length over the limit), for invalid frames.
     pub error: Option<String>,
 }
+
+/// `conflict-name.json`: names of conflict copies (SPEC.md §16.2 step 3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictNameVector {
+    /// Short label.
+    pub name: String,
+    /// Path of the losing version (`/`-separated, relative).
+    pub path: String,
+    /// `host` of the snapshot of the head holding it (the replica's name).
+    pub host: String,
+    /// `replica` of that snapshot, 16 bytes.
+    pub replica: String,
+    /// The loser's mtime, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// The loser (a file): its block IDs, for the content key.
+    pub blocks: Vec<String>,
+    /// Its mode, for the content key.
+    pub mode: u32,
+    /// R: the label of the replica.
+    pub label: String,
+    /// The conflict name.
+    pub copy: String,
+    /// The name used when `copy` is taken by other content (`-<T>` added).
+    pub copy_with_suffix: String,
+}

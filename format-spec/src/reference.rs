@@ -635,3 +635,69 @@ pub fn exported_key(b: &[u8]) -> Result<[u8; 32], &'static str> {
     }
     Ok(master)
 }
+
+/// §16.2 step 3: the label R of a replica from its snapshot's host and id.
+pub fn conflict_label(host: &str, replica: &[u8; 16]) -> String {
+    let mut l = String::new();
+    for &b in host.as_bytes().iter().take(32) {
+        l.push(if b.is_ascii_alphanumeric() { b as char } else { '-' });
+    }
+    let l = l.trim_matches('-');
+    if l.is_empty() { replica[..4].iter().map(|b| format!("{b:02x}")).collect() } else { l.to_string() }
+}
+
+/// Proleptic Gregorian date of a day count from 1970-01-01 (H. Hinnant's
+/// `civil_from_days`).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// §16.2 step 3: `dir/STEM.conflict-<label>-<yyyymmdd>-<hhmmss>.EXT`, with
+/// the `-<T>` content suffix after the time when `suffix` is given.
+pub fn conflict_name(path: &str, label: &str, mtime_ns: i64, suffix: Option<&str>) -> String {
+    let (dir, name) = match path.rfind('/') {
+        Some(i) => (&path[..=i], &path[i + 1..]),
+        None => ("", path),
+    };
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    };
+    let secs = mtime_ns.div_euclid(1_000_000_000);
+    let (y, mo, d) = civil(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    let t = suffix.map(|t| format!("-{t}")).unwrap_or_default();
+    format!("{dir}{stem}.conflict-{label}-{y:04}{mo:02}{d:02}-{:02}{:02}{:02}{t}{ext}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// §16.2 step 2/3: T, the first 3 bytes of BLAKE3 of a file's content key
+/// (type 1, its block IDs, its mode big-endian), in hex.
+pub fn content_suffix(blocks: &[[u8; 32]], mode: u32) -> String {
+    let mut k = vec![1u8];
+    blocks.iter().for_each(|b| k.extend_from_slice(b));
+    k.extend_from_slice(&mode.to_be_bytes());
+    blake3::hash(&k).as_bytes()[..3].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// §16.2 step 3: whether a file name is a conflict copy's.
+pub fn is_conflict_copy(name: &str) -> bool {
+    let Some(i) = name.find(".conflict-") else { return false };
+    let rest = &name.as_bytes()[i + ".conflict-".len()..];
+    let time_at = |j: usize| {
+        let digits = |a: usize, b: usize| rest.len() >= b && rest[a..b].iter().all(u8::is_ascii_digit);
+        rest.get(j) == Some(&b'-')
+            && digits(j + 1, j + 9)
+            && rest.get(j + 9) == Some(&b'-')
+            && digits(j + 10, j + 16)
+            && matches!(rest.get(j + 16), None | Some(b'.') | Some(b'-'))
+    };
+    (1..=32.min(rest.len())).any(|j| rest[..j].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-') && time_at(j))
+}

@@ -1042,3 +1042,40 @@ fn protocol_frames() {
     }
     assert_eq!(seen.len(), 17, "one vector of every message: {seen:?}");
 }
+
+/// §16.2 step 3: the crate and the reference give each vector's label,
+/// name and suffixed name; both tell the same names for copies.
+#[test]
+fn conflict_names() {
+    use ferry_sync::merge;
+    for v in load::<ConflictNameVector>("conflict-name") {
+        let replica: [u8; 16] = arr(&v.replica);
+        let blocks: Vec<[u8; 32]> = v.blocks.iter().map(|b| arr(b)).collect();
+        assert_eq!(r::conflict_label(&v.host, &replica), v.label, "{}: reference label", v.name);
+        assert_eq!(merge::conflict_label(&v.host, &replica), v.label, "{}: crate label", v.name);
+        assert_eq!(r::conflict_name(&v.path, &v.label, v.mtime_ns, None), v.copy, "{}: reference name", v.name);
+        let t = r::content_suffix(&blocks, v.mode);
+        assert_eq!(r::conflict_name(&v.path, &v.label, v.mtime_ns, Some(&t)), v.copy_with_suffix, "{}: reference suffixed", v.name);
+        for n in [&v.copy, &v.copy_with_suffix] {
+            let file = n.rsplit('/').next().expect("a name");
+            assert!(r::is_conflict_copy(file) && merge::is_conflict_copy(file), "{}: {file} is a copy", v.name);
+        }
+    }
+    let names = [
+        "a.conflict-0a1b2c3d-20231114-221320.txt",
+        "a.conflict-vm-20231114-221320-abc123.txt",
+        "Makefile.conflict-host-1-20231114-221320",
+        "a.conflict-.txt",
+        "a.conflict--20231114-221320.txt",
+        "a.conflict-vm-2023111-221320.txt",
+        "a.conflict-v.m-20231114-221320.txt",
+        "a.conflict-vm-20231114-221320x",
+        "a.conflict-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-20231114-221320",
+        "a.conflict-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-20231114-221320",
+        "a.txt",
+    ];
+    for n in names {
+        assert_eq!(r::is_conflict_copy(n), merge::is_conflict_copy(n), "{n}: SPEC.md §16.2 and ferry-sync disagree");
+    }
+    assert_eq!(names.iter().filter(|n| r::is_conflict_copy(n)).count(), 4);
+}

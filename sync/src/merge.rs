@@ -13,7 +13,7 @@
 //! - equal changes are one change;
 //! - a folder beats a file or symlink; among files and symlinks the later
 //!   mtime wins, ties by content; each loser is kept beside the winner as
-//!   `NAME.conflict-<replica>-<yyyymmdd-hhmmss>.EXT`;
+//!   `NAME.conflict-<replica name>-<yyyymmdd-hhmmss>.EXT`;
 //! - same content with different modes: the mode that changed wins (the
 //!   higher one if several did); no copy. A mode-only change on one side
 //!   and a content change on another combine (new content, new mode).
@@ -39,6 +39,9 @@ pub struct Head {
     pub id: ObjectName,
     /// The replica that wrote it.
     pub replica: [u8; 16],
+    /// That replica's name (the snapshot's host): conflict copies of the
+    /// versions it holds carry it.
+    pub name: String,
     /// Its tree.
     pub tree: Base,
     /// Its `.ferryignore` rules: a path they exclude is one this head
@@ -108,8 +111,23 @@ fn content_key(e: &Entry) -> Vec<u8> {
     k
 }
 
-/// `dir/NAME.conflict-<replica>-<yyyymmdd-hhmmss>.EXT` (UTC of the loser's mtime).
-pub fn conflict_name(path: &Path, replica: &[u8; 16], mtime_ns: i64) -> PathBuf {
+/// The longest replica name a conflict name carries, in bytes.
+pub const LABEL_MAX: usize = 32;
+
+/// What a conflict name says about the replica that held the losing
+/// version (§16.2 step 3): its name, each byte outside `[A-Za-z0-9-]`
+/// made `-`, at most [`LABEL_MAX`] bytes, without leading or trailing
+/// `-`; a name that leaves nothing gives the first 4 bytes of the
+/// replica ID in hex.
+pub fn conflict_label(name: &str, replica: &[u8; 16]) -> String {
+    let mut l: String = name.bytes().take(LABEL_MAX).map(|b| if b.is_ascii_alphanumeric() { b as char } else { '-' }).collect();
+    l = l.trim_matches('-').to_string();
+    if l.is_empty() { hex::encode(&replica[..4]) } else { l }
+}
+
+/// `dir/NAME.conflict-<label>-<yyyymmdd-hhmmss>.EXT` (UTC of the loser's
+/// mtime; `label` from [`conflict_label`]).
+pub fn conflict_name(path: &Path, label: &str, mtime_ns: i64) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let (stem, ext) = match name.rfind('.') {
         Some(i) if i > 0 => (&name[..i], &name[i..]),
@@ -118,29 +136,51 @@ pub fn conflict_name(path: &Path, replica: &[u8; 16], mtime_ns: i64) -> PathBuf 
     let when = jiff::Timestamp::from_nanosecond(mtime_ns as i128)
         .map(|t| t.strftime("%Y%m%d-%H%M%S").to_string())
         .unwrap_or_else(|_| "00000000-000000".into());
-    path.with_file_name(format!("{stem}.conflict-{}-{when}{ext}", hex::encode(&replica[..4])))
+    path.with_file_name(format!("{stem}.conflict-{label}-{when}{ext}"))
 }
+
+/// The label of a file that steps aside for a folder (§16.2 step 4): no
+/// replica's version lost to another there.
+const NO_REPLICA: &str = "00000000";
 
 /// `NAME.conflict-R-TIME-<6 hex>.EXT`: a conflict name made unique by the
 /// first 3 bytes of BLAKE3 of the version's content key.
-pub(crate) fn with_content_suffix(copy: &Path, e: &Entry) -> PathBuf {
+pub fn with_content_suffix(copy: &Path, e: &Entry) -> PathBuf {
     let name = copy.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tag = hex::encode(&blake3::hash(&content_key(e)).as_bytes()[..3]);
-    let i = name.find(".conflict-").map(|i| i + ".conflict-".len() + 24).unwrap_or(name.len()).min(name.len());
+    let i = conflict_time_end(&name).unwrap_or(name.len());
     copy.with_file_name(format!("{}-{tag}{}", &name[..i], &name[i..]))
 }
 
-/// True for a name made by [`conflict_name`].
+/// Where the `-<yyyymmdd>-<hhmmss>` of a conflict name ends: the first
+/// such time after `.conflict-` and a label of 1 to [`LABEL_MAX`] bytes
+/// of `[A-Za-z0-9-]`, followed by the end of the name, `.` or `-`.
+fn conflict_time_end(name: &str) -> Option<usize> {
+    let start = name.find(".conflict-")? + ".conflict-".len();
+    let b = name.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    for j in start + 1..=(start + LABEL_MAX).min(b.len()) {
+        if !b[start..j].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-') {
+            return None;
+        }
+        let end = j + 16;
+        if b.get(j) == Some(&b'-')
+            && digits(j + 1..j + 9)
+            && b.get(j + 9) == Some(&b'-')
+            && digits(j + 10..end)
+            && matches!(b.get(end), None | Some(b'.') | Some(b'-'))
+        {
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// True for a name made by [`conflict_name`] (a label of the form of
+/// [`conflict_label`], so names of earlier versions, with 8 hex digits
+/// of the replica ID, too).
 pub fn is_conflict_copy(name: &str) -> bool {
-    let Some(i) = name.find(".conflict-") else { return false };
-    let rest = &name[i + ".conflict-".len()..];
-    let b = rest.as_bytes();
-    b.len() >= 24
-        && b[..8].iter().all(u8::is_ascii_hexdigit)
-        && b[8] == b'-'
-        && b[9..17].iter().all(u8::is_ascii_digit)
-        && b[17] == b'-'
-        && b[18..24].iter().all(u8::is_ascii_digit)
+    conflict_time_end(name).is_some()
 }
 
 fn renamed(e: &Entry, to: &Path) -> Entry {
@@ -311,7 +351,7 @@ fn restore_parent_folders(out: &mut Merged, vbase: &Base, heads: &[Head]) {
                     // holds (an earlier merge's copy, from a file made
                     // in the same second) gets a content suffix instead
                     // of replacing it (model test, seed 70030).
-                    let mut copy = conflict_name(a, &[0; 16], e.mtime_ns);
+                    let mut copy = conflict_name(a, NO_REPLICA, e.mtime_ns);
                     if out.tree.get(&copy).is_some_and(|x| !same_content(x, &e)) {
                         copy = with_content_suffix(&copy, &e);
                     }
@@ -358,6 +398,11 @@ pub fn merge(base: &Base, heads: &[Head]) -> Merged {
             }
         }
     }
+    // Each replica's label, from its first head in ID order.
+    let mut labels: HashMap<[u8; 16], String> = HashMap::new();
+    for h in &heads {
+        labels.entry(h.replica).or_insert_with(|| conflict_label(&h.name, &h.replica));
+    }
     let (vbase, heads) = follow_renames(base, heads);
     let mut out = Merged::default();
     let paths: BTreeSet<PathBuf> = vbase.keys().chain(heads.iter().flat_map(|h| h.tree.keys())).cloned().collect();
@@ -366,7 +411,7 @@ pub fn merge(base: &Base, heads: &[Head]) -> Merged {
         let b = vbase.get(p);
         let r = resolve(b, changes_at(p, b, &heads));
         for (m, rep) in r.losers {
-            copies.push((p.clone(), conflict_name(p, &rep, m.mtime_ns), m));
+            copies.push((p.clone(), conflict_name(p, &labels[&rep], m.mtime_ns), m));
         }
         if let Some(e) = r.result {
             out.tree.insert(p.clone(), e);
@@ -538,7 +583,7 @@ mod tests {
         // the name d2's file will need. A edits d2/c.txt; B replaces the
         // folder by a file with the same mtime second as that copy.
         let t = 7_000_000_000;
-        let earlier_copy = conflict_name(Path::new("d2"), &[0; 16], t);
+        let earlier_copy = conflict_name(Path::new("d2"), NO_REPLICA, t);
         let base: Base =
             [named(earlier_copy.to_str().unwrap(), file(1, 0o644, t)), named("d2", dir(0o755)), named("d2/c.txt", file(3, 0o644, 1))]
                 .into_iter()
@@ -549,8 +594,8 @@ mod tests {
         b.remove(Path::new("d2/c.txt"));
         b.insert(PathBuf::from("d2"), named("d2", file(2, 0o644, t)).1);
         let heads = [
-            Head { id: ObjectName([1; 32]), replica: R1, tree: a, rules: IgnoreRules::default() },
-            Head { id: ObjectName([2; 32]), replica: R2, tree: b, rules: IgnoreRules::default() },
+            Head { id: ObjectName([1; 32]), replica: R1, name: String::new(), tree: a, rules: IgnoreRules::default() },
+            Head { id: ObjectName([2; 32]), replica: R2, name: String::new(), tree: b, rules: IgnoreRules::default() },
         ];
         let m = merge(&base, &heads);
         let contents: Vec<&Content> = m.tree.values().map(|e| &e.content).collect();
@@ -583,14 +628,74 @@ mod tests {
         let mut ignoring = IgnoreRules::default();
         ignoring.add(Path::new(""), "*.log\n").unwrap();
         let heads = [
-            Head { id: ObjectName([1; 32]), replica: R1, tree: a, rules: IgnoreRules::default() },
-            Head { id: ObjectName([2; 32]), replica: R2, tree: b, rules: IgnoreRules::default() },
-            Head { id: ObjectName([3; 32]), replica: [3; 16], tree: base.clone(), rules: ignoring },
+            Head { id: ObjectName([1; 32]), replica: R1, name: String::new(), tree: a, rules: IgnoreRules::default() },
+            Head { id: ObjectName([2; 32]), replica: R2, name: String::new(), tree: b, rules: IgnoreRules::default() },
+            Head { id: ObjectName([3; 32]), replica: [3; 16], name: String::new(), tree: base.clone(), rules: ignoring },
         ];
         let m = merge(&base, &heads);
         let edited = Content::File(vec![BlockId([2; 32])]);
         let at: Vec<&PathBuf> = m.tree.iter().filter(|(_, e)| e.content == edited).map(|(p, _)| p).collect();
         assert_eq!(at, vec![Path::new("d1/a.txt")], "the edit must stay where no head ignores it: {:?}", m.tree.keys().collect::<Vec<_>>());
+    }
+
+    /// §16.2 step 3: the label, the name, and what counts as a copy.
+    #[test]
+    fn conflict_names_carry_the_replicas_name() {
+        let t = 1_700_000_000_000_000_000; // 2023-11-14 22:13:20 UTC
+        let label = conflict_label("Anna's MacBook.local", &R1);
+        assert_eq!(label, "Anna-s-MacBook-local");
+        let copy = conflict_name(Path::new("d/notes.txt"), &label, t);
+        assert_eq!(copy, Path::new("d/notes.conflict-Anna-s-MacBook-local-20231114-221320.txt"));
+        assert!(is_conflict_copy(copy.file_name().unwrap().to_str().unwrap()));
+        // Nothing usable in the name: 8 hex digits of the replica ID.
+        assert_eq!(conflict_label("", &[0xab; 16]), "abababab");
+        assert_eq!(conflict_label("...", &[0xab; 16]), "abababab");
+        assert_eq!(conflict_label(&"x".repeat(40), &R1).len(), LABEL_MAX);
+        // Names of earlier versions (8 hex digits), with a content suffix,
+        // without an extension; and names that are not copies.
+        for yes in [
+            "a.conflict-0a1b2c3d-20231114-221320.txt",
+            "a.conflict-vm-20231114-221320-abc123.txt",
+            "Makefile.conflict-host-1-20231114-221320",
+        ] {
+            assert!(is_conflict_copy(yes), "{yes}");
+        }
+        for no in [
+            "a.conflict-.txt",
+            "a.conflict-vm-2023111-221320.txt",
+            "a.conflict-v.m-20231114-221320.txt",
+            "a.txt",
+            "a.conflict-vm-20231114-221320x",
+        ] {
+            assert!(!is_conflict_copy(no), "{no}");
+        }
+        // The content suffix goes after the time, whatever the label.
+        let e = file(9, 0o644, t);
+        let suffixed = with_content_suffix(&copy, &e);
+        let n = suffixed.file_name().unwrap().to_str().unwrap();
+        assert!(
+            n.starts_with("notes.conflict-Anna-s-MacBook-local-20231114-221320-")
+                && n.ends_with(".txt")
+                && n.len() == copy.file_name().unwrap().len() + 7,
+            "{n}"
+        );
+        assert!(is_conflict_copy(n));
+    }
+
+    /// A merge names a loser's copy after the replica that holds it.
+    #[test]
+    fn a_merge_names_the_losers_copy_after_its_replica() {
+        let base: Base = [(PathBuf::from("f"), file(1, 0o644, 1))].into_iter().collect();
+        let mut a = base.clone();
+        a.insert(PathBuf::from("f"), file(2, 0o644, 1_000_000_000));
+        let mut b = base.clone();
+        b.insert(PathBuf::from("f"), file(3, 0o644, 2_000_000_000));
+        let heads = [
+            Head { id: ObjectName([1; 32]), replica: R1, name: "laptop".into(), tree: a, rules: IgnoreRules::default() },
+            Head { id: ObjectName([2; 32]), replica: R2, name: "desk".into(), tree: b, rules: IgnoreRules::default() },
+        ];
+        let m = merge(&base, &heads);
+        assert_eq!(m.conflicts, vec![Conflict { path: PathBuf::from("f"), copy: PathBuf::from("f.conflict-laptop-19700101-000001") }]);
     }
 
     #[test]

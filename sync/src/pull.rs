@@ -412,6 +412,7 @@ pub fn clone(dir: &Path, store: &Store, init: CloneInit<'_>, progress: &Progress
             }
         },
     };
+    replica.set_name(init.name)?;
     let report = pull(&replica, store, &PullOptions::default(), progress)?;
     Ok((replica, report))
 }
@@ -424,6 +425,8 @@ pub struct CloneInit<'a> {
     pub kdf: ferry_store::KdfParams,
     /// Which folder of the store (`None`: the only one).
     pub folder: Option<&'a str>,
+    /// The replica's name ([`Replica::name`]).
+    pub name: &'a str,
     /// Lock the new replica with a copy of this key file (the store's,
     /// which `passphrase` opened) instead of a new one with `kdf`.
     pub key_file: Option<&'a ferry_store::KeyFile>,

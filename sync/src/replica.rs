@@ -404,6 +404,25 @@ impl Replica {
         self.read_entries(PENDING)
     }
 
+    /// The replica's name (`init --name`, or the host name it was made
+    /// on): pushes record it as their snapshot's host, and conflict
+    /// copies of its versions carry it. `None` for a replica made before
+    /// replicas had names.
+    pub fn name(&self) -> Result<Option<String>> {
+        Ok(self.meta_opt("name")?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Names the replica (see [`Replica::name`]).
+    pub fn set_name(&self, name: &str) -> Result<()> {
+        let path = self.path();
+        let tx = self.db.begin_write().map_err(|e| db_err(&path, e))?;
+        {
+            let mut m = tx.open_table(META).map_err(|e| db_err(&path, e))?;
+            m.insert("name", name.as_bytes()).map_err(|e| db_err(&path, e))?;
+        }
+        tx.commit().map_err(|e| db_err(&path, e))
+    }
+
     /// Records what a pull is about to write, before it writes anything.
     pub fn set_pending(&self, entries: &Base) -> Result<()> {
         use std::os::unix::ffi::OsStrExt;

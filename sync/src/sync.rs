@@ -129,7 +129,13 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     let mut ours: Vec<ObjectName> = parents.clone();
     if must_push && opts.dry_run {
         let tree = local_tree(replica, &view, &base)?;
-        virtual_local = Some(Head { id: ObjectName([0xff; 32]), replica: replica.replica_id, rules: view.rules.clone(), tree });
+        virtual_local = Some(Head {
+            id: ObjectName([0xff; 32]),
+            replica: replica.replica_id,
+            name: opts.host.clone(),
+            rules: view.rules.clone(),
+            tree,
+        });
         report.push_pending = true;
     }
     // The view holds the file cache open; the push writes it.
@@ -212,7 +218,7 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
         let s = hist.get(h).expect("listed");
         let tree = effective_tree(store, &hist, replica, h)?;
         let rules = tree_rules(store, &tree)?;
-        head_trees.push(Head { id: *h, replica: s.replica, tree, rules });
+        head_trees.push(Head { id: *h, replica: s.replica, name: s.host.clone(), tree, rules });
     }
     head_trees.extend(virtual_local.clone());
     let merged = merge(&mbase, &head_trees);

@@ -18,7 +18,7 @@ use ferry_store::{BlockId, ObjectName, Store};
 
 use crate::error::Result;
 use crate::history::History;
-use crate::merge::{Conflict, conflict_name, same_content, with_content_suffix};
+use crate::merge::{Conflict, conflict_label, conflict_name, same_content, with_content_suffix};
 use crate::pull::effective_tree;
 use crate::push::flatten;
 use crate::replica::{Base, Replica};
@@ -44,13 +44,13 @@ pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) 
         return Ok((Vec::new(), 0));
     }
     let base = replica.base()?;
-    let mut candidates: Vec<(PathBuf, Entry, [u8; 16])> = Vec::new();
+    let mut candidates: Vec<(PathBuf, Entry, String)> = Vec::new();
     for parent in replica.parents()? {
-        let Some((tree, writer)) = parent_tree(replica, store, hist, &parent, &unsynced, &base)? else { continue };
+        let Some((tree, label)) = parent_tree(replica, store, hist, &parent, &unsynced, &base)? else { continue };
         for p in unsynced.iter().filter(|p| !base.contains_key(*p)) {
             let Some(e) = tree.get(p).filter(|e| !matches!(e.content, Content::Dir(_))) else { continue };
             if !candidates.iter().any(|(q, c, _)| q == p && same_content(c, e) && c.mode == e.mode) {
-                candidates.push((p.clone(), e.clone(), writer));
+                candidates.push((p.clone(), e.clone(), label.clone()));
             }
         }
     }
@@ -62,14 +62,14 @@ pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) 
     let taken = |p: &Path| std::fs::symlink_metadata(replica.root().join(p)).is_ok();
     let mut copies = Vec::new();
     let mut written = 0;
-    for (p, v, writer) in &candidates {
+    for (p, v, label) in &candidates {
         if view.rules.excludes(p, false) || view.holds(p, v, false) {
             continue;
         }
         let at = if !taken(p) {
             p.clone()
         } else {
-            let copy = conflict_name(p, writer, v.mtime_ns);
+            let copy = conflict_name(p, label, v.mtime_ns);
             let copy = if taken(&copy) { with_content_suffix(&copy, v) } else { copy };
             if taken(&copy) {
                 continue; // kept already (an earlier, interrupted push)
@@ -85,7 +85,8 @@ pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) 
     Ok((copies, written))
 }
 
-/// The flattened tree of `parent` and the replica that wrote it, with
+/// The flattened tree of `parent` and the conflict label of the replica
+/// that wrote it, with
 /// unsynced paths it lacks filled in from its newest ancestors. `None`
 /// when neither the history nor the replica's cache knows it.
 fn parent_tree(
@@ -95,11 +96,11 @@ fn parent_tree(
     parent: &ObjectName,
     unsynced: &[PathBuf],
     base: &Base,
-) -> Result<Option<(Base, [u8; 16])>> {
-    let (mut tree, writer) = match hist.get(parent) {
-        Some(s) => (effective_tree(store, hist, replica, parent)?, s.replica),
+) -> Result<Option<(Base, String)>> {
+    let (mut tree, label) = match hist.get(parent) {
+        Some(s) => (effective_tree(store, hist, replica, parent)?, conflict_label(&s.host, &s.replica)),
         None => match replica.known(parent)? {
-            Some(k) if k.root != BlockId([0; 32]) && store.has_block(&k.root)? => (flatten(store, &k.root)?, [0; 16]),
+            Some(k) if k.root != BlockId([0; 32]) && store.has_block(&k.root)? => (flatten(store, &k.root)?, conflict_label("", &[0; 16])),
             _ => return Ok(None),
         },
     };
@@ -130,7 +131,7 @@ fn parent_tree(
             });
         }
     }
-    Ok(Some((tree, writer)))
+    Ok(Some((tree, label)))
 }
 
 fn write_version(replica: &Replica, store: &Store, at: &Path, v: &Entry) -> Result<()> {
