@@ -403,16 +403,29 @@ pub fn clone(dir: &Path, store: &Store, init: CloneInit<'_>, progress: &Progress
             if r.folder_id != folder_id || r.keys().family_id() != store.keys().family_id() {
                 return Err(Error::CloneIntoReplica { root });
             }
+            // A replica keeps its name; one a killed clone left unnamed
+            // gets it now.
+            if r.name()?.is_none() {
+                r.set_name(init.name)?;
+            }
             r
         }
-        None => match init.key_file {
-            Some(kf) => Replica::init_with_key_file(dir, kf, store.keys().master().clone(), Some(folder_id), store.config().chunker)?,
-            None => {
-                Replica::init(dir, init.passphrase, init.kdf, Some(store.keys().master().clone()), Some(folder_id), store.config().chunker)?
-            }
-        },
+        None => {
+            let r = match init.key_file {
+                Some(kf) => Replica::init_with_key_file(dir, kf, store.keys().master().clone(), Some(folder_id), store.config().chunker)?,
+                None => Replica::init(
+                    dir,
+                    init.passphrase,
+                    init.kdf,
+                    Some(store.keys().master().clone()),
+                    Some(folder_id),
+                    store.config().chunker,
+                )?,
+            };
+            r.set_name(init.name)?;
+            r
+        }
     };
-    replica.set_name(init.name)?;
     let report = pull(&replica, store, &PullOptions::default(), progress)?;
     Ok((replica, report))
 }
