@@ -288,46 +288,81 @@ fn is_file(e: &Entry) -> bool {
     matches!(e.content, Content::File(_))
 }
 
-/// How many of a snapshot's newest ancestors [`effective_tree`] looks
-/// through for the versions of paths its rules exclude.
+/// How many ancestors [`effective_tree`] reads, at most, beyond the
+/// snapshot itself.
 pub const EXCLUDED_LOOKBACK: usize = 16;
 
 /// The tree of snapshot `id` as the folder it describes holds it
-/// (format-spec §15.6): its flattened tree, plus, for each path its own
+/// (format-spec §15.6): its flattened tree, plus, at each path its own
 /// `.ferryignore` rules exclude (left out when it was pushed), the version
-/// its newest ancestor that says something about the path holds. A path
-/// an ancestor's rules do not exclude is decided by that ancestor (held
-/// or absent); the walk stops at the first ancestor without rules, and
-/// after [`EXCLUDED_LOOKBACK`] ancestors. Without this, a replica that
-/// pulled only snapshots leaving a file out, then dropped the rule,
-/// pushed the file's absence as a deletion (model test, seed 901896).
-pub fn effective_tree(store: &Store, hist: &History, replica: &Replica, id: &ObjectName) -> Result<Base> {
+/// every one of its parents' effective trees holds there, when they agree.
+/// A parent whose rules do not exclude the path decides it (held or
+/// absent); parents that disagree, or one not read (not in the store, or
+/// past [`EXCLUDED_LOOKBACK`]), leave the path out, as before. Without
+/// this, a replica that pulled only snapshots leaving a file out, then
+/// dropped the rule, pushed the file's absence as a deletion (model test,
+/// seed 901896).
+pub fn effective_tree(store: &Store, hist: &History, id: &ObjectName) -> Result<Base> {
     let snap = hist.get(id).expect("a snapshot of the history");
     let mut tree = flatten(store, &snap.root)?;
     let rules = tree_rules(store, &tree)?;
-    if rules.is_empty() {
-        return Ok(tree);
-    }
-    let mut older: Vec<(i64, ObjectName)> =
-        hist.ancestry(replica, id)?.into_iter().filter(|a| a != id).filter_map(|a| hist.get(&a).map(|s| (s.time_ns, a))).collect();
-    older.sort_by(|a, b| b.cmp(a));
-    // A path is still undecided while every tree seen so far excluded it.
-    let mut seen = vec![rules];
-    for (_, a) in older.into_iter().take(EXCLUDED_LOOKBACK) {
-        let t = flatten(store, &hist.get(&a).expect("listed").root)?;
-        for (p, e) in &t {
-            let dir = matches!(e.content, Content::Dir(_));
-            if !tree.contains_key(p) && seen.iter().all(|r| r.excludes(p, dir)) {
-                tree.insert(p.clone(), e.clone());
-            }
-        }
-        let r = tree_rules(store, &t)?;
-        if r.is_empty() {
-            break;
-        }
-        seen.push(r);
+    if !rules.is_empty() {
+        let mut budget = EXCLUDED_LOOKBACK;
+        let agreed = agreed_by_parents(store, hist, &snap.parents, &[&rules], &tree, &mut budget)?;
+        tree.extend(agreed);
     }
     Ok(tree)
+}
+
+/// The versions, at paths every rule set of `rules` excludes and `tree`
+/// (what the child holds there, at least) lacks, that the effective trees
+/// of all `parents` hold alike. Nothing when a parent is not read.
+fn agreed_by_parents(
+    store: &Store,
+    hist: &History,
+    parents: &[ObjectName],
+    rules: &[&IgnoreRules],
+    tree: &Base,
+    budget: &mut usize,
+) -> Result<Base> {
+    let mut got = Vec::new();
+    for p in parents {
+        if *budget == 0 {
+            return Ok(Base::new());
+        }
+        *budget -= 1;
+        match excluded_versions(store, hist, p, rules, budget)? {
+            Some(t) => got.push(t),
+            None => return Ok(Base::new()),
+        }
+    }
+    let Some((first, rest)) = got.split_first() else { return Ok(Base::new()) };
+    Ok(first
+        .iter()
+        .filter(|(p, e)| !tree.contains_key(*p) && rest.iter().all(|t| t.get(*p).is_some_and(|x| same_version(x, e))))
+        .map(|(p, e)| (p.clone(), e.clone()))
+        .collect())
+}
+
+/// The part of snapshot `id`'s effective tree at paths every rule set of
+/// `rules` excludes (only those are kept, so memory stays that of one
+/// tree); `None` when the store does not hold it.
+fn excluded_versions(store: &Store, hist: &History, id: &ObjectName, rules: &[&IgnoreRules], budget: &mut usize) -> Result<Option<Base>> {
+    let Some(snap) = hist.get(id) else { return Ok(None) };
+    let tree = flatten(store, &snap.root)?;
+    let excluded = |p: &Path, e: &Entry| rules.iter().all(|r| r.excludes(p, matches!(e.content, Content::Dir(_))));
+    let mut out: Base = tree.iter().filter(|(p, e)| excluded(p, e)).map(|(p, e)| (p.clone(), e.clone())).collect();
+    let own = tree_rules(store, &tree)?;
+    // Only one tree is held at a time: a path the parents are asked about
+    // is excluded by `rules`, so `out` tells whether this one holds it.
+    drop(tree);
+    if !own.is_empty() {
+        let mut chain = rules.to_vec();
+        chain.push(&own);
+        let agreed = agreed_by_parents(store, hist, &snap.parents, &chain, &out, budget)?;
+        out.extend(agreed);
+    }
+    Ok(Some(out))
 }
 
 /// The `.ferryignore` rules a snapshot's tree carries (read from the store).
@@ -380,7 +415,7 @@ pub fn pull(replica: &Replica, store: &Store, opts: &PullOptions, progress: &Pro
         }
         return Err(Error::StoreOlder { snapshot: older.map(|o| o.to_hex()).unwrap_or_default() });
     };
-    let remote = effective_tree(store, &hist, replica, &head)?;
+    let remote = effective_tree(store, &hist, &head)?;
     // A fresh replica (clone) has no parent to fall behind: it takes what
     // does not conflict, and its first push merges against nothing.
     let incoming = Incoming { head, tree: &remote, whole: !parents.is_empty() };

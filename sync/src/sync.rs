@@ -188,7 +188,7 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
             report.apply = PullReport { snapshot: Some(h), up_to_date: true, complete: true, ..Default::default() };
             return Ok(report);
         }
-        let tree = effective_tree(store, &hist, replica, &h)?;
+        let tree = effective_tree(store, &hist, &h)?;
         report.apply = apply_tree(replica, store, &hist, Incoming { head: h, tree: &tree, whole: false }, view, opts.dry_run, progress)?;
         return Ok(report);
     }
@@ -216,7 +216,7 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     let mut head_trees = Vec::new();
     for h in &real_heads {
         let s = hist.get(h).expect("listed");
-        let tree = effective_tree(store, &hist, replica, h)?;
+        let tree = effective_tree(store, &hist, h)?;
         let rules = tree_rules(store, &tree)?;
         head_trees.push(Head { id: *h, replica: s.replica, name: s.host.clone(), tree, rules });
     }

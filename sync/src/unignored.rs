@@ -98,7 +98,7 @@ fn parent_tree(
     base: &Base,
 ) -> Result<Option<(Base, String)>> {
     let (mut tree, label) = match hist.get(parent) {
-        Some(s) => (effective_tree(store, hist, replica, parent)?, conflict_label(&s.host, &s.replica)),
+        Some(s) => (effective_tree(store, hist, parent)?, conflict_label(&s.host, &s.replica)),
         None => match replica.known(parent)? {
             Some(k) if k.root != BlockId([0; 32]) && store.has_block(&k.root)? => (flatten(store, &k.root)?, conflict_label("", &[0; 16])),
             _ => return Ok(None),
