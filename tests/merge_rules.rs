@@ -100,6 +100,9 @@ fn conflict_copies_name_the_replica_that_held_the_loser() {
     let o = env.run(&["clone", &st, c.to_str().unwrap(), "--name", ""]);
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("must not be empty"));
+    let o = env.run(&["clone", &st, c.to_str().unwrap(), "--name", &"n".repeat(65)]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("at most 64 bytes"));
     assert!(!c.exists());
 }
 

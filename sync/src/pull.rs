@@ -303,6 +303,12 @@ pub const EXCLUDED_LOOKBACK: usize = 16;
 /// dropped the rule, pushed the file's absence as a deletion (model test,
 /// seed 901896).
 pub fn effective_tree(store: &Store, hist: &History, id: &ObjectName) -> Result<Base> {
+    Ok(effective_tree_and_rules(store, hist, id)?.0)
+}
+
+/// [`effective_tree`], with the snapshot's own `.ferryignore` rules (read
+/// once, for the fill and for the merge).
+pub fn effective_tree_and_rules(store: &Store, hist: &History, id: &ObjectName) -> Result<(Base, IgnoreRules)> {
     let snap = hist.get(id).expect("a snapshot of the history");
     let mut tree = flatten(store, &snap.root)?;
     let rules = tree_rules(store, &tree)?;
@@ -311,7 +317,7 @@ pub fn effective_tree(store: &Store, hist: &History, id: &ObjectName) -> Result<
         let agreed = agreed_by_parents(store, hist, &snap.parents, &[&rules], &tree, &mut budget)?;
         tree.extend(agreed);
     }
-    Ok(tree)
+    Ok((tree, rules))
 }
 
 /// The versions, at paths every rule set of `rules` excludes and `tree`

@@ -15,7 +15,7 @@ use crate::filter::Filter;
 use crate::history::{History, Relation};
 use crate::merge::{Conflict, Head, agreed_base, merge, write_tree};
 use crate::progress::Progress;
-use crate::pull::{Incoming, PullReport, apply_tree, effective_tree, plan, tree_rules};
+use crate::pull::{Incoming, PullReport, apply_tree, effective_tree, effective_tree_and_rules, plan, tree_rules};
 use crate::push::{PushOptions, check_compatible, flatten, push_with};
 use crate::replica::{Base, Replica};
 use crate::scan::{LocalView, diff_local, replica_filter, scan};
@@ -216,8 +216,7 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     let mut head_trees = Vec::new();
     for h in &real_heads {
         let s = hist.get(h).expect("listed");
-        let tree = effective_tree(store, &hist, h)?;
-        let rules = tree_rules(store, &tree)?;
+        let (tree, rules) = effective_tree_and_rules(store, &hist, h)?;
         head_trees.push(Head { id: *h, replica: s.replica, name: s.host.clone(), tree, rules });
     }
     head_trees.extend(virtual_local.clone());

@@ -33,9 +33,7 @@ const WRITE: WriteOpts = WriteOpts { owner: false, fsync: true };
 /// replica's synced state lacks and its rules no longer exclude, that
 /// parent's version where the folder does not hold it. A replica has
 /// several parents after a sync that left conflicts or was killed: each
-/// may hold its own version of such a path, and each is kept (model test,
-/// seeds 901483 and 901896: only a single parent was looked at, so with
-/// two the push presented the never-held version as deleted). Returns the
+/// may hold its own version of such a path, and each is kept. Returns the
 /// conflict copies made, and how many versions were written in all.
 pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) -> Result<(Vec<Conflict>, usize)> {
     // Nearly every push: nothing was left out by an ignore rule.
