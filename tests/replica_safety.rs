@@ -611,6 +611,59 @@ fn a_replica_that_joined_while_a_file_was_ignored_does_not_delete_it_when_the_ru
     }
 }
 
+/// Model test, seed 1000519: a sync that brought in the removal of a
+/// `.ferryignore` rule left alone the `*.log` file the rule had kept from
+/// the scan here (never synced), so the replica's parents stayed behind
+/// while the rule's removal was applied. Its next push presented that
+/// removal as its own deletion; with two stores, two replicas then took
+/// turns adding and deleting the rule and never agreed. Now the sync keeps
+/// both versions (the incoming one at its conflict name) and the replica's
+/// parents move on to the snapshot it applied.
+#[test]
+fn a_sync_that_drops_an_ignore_rule_keeps_the_file_it_had_hidden_beside_the_incoming_version() {
+    let env = Env::new();
+    let st = pair(&env, &[("a.txt", "a")]);
+    fs::write(env.path("a/.ferryignore"), "*.log\n").unwrap();
+    ok_in(&env, "a", &["sync", &st]);
+    ok_in(&env, "b", &["sync", &st]);
+    assert!(env.path("b/.ferryignore").exists());
+    // b drops the rule and syncs a log of its own; a writes one while the rule still holds here.
+    fs::remove_file(env.path("b/.ferryignore")).unwrap();
+    fs::write(env.path("b/x.log"), "b's log tokB").unwrap();
+    ok_in(&env, "b", &["sync", &st]);
+    fs::write(env.path("a/x.log"), "a's log tokA").unwrap();
+    let o = env.in_dir("a", &["sync", &st]);
+    assert_eq!(code(&o), Some(3), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("conflict x.log: both changed; the other version is kept as x.conflict-"), "{}", text(&o));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("left alone"), "{}", text(&o));
+    // Both versions are here: a's at the path, b's beside it.
+    let a = env.path("a");
+    assert_eq!(fs::read_to_string(a.join("x.log")).unwrap(), "a's log tokA");
+    assert_eq!(where_is(&a, "tokB").len(), 1, "b's log is not kept beside a's: {:?}", files_of(&a));
+    assert!(!a.join(".ferryignore").exists());
+    // a's parents moved on to what it applied: status lists only the
+    // file that is a's own (its log) and the copy, not the rule's removal.
+    let s = env.in_dir_json("a", &["status"]);
+    let changed: Vec<&str> = s["changes"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap()).collect();
+    assert!(!changed.contains(&".ferryignore"), "the rule's removal is listed as a's own change: {s}");
+    assert!(changed.contains(&"x.log"), "{s}");
+    // Two rounds: both replicas hold both versions, and nothing changes any more.
+    for _ in 0..2 {
+        for who in ["a", "b"] {
+            let o = env.in_dir(who, &["sync", &st]);
+            assert!(matches!(code(&o), Some(0) | Some(3)), "{who}: {}", text(&o));
+        }
+    }
+    assert_same_replica(&env.path("a"), &env.path("b"));
+    assert_eq!(where_is(&env.path("b"), "tokA").len(), 1);
+    assert_eq!(where_is(&env.path("b"), "tokB").len(), 1);
+    for who in ["a", "b"] {
+        let o = ok_in(&env, who, &["sync", &st]);
+        assert!(String::from_utf8_lossy(&o.stdout).contains("in sync"), "{who} did not settle: {}", text(&o));
+    }
+}
+
 // ---------------------------------------------------------------- 9. kills, symlinks
 
 #[test]

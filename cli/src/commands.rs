@@ -932,10 +932,13 @@ fn cmd_sync(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
     }
     if !rep.apply.conflicts.is_empty() && !g.json {
         eprintln!(
-            "ferry: {} changed during the sync {} left alone for the next sync",
+            "ferry: {} changed during the sync {} left alone for the next sync:",
             output::count(rep.apply.conflicts.len() as u64, "path"),
             if rep.apply.conflicts.len() == 1 { "was" } else { "were" }
         );
+        for c in &rep.apply.conflicts {
+            eprintln!("  {}", c.display());
+        }
     }
     print_skipped(g, &rep.apply.skipped, "updated");
     // As pull's: a run that leaves conflicts for a person to look at

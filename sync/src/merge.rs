@@ -310,6 +310,18 @@ fn follow_renames(base: &Base, mut heads: Vec<Head>) -> (Base, Vec<Head>) {
     (vbase, heads)
 }
 
+/// The label a conflict copy of version `e` at `p` carries when a sync
+/// keeps it beside a local change: as for a merge's losers (§16.2 step
+/// 3), that of the replica with the smallest id among the `heads` holding
+/// it, from its first head in ID order. `None` when no head holds it.
+pub fn holder_label(heads: &[Head], p: &Path, e: &Entry) -> Option<String> {
+    heads
+        .iter()
+        .filter(|h| h.tree.get(p).is_some_and(|v| same_version(v, e)))
+        .min_by_key(|h| (h.replica, h.id))
+        .map(|h| conflict_label(&h.name, &h.replica))
+}
+
 /// The distinct versions heads hold at `p` that differ from `b`, each
 /// with the smallest replica id holding it.
 fn changes_at(p: &Path, b: Option<&Entry>, heads: &[Head]) -> Vec<(Option<Entry>, [u8; 16])> {

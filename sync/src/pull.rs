@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::filter::{IGNORE_FILE, IgnoreRules};
 use crate::fsutil::{ctime_ns, mtime_ns};
 use crate::history::{History, Relation};
-use crate::merge::{same_content, same_version};
+use crate::merge::{Conflict, same_content, same_version};
 use crate::progress::{Progress, Skipped};
 use crate::push::{check_compatible, flatten};
 use crate::replica::{Base, Commit, Replica};
@@ -117,6 +117,11 @@ pub struct PullReport {
     /// Other heads of the folder in the store, made concurrently: `sync`
     /// merges them.
     pub concurrent: usize,
+    /// Paths changed both here and in the snapshot where both versions
+    /// were kept ([`OnConflict::KeepBoth`], sync): `sync` reports them
+    /// with its merge's conflicts.
+    #[serde(skip)]
+    pub copies: Vec<Conflict>,
 }
 
 /// Pull settings.
@@ -284,6 +289,42 @@ pub fn plan(base: &Base, remote: &Base, local: &LocalView<'_>, remote_rules: &Ig
     out
 }
 
+/// [`OnConflict::KeepBoth`]: writes the remote version of each path in
+/// `conflicts` at its conflict name, beside the local one. Returns the
+/// paths now settled, with the copy made (`None`: the remote holds
+/// nothing there, and the local version simply stays). A path whose
+/// remote entry is a folder, whose conflict names are both taken, or
+/// whose copy could not be written stays left alone.
+fn keep_both(
+    replica: &Replica,
+    store: &Store,
+    remote: &Base,
+    conflicts: &[PathBuf],
+    label: &dyn Fn(&Path, &Entry) -> String,
+) -> Vec<(PathBuf, Option<PathBuf>)> {
+    let taken = |p: &Path| fs::symlink_metadata(replica.root().join(p)).is_ok();
+    let mut out = Vec::new();
+    for p in conflicts {
+        let Some(r) = remote.get(p) else {
+            out.push((p.clone(), None));
+            continue;
+        };
+        if is_dir_entry(r) {
+            continue;
+        }
+        let copy = crate::merge::conflict_name(p, &label(p, r), r.mtime_ns);
+        let copy = if taken(&copy) { crate::merge::with_content_suffix(&copy, r) } else { copy };
+        if taken(&copy) {
+            continue;
+        }
+        match crate::unignored::write_version(replica, store, &copy, r) {
+            Ok(()) => out.push((p.clone(), Some(copy))),
+            Err(e) => tracing::warn!(path = %p.display(), error = %e, "could not keep the incoming version beside the local one"),
+        }
+    }
+    out
+}
+
 fn is_file(e: &Entry) -> bool {
     matches!(e.content, Content::File(_))
 }
@@ -424,7 +465,8 @@ pub fn pull(replica: &Replica, store: &Store, opts: &PullOptions, progress: &Pro
     let remote = effective_tree(store, &hist, &head)?;
     // A fresh replica (clone) has no parent to fall behind: it takes what
     // does not conflict, and its first push merges against nothing.
-    let incoming = Incoming { head, tree: &remote, whole: !parents.is_empty() };
+    let on_conflict = if parents.is_empty() { OnConflict::LeaveAlone } else { OnConflict::ApplyNothing };
+    let incoming = Incoming { head, tree: &remote, on_conflict };
     let mut report = apply_tree(replica, store, &hist, incoming, LocalView::scan(replica)?, opts.dry_run, progress)?;
     report.concurrent = concurrent.len() + newer.len() - 1;
     Ok(report)
@@ -492,15 +534,36 @@ pub struct Incoming<'a> {
     pub head: ObjectName,
     /// Its tree (path → entry).
     pub tree: &'a Base,
-    /// Apply all of it or nothing: a path changed on both sides makes
-    /// the whole apply a no-op (pull). A partly applied snapshot would
-    /// leave the folder holding some of its changes while the replica's
-    /// parent stays behind it, and the next push would then present those
-    /// changes, and any later edit of the same paths, as this replica's
-    /// own (model test, seed 61233: a pulled rename's deleted source,
-    /// recreated here, became an edit that followed the rename and
-    /// overwrote the renamed version everywhere).
-    pub whole: bool,
+    /// What a path changed on both sides does to the apply.
+    pub on_conflict: OnConflict<'a>,
+}
+
+/// What [`apply_tree`] does with a path changed both here and in the
+/// snapshot applied (changed here since the base, or a file here that
+/// rules kept from the scan, never synced).
+///
+/// Why an apply must not stop half way: a partly applied snapshot leaves
+/// the folder holding some of its changes while the replica's parents
+/// stay behind it, and the next push presents those changes, and any
+/// later edit of the same paths, as this replica's own (model test, seed
+/// 61233: a pulled rename's deleted source, recreated here, became an
+/// edit that followed the rename and overwrote the renamed version
+/// everywhere; seed 1000519: a merge's deletion of `.ferryignore`, applied
+/// while a `*.log` file was left alone, was pushed again as this replica's
+/// own deletion, and two replicas took turns adding and deleting it).
+pub enum OnConflict<'a> {
+    /// Apply nothing (pull): `sync` merges.
+    ApplyNothing,
+    /// Apply the rest and leave such paths alone (clone: a replica without
+    /// parents has none to fall behind; its first push merges against
+    /// nothing).
+    LeaveAlone,
+    /// Keep both (sync, whose merge is already in the store): the local
+    /// version stays at the path, as a local change made on top of the
+    /// snapshot, and the snapshot's version is written beside it under its
+    /// conflict name (format-spec §16.2 step 3), with the label this gives
+    /// for the path and version. The apply is then complete.
+    KeepBoth(&'a dyn Fn(&Path, &Entry) -> String),
 }
 
 /// Brings the working folder from the replica's base to `remote` (the
@@ -517,14 +580,14 @@ pub fn apply_tree(
     dry_run: bool,
     progress: &Progress,
 ) -> Result<PullReport> {
-    let Incoming { head, tree: remote, whole } = incoming;
+    let Incoming { head, tree: remote, on_conflict } = incoming;
     let mut report = PullReport { snapshot: Some(head), ..Default::default() };
     let base = replica.base()?;
     let remote_rules = tree_rules(store, remote)?;
     let plan = plan(&base, remote, &view, &remote_rules);
     report.conflicts = plan.conflicts.clone();
-    if whole && !plan.conflicts.is_empty() {
-        // Nothing is applied (see `Incoming::whole`); `sync` merges.
+    if matches!(on_conflict, OnConflict::ApplyNothing) && !plan.conflicts.is_empty() {
+        // Nothing is applied (see `OnConflict`); `sync` merges.
         if !dry_run {
             replica.commit(&Commit {
                 store: Some((store.config().store_id, head)),
@@ -578,6 +641,11 @@ pub fn apply_tree(
     report.bytes_from_store = ctx.from_store.into_inner();
     report.bytes_from_local = ctx.from_local.into_inner();
     drop(view);
+    if let OnConflict::KeepBoth(label) = on_conflict {
+        let kept = keep_both(replica, store, remote, &report.conflicts, label);
+        report.conflicts.retain(|p| !kept.iter().any(|(q, _)| q == p));
+        report.copies = kept.into_iter().filter_map(|(path, copy)| copy.map(|copy| Conflict { path, copy })).collect();
+    }
 
     // The synced state advances per path: to the remote where it was
     // applied (or already held), nowhere where a local change was kept

@@ -6,6 +6,7 @@
 //! that changes while the merge is applied is left alone for the next sync.
 
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use ferry_store::{ObjectName, Store};
 
@@ -13,9 +14,9 @@ use crate::backup::now_ns;
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::history::{History, Relation};
-use crate::merge::{Conflict, Head, agreed_base, merge, write_tree};
+use crate::merge::{Conflict, Head, agreed_base, conflict_label, holder_label, merge, write_tree};
 use crate::progress::Progress;
-use crate::pull::{Incoming, PullReport, apply_tree, effective_tree, effective_tree_and_rules, plan, tree_rules};
+use crate::pull::{Incoming, OnConflict, PullReport, apply_tree, effective_tree, effective_tree_and_rules, plan, tree_rules};
 use crate::push::{PushOptions, check_compatible, flatten, push_with};
 use crate::replica::{Base, Replica};
 use crate::scan::{LocalView, diff_local, replica_filter, scan};
@@ -189,7 +190,12 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
             return Ok(report);
         }
         let tree = effective_tree(store, &hist, &h)?;
-        report.apply = apply_tree(replica, store, &hist, Incoming { head: h, tree: &tree, whole: false }, view, opts.dry_run, progress)?;
+        let s = hist.get(&h).expect("listed");
+        let theirs = conflict_label(&s.host, &s.replica);
+        let label = |_: &Path, _: &Entry| theirs.clone();
+        let incoming = Incoming { head: h, tree: &tree, on_conflict: OnConflict::KeepBoth(&label) };
+        report.apply = apply_tree(replica, store, &hist, incoming, view, opts.dry_run, progress)?;
+        report.conflicts.append(&mut report.apply.copies);
         return Ok(report);
     }
 
@@ -254,7 +260,13 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     let id = snap.save(store)?;
     report.merged = Some(id);
     hist.insert(id, snap);
-    report.apply = apply_tree(replica, store, &hist, Incoming { head: id, tree: &merged.tree, whole: false }, view, false, progress)?;
+    // A path changed here during the sync keeps the merged version beside
+    // it, named for the replica whose head held it.
+    let ours = conflict_label(&opts.host, &replica.replica_id);
+    let label = |p: &Path, e: &Entry| holder_label(&head_trees, p, e).unwrap_or_else(|| ours.clone());
+    let incoming = Incoming { head: id, tree: &merged.tree, on_conflict: OnConflict::KeepBoth(&label) };
+    report.apply = apply_tree(replica, store, &hist, incoming, view, false, progress)?;
+    report.conflicts.append(&mut report.apply.copies);
     Ok(report)
 }
 

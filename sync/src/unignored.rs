@@ -132,7 +132,9 @@ fn parent_tree(
     Ok(Some((tree, label)))
 }
 
-fn write_version(replica: &Replica, store: &Store, at: &Path, v: &Entry) -> Result<()> {
+/// Writes version `v` at `at`, a path nothing holds (temp name, fsync,
+/// no-replace rename), making its folders.
+pub(crate) fn write_version(replica: &Replica, store: &Store, at: &Path, v: &Entry) -> Result<()> {
     let abs = replica.root().join(at);
     if let Some(dir) = abs.parent() {
         std::fs::create_dir_all(dir).map_err(|e| crate::Error::io("create folder", dir, e))?;

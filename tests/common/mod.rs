@@ -221,10 +221,15 @@ pub fn is_root() -> bool {
     std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
-/// A tmpfs mounted at `at` (tests run as root), unmounted on drop.
+/// A tmpfs mounted at `at` (tests run as root), unmounted on drop
+/// (left mounted under `FERRY_MODEL_KEEP`, so that a kept failing case's
+/// replicas on it can still be looked at).
 pub struct Mount(pub PathBuf);
 impl Drop for Mount {
     fn drop(&mut self) {
+        if std::env::var_os("FERRY_MODEL_KEEP").is_some() {
+            return;
+        }
         let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
