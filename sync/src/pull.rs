@@ -354,62 +354,151 @@ pub fn effective_tree_and_rules(store: &Store, hist: &History, id: &ObjectName) 
     let mut tree = flatten(store, &snap.root)?;
     let rules = tree_rules(store, &tree)?;
     if !rules.is_empty() {
-        let mut budget = EXCLUDED_LOOKBACK;
-        let agreed = agreed_by_parents(store, hist, &snap.parents, &[&rules], &tree, &mut budget)?;
+        let mut walk = ExcludedWalk { store, hist, budget: EXCLUDED_LOOKBACK, chains: Vec::new(), folders: HashMap::new() };
+        let own = (rules_key(&tree), &rules);
+        let agreed = walk.agreed_by_parents(&snap.parents, &[own], &tree)?;
         tree.extend(agreed);
     }
     Ok((tree, rules))
 }
 
-/// The versions, at paths every rule set of `rules` excludes and `tree`
-/// (what the child holds there, at least) lacks, that the effective trees
-/// of all `parents` hold alike. Nothing when a parent is not read.
-fn agreed_by_parents(
-    store: &Store,
-    hist: &History,
-    parents: &[ObjectName],
-    rules: &[&IgnoreRules],
-    tree: &Base,
-    budget: &mut usize,
-) -> Result<Base> {
-    let mut got = Vec::new();
-    for p in parents {
-        if *budget == 0 {
-            return Ok(Base::new());
-        }
-        *budget -= 1;
-        match excluded_versions(store, hist, p, rules, budget)? {
-            Some(t) => got.push(t),
-            None => return Ok(Base::new()),
-        }
-    }
-    let Some((first, rest)) = got.split_first() else { return Ok(Base::new()) };
-    Ok(first
+/// What identifies a snapshot's rules: its `.ferryignore` files (path and
+/// content). Equal keys, equal rules.
+type RulesKey = Vec<(PathBuf, Vec<BlockId>)>;
+
+fn rules_key(ignore_files: &Base) -> RulesKey {
+    ignore_files
         .iter()
-        .filter(|(p, e)| !tree.contains_key(*p) && rest.iter().all(|t| t.get(*p).is_some_and(|x| same_version(x, e))))
-        .map(|(p, e)| (p.clone(), e.clone()))
-        .collect())
+        .filter(|(p, _)| p.file_name().is_some_and(|n| n == IGNORE_FILE))
+        .filter_map(|(p, e)| entry_file_ids(e).map(|ids| (p.clone(), ids.clone())))
+        .collect()
 }
 
-/// The part of snapshot `id`'s effective tree at paths every rule set of
-/// `rules` excludes (only those are kept, so memory stays that of one
-/// tree); `None` when the store does not hold it.
-fn excluded_versions(store: &Store, hist: &History, id: &ObjectName, rules: &[&IgnoreRules], budget: &mut usize) -> Result<Option<Base>> {
-    let Some(snap) = hist.get(id) else { return Ok(None) };
-    let tree = flatten(store, &snap.root)?;
-    let excluded = |p: &Path, e: &Entry| rules.iter().all(|r| r.excludes(p, matches!(e.content, Content::Dir(_))));
-    let mut out: Base = tree.iter().filter(|(p, e)| excluded(p, e)).map(|(p, e)| (p.clone(), e.clone())).collect();
-    let own = tree_rules(store, &tree)?;
-    // Only one tree is held at a time: a path the parents are asked about
-    // is excluded by `rules`, so `out` tells whether this one holds it.
-    drop(tree);
-    if !own.is_empty() {
-        let mut chain = rules.to_vec();
-        chain.push(&own);
-        let agreed = agreed_by_parents(store, hist, &snap.parents, &chain, &out, budget)?;
-        out.extend(agreed);
+/// One folder of a tree as [`ExcludedWalk`] needs it, for one chain of
+/// rule sets: its entries those rules exclude, its `.ferryignore` files,
+/// and its subfolders.
+#[derive(Default)]
+struct FolderPart {
+    excluded: Vec<(PathBuf, Entry)>,
+    ignore_files: Vec<(PathBuf, Entry)>,
+    children: Vec<(PathBuf, BlockId)>,
+}
+
+/// The reads of one [`effective_tree`]: the budget of ancestors, and each
+/// folder already read (by tree block, path and chain of rules). Ancestors
+/// share most folders (one file changed between two pushes changes only
+/// the folders above it), so each is decoded and matched once (in a
+/// 20,000-file folder, a one-file pull read 16 whole ancestors' trees).
+struct ExcludedWalk<'a> {
+    store: &'a Store,
+    hist: &'a History,
+    budget: usize,
+    /// Chains of rule sets met so far (deduplicated keys, sorted); a
+    /// folder's part is recorded under the chain's index here.
+    chains: Vec<Vec<RulesKey>>,
+    folders: HashMap<(usize, BlockId, PathBuf), std::rc::Rc<FolderPart>>,
+}
+
+impl<'a> ExcludedWalk<'a> {
+    /// The versions, at paths every rule set of `rules` excludes and
+    /// `tree` (what the child holds there, at least) lacks, that the
+    /// effective trees of all `parents` hold alike. Nothing when a parent
+    /// is not read.
+    fn agreed_by_parents(&mut self, parents: &[ObjectName], rules: &[(RulesKey, &IgnoreRules)], tree: &Base) -> Result<Base> {
+        let mut got = Vec::new();
+        for p in parents {
+            if self.budget == 0 {
+                return Ok(Base::new());
+            }
+            self.budget -= 1;
+            match self.excluded_versions(p, rules)? {
+                Some(t) => got.push(t),
+                None => return Ok(Base::new()),
+            }
+        }
+        let Some((first, rest)) = got.split_first() else { return Ok(Base::new()) };
+        Ok(first
+            .iter()
+            .filter(|(p, e)| !tree.contains_key(*p) && rest.iter().all(|t| t.get(*p).is_some_and(|x| same_version(x, e))))
+            .map(|(p, e)| (p.clone(), e.clone()))
+            .collect())
     }
-    Ok(Some(out))
+
+    /// The part of snapshot `id`'s effective tree at paths every rule set
+    /// of `rules` excludes (only those are kept, so memory stays that of
+    /// one tree); `None` when the store does not hold it.
+    fn excluded_versions(&mut self, id: &ObjectName, rules: &[(RulesKey, &IgnoreRules)]) -> Result<Option<Base>> {
+        let Some(snap) = self.hist.get(id) else { return Ok(None) };
+        let (mut out, ignore_files) = self.walk(&snap.root, rules)?;
+        let own = tree_rules(self.store, &ignore_files)?;
+        if !own.is_empty() {
+            let mut chain: Vec<(RulesKey, &IgnoreRules)> = rules.iter().map(|(k, r)| (k.clone(), *r)).collect();
+            chain.push((rules_key(&ignore_files), &own));
+            let agreed = self.agreed_by_parents(&snap.parents, &chain, &out)?;
+            out.extend(agreed);
+        }
+        Ok(Some(out))
+    }
+
+    /// The entries of the tree at `root` that every rule set of `rules`
+    /// excludes, and its `.ferryignore` files; folders met before under
+    /// the same rules are not read again.
+    fn walk(&mut self, root: &BlockId, rules: &[(RulesKey, &IgnoreRules)]) -> Result<(Base, Base)> {
+        let chain = self.chain_index(rules);
+        let (mut out, mut ignore_files) = (Base::new(), Base::new());
+        let mut level: Vec<(PathBuf, BlockId)> = vec![(PathBuf::new(), *root)];
+        let mut depth = 0;
+        while !level.is_empty() {
+            if depth > crate::tree::MAX_DEPTH {
+                return Err(Error::TreeTooDeep { at: crate::filter::display_rel(&level[0].0) });
+            }
+            let missing: Vec<&(PathBuf, BlockId)> =
+                level.iter().filter(|(p, id)| !self.folders.contains_key(&(chain, *id, p.clone()))).collect();
+            for batch in missing.chunks(crate::push::TREES_PER_BATCH) {
+                let ids: Vec<BlockId> = batch.iter().map(|(_, id)| *id).collect();
+                for ((rel, id), got) in batch.iter().zip(self.store.read_blocks(&ids)) {
+                    let tree = crate::tree::Tree::decode(&got?, &format!("tree {}", id.short(16)))?;
+                    let mut part = FolderPart::default();
+                    for e in tree.entries {
+                        let p = crate::filter::rel_join(rel, &e.name);
+                        if let Content::Dir(child) = &e.content {
+                            part.children.push((p.clone(), *child));
+                        }
+                        if e.name == IGNORE_FILE.as_bytes() {
+                            part.ignore_files.push((p.clone(), e.clone()));
+                        }
+                        if rules.iter().all(|(_, r)| r.excludes(&p, matches!(e.content, Content::Dir(_)))) {
+                            part.excluded.push((p, e));
+                        }
+                    }
+                    self.folders.insert((chain, *id, rel.clone()), std::rc::Rc::new(part));
+                }
+            }
+            let mut next = Vec::new();
+            for (rel, id) in &level {
+                let part = self.folders[&(chain, *id, rel.clone())].clone();
+                out.extend(part.excluded.iter().cloned());
+                ignore_files.extend(part.ignore_files.iter().cloned());
+                next.extend(part.children.iter().cloned());
+            }
+            level = next;
+            depth += 1;
+        }
+        Ok((out, ignore_files))
+    }
+
+    /// The index of the chain of rule sets `rules` (a rule set listed
+    /// twice excludes nothing more: keys are deduplicated).
+    fn chain_index(&mut self, rules: &[(RulesKey, &IgnoreRules)]) -> usize {
+        let mut keys: Vec<&RulesKey> = rules.iter().map(|(k, _)| k).collect();
+        keys.sort();
+        keys.dedup();
+        if let Some(i) = self.chains.iter().position(|c| c.len() == keys.len() && c.iter().zip(&keys).all(|(a, b)| a == *b)) {
+            return i;
+        }
+        self.chains.push(keys.into_iter().cloned().collect());
+        self.chains.len() - 1
+    }
 }
 
 /// The `.ferryignore` rules a snapshot's tree carries (read from the store).

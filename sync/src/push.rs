@@ -14,7 +14,7 @@ use crate::progress::Progress;
 use crate::replica::{Base, Commit, Known, Replica};
 use crate::scan::{Listing, replica_filter};
 use crate::snapshot::{self, Snapshot};
-use crate::tree::{Content, MAX_DEPTH, Tree};
+use crate::tree::{Content, Entry, MAX_DEPTH, Tree};
 
 /// Push settings.
 #[derive(Clone, Debug, Default)]
@@ -44,13 +44,24 @@ pub fn check_compatible(replica: &Replica, store: &Store) -> Result<()> {
 }
 
 /// Tree blocks read per batched request group while flattening.
-const TREES_PER_BATCH: usize = 1024;
+pub(crate) const TREES_PER_BATCH: usize = 1024;
 
 /// Every path of a snapshot's tree with its entry (folders included).
 /// The trees are read a level at a time, each level's in batched reads
 /// ([`Store::read_blocks`]).
 pub fn flatten(store: &Store, root: &ferry_store::BlockId) -> Result<Base> {
     let mut out = Base::new();
+    walk_tree(store, root, |p, e| {
+        out.insert(p, e);
+    })?;
+    Ok(out)
+}
+
+/// Hands every entry of the tree at `root` to `f` with its path, level by
+/// level (a folder before its contents), holding one level at a time: for
+/// a reader that keeps only some entries, cheaper than [`flatten`]'s map
+/// of them all (`pull::effective_tree` reads up to 16 ancestors' trees).
+pub fn walk_tree(store: &Store, root: &ferry_store::BlockId, mut f: impl FnMut(PathBuf, Entry)) -> Result<()> {
     let mut level: Vec<(PathBuf, ferry_store::BlockId)> = vec![(PathBuf::new(), *root)];
     let mut depth = 0;
     while !level.is_empty() {
@@ -67,14 +78,14 @@ pub fn flatten(store: &Store, root: &ferry_store::BlockId) -> Result<Base> {
                     if let Content::Dir(child) = &e.content {
                         next.push((p.clone(), *child));
                     }
-                    out.insert(p, e);
+                    f(p, e);
                 }
             }
         }
         level = next;
         depth += 1;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Pushes the folder. Refuses (unless forced) when the store holds a
