@@ -664,6 +664,39 @@ fn a_sync_that_drops_an_ignore_rule_keeps_the_file_it_had_hidden_beside_the_inco
     }
 }
 
+/// `sync -n` merges the unpushed local state in memory; it must see that
+/// state as the merge sees the pushed snapshot: with the versions its
+/// parents agree on at paths its rules exclude (format-spec §15.6).
+/// Before, the dry run left them out and predicted a different merge
+/// than the sync then made.
+#[test]
+fn sync_dry_run_predicts_the_conflicts_the_sync_makes_with_an_ignore_rule() {
+    let env = Env::new();
+    let st = pair(&env, &[("keep.log", "v1 tokV1"), ("a.txt", "a")]);
+    fs::write(env.path("a/.ferryignore"), "*.log\n").unwrap();
+    ok_in(&env, "a", &["sync", &st]);
+    // c joins while the rule holds: it never held keep.log.
+    env.clone_to(&st, "c");
+    assert!(!env.path("c/keep.log").exists());
+    // a drops the rule and edits the log; c edits another file.
+    fs::remove_file(env.path("a/.ferryignore")).unwrap();
+    fs::write(env.path("a/keep.log"), "v2 tokV2").unwrap();
+    ok_in(&env, "a", &["sync", &st]);
+    fs::write(env.path("c/a.txt"), "a from c").unwrap();
+    let conflicts = |v: &serde_json::Value| -> Vec<String> {
+        v["conflicts"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap().to_string()).collect()
+    };
+    let o = env.in_dir("c", &["sync", "-n", "--json", &st]);
+    assert!(matches!(code(&o), Some(0) | Some(3)), "{}", text(&o));
+    let predicted: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o = env.in_dir("c", &["sync", "--json", &st]);
+    assert!(matches!(code(&o), Some(0) | Some(3)), "{}", text(&o));
+    let done: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(conflicts(&predicted), conflicts(&done), "dry run: {predicted}\nsync: {done}");
+    // And nothing is lost: v2 is on c.
+    assert_eq!(where_is(&env.path("c"), "tokV2").len(), 1, "{:?}", files_of(&env.path("c")));
+}
+
 // ---------------------------------------------------------------- 9. kills, symlinks
 
 #[test]

@@ -353,13 +353,23 @@ pub fn effective_tree_and_rules(store: &Store, hist: &History, id: &ObjectName) 
     let snap = hist.get(id).expect("a snapshot of the history");
     let mut tree = flatten(store, &snap.root)?;
     let rules = tree_rules(store, &tree)?;
-    if !rules.is_empty() {
-        let mut walk = ExcludedWalk { store, hist, budget: EXCLUDED_LOOKBACK, chains: Vec::new(), folders: HashMap::new() };
-        let own = (rules_key(&tree), &rules);
-        let agreed = walk.agreed_by_parents(&snap.parents, &[own], &tree)?;
-        tree.extend(agreed);
-    }
+    fill_from_parents(store, hist, &snap.parents, &rules, &mut tree)?;
     Ok((tree, rules))
+}
+
+/// Step 2 of [`effective_tree`] for a tree with these `parents` and
+/// `rules` (its own, from its `.ferryignore` files): adds, at each path
+/// the rules exclude and `tree` lacks, the version all parents' effective
+/// trees agree on. Also used for a tree only in memory (`sync -n`'s
+/// unpushed local state).
+pub fn fill_from_parents(store: &Store, hist: &History, parents: &[ObjectName], rules: &IgnoreRules, tree: &mut Base) -> Result<()> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let mut walk = ExcludedWalk { store, hist, budget: EXCLUDED_LOOKBACK, chains: Vec::new(), folders: HashMap::new() };
+    let agreed = walk.agreed_by_parents(parents, &[(rules_key(tree), rules)], tree)?;
+    tree.extend(agreed);
+    Ok(())
 }
 
 /// What identifies a snapshot's rules: its `.ferryignore` files (path and

@@ -16,7 +16,9 @@ use crate::filter::Filter;
 use crate::history::{History, Relation};
 use crate::merge::{Conflict, Head, agreed_base, conflict_label, holder_label, merge, write_tree};
 use crate::progress::Progress;
-use crate::pull::{Incoming, OnConflict, PullReport, apply_tree, effective_tree, effective_tree_and_rules, plan, tree_rules};
+use crate::pull::{
+    Incoming, OnConflict, PullReport, apply_tree, effective_tree, effective_tree_and_rules, fill_from_parents, plan, tree_rules,
+};
 use crate::push::{PushOptions, check_compatible, flatten, push_with};
 use crate::replica::{Base, Replica};
 use crate::scan::{LocalView, diff_local, replica_filter, scan};
@@ -129,7 +131,11 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     let mut virtual_local: Option<Head> = None;
     let mut ours: Vec<ObjectName> = parents.clone();
     if must_push && opts.dry_run {
-        let tree = local_tree(replica, &view, &base)?;
+        // As the push would leave it, seen as the merge will see the
+        // pushed snapshot: with the versions its parents agree on at
+        // paths the rules here exclude (format-spec §15.6).
+        let mut tree = local_tree(replica, &view, &base)?;
+        fill_from_parents(store, &hist, &parents, &view.rules, &mut tree)?;
         virtual_local = Some(Head {
             id: ObjectName([0xff; 32]),
             replica: replica.replica_id,
