@@ -664,6 +664,64 @@ fn a_sync_that_drops_an_ignore_rule_keeps_the_file_it_had_hidden_beside_the_inco
     }
 }
 
+/// The same through a merge (a changed something else too, so its sync
+/// pushes first and merges two heads).
+#[test]
+fn a_merge_that_drops_an_ignore_rule_keeps_the_hidden_file_beside_the_merged_version() {
+    let env = Env::new();
+    let st = pair(&env, &[("a.txt", "a"), ("b.txt", "b")]);
+    fs::write(env.path("a/.ferryignore"), "*.log\n").unwrap();
+    ok_in(&env, "a", &["sync", &st]);
+    ok_in(&env, "b", &["sync", &st]);
+    fs::remove_file(env.path("b/.ferryignore")).unwrap();
+    fs::write(env.path("b/x.log"), "b's log tokB").unwrap();
+    ok_in(&env, "b", &["sync", &st]);
+    fs::write(env.path("a/x.log"), "a's log tokA").unwrap();
+    fs::write(env.path("a/a.txt"), "a edited").unwrap();
+    let o = env.in_dir("a", &["sync", &st]);
+    assert_eq!(code(&o), Some(3), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("merged 2 heads"), "{}", text(&o));
+    assert!(out.contains("conflict x.log: both changed; the other version is kept as x.conflict-"), "{}", text(&o));
+    let a = env.path("a");
+    assert_eq!(fs::read_to_string(a.join("x.log")).unwrap(), "a's log tokA");
+    assert_eq!(where_is(&a, "tokB").len(), 1, "{:?}", files_of(&a));
+    for _ in 0..2 {
+        for who in ["a", "b"] {
+            let o = env.in_dir(who, &["sync", &st]);
+            assert!(matches!(code(&o), Some(0) | Some(3)), "{who}: {}", text(&o));
+        }
+    }
+    assert_same_replica(&a, &env.path("b"));
+    assert_eq!(where_is(&env.path("b"), "tokA").len(), 1);
+}
+
+/// Review of the fix for seed 1000519: a file a rule hid here, holding
+/// the very content the incoming snapshot has, got a byte-identical
+/// conflict copy on every replica. Equal content is one version.
+#[test]
+fn a_sync_that_drops_an_ignore_rule_makes_no_copy_of_a_hidden_file_that_already_holds_the_version() {
+    let env = Env::new();
+    let st = pair(&env, &[("x.log", "the log tokX"), ("a.txt", "a")]);
+    fs::write(env.path("a/.ferryignore"), "*.log\n").unwrap();
+    ok_in(&env, "a", &["sync", &st]);
+    ok_in(&env, "b", &["sync", &st]);
+    fs::remove_file(env.path("b/.ferryignore")).unwrap();
+    ok_in(&env, "b", &["sync", &st]);
+    let o = ok_in(&env, "a", &["sync", &st]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("conflict"), "{}", text(&o));
+    for _ in 0..2 {
+        for who in ["a", "b"] {
+            ok_in(&env, who, &["sync", &st]);
+        }
+    }
+    for who in ["a", "b"] {
+        assert_eq!(conflict_copies(&env.path(who)), Vec::<String>::new(), "{who}");
+        assert_eq!(fs::read_to_string(env.path(who).join("x.log")).unwrap(), "the log tokX");
+    }
+    assert_same_replica(&env.path("a"), &env.path("b"));
+}
+
 /// `sync -n` merges the unpushed local state in memory; it must see that
 /// state as the merge sees the pushed snapshot: with the versions its
 /// parents agree on at paths its rules exclude (format-spec §15.6).

@@ -927,10 +927,21 @@ fn cmd_sync(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
             _ if !rep.apply.conflicts.is_empty() || !rep.apply.skipped.is_empty() => {
                 println!("partly in sync: some paths were left for the next sync")
             }
+            _ if !rep.conflicts.is_empty() => println!("in sync; both versions are kept where a path changed on both sides"),
             _ => println!("in sync"),
         }
     }
-    if !rep.apply.conflicts.is_empty() && !g.json {
+    if dry_run && !rep.apply.conflicts.is_empty() && !g.json {
+        // A real run keeps both versions of a changed file (the store's
+        // under its conflict name); only folders are left alone.
+        eprintln!(
+            "ferry: {} changed here too: a sync would keep both versions (the store's beside this one):",
+            output::count(rep.apply.conflicts.len() as u64, "path")
+        );
+        for c in &rep.apply.conflicts {
+            eprintln!("  {}", c.display());
+        }
+    } else if !rep.apply.conflicts.is_empty() && !g.json {
         eprintln!(
             "ferry: {} changed during the sync {} left alone for the next sync:",
             output::count(rep.apply.conflicts.len() as u64, "path"),

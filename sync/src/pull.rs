@@ -289,12 +289,21 @@ pub fn plan(base: &Base, remote: &Base, local: &LocalView<'_>, remote_rules: &Ig
     out
 }
 
-/// [`OnConflict::KeepBoth`]: writes the remote version of each path in
-/// `conflicts` at its conflict name, beside the local one. Returns the
-/// paths now settled, with the copy made (`None`: the remote holds
-/// nothing there, and the local version simply stays). A path whose
-/// remote entry is a folder, whose conflict names are both taken, or
-/// whose copy could not be written stays left alone.
+/// [`OnConflict::KeepBoth`]: settles each path of `conflicts` so that
+/// both versions stay. Returns the paths settled, with the copy holding
+/// the remote version (`None` when none was needed):
+///
+/// - the remote holds nothing there: the local version simply stays;
+/// - nothing is at the path any more (a local deletion, or a file the
+///   scan could not see): the remote version is written there;
+/// - the path already holds the remote content (a file its old rules hid,
+///   equal to the version synced elsewhere): nothing to add;
+/// - otherwise the remote version is written at its conflict name beside
+///   the local one (or found there already, from an interrupted run).
+///
+/// A path whose remote entry is a folder, under a symlinked folder, whose
+/// conflict names both hold other content, or whose write failed stays
+/// left alone.
 fn keep_both(
     replica: &Replica,
     store: &Store,
@@ -302,27 +311,86 @@ fn keep_both(
     conflicts: &[PathBuf],
     label: &dyn Fn(&Path, &Entry) -> String,
 ) -> Vec<(PathBuf, Option<PathBuf>)> {
-    let taken = |p: &Path| fs::symlink_metadata(replica.root().join(p)).is_ok();
+    let root = replica.root();
+    let taken = |p: &Path| fs::symlink_metadata(root.join(p)).is_ok();
     let mut out = Vec::new();
     for p in conflicts {
         let Some(r) = remote.get(p) else {
             out.push((p.clone(), None));
             continue;
         };
-        if is_dir_entry(r) {
+        if is_dir_entry(r) || under_symlink(root, p) {
             continue;
         }
-        let copy = crate::merge::conflict_name(p, &label(p, r), r.mtime_ns);
-        let copy = if taken(&copy) { crate::merge::with_content_suffix(&copy, r) } else { copy };
-        if taken(&copy) {
+        let (at, copy) = if !taken(p) {
+            (p.clone(), None)
+        } else if holds_content(store, &root.join(p), r) {
+            out.push((p.clone(), None));
             continue;
-        }
-        match crate::unignored::write_version(replica, store, &copy, r) {
-            Ok(()) => out.push((p.clone(), Some(copy))),
+        } else {
+            let copy = crate::merge::conflict_name(p, &label(p, r), r.mtime_ns);
+            let copy = if taken(&copy) && !holds_content(store, &root.join(&copy), r) {
+                crate::merge::with_content_suffix(&copy, r)
+            } else {
+                copy
+            };
+            if taken(&copy) {
+                if holds_content(store, &root.join(&copy), r) {
+                    out.push((p.clone(), Some(copy)));
+                }
+                continue;
+            }
+            (copy.clone(), Some(copy))
+        };
+        match crate::unignored::write_version(replica, store, &at, r) {
+            Ok(()) => out.push((p.clone(), copy)),
             Err(e) => tracing::warn!(path = %p.display(), error = %e, "could not keep the incoming version beside the local one"),
         }
     }
     out
+}
+
+/// True when a folder above `rel` (inside `root`) is a symlink or not a
+/// folder: nothing is written through it.
+fn under_symlink(root: &Path, rel: &Path) -> bool {
+    let mut at = root.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for c in &parts[..parts.len().saturating_sub(1)] {
+        at.push(c);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return true,
+            Err(_) => return false, // made by the write
+        }
+    }
+    false
+}
+
+/// True when `abs` holds exactly the content of file or symlink `e`
+/// (compared byte for byte with its blocks, read from the store).
+fn holds_content(store: &Store, abs: &Path, e: &Entry) -> bool {
+    let Ok(m) = fs::symlink_metadata(abs) else { return false };
+    match &e.content {
+        Content::Symlink(target) => {
+            m.is_symlink() && fs::read_link(abs).is_ok_and(|t| t.as_os_str().as_encoded_bytes() == target.as_slice())
+        }
+        Content::File(ids) => {
+            if !m.is_file() || m.len() != e.size {
+                return false;
+            }
+            let Ok(mut f) = File::open(abs) else { return false };
+            let mut buf = Vec::new();
+            for id in ids {
+                let Ok(block) = store.read_block(id) else { return false };
+                buf.resize(block.len(), 0);
+                if f.read_exact(&mut buf).is_err() || buf[..] != block[..] {
+                    return false;
+                }
+            }
+            true
+        }
+        Content::Dir(_) => false,
+    }
 }
 
 fn is_file(e: &Entry) -> bool {
