@@ -89,12 +89,16 @@ fn conflict_copies_name_the_replica_that_held_the_loser() {
     let hosts: std::collections::BTreeSet<String> =
         env.json(&["snapshots", &st]).as_array().unwrap().iter().map(|s| s["host"].as_str().unwrap().to_string()).collect();
     assert_eq!(hosts, ["Anna's laptop".to_string(), "desk".to_string()].into_iter().collect());
-    // A clone run again into a replica keeps its name.
-    env.ok(&["clone", &st, a.to_str().unwrap(), "--name", "other"]);
+    // A clone run again into a replica keeps its name, unless it is given one.
+    let newest_host = || env.json(&["snapshots", &st]).as_array().unwrap().last().unwrap()["host"].as_str().unwrap().to_string();
+    env.ok(&["clone", &st, a.to_str().unwrap()]);
     fs::write(a.join("more.txt"), "more").unwrap();
     env.in_dir_json("a", &["push", &st]);
-    let newest = env.json(&["snapshots", &st]).as_array().unwrap().last().unwrap()["host"].as_str().unwrap().to_string();
-    assert_eq!(newest, "Anna's laptop");
+    assert_eq!(newest_host(), "Anna's laptop");
+    env.ok(&["clone", &st, a.to_str().unwrap(), "--name", "other"]);
+    fs::write(a.join("more.txt"), "more again").unwrap();
+    env.in_dir_json("a", &["push", &st]);
+    assert_eq!(newest_host(), "other");
     // An empty name is a usage error; nothing is made.
     let c = env.path("c");
     let o = env.run(&["clone", &st, c.to_str().unwrap(), "--name", ""]);

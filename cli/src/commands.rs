@@ -853,8 +853,9 @@ fn cmd_clone(g: &Global, loc: &str, dir: &Path, folder: Option<&str>, name: Opti
     // Without --kdf-* options, the replica keeps a copy of the store key
     // file its passphrase opened: no second Argon2id run.
     let same_key = (k.kdf_memory_kib.is_none() && k.kdf_iterations.is_none()).then(|| store.opened_key_file()).flatten();
+    let rename = name.is_some();
     let name = host(&name.map(str::to_string));
-    let init = ferry_sync::pull::CloneInit { passphrase: &pw, kdf: kdf(k), folder, name: &name, key_file: same_key };
+    let init = ferry_sync::pull::CloneInit { passphrase: &pw, kdf: kdf(k), folder, name: &name, rename, key_file: same_key };
     let (_, rep) = ferry_sync::pull::clone(dir, &store, init, &Progress::default())?;
     print_pull(g, &rep, false, loc);
     Ok(if rep.skipped.is_empty() && rep.conflicts.is_empty() { 0 } else { EXIT_SKIPPED })

@@ -653,9 +653,9 @@ pub fn clone(dir: &Path, store: &Store, init: CloneInit<'_>, progress: &Progress
             if r.folder_id != folder_id || r.keys().family_id() != store.keys().family_id() {
                 return Err(Error::CloneIntoReplica { root });
             }
-            // A replica keeps its name; one a killed clone left unnamed
-            // gets it now.
-            if r.name()?.is_none() {
+            // A replica keeps its name unless one is asked for; one a
+            // killed clone left unnamed gets it now.
+            if init.rename || r.name()?.is_none() {
                 r.set_name(init.name)?;
             }
             r
@@ -690,6 +690,9 @@ pub struct CloneInit<'a> {
     pub folder: Option<&'a str>,
     /// The replica's name ([`Replica::name`]).
     pub name: &'a str,
+    /// `name` was asked for (not a default): a replica cloned into again
+    /// takes it too (otherwise it keeps its own).
+    pub rename: bool,
     /// Lock the new replica with a copy of this key file (the store's,
     /// which `passphrase` opened) instead of a new one with `kdf`.
     pub key_file: Option<&'a ferry_store::KeyFile>,
