@@ -77,3 +77,35 @@ fn a_damaged_or_foreign_key_file_is_refused_with_a_clear_error() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad.key") && err.contains("damaged"), "{err}");
 }
+
+/// A clone made with a key file locks the new replica with a new
+/// passphrase; run again into that replica, it opens it with the
+/// passphrase it has (it asked for a new one, and with
+/// `FERRY_NEW_PASSWORD` set, used that one and failed).
+#[test]
+fn a_clone_with_a_key_file_run_again_opens_the_replica_with_its_passphrase() {
+    let env = Env::new();
+    std::fs::create_dir(env.path("r")).unwrap();
+    std::fs::write(env.path("r/a.txt"), b"hello").unwrap();
+    let st = env.replica_and_store("r", "st");
+    env.in_dir_json("r", &["push", &st]);
+    let key = env.path("family.key");
+    env.ok(&["key", "export", &st, key.to_str().unwrap()]);
+    let c = env.path("c");
+    let clone = |current: Option<&str>, new: &str| {
+        let mut cmd = env.cmd();
+        cmd.env_remove("FERRY_PASSWORD").env("FERRY_NEW_PASSWORD", new).arg("--key-file").arg(&key);
+        if let Some(p) = current {
+            cmd.env("FERRY_PASSWORD", p);
+        }
+        cmd.args(["clone", &st, c.to_str().unwrap(), "--kdf-memory-kib", "64", "--kdf-iterations", "1"]).stdin(std::process::Stdio::null());
+        cmd.output().unwrap()
+    };
+    let o = clone(None, "replica passphrase");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(env.path("r/b.txt"), b"more").unwrap();
+    env.in_dir_json("r", &["push", &st]);
+    let o = clone(Some("replica passphrase"), "some other passphrase");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(c.join("b.txt")).unwrap(), b"more");
+}

@@ -844,7 +844,12 @@ fn cmd_clone(g: &Global, loc: &str, dir: &Path, folder: Option<&str>, name: Opti
     // One passphrase opens the store and locks the new replica's key
     // file; with a key file, the replica's passphrase is asked as new.
     let (store, pw) = if g.key_file.is_some() {
-        (open_on(g, loc, backend)?, passphrase::new(true, &format!("replica {}", dir.display()))?)
+        // Run again into a replica this clone made: its passphrase is the
+        // one it has, not a new one.
+        let what = format!("replica {}", dir.display());
+        let existing = ferry_sync::replica::find_root(dir).is_some_and(|r| dir.canonicalize().is_ok_and(|d| d == r));
+        let pw = if existing { passphrase::existing(&what)? } else { passphrase::new(true, &what)? };
+        (open_on(g, loc, backend)?, pw)
     } else {
         Store::require(backend.as_ref()).with_context(|| format!("opening store {loc}"))?;
         let pw = passphrase::existing(&format!("store {loc}"))?;
