@@ -2,8 +2,12 @@
 //! store, apply the result, and push the merge with all heads as parents.
 //!
 //! Before the merge can replace or delete anything locally, the local
-//! state is pushed: every version is in the store and restorable. A file
-//! that changes while the merge is applied is left alone for the next sync.
+//! state is pushed: every version is in the store and restorable. Where
+//! the folder differs from what the push recorded (or holds a file old
+//! rules hid), both versions are kept: the local one at the path, the
+//! merged one beside it under its conflict name (`pull::OnConflict`). A
+//! file that changes while the merge is applied is left alone for the
+//! next sync.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
