@@ -8,8 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 
 use common::Env;
 
-#[test]
-fn an_exported_key_opens_stores_and_replicas_without_a_passphrase() {
+/// A replica `r` holding `a.txt`, pushed to store `st`, and its key
+/// exported to `family.key`: (env, store, key file).
+fn exported() -> (Env, String, std::path::PathBuf) {
     let env = Env::new();
     std::fs::create_dir(env.path("r")).unwrap();
     std::fs::write(env.path("r/a.txt"), b"hello").unwrap();
@@ -17,6 +18,12 @@ fn an_exported_key_opens_stores_and_replicas_without_a_passphrase() {
     env.in_dir_json("r", &["push", &st]);
     let key = env.path("family.key");
     env.ok(&["key", "export", &st, key.to_str().unwrap()]);
+    (env, st, key)
+}
+
+#[test]
+fn an_exported_key_opens_stores_and_replicas_without_a_passphrase() {
+    let (env, st, key) = exported();
     let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the key file is private");
     // Never overwritten.
@@ -84,13 +91,7 @@ fn a_damaged_or_foreign_key_file_is_refused_with_a_clear_error() {
 /// `FERRY_NEW_PASSWORD` set, used that one and failed).
 #[test]
 fn a_clone_with_a_key_file_run_again_opens_the_replica_with_its_passphrase() {
-    let env = Env::new();
-    std::fs::create_dir(env.path("r")).unwrap();
-    std::fs::write(env.path("r/a.txt"), b"hello").unwrap();
-    let st = env.replica_and_store("r", "st");
-    env.in_dir_json("r", &["push", &st]);
-    let key = env.path("family.key");
-    env.ok(&["key", "export", &st, key.to_str().unwrap()]);
+    let (env, st, key) = exported();
     let c = env.path("c");
     let clone = |current: Option<&str>, new: &str| {
         let mut cmd = env.cmd();

@@ -313,6 +313,15 @@ fn keep_both(
 ) -> Vec<(PathBuf, Option<PathBuf>)> {
     let root = replica.root();
     let taken = |p: &Path| fs::symlink_metadata(root.join(p)).is_ok();
+    // None: nothing at `q`; Some(true): `q` holds `r` already.
+    let holds = |q: &Path, r: &Entry| taken(q).then(|| holds_content(store, &root.join(q), r));
+    let write = |at: &Path, r: &Entry| match crate::unignored::write_version(replica, store, at, r) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(path = %at.display(), error = %e, "could not keep the incoming version beside the local one");
+            false
+        }
+    };
     let mut out = Vec::new();
     for p in conflicts {
         let Some(r) = remote.get(p) else {
@@ -322,29 +331,24 @@ fn keep_both(
         if is_dir_entry(r) || under_symlink(root, p) {
             continue;
         }
-        let (at, copy) = if !taken(p) {
-            (p.clone(), None)
-        } else if holds_content(store, &root.join(p), r) {
-            out.push((p.clone(), None));
-            continue;
-        } else {
-            let copy = crate::merge::conflict_name(p, &label(p, r), r.mtime_ns);
-            let copy = if taken(&copy) && !holds_content(store, &root.join(&copy), r) {
-                crate::merge::with_content_suffix(&copy, r)
-            } else {
-                copy
-            };
-            if taken(&copy) {
-                if holds_content(store, &root.join(&copy), r) {
+        match holds(p, r) {
+            None if write(p, r) => out.push((p.clone(), None)),
+            Some(true) => out.push((p.clone(), None)),
+            None => {}
+            Some(false) => {
+                // The conflict name, or the content-suffixed one when that
+                // holds other content; either may hold this version
+                // already (an interrupted run).
+                let mut copy = crate::merge::conflict_name(p, &label(p, r), r.mtime_ns);
+                let mut state = holds(&copy, r);
+                if state == Some(false) {
+                    copy = crate::merge::with_content_suffix(&copy, r);
+                    state = holds(&copy, r);
+                }
+                if state == Some(true) || (state.is_none() && write(&copy, r)) {
                     out.push((p.clone(), Some(copy)));
                 }
-                continue;
             }
-            (copy.clone(), Some(copy))
-        };
-        match crate::unignored::write_version(replica, store, &at, r) {
-            Ok(()) => out.push((p.clone(), copy)),
-            Err(e) => tracing::warn!(path = %p.display(), error = %e, "could not keep the incoming version beside the local one"),
         }
     }
     out

@@ -14,7 +14,7 @@ use crate::progress::Progress;
 use crate::replica::{Base, Commit, Known, Replica};
 use crate::scan::{Listing, replica_filter};
 use crate::snapshot::{self, Snapshot};
-use crate::tree::{Content, Entry, MAX_DEPTH, Tree};
+use crate::tree::{Content, MAX_DEPTH, Tree};
 
 /// Push settings.
 #[derive(Clone, Debug, Default)]
@@ -51,17 +51,6 @@ pub(crate) const TREES_PER_BATCH: usize = 1024;
 /// ([`Store::read_blocks`]).
 pub fn flatten(store: &Store, root: &ferry_store::BlockId) -> Result<Base> {
     let mut out = Base::new();
-    walk_tree(store, root, |p, e| {
-        out.insert(p, e);
-    })?;
-    Ok(out)
-}
-
-/// Hands every entry of the tree at `root` to `f` with its path, level by
-/// level (a folder before its contents), holding one level at a time: for
-/// a reader that keeps only some entries, cheaper than [`flatten`]'s map
-/// of them all (`pull::effective_tree` reads up to 16 ancestors' trees).
-pub fn walk_tree(store: &Store, root: &ferry_store::BlockId, mut f: impl FnMut(PathBuf, Entry)) -> Result<()> {
     let mut level: Vec<(PathBuf, ferry_store::BlockId)> = vec![(PathBuf::new(), *root)];
     let mut depth = 0;
     while !level.is_empty() {
@@ -78,14 +67,14 @@ pub fn walk_tree(store: &Store, root: &ferry_store::BlockId, mut f: impl FnMut(P
                     if let Content::Dir(child) = &e.content {
                         next.push((p.clone(), *child));
                     }
-                    f(p, e);
+                    out.insert(p, e);
                 }
             }
         }
         level = next;
         depth += 1;
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Pushes the folder. Refuses (unless forced) when the store holds a
