@@ -128,6 +128,20 @@ pub enum Command {
         #[arg(long, short = 'n')]
         dry_run: bool,
     },
+    /// (In a replica) sync continuously: when the folder settles after a
+    /// change, every interval, and when a store comes back.
+    ///
+    /// Runs until Ctrl-C or SIGTERM (exit 0; a second one ends it at once).
+    /// The replica is locked only during each sync, so `status` and a manual
+    /// `sync` work beside it. A store that cannot be reached is reported
+    /// once and tried again every interval; the others go on meanwhile.
+    /// Prints one line per sync that moved something (`--json`: one event
+    /// per line).
+    Watch(WatchArgs),
+    /// (In a replica) the stores it syncs with: recorded by every push,
+    /// pull, sync and clone, and kept in step by `watch` without LOC.
+    #[command(subcommand)]
+    Remote(RemoteCmd),
     /// (In a replica) list the conflict copies still present.
     Conflicts,
     /// (In a replica) local changes since the last sync.
@@ -224,6 +238,45 @@ pub enum Command {
     /// The local block cache.
     #[command(subcommand)]
     Cache(CacheCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// Stores to keep in step (default: those this replica has synced with; see `ferry remote list`).
+    pub locs: Vec<String>,
+    /// How often to look for new snapshots in the stores, and to try unreachable ones again (500ms, 1s, 30s, 5m).
+    #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+    /// How long the folder must stay unchanged after a change before it is synced.
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
+    pub quiet_period: std::time::Duration,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RemoteCmd {
+    /// List the stores, with the time of the last sync with each.
+    List,
+    /// Add a store (a local path is recorded absolute).
+    Add {
+        /// Store location.
+        loc: String,
+    },
+    /// Forget a store (the store itself is not touched).
+    Remove {
+        /// Store location, as `remote list` shows it (or as given to `add`).
+        loc: String,
+    },
+}
+
+/// A duration: `500ms`, `1s`, `30s`, `5m`, `1h`, `2m30s`; more than zero.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{s:?} is not a duration (e.g. 500ms, 1s, 30s, 5m)");
+    let d: jiff::SignedDuration = s.trim().parse().map_err(|_| bad())?;
+    let d = std::time::Duration::try_from(d).map_err(|_| bad())?;
+    if d.is_zero() {
+        return Err(format!("{s:?}: a duration must be more than zero"));
+    }
+    Ok(d)
 }
 
 #[derive(Args, Debug)]

@@ -45,6 +45,8 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Status => cmd_status(g),
         Command::Sync { loc, dry_run } => cmd_sync(g, loc, *dry_run),
         Command::Conflicts => cmd_conflicts(g),
+        Command::Watch(a) => cmd_watch(g, a),
+        Command::Remote(c) => cmd_remote(g, c),
         Command::Store(StoreCmd::Init(a)) => store_init(g, a),
         Command::Key(k) => key(g, k),
         Command::Backup(a) => cmd_backup(g, a),
@@ -738,6 +740,9 @@ fn cmd_push(g: &Global, loc: &str, dry_run: bool, force: bool) -> Result<i32> {
     );
     bar.finish();
     let rep = res?;
+    if !dry_run {
+        remember(&r, loc)?;
+    }
     print_left_out(g, &rep.left_out);
     let s = &rep.summary;
     if g.json {
@@ -783,6 +788,9 @@ fn cmd_pull(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
     let (r, store) = replica_and_store(g, loc)?;
     let progress = Arc::new(Progress::default());
     let rep = pull(&r, &store, &PullOptions { dry_run }, &progress)?;
+    if !dry_run {
+        remember(&r, loc)?;
+    }
     print_pull(g, &rep, dry_run, loc);
     Ok(if rep.skipped.is_empty() && rep.conflicts.is_empty() { 0 } else { EXIT_SKIPPED })
 }
@@ -861,7 +869,8 @@ fn cmd_clone(g: &Global, loc: &str, dir: &Path, folder: Option<&str>, name: Opti
     let rename = name.is_some();
     let name = host(&name.map(str::to_string));
     let init = ferry_sync::pull::CloneInit { passphrase: &pw, kdf: kdf(k), folder, name: &name, rename, key_file: same_key };
-    let (_, rep) = ferry_sync::pull::clone(dir, &store, init, &Progress::default())?;
+    let (r, rep) = ferry_sync::pull::clone(dir, &store, init, &Progress::default())?;
+    remember(&r, loc)?;
     print_pull(g, &rep, false, loc);
     Ok(if rep.skipped.is_empty() && rep.conflicts.is_empty() { 0 } else { EXIT_SKIPPED })
 }
@@ -913,6 +922,9 @@ fn cmd_sync(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
     let res = sync(&r, &store, &SyncOptions { dry_run, host: replica_host(&r)? }, &progress);
     bar.finish();
     let rep = res?;
+    if !dry_run {
+        remember(&r, loc)?;
+    }
     if g.json {
         output::json(&DryRun { dry_run, report: &rep });
     } else if !g.quiet {
@@ -962,6 +974,201 @@ fn cmd_sync(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
     // (copies made here, or paths left for the next sync) exits 3.
     let clean = rep.apply.skipped.is_empty() && rep.conflicts.is_empty() && rep.apply.conflicts.is_empty();
     Ok(if clean { 0 } else { EXIT_SKIPPED })
+}
+
+/// Records `loc` as a store this replica syncs with (`remote list`, `watch`).
+fn remember(r: &Replica, loc: &str) -> Result<()> {
+    r.record_remote(&replica::remote_location(loc)?, ferry_sync::backup::now_ns())?;
+    Ok(())
+}
+
+/// `ferry watch`: the key is opened once; the library decides when to sync
+/// and reports each step, printed here.
+fn cmd_watch(g: &Global, a: &WatchArgs) -> Result<i32> {
+    let root = here_root()?;
+    let (master, stores) = {
+        let r = open_replica(g, &root)?;
+        let stores = if a.locs.is_empty() {
+            r.remotes()?.into_iter().map(|r| r.location).collect()
+        } else {
+            a.locs.iter().map(|l| replica::remote_location(l)).collect::<Result<Vec<_>, _>>()?
+        };
+        (r.keys().master().clone(), stores)
+        // The replica (and its lock) is released here: each sync takes it anew.
+    };
+    let opts = ferry_sync::watch::WatchOptions {
+        stores,
+        interval: a.interval,
+        quiet: a.quiet_period,
+        max_wait: ferry_sync::watch::WatchOptions::default_max_wait(a.quiet_period, a.interval),
+        host: host(&None),
+        cache: cache(g),
+    };
+    let w = ferry_sync::watch::Watch::new();
+    let stopper = w.stopper();
+    crate::interrupt::stop_with(move || stopper.stop());
+    w.run(&root, &master, &opts, &mut |e| print_watch_event(g, a, e))?;
+    if g.json {
+        output::json_line(&serde_json::json!({ "event": "stopped" }));
+    } else if !g.quiet {
+        eprintln!("ferry: watch stopped");
+    }
+    Ok(0)
+}
+
+fn print_watch_event(g: &Global, a: &WatchArgs, e: ferry_sync::watch::Event<'_>) {
+    use ferry_sync::watch::Event;
+    use serde_json::json;
+    let now = || output::rfc3339(ferry_sync::backup::now_ns());
+    let stamp = || output::time(ferry_sync::backup::now_ns());
+    match e {
+        Event::Started { root, stores } => {
+            if g.json {
+                output::json_line(&json!({ "event": "started", "time": now(), "replica": root.to_string_lossy(), "stores": stores }));
+            } else if !g.quiet {
+                eprintln!(
+                    "ferry: watching {} with {} ({}); syncing when changes settle for {}, and every {}; Ctrl-C stops",
+                    root.display(),
+                    output::count(stores.len() as u64, "store"),
+                    stores.join(", "),
+                    jiff::SignedDuration::try_from(a.quiet_period).map(|d| format!("{d:#}")).unwrap_or_default(),
+                    jiff::SignedDuration::try_from(a.interval).map(|d| format!("{d:#}")).unwrap_or_default(),
+                );
+            }
+        }
+        Event::NotWatching { reason } => {
+            if g.json {
+                output::json_line(&json!({ "event": "not_watching", "time": now(), "reason": reason }));
+            } else {
+                eprintln!("ferry: warning: cannot watch the folder for changes ({reason}); looking for them every interval instead");
+            }
+        }
+        Event::Synced(o) => {
+            if !o.did_something() && g.verbose == 0 {
+                return;
+            }
+            if g.json {
+                let mut v = serde_json::to_value(o).expect("JSON");
+                v["event"] = json!("sync");
+                v["time"] = json!(now());
+                output::json_line(&v);
+                return;
+            }
+            if g.quiet {
+                return;
+            }
+            let mut moved = Vec::new();
+            if o.pulled > 0 || o.pushed == 0 {
+                moved.push(format!("pulled {}", output::count(o.pulled as u64, "change")));
+            }
+            if o.pushed > 0 {
+                moved.push(format!("pushed {}", output::count(o.pushed as u64, "change")));
+            }
+            let mut line = format!("{} {}: {}", stamp(), o.store, moved.join(", "));
+            if let Some(m) = o.merged {
+                line += &format!(", merged as snapshot {}", m.short(8));
+            }
+            if !o.conflicts.is_empty() {
+                let c: Vec<String> =
+                    o.conflicts.iter().map(|c| format!("{} (other version kept as {})", c.path.display(), c.copy.display())).collect();
+                line += &format!("; conflicts: {}", c.join(", "));
+            }
+            if !o.left_for_next.is_empty() {
+                let c: Vec<String> = o.left_for_next.iter().map(|p| p.display().to_string()).collect();
+                line += &format!("; changed during the sync, left for the next: {}", c.join(", "));
+            }
+            if !o.skipped.is_empty() {
+                let c: Vec<String> = o.skipped.iter().map(|s| format!("{} ({})", s.path, s.reason)).collect();
+                line += &format!("; not written: {}", c.join(", "));
+            }
+            println!("{line}");
+        }
+        Event::Unreachable { store, error } => {
+            if g.json {
+                output::json_line(&json!({ "event": "unreachable", "time": now(), "store": store, "error": error.to_string() }));
+            } else if !g.quiet {
+                eprintln!("ferry: {} {store} cannot be reached ({error}); trying again every interval", stamp());
+            }
+        }
+        Event::Reachable { store } => {
+            if g.json {
+                output::json_line(&json!({ "event": "reachable", "time": now(), "store": store }));
+            } else if !g.quiet {
+                eprintln!("ferry: {} {store} is back", stamp());
+            }
+        }
+        Event::Busy { store } => {
+            if g.verbose == 0 {
+                return;
+            }
+            if g.json {
+                output::json_line(&json!({ "event": "busy", "time": now(), "store": store }));
+            } else {
+                eprintln!("ferry: {} another ferry process has the replica (or {store}) in use; trying again shortly", stamp());
+            }
+        }
+        Event::Failed { store, error } => {
+            if g.json {
+                output::json_line(&json!({ "event": "failed", "time": now(), "store": store, "error": error.to_string() }));
+            } else {
+                eprintln!("ferry: {} sync with {store} failed: {error}; trying again every interval", stamp());
+            }
+        }
+    }
+}
+
+/// `ferry remote list|add|remove`: the replica's record of its stores
+/// (opened without its key: nothing here needs it).
+fn cmd_remote(g: &Global, c: &RemoteCmd) -> Result<i32> {
+    let root = here_root()?;
+    let r = Replica::open_without_key(&root).with_context(|| format!("opening replica {}", root.display()))?;
+    match c {
+        RemoteCmd::List => {
+            let remotes = r.remotes()?;
+            if g.json {
+                #[derive(Serialize)]
+                struct Row<'a> {
+                    location: &'a str,
+                    last_sync: Option<String>,
+                }
+                let rows: Vec<_> =
+                    remotes.iter().map(|m| Row { location: &m.location, last_sync: m.last_sync_ns.map(output::rfc3339) }).collect();
+                output::json(&rows);
+            } else {
+                for m in &remotes {
+                    match m.last_sync_ns {
+                        Some(ns) => println!("{}  (last sync {})", m.location, output::time(ns)),
+                        None => println!("{}  (not synced yet)", m.location),
+                    }
+                }
+                if remotes.is_empty() && !g.quiet {
+                    println!("no stores yet: a push, pull, sync or clone records its store");
+                }
+            }
+        }
+        RemoteCmd::Add { loc } => {
+            let l = replica::remote_location(loc)?;
+            let added = r.add_remote(&l)?;
+            if g.json {
+                output::json(&serde_json::json!({ "location": l, "added": added }));
+            } else if !g.quiet {
+                println!("{} {l}", if added { "added" } else { "already a remote:" });
+            }
+        }
+        RemoteCmd::Remove { loc } => {
+            // As recorded, or as given (a relative path).
+            let removed = r.remove_remote(loc)? || r.remove_remote(&replica::remote_location(loc)?)?;
+            if !removed {
+                anyhow::bail!("{loc} is not a remote of this replica (`ferry remote list` shows them)");
+            }
+            if g.json {
+                output::json(&serde_json::json!({ "removed": loc }));
+            } else if !g.quiet {
+                println!("removed {loc}");
+            }
+        }
+    }
+    Ok(0)
 }
 
 fn cmd_conflicts(g: &Global) -> Result<i32> {

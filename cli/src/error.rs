@@ -53,6 +53,9 @@ impl Context {
             Command::Pin { .. } => ("pin", None),
             Command::Unpin { .. } => ("unpin", None),
             Command::Cache(_) => ("cache", None),
+            Command::Watch(a) => ("watch", a.locs.first().map(String::as_str)),
+            Command::Remote(crate::args::RemoteCmd::Add { loc } | crate::args::RemoteCmd::Remove { loc }) => ("remote", Some(loc)),
+            Command::Remote(crate::args::RemoteCmd::List) => ("remote", None),
         };
         Context { loc: loc.map(shell_word).unwrap_or_else(|| "LOC".into()), command }
     }
@@ -196,6 +199,9 @@ fn sync_hint(e: &SyncError, cx: &Context) -> Option<String> {
         ),
         SyncError::ReplicaBusy { .. } => "wait for the other ferry process to finish, then run again".into(),
         SyncError::CloneIntoReplica { .. } => "clone into a new folder".into(),
+        SyncError::NoRemotes { .. } => {
+            "give the stores (`ferry watch LOC...`), or sync once (`ferry sync LOC`) or `ferry remote add LOC`".into()
+        }
         SyncError::OtherFamily { root } | SyncError::OtherChunker { root } => {
             format!("use a store of this replica's family, or create one with `ferry store init NEWLOC --like {}`", path_word(root))
         }

@@ -129,6 +129,11 @@ pub fn json<T: serde::Serialize + ?Sized>(v: &T) {
     println!("{}", serde_json::to_string_pretty(v).expect("JSON"));
 }
 
+/// Prints a value as one line of JSON on stdout (a stream of events: `watch --json`).
+pub fn json_line<T: serde::Serialize + ?Sized>(v: &T) {
+    println!("{}", serde_json::to_string(v).expect("JSON"));
+}
+
 /// A report with the `dry_run` flag the command was given.
 #[derive(serde::Serialize)]
 pub struct DryRun<'a, T: serde::Serialize> {

@@ -541,6 +541,15 @@ impl Store {
         Ok(self.backend.list(SNAPSHOTS_DIR)?.iter().filter_map(|o| name_from_path(&o.path)).collect())
     }
 
+    /// The snapshot names at the backend's location, without opening the
+    /// store (no key, no index cache): fails like [`Store::require`] when
+    /// no store is there. A watcher compares two listings to tell whether
+    /// a store holds anything new, without taking any lock.
+    pub fn peek_snapshots(backend: &dyn Backend) -> Result<Vec<ObjectName>> {
+        Self::require(backend)?;
+        Ok(backend.list(SNAPSHOTS_DIR)?.iter().filter_map(|o| name_from_path(&o.path)).collect())
+    }
+
     /// Seals a snapshot payload (format-spec §14) and writes it; returns its name.
     pub fn write_snapshot(&self, payload: &[u8]) -> Result<ObjectName> {
         let name = self.write_object(SNAPSHOTS_DIR, Kind::Snapshot, payload)?;

@@ -229,6 +229,18 @@ pub enum Error {
         /// The replica's root.
         root: PathBuf,
     },
+    /// A replica being watched went away (its folder or `.ferry/` removed).
+    #[error("the replica {root} is gone")]
+    ReplicaGone {
+        /// The replica's root.
+        root: PathBuf,
+    },
+    /// `watch` was given no store and the replica has synced with none.
+    #[error("the replica {root} has no store to keep in step with: it has not synced with any yet")]
+    NoRemotes {
+        /// The replica's root.
+        root: PathBuf,
+    },
     /// A folder is already a replica of another folder (or of a store of
     /// another key family), so it cannot be cloned into.
     #[error("{root} is already a replica of another folder or key family; nothing was changed")]

@@ -11,6 +11,7 @@
 //! - [`backup`], [`restore`], [`diff`], [`check`], [`ls`]: the operations.
 //! - [`replica`], [`scan`], [`push`], [`pull`], [`sync`], [`merge`]: replicas of a synced folder (`.ferry/`) and their state model, status, push, pull, clone and the N-way merge.
 //! - [`history`]: a folder's snapshots in a store, heads, ancestry and how they relate to a replica's state.
+//! - [`watch`]: `ferry watch`, deciding when to sync with which store (inotify, intervals, unreachable stores).
 //! - [`workdir`]: the one writer of entries into a working folder (restore, pull, clone, sync).
 //! - [`progress`]: counters a front end can draw.
 //! - [`change`]: the change vocabulary ([`ChangeKind`]) every report uses; reports serialize (serde) as the CLI's `--json`.
@@ -39,6 +40,7 @@ pub mod snapshot;
 pub mod sync;
 pub mod tree;
 pub mod unignored;
+pub mod watch;
 pub mod workdir;
 
 pub use change::{ChangeKind, PathChange};

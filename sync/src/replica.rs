@@ -25,6 +25,8 @@
 //!   known but is not a parent is older than this replica: pull refuses.
 //! - **pending**: what a running pull is writing, so that `status` after a
 //!   killed pull does not take files that already arrived for local work.
+//! - **remotes**: the store locations it has synced with ([`Replica::remotes`]),
+//!   what `watch` without LOC keeps in step.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,6 +55,11 @@ const CONFLICTS: TableDefinition<&[u8], u8> = TableDefinition::new("conflicts");
 /// Paths the last pull did not sync because `.ferryignore` rules excluded
 /// them, while the snapshot pulled held a version there (§15.5).
 const UNSYNCED: TableDefinition<&[u8], u8> = TableDefinition::new("unsynced");
+/// The stores this replica syncs with (`remote list`, and `watch` without
+/// LOC): location as given (a local path made absolute) → time of the last
+/// successful push, pull, sync or clone with it (ns since the epoch; 0 for
+/// one added by hand and never synced yet).
+const REMOTES: TableDefinition<&str, i64> = TableDefinition::new("remotes");
 
 /// The last synced state: relative path → entry (folders included).
 pub type Base = BTreeMap<PathBuf, Entry>;
@@ -508,6 +515,89 @@ impl Replica {
                 let v = Tree { entries: vec![e.clone()] }.encode();
                 t.insert(p.as_os_str().as_bytes(), &v[..]).map_err(|e| db_err(&path, e))?;
             }
+        }
+        tx.commit().map_err(|e| db_err(&path, e))
+    }
+}
+
+/// A store this replica syncs with ([`Replica::remotes`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Remote {
+    /// The location: an absolute path, `ssh://...` or `s3://...`.
+    pub location: String,
+    /// When a push, pull, sync or clone with it last succeeded (ns since
+    /// the epoch); `None` when added by hand and not synced since.
+    pub last_sync_ns: Option<i64>,
+}
+
+/// The form a store location is recorded in: a local path made absolute
+/// (symlinks resolved when it exists), so that the record means the same
+/// store from any working folder; `ssh://` and `s3://` as given.
+pub fn remote_location(loc: &str) -> Result<String> {
+    use ferry_store::backend::Location;
+    match Location::parse(loc)? {
+        Location::Local(p) => {
+            let abs = p.canonicalize().or_else(|_| std::path::absolute(&p)).map_err(|e| Error::io("open", &p, e))?;
+            Ok(abs.to_string_lossy().into_owned())
+        }
+        _ => Ok(loc.to_string()),
+    }
+}
+
+impl Replica {
+    /// The stores this replica has synced with (or that were added by
+    /// hand), in location order.
+    pub fn remotes(&self) -> Result<Vec<Remote>> {
+        let path = self.path();
+        let tx = self.db.begin_read().map_err(|e| db_err(&path, e))?;
+        let t = match tx.open_table(REMOTES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(db_err(&path, e)),
+        };
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| db_err(&path, e))? {
+            let (k, v) = row.map_err(|e| db_err(&path, e))?;
+            let ns = v.value();
+            out.push(Remote { location: k.value().to_string(), last_sync_ns: (ns != 0).then_some(ns) });
+        }
+        Ok(out)
+    }
+
+    /// Records that a push, pull, sync or clone with the store at `loc`
+    /// (in [`remote_location`] form) succeeded at `time_ns`.
+    pub fn record_remote(&self, loc: &str, time_ns: i64) -> Result<()> {
+        self.write_remote(loc, Some(time_ns))
+    }
+
+    /// Adds `loc` (in [`remote_location`] form) to the remotes, keeping
+    /// its last sync time when it is one already. Returns false when it was.
+    pub fn add_remote(&self, loc: &str) -> Result<bool> {
+        let known = self.remotes()?.iter().any(|r| r.location == loc);
+        if !known {
+            self.write_remote(loc, None)?;
+        }
+        Ok(!known)
+    }
+
+    /// Removes `loc` from the remotes; false when it was not one.
+    pub fn remove_remote(&self, loc: &str) -> Result<bool> {
+        let path = self.path();
+        let tx = self.db.begin_write().map_err(|e| db_err(&path, e))?;
+        let removed = {
+            let mut t = tx.open_table(REMOTES).map_err(|e| db_err(&path, e))?;
+            t.remove(loc).map_err(|e| db_err(&path, e))?.is_some()
+        };
+        tx.commit().map_err(|e| db_err(&path, e))?;
+        Ok(removed)
+    }
+
+    fn write_remote(&self, loc: &str, time_ns: Option<i64>) -> Result<()> {
+        let path = self.path();
+        let tx = self.db.begin_write().map_err(|e| db_err(&path, e))?;
+        {
+            let mut t = tx.open_table(REMOTES).map_err(|e| db_err(&path, e))?;
+            t.insert(loc, time_ns.unwrap_or(0)).map_err(|e| db_err(&path, e))?;
         }
         tx.commit().map_err(|e| db_err(&path, e))
     }
