@@ -243,6 +243,7 @@ pub enum Command {
 #[derive(Args, Debug)]
 pub struct WatchArgs {
     /// Stores to keep in step (default: those this replica has synced with; see `ferry remote list`).
+    #[arg(value_name = "LOC")]
     pub locs: Vec<String>,
     /// How often to look for new snapshots in the stores, and to try unreachable ones again (500ms, 1s, 30s, 5m).
     #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
