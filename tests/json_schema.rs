@@ -284,6 +284,45 @@ fn every_command_json_matches_its_documented_schema() {
     ck.check("key-remove", &run(&env, None, &["key", "remove", &bst, added["added"].as_str().unwrap()], 0));
     ck.check("key-export", &run(&env, None, &["key", "export", &bst, &s("exported.key")], 0));
 
+    // Remotes: the push and the clone recorded the store.
+    let remotes = ck.check("remote-list", &run(&env, Some(&r1), &["remote", "list"], 0));
+    assert_eq!(remotes.as_array().unwrap().len(), 1, "{remotes}");
+    ck.check("remote-add", &run(&env, Some(&r1), &["remote", "add", &bst], 0));
+    ck.check("remote-remove", &run(&env, Some(&r1), &["remote", "remove", &bst], 0));
+
+    // watch: one event per line; a local change makes a sync event.
+    let mut child = env
+        .cmd()
+        .arg("-C")
+        .arg(&r1)
+        .args(["watch", &st, "--interval", "1s", "--quiet-period", "200ms", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in std::io::BufRead::lines(std::io::BufReader::new(out)) {
+            let Ok(l) = l else { break };
+            let _ = tx.send(l);
+        }
+    });
+    let next = || rx.recv_timeout(std::time::Duration::from_secs(30)).expect("a watch event within 30 s");
+    let started: Value = serde_json::from_str(&next()).unwrap();
+    assert_eq!(started["event"], "started", "{started}");
+    fs::write(r1.join("watched.txt"), b"seen by watch").unwrap();
+    // The first sync may only bring in r2's merge; the change follows.
+    loop {
+        let line = next();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["event"], "sync", "{v}");
+        if ck.check("watch-sync", line.as_bytes())["pushed"].as_u64().unwrap() >= 1 {
+            break;
+        }
+    }
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+
     // Errors.
     let e = ck.check("error", &run(&env, None, &["snapshots", &s("nowhere")], 10));
     assert_eq!(e["code"], 10, "{e}");
