@@ -233,6 +233,30 @@ fn a_store_that_goes_away_and_comes_back_gets_the_changes_made_meanwhile() {
 }
 
 #[test]
+fn a_replica_watching_two_stores_carries_changes_between_them() {
+    let env = Env::new();
+    two_replicas(&env);
+    // a also syncs with a second store (say a NAS), which c was cloned from.
+    let a = env.path("a");
+    let nas = env.path("nas").to_string_lossy().into_owned();
+    let kdf = ["--kdf-memory-kib", "64", "--kdf-iterations", "1"];
+    env.ok(&[&["-C", a.to_str().unwrap(), "store", "init", &nas, "--like", "."][..], &kdf].concat());
+    env.ok(&["-C", a.to_str().unwrap(), "push", &nas]);
+    env.clone_to(&nas, "c");
+    // a watches both (no LOC: the push recorded the second store too).
+    let wa = Watcher::start(&env, "a", &[]);
+    assert_eq!(wa.events("started")[0]["stores"].as_array().unwrap().len(), 2);
+    let _wb = Watcher::start(&env, "b", &[]);
+    let _wc = Watcher::start(&env, "c", &[]);
+    // b's edit goes to st, a brings it in and sends it on to nas, c gets it.
+    fs::write(env.path("b/notes.txt"), b"from b\n").unwrap();
+    wait_for("b's edit in c", || read(&env, "c/notes.txt").as_deref() == Some(&b"from b\n"[..]));
+    // And back: c's edit reaches b through a.
+    fs::write(env.path("c/other.txt"), b"from c\n").unwrap();
+    wait_for("c's file in b", || read(&env, "b/other.txt").as_deref() == Some(&b"from c\n"[..]));
+}
+
+#[test]
 fn sigint_and_sigterm_stop_it_with_exit_0() {
     let env = Env::new();
     two_replicas(&env);
