@@ -257,7 +257,6 @@ impl Watch {
             .iter()
             .map(|s| StoreState { loc: s.clone(), backend: None, reachable: None, seen: None, due: true, last_failure: None })
             .collect();
-        on_event(Event::Started { root: &root, stores: &opts.stores });
 
         // Paths whose events are not local changes: ferry's own metadata,
         // and local stores kept inside the folder.
@@ -269,7 +268,10 @@ impl Watch {
                 ignored.push(p);
             }
         }
+        // Started once the inotify watch is in place: a change made after
+        // it is seen (one made before is found by the first round anyway).
         let watcher = self.watch_folder(&root, opts.quiet);
+        on_event(Event::Started { root: &root, stores: &opts.stores });
         let watching = match watcher {
             Ok(w) => Some(w),
             Err(reason) => {
