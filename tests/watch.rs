@@ -165,6 +165,29 @@ fn edits_on_either_side_reach_the_other() {
 }
 
 #[test]
+fn a_conflict_keeps_both_versions_and_is_reported() {
+    let env = Env::new();
+    two_replicas(&env);
+    // b edits while its watch is not running; a's edit goes out first.
+    fs::write(env.path("b/notes.txt"), b"b's version\n").unwrap();
+    let wa = Watcher::start(&env, "a", &[]);
+    fs::write(env.path("a/notes.txt"), b"a's version\n").unwrap();
+    wait_for("a's push", || wa.events("sync").iter().any(|e| e["pushed"].as_u64().unwrap() >= 1));
+    // b's watch starts with a change of its own: the first sync merges.
+    let wb = Watcher::start(&env, "b", &[]);
+    wait_for("b's conflict", || wb.events("sync").iter().any(|e| !e["conflicts"].as_array().unwrap().is_empty()));
+    let ev = wb.events("sync").into_iter().find(|e| !e["conflicts"].as_array().unwrap().is_empty()).unwrap();
+    assert_eq!(ev["conflicts"][0]["path"], "notes.txt", "{ev}");
+    let copy = ev["conflicts"][0]["copy"].as_str().unwrap().to_string();
+    // Both versions survive, on both replicas.
+    wait_for("the copy in a", || env.path("a").join(&copy).exists());
+    wait_for("the same folder on both sides", || common::describe_replica(&env.path("a")) == common::describe_replica(&env.path("b")));
+    let mut versions = vec![read(&env, "a/notes.txt").unwrap(), fs::read(env.path("a").join(&copy)).unwrap()];
+    versions.sort();
+    assert_eq!(versions, vec![b"a's version\n".to_vec(), b"b's version\n".to_vec()]);
+}
+
+#[test]
 fn an_editor_save_arrives_whole() {
     let env = Env::new();
     let st = two_replicas(&env);
