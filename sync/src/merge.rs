@@ -133,10 +133,30 @@ pub fn conflict_name(path: &Path, label: &str, mtime_ns: i64) -> PathBuf {
         Some(i) if i > 0 => (&name[..i], &name[i..]),
         _ => (name.as_str(), ""),
     };
-    let when = jiff::Timestamp::from_nanosecond(mtime_ns as i128)
+    path.with_file_name(format!("{stem}.conflict-{label}-{}{ext}", conflict_time(mtime_ns)))
+}
+
+/// `yyyymmdd-hhmmss`, UTC.
+fn conflict_time(mtime_ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(mtime_ns as i128)
         .map(|t| t.strftime("%Y%m%d-%H%M%S").to_string())
-        .unwrap_or_else(|_| "00000000-000000".into());
-    path.with_file_name(format!("{stem}.conflict-{label}-{when}{ext}"))
+        .unwrap_or_else(|_| "00000000-000000".into())
+}
+
+/// [`conflict_name`], unless `rules` (the merged tree's) exclude that
+/// name: then `dir/NAME.conflict-<label>-<yyyymmdd-hhmmss>`, the whole
+/// name as the stem (§16.2 step 3). A copy of `x.log` under a `*.log`
+/// rule would otherwise be written by no replica that holds the rule and
+/// live only in history (model test, seeds 1400552 and 1401988). If the
+/// rules exclude that name too, the usual one stays.
+pub fn visible_conflict_name(path: &Path, label: &str, mtime_ns: i64, rules: &IgnoreRules) -> PathBuf {
+    let copy = conflict_name(path, label, mtime_ns);
+    if !rules.excludes(&copy, false) {
+        return copy;
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let whole = path.with_file_name(format!("{name}.conflict-{label}-{}", conflict_time(mtime_ns)));
+    if rules.excludes(&whole, false) { copy } else { whole }
 }
 
 /// The label of a file that steps aside for a folder (§16.2 step 4): no
@@ -350,7 +370,7 @@ fn changes_at(p: &Path, b: Option<&Entry>, heads: &[Head]) -> Vec<(Option<Entry>
 
 /// Step 4 (§16.2): every kept path gets its folders back; a file standing
 /// where a folder must be steps aside to its conflict name.
-fn restore_parent_folders(out: &mut Merged, vbase: &Base, heads: &[Head]) {
+fn restore_parent_folders(out: &mut Merged, vbase: &Base, heads: &[Head], rules: &IgnoreRules) {
     let kept: Vec<PathBuf> = out.tree.keys().cloned().collect();
     for p in kept {
         let mut anc = p.parent();
@@ -363,7 +383,7 @@ fn restore_parent_folders(out: &mut Merged, vbase: &Base, heads: &[Head]) {
                     // holds (an earlier merge's copy, from a file made
                     // in the same second) gets a content suffix instead
                     // of replacing it (model test, seed 70030).
-                    let mut copy = conflict_name(a, NO_REPLICA, e.mtime_ns);
+                    let mut copy = visible_conflict_name(a, NO_REPLICA, e.mtime_ns, rules);
                     if out.tree.get(&copy).is_some_and(|x| !same_content(x, &e)) {
                         copy = with_content_suffix(&copy, &e);
                     }
@@ -394,8 +414,10 @@ pub fn agreed_base(trees: &[Base]) -> Base {
         .collect()
 }
 
-/// Merges `heads` against `base` (format-spec §16.2).
-pub fn merge(base: &Base, heads: &[Head]) -> Merged {
+/// Merges `heads` against `base` (format-spec §16.2). `rules_of` reads
+/// the `.ferryignore` rules of a tree (the merged one): conflict copies
+/// take names they do not exclude.
+pub fn merge(base: &Base, heads: &[Head], rules_of: &dyn Fn(&Base) -> Result<IgnoreRules>) -> Result<Merged> {
     let mut heads: Vec<Head> = heads.to_vec();
     heads.sort_by_key(|h| h.id);
     // A path a head's own rules exclude is not synced there: that head
@@ -418,17 +440,25 @@ pub fn merge(base: &Base, heads: &[Head]) -> Merged {
     let (vbase, heads) = follow_renames(base, heads);
     let mut out = Merged::default();
     let paths: BTreeSet<PathBuf> = vbase.keys().chain(heads.iter().flat_map(|h| h.tree.keys())).cloned().collect();
-    let mut copies: Vec<(PathBuf, PathBuf, Entry)> = Vec::new();
+    let mut losers: Vec<(PathBuf, [u8; 16], Entry)> = Vec::new();
     for p in &paths {
         let b = vbase.get(p);
         let r = resolve(b, changes_at(p, b, &heads));
-        for (m, rep) in r.losers {
-            copies.push((p.clone(), conflict_name(p, &labels[&rep], m.mtime_ns), m));
-        }
+        losers.extend(r.losers.into_iter().map(|(m, rep)| (p.clone(), rep, m)));
         if let Some(e) = r.result {
             out.tree.insert(p.clone(), e);
         }
     }
+    // The rules the merged tree holds decide which names copies can take
+    // (a conflict copy is never a `.ferryignore` file).
+    let rules = rules_of(&out.tree)?;
+    let copies: Vec<(PathBuf, PathBuf, Entry)> = losers
+        .into_iter()
+        .map(|(p, rep, m)| {
+            let c = visible_conflict_name(&p, &labels[&rep], m.mtime_ns, &rules);
+            (p, c, m)
+        })
+        .collect();
     for (p, copy, m) in copies {
         // A name already taken by other content (the same replica lost
         // twice within one second, or an older copy is still there) gets
@@ -442,9 +472,9 @@ pub fn merge(base: &Base, heads: &[Head]) -> Merged {
             out.conflicts.push(Conflict { path: p, copy });
         }
     }
-    restore_parent_folders(&mut out, &vbase, &heads);
+    restore_parent_folders(&mut out, &vbase, &heads, &rules);
     out.conflicts.sort_by(|a, b| a.path.cmp(&b.path).then(a.copy.cmp(&b.copy)));
-    out
+    Ok(out)
 }
 
 /// A folder entry for `p` from the base or the first head holding it.
@@ -609,7 +639,7 @@ mod tests {
             Head { id: ObjectName([1; 32]), replica: R1, name: String::new(), tree: a, rules: IgnoreRules::default() },
             Head { id: ObjectName([2; 32]), replica: R2, name: String::new(), tree: b, rules: IgnoreRules::default() },
         ];
-        let m = merge(&base, &heads);
+        let m = merge(&base, &heads, &|_| Ok(IgnoreRules::default())).unwrap();
         let contents: Vec<&Content> = m.tree.values().map(|e| &e.content).collect();
         for v in [1u8, 2, 4] {
             assert!(
@@ -644,7 +674,7 @@ mod tests {
             Head { id: ObjectName([2; 32]), replica: R2, name: String::new(), tree: b, rules: IgnoreRules::default() },
             Head { id: ObjectName([3; 32]), replica: [3; 16], name: String::new(), tree: base.clone(), rules: ignoring },
         ];
-        let m = merge(&base, &heads);
+        let m = merge(&base, &heads, &|_| Ok(IgnoreRules::default())).unwrap();
         let edited = Content::File(vec![BlockId([2; 32])]);
         let at: Vec<&PathBuf> = m.tree.iter().filter(|(_, e)| e.content == edited).map(|(p, _)| p).collect();
         assert_eq!(at, vec![Path::new("d1/a.txt")], "the edit must stay where no head ignores it: {:?}", m.tree.keys().collect::<Vec<_>>());
@@ -706,8 +736,41 @@ mod tests {
             Head { id: ObjectName([1; 32]), replica: R1, name: "laptop".into(), tree: a, rules: IgnoreRules::default() },
             Head { id: ObjectName([2; 32]), replica: R2, name: "desk".into(), tree: b, rules: IgnoreRules::default() },
         ];
-        let m = merge(&base, &heads);
+        let m = merge(&base, &heads, &|_| Ok(IgnoreRules::default())).unwrap();
         assert_eq!(m.conflicts, vec![Conflict { path: PathBuf::from("f"), copy: PathBuf::from("f.conflict-laptop-19700101-000001") }]);
+    }
+
+    /// Model test seeds 1400552 and 1401988: a copy of `x.log` named
+    /// `x.conflict-….log` under a `*.log` rule was written by no replica
+    /// holding the rule, and the version lived only in history.
+    #[test]
+    fn a_conflict_copy_never_takes_a_name_the_merged_rules_exclude() {
+        let named = |p: &str, mut e: Entry| {
+            e.name = Path::new(p).file_name().unwrap().as_encoded_bytes().to_vec();
+            (PathBuf::from(p), e)
+        };
+        let base: Base = [named("x.log", file(1, 0o644, 1))].into_iter().collect();
+        let a: Base = [named("x.log", file(2, 0o644, 2_000_000_000))].into_iter().collect();
+        let b: Base = [named("x.log", file(3, 0o644, 1_000_000_000))].into_iter().collect();
+        let heads = [
+            Head { id: ObjectName([1; 32]), replica: R1, name: "a".into(), tree: a, rules: IgnoreRules::default() },
+            Head { id: ObjectName([2; 32]), replica: R2, name: "b".into(), tree: b, rules: IgnoreRules::default() },
+        ];
+        let mut logs = IgnoreRules::default();
+        logs.add(Path::new(""), "*.log\n").unwrap();
+        let m = merge(&base, &heads, &|_| Ok(logs.clone())).unwrap();
+        let copy = PathBuf::from("x.log.conflict-b-19700101-000001");
+        assert_eq!(m.conflicts, vec![Conflict { path: PathBuf::from("x.log"), copy: copy.clone() }]);
+        assert_eq!(m.tree[&copy].content, Content::File(vec![BlockId([3; 32])]));
+        assert!(is_conflict_copy(copy.to_str().unwrap()));
+        // Without the rule the usual name stays; with a rule that excludes both, too.
+        assert_eq!(
+            visible_conflict_name(Path::new("x.log"), "b", 1_000_000_000, &IgnoreRules::default()),
+            Path::new("x.conflict-b-19700101-000001.log")
+        );
+        let mut all = IgnoreRules::default();
+        all.add(Path::new(""), "x*\n").unwrap();
+        assert_eq!(visible_conflict_name(Path::new("x.log"), "b", 1_000_000_000, &all), Path::new("x.conflict-b-19700101-000001.log"));
     }
 
     #[test]

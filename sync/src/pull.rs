@@ -308,6 +308,7 @@ fn keep_both(
     replica: &Replica,
     store: &Store,
     remote: &Base,
+    remote_rules: &IgnoreRules,
     conflicts: &[PathBuf],
     label: &dyn Fn(&Path, &Entry) -> String,
 ) -> Vec<(PathBuf, Option<PathBuf>)> {
@@ -339,7 +340,7 @@ fn keep_both(
                 // The conflict name, or the content-suffixed one when that
                 // holds other content; either may hold this version
                 // already (an interrupted run).
-                let mut copy = crate::merge::conflict_name(p, &label(p, r), r.mtime_ns);
+                let mut copy = crate::merge::visible_conflict_name(p, &label(p, r), r.mtime_ns, remote_rules);
                 let mut state = holds(&copy, r);
                 if state == Some(false) {
                     copy = crate::merge::with_content_suffix(&copy, r);
@@ -816,7 +817,7 @@ pub fn apply_tree(
     report.bytes_from_local = ctx.from_local.into_inner();
     drop(view);
     if let OnConflict::KeepBoth(label) = on_conflict {
-        let kept = keep_both(replica, store, remote, &report.conflicts, label);
+        let kept = keep_both(replica, store, remote, &remote_rules, &report.conflicts, label);
         report.conflicts.retain(|p| !kept.iter().any(|(q, _)| q == p));
         report.copies = kept.into_iter().filter_map(|(path, copy)| copy.map(|copy| Conflict { path, copy })).collect();
     }

@@ -236,7 +236,7 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
         head_trees.push(Head { id: *h, replica: s.replica, name: s.host.clone(), tree, rules });
     }
     head_trees.extend(virtual_local.clone());
-    let merged = merge(&mbase, &head_trees);
+    let merged = merge(&mbase, &head_trees, &|t| tree_rules(store, t))?;
     tracing::debug!(
         heads = ?real_heads.iter().map(|h| h.short(8)).collect::<Vec<_>>(),
         base_paths = mbase.len(),
