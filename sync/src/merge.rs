@@ -147,7 +147,7 @@ fn conflict_time(mtime_ns: i64) -> String {
 /// name: then `dir/NAME.conflict-<label>-<yyyymmdd-hhmmss>`, the whole
 /// name as the stem (§16.2 step 3). A copy of `x.log` under a `*.log`
 /// rule would otherwise be written by no replica that holds the rule and
-/// live only in history (model test, seeds 1400552 and 1401988). If the
+/// live only in history (model test, seed 1400552). If the
 /// rules exclude that name too, the usual one stays.
 pub fn visible_conflict_name(path: &Path, label: &str, mtime_ns: i64, rules: &IgnoreRules) -> PathBuf {
     let copy = conflict_name(path, label, mtime_ns);
