@@ -740,7 +740,7 @@ mod tests {
         assert_eq!(m.conflicts, vec![Conflict { path: PathBuf::from("f"), copy: PathBuf::from("f.conflict-laptop-19700101-000001") }]);
     }
 
-    /// Model test seeds 1400552 and 1401988: a copy of `x.log` named
+    /// Model test seed 1400552: a copy of `x.log` named
     /// `x.conflict-….log` under a `*.log` rule was written by no replica
     /// holding the rule, and the version lived only in history.
     #[test]

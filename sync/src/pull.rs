@@ -844,7 +844,20 @@ pub fn apply_tree(
     }
     commit.store = Some((store.config().store_id, head));
     commit.conflicts = Some(report.conflicts.clone());
-    commit.unsynced = Some(plan.untracked.iter().filter(|p| remote.contains_key(*p)).cloned().collect());
+    // A path stays unsynced while the snapshots pulled say nothing about
+    // it (their rules exclude it too): a merge snapshot made under the
+    // rule leaves the version out of its tree, yet it is still the one to
+    // bring back when the rule goes (model test, seed 1401988: dropping it
+    // here let the next push present the path's absence as a deletion).
+    let mut unsynced: Vec<PathBuf> = plan.untracked.iter().filter(|p| remote.contains_key(*p)).cloned().collect();
+    for p in replica.unsynced()? {
+        let silent = !remote.contains_key(&p) && (remote_rules.excludes(&p, false) || remote_rules.excludes(&p, true));
+        if silent && !unsynced.contains(&p) {
+            unsynced.push(p);
+        }
+    }
+    tracing::debug!(unsynced = ?unsynced, "paths left unsynced");
+    commit.unsynced = Some(unsynced);
     commit.still_pending = failed.iter().filter_map(|p| remote.get_key_value(p)).map(|(p, e)| (p.clone(), e.clone())).collect();
     replica.commit(&commit)?;
     seed_file_cache(replica, &replica.base()?, &written);

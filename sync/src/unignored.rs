@@ -44,7 +44,7 @@ pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) 
     let base = replica.base()?;
     let mut candidates: Vec<(PathBuf, Entry, String)> = Vec::new();
     for parent in replica.parents()? {
-        let Some((tree, label)) = parent_tree(replica, store, hist, &parent, &unsynced, &base)? else { continue };
+        let (tree, label) = parent_tree(replica, store, hist, &parent, &unsynced, &base)?;
         for p in unsynced.iter().filter(|p| !base.contains_key(*p)) {
             let Some(e) = tree.get(p).filter(|e| !matches!(e.content, Content::Dir(_))) else { continue };
             if !candidates.iter().any(|(q, c, _)| q == p && same_content(c, e) && c.mode == e.mode) {
@@ -84,9 +84,8 @@ pub fn keep_unsynced_versions(replica: &Replica, store: &Store, hist: &History) 
 }
 
 /// The flattened tree of `parent` and the conflict label of the replica
-/// that wrote it, with
-/// unsynced paths it lacks filled in from its newest ancestors. `None`
-/// when neither the history nor the replica's cache knows it.
+/// that wrote it, with unsynced paths it lacks filled in from its newest
+/// ancestors this store can read.
 fn parent_tree(
     replica: &Replica,
     store: &Store,
@@ -94,12 +93,17 @@ fn parent_tree(
     parent: &ObjectName,
     unsynced: &[PathBuf],
     base: &Base,
-) -> Result<Option<(Base, String)>> {
+) -> Result<(Base, String)> {
+    let readable = |root: &BlockId| -> Result<bool> { Ok(*root != BlockId([0; 32]) && store.has_block(root)?) };
     let (mut tree, label) = match hist.get(parent) {
         Some(s) => (effective_tree(store, hist, parent)?, conflict_label(&s.host, &s.replica)),
         None => match replica.known(parent)? {
-            Some(k) if k.root != BlockId([0; 32]) && store.has_block(&k.root)? => (flatten(store, &k.root)?, conflict_label("", &[0; 16])),
-            _ => return Ok(None),
+            Some(k) if readable(&k.root)? => (flatten(store, &k.root)?, conflict_label("", &[0; 16])),
+            // The parent lives only in another store (the last sync was
+            // there): its versions are looked for in its ancestors this
+            // store holds (model test, seed 1401988: skipping it let the
+            // push present the path's absence as a deletion).
+            _ => (Base::new(), conflict_label("", &[0; 16])),
         },
     };
     // A push made while the rule still held leaves the path out of its
@@ -108,12 +112,17 @@ fn parent_tree(
     // this, the next push presented the path's absence as a deletion).
     let mut left: Vec<&PathBuf> = unsynced.iter().filter(|p| !base.contains_key(*p) && !tree.contains_key(*p)).collect();
     if !left.is_empty() {
-        let mut older: Vec<(i64, BlockId)> = hist
-            .ancestry(replica, parent)?
-            .iter()
-            .filter(|a| *a != parent)
-            .filter_map(|a| hist.get(a).map(|s| (s.time_ns, s.root)))
-            .collect();
+        let mut older: Vec<(i64, BlockId)> = Vec::new();
+        for a in hist.ancestry(replica, parent)?.iter().filter(|a| *a != parent) {
+            match hist.get(a) {
+                Some(s) => older.push((s.time_ns, s.root)),
+                None => {
+                    if let Some(k) = replica.known(a)?.filter(|k| readable(&k.root).unwrap_or(false)) {
+                        older.push((k.time_ns, k.root));
+                    }
+                }
+            }
+        }
         older.sort_by(|a, b| b.cmp(a));
         for (_, root) in older.into_iter().take(64) {
             if left.is_empty() {
@@ -129,7 +138,7 @@ fn parent_tree(
             });
         }
     }
-    Ok(Some((tree, label)))
+    Ok((tree, label))
 }
 
 /// Writes version `v` at `at`, a path nothing holds (temp name, fsync,
