@@ -666,7 +666,11 @@ impl Model<'_> {
                     // could not write are a failure.
                     let text = out_text(&o);
                     let why = if o.status.success() { String::new() } else { format!(": {}", telling_lines(&text, 8)) };
-                    let logged = if std::env::var("FERRY_LOG").is_ok() { format!("\n{}", String::from_utf8_lossy(&o.stderr)) } else { String::new() };
+                    let logged = if std::env::var("FERRY_LOG").is_ok() {
+                        format!("\n{}", String::from_utf8_lossy(&o.stderr))
+                    } else {
+                        String::new()
+                    };
                     self.note(format!("final round {round}: {who}: sync st{s} -> exit {:?}{why}{logged}", o.status.code()));
                     let conflicted = o.status.code() == Some(3)
                         && (text.contains("conflict ") || text.contains("left alone for the next sync"))
