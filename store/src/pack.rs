@@ -111,6 +111,105 @@ impl PackBuilder {
     }
 }
 
+/// A pack streamed to a temp file of a local store as its blocks come
+/// (format as [`PackBuilder`]'s), so a pack being filled costs no memory;
+/// [`PackFile::finish`] appends the trailer, fsyncs, and names it.
+pub(crate) struct PackFile {
+    out: std::io::BufWriter<std::fs::File>,
+    tmp: std::path::PathBuf,
+    hasher: blake3::Hasher,
+    len: usize,
+    entries: Vec<BlobEntry>,
+    /// The first write that failed (reported by `finish`).
+    error: Option<std::io::Error>,
+}
+
+/// A [`PackFile`] with its trailer written (buffered), named, not yet
+/// durable nor at its object path.
+pub(crate) struct StreamedPack {
+    /// Object name (BLAKE3 of the file's bytes).
+    pub name: ObjectName,
+    /// Its blocks.
+    pub entries: Vec<BlobEntry>,
+    /// Its size in bytes.
+    pub len: usize,
+    file: PackFile,
+}
+
+impl PackFile {
+    /// A pack writing to `file` (a new temp file at `tmp`).
+    pub(crate) fn new(file: std::fs::File, tmp: std::path::PathBuf) -> PackFile {
+        PackFile {
+            out: std::io::BufWriter::with_capacity(256 << 10, file),
+            tmp,
+            hasher: blake3::Hasher::new(),
+            len: 0,
+            entries: Vec::new(),
+            error: None,
+        }
+    }
+    /// Bytes so far.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+    /// True when no block was added.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+    fn put(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        if self.error.is_none()
+            && let Err(e) = self.out.write_all(bytes)
+        {
+            self.error = Some(e);
+        }
+        self.hasher.update(bytes);
+        self.len += bytes.len();
+    }
+    /// Appends one sealed block.
+    pub(crate) fn add(&mut self, kind: Kind, id: BlockId, raw_len: u32, sealed: &[u8]) {
+        self.entries.push(BlobEntry { kind, id, offset: self.len as u64, length: sealed.len() as u32, raw_len });
+        self.put(sealed);
+    }
+    /// Seals the trailer and writes it and the footer (buffered), and
+    /// names the pack; [`StreamedPack::place`] makes it durable and gives
+    /// it its name.
+    pub(crate) fn finish(mut self, keys: &Keys) -> StreamedPack {
+        let sealed = envelope::seal(keys, Kind::PackTrailer, &[0; 32], &trailer_payload(&self.entries), envelope::ZSTD_LEVEL);
+        self.put(&sealed);
+        self.put(&(sealed.len() as u32).to_le_bytes());
+        self.put(PACK_MAGIC);
+        let entries = std::mem::take(&mut self.entries);
+        StreamedPack { name: ObjectName(*self.hasher.finalize().as_bytes()), len: self.len, entries, file: self }
+    }
+
+    /// Removes the temp file of a pack that will not be finished.
+    pub(crate) fn discard(self) {
+        drop(self.out);
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+impl StreamedPack {
+    /// Flushes and fsyncs the file, then renames it to `path` in the
+    /// local store at `root`; returns its entries. On failure the temp
+    /// file is removed.
+    pub(crate) fn place(self, root: &std::path::Path, path: &str) -> std::io::Result<Vec<BlobEntry>> {
+        let PackFile { out, tmp, error, .. } = self.file;
+        let r = match error {
+            Some(e) => Err(e),
+            None => out.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all()),
+        };
+        match r {
+            Ok(()) => crate::backend::local::place_temp(root, path, &tmp).map(|()| self.entries),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
 fn trailer_payload(entries: &[BlobEntry]) -> Vec<u8> {
     let mut w = Writer::default();
     w.u32(entries.len() as u32);

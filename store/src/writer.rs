@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::id::{BlockId, ObjectName};
 use crate::index::{IndexFile, PackRecord};
 use crate::layout::{INDEX_DIR, PACKS_DIR, object_path};
-use crate::pack::{FinishedPack, PackBuilder};
+use crate::pack::{FinishedPack, PackBuilder, PackFile, StreamedPack};
 use crate::store::{MAX_TREE_LEN, Store};
 
 /// An index file is written after this many packs.
@@ -57,6 +57,9 @@ struct Counters {
 #[derive(Default)]
 struct State {
     data: PackBuilder,
+    /// The data pack being filled of a local store, streamed to a temp
+    /// file instead of `data` (no pack buffer in memory).
+    data_file: Option<PackFile>,
     tree: PackBuilder,
     /// Blocks accepted in this session but not yet in the index cache.
     reserved: HashSet<BlockId>,
@@ -160,19 +163,42 @@ impl<'s> StoreWriter<'s> {
         let sealed = envelope::seal(self.store.keys(), kind, &id.0, data, self.store.config().zstd_level);
         self.counters.new_blocks.fetch_add(1, Ordering::Relaxed);
         self.counters.new_raw_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let target = self.store.config().pack_target as usize;
         let full = {
             let mut st = self.state.lock().expect("writer lock");
-            let b = if kind == Kind::Tree { &mut st.tree } else { &mut st.data };
-            if b.is_empty() {
-                *b = PackBuilder::with_capacity(self.store.config().pack_target as usize + sealed.len());
+            match (kind, self.store.backend().local_root()) {
+                // Data packs of a local store go straight to a temp file
+                // beside the packs; only its final rename remains.
+                (Kind::Data, Some(root)) => {
+                    if st.data_file.is_none() {
+                        let (f, tmp) = crate::backend::local::new_temp(root, PACKS_DIR)
+                            .map_err(|e| Error::io("write", PACKS_DIR, e))
+                            .map_err(|e| self.poison(e))?;
+                        st.data_file = Some(PackFile::new(f, tmp));
+                    }
+                    let b = st.data_file.as_mut().expect("just made");
+                    b.add(kind, id, data.len() as u32, &sealed);
+                    (b.len() >= target).then(|| Ready::File(st.data_file.take().expect("open").finish(self.store.keys())))
+                }
+                _ => {
+                    let b = if kind == Kind::Tree { &mut st.tree } else { &mut st.data };
+                    if b.is_empty() {
+                        *b = PackBuilder::with_capacity(target + sealed.len());
+                    }
+                    b.add(kind, id, data.len() as u32, &sealed);
+                    (b.len() >= target).then(|| Ready::Bytes(std::mem::take(b).finish(self.store.keys())))
+                }
             }
-            b.add(kind, id, data.len() as u32, &sealed);
-            (b.len() >= self.store.config().pack_target as usize).then(|| std::mem::take(b))
         };
-        if let Some(b) = full {
-            self.poison_on_err(self.write_pack(b.finish(self.store.keys())))?;
+        if let Some(p) = full {
+            self.poison_on_err(self.write_pack(p))?;
         }
         Ok(true)
+    }
+
+    /// Records `e` as the writer's failure (see [`StoreWriter::poison_on_err`]).
+    fn poison(&self, e: Error) -> Error {
+        self.poison_on_err::<()>(Err(e)).expect_err("an error")
     }
 
     fn check_failed(&self) -> Result<()> {
@@ -217,7 +243,7 @@ impl<'s> StoreWriter<'s> {
     /// Hands a finished pack to the I/O thread (which writes and fsyncs it
     /// while the workers go on sealing), then records every pack already
     /// on disk. The hand-over blocks while a pack is being written, bounding memory.
-    fn write_pack(&self, p: FinishedPack) -> Result<()> {
+    fn write_pack(&self, p: Ready) -> Result<()> {
         let tx = {
             let mut io = self.io.lock().expect("writer lock");
             io.get_or_insert_with(|| PackIo::start(self.store.backend().clone())).tx.clone()
@@ -288,13 +314,16 @@ impl<'s> StoreWriter<'s> {
     }
 
     fn flush_inner(&self) -> Result<()> {
-        let (data, tree) = {
+        let (data, data_file, tree) = {
             let mut st = self.state.lock().expect("writer lock");
-            (std::mem::take(&mut st.data), std::mem::take(&mut st.tree))
+            (std::mem::take(&mut st.data), st.data_file.take(), std::mem::take(&mut st.tree))
         };
+        if let Some(f) = data_file.filter(|f| !f.is_empty()) {
+            self.write_pack(Ready::File(f.finish(self.store.keys())))?;
+        }
         for b in [data, tree] {
             if !b.is_empty() {
-                self.write_pack(b.finish(self.store.keys()))?;
+                self.write_pack(Ready::Bytes(b.finish(self.store.keys())))?;
             }
         }
         // Every pack on disk before the index that lists them.
@@ -333,6 +362,29 @@ pub const PACKS_IN_FLIGHT: usize = 0;
 
 type Written = Result<(ObjectName, Vec<crate::pack::BlobEntry>, usize)>;
 
+/// A finished pack for the I/O threads: its bytes, or (a local store)
+/// its temp file, to fsync and rename.
+enum Ready {
+    Bytes(FinishedPack),
+    File(StreamedPack),
+}
+
+impl Ready {
+    /// Writes the pack to the store.
+    fn write(self, backend: &dyn crate::backend::Backend) -> Written {
+        match self {
+            Ready::Bytes(p) => backend.write(&object_path(PACKS_DIR, &p.name), &p.bytes).map(|()| (p.name, p.entries, p.bytes.len())),
+            Ready::File(p) => {
+                let path = object_path(PACKS_DIR, &p.name);
+                let root = backend.local_root().expect("streamed packs are for local stores");
+                let (name, len) = (p.name, p.len);
+                let entries = p.place(root, &path).map_err(|e| Error::io("write", path, e))?;
+                Ok((name, entries, len))
+            }
+        }
+    }
+}
+
 /// The most packs uploaded at once. Each is up to the pack target (16 MiB
 /// by default) in memory, so this bounds what parallel uploads cost.
 pub const MAX_PACK_UPLOADS: usize = 4;
@@ -342,7 +394,7 @@ pub const MAX_PACK_UPLOADS: usize = 4;
 /// whose far end keeps several requests in flight (ssh, S3), so a
 /// round trip's latency is not paid once per pack.
 struct PackIo {
-    tx: std::sync::mpsc::SyncSender<FinishedPack>,
+    tx: std::sync::mpsc::SyncSender<Ready>,
     done: std::sync::mpsc::Receiver<Written>,
     handles: Vec<std::thread::JoinHandle<()>>,
 }
@@ -350,7 +402,7 @@ struct PackIo {
 impl PackIo {
     fn start(backend: std::sync::Arc<dyn crate::backend::Backend>) -> PackIo {
         let uploads = if backend.local_root().is_some() { 1 } else { backend.concurrency().clamp(1, MAX_PACK_UPLOADS) };
-        let (tx, rx) = std::sync::mpsc::sync_channel::<FinishedPack>(PACKS_IN_FLIGHT);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Ready>(PACKS_IN_FLIGHT);
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         let (done_tx, done) = std::sync::mpsc::channel::<Written>();
         let handles = (0..uploads)
@@ -361,7 +413,7 @@ impl PackIo {
                         // The lock is held only while waiting for the next pack.
                         let next = rx.lock().map(|r| r.recv());
                         let Ok(Ok(p)) = next else { break };
-                        let r = backend.write(&object_path(PACKS_DIR, &p.name), &p.bytes).map(|()| (p.name, p.entries, p.bytes.len()));
+                        let r = p.write(backend.as_ref());
                         let failed = r.is_err();
                         if done_tx.send(r).is_err() || failed {
                             break;
@@ -389,6 +441,10 @@ impl Drop for StoreWriter<'_> {
     fn drop(&mut self) {
         if let Some(io) = self.io.lock().expect("writer lock").take() {
             io.finish();
+        }
+        // A pack still being filled is not whole: its temp file goes.
+        if let Some(f) = self.state.lock().map(|mut st| st.data_file.take()).ok().flatten() {
+            f.discard();
         }
     }
 }

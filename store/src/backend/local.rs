@@ -116,6 +116,38 @@ fn read_at(f: &mut File, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
     }
 }
 
+/// A new temp file in `folder` (relative to a local store's `root`),
+/// named with [`TEMP_PREFIX`] so listings skip it and `check` reports it
+/// if a crash leaves it: where a pack is streamed before it has a name.
+pub(crate) fn new_temp(root: &Path, folder: &str) -> io::Result<(File, PathBuf)> {
+    let dir = root.join(folder);
+    crate::private::create_dir_all(&dir)?;
+    let mut rnd = [0u8; 8];
+    getrandom::fill(&mut rnd).expect("OS randomness");
+    let tmp = dir.join(format!("{TEMP_PREFIX}{}", hex::encode(rnd)));
+    Ok((crate::private::create_file(&tmp)?, tmp))
+}
+
+/// Gives a complete, fsynced temp file of [`new_temp`] its object path
+/// (as [`Backend::write`] does with its own temp file): atomic; an
+/// object already there is kept (same name, same bytes) and the temp
+/// file removed.
+pub(crate) fn place_temp(root: &Path, path: &str, tmp: &Path) -> io::Result<()> {
+    let target = root.join(path);
+    if target.exists() {
+        let _ = fs::remove_file(tmp);
+        return Ok(());
+    }
+    let dir = target.parent().expect("object paths have a folder");
+    let r = crate::private::create_dir_all(dir).and_then(|()| fs::rename(tmp, &target));
+    if r.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    r?;
+    sync_dir(dir);
+    Ok(())
+}
+
 fn sync_dir(dir: &Path) {
     // Some filesystems (FUSE FAT, some shares) refuse fsync on a directory;
     // the rename itself is still atomic there, so that is not an error.

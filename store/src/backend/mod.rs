@@ -11,7 +11,7 @@
 //! refused. [`Retry`] wraps any backend and retries transient errors;
 //! [`Metered`] counts what remote ones move ([`traffic`]).
 
-mod local;
+pub(crate) mod local;
 mod location;
 mod metered;
 mod retry;
