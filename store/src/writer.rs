@@ -178,7 +178,7 @@ impl<'s> StoreWriter<'s> {
                     }
                     let b = st.data_file.as_mut().expect("just made");
                     b.add(kind, id, data.len() as u32, &sealed);
-                    (b.len() >= target).then(|| Ready::File(st.data_file.take().expect("open").finish(self.store.keys())))
+                    (b.len() >= target).then(|| Ready::File(Box::new(st.data_file.take().expect("open").finish(self.store.keys()))))
                 }
                 _ => {
                     let b = if kind == Kind::Tree { &mut st.tree } else { &mut st.data };
@@ -319,7 +319,7 @@ impl<'s> StoreWriter<'s> {
             (std::mem::take(&mut st.data), st.data_file.take(), std::mem::take(&mut st.tree))
         };
         if let Some(f) = data_file.filter(|f| !f.is_empty()) {
-            self.write_pack(Ready::File(f.finish(self.store.keys())))?;
+            self.write_pack(Ready::File(Box::new(f.finish(self.store.keys()))))?;
         }
         for b in [data, tree] {
             if !b.is_empty() {
@@ -366,7 +366,7 @@ type Written = Result<(ObjectName, Vec<crate::pack::BlobEntry>, usize)>;
 /// its temp file, to fsync and rename.
 enum Ready {
     Bytes(FinishedPack),
-    File(StreamedPack),
+    File(Box<StreamedPack>),
 }
 
 impl Ready {
