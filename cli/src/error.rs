@@ -54,6 +54,7 @@ impl Context {
             Command::Unpin { .. } => ("unpin", None),
             Command::Cache(_) => ("cache", None),
             Command::Watch(a) => ("watch", a.locs.first().map(String::as_str)),
+            Command::Center(_) => ("center", None),
             Command::Remote(crate::args::RemoteCmd::Add { loc } | crate::args::RemoteCmd::Remove { loc }) => ("remote", Some(loc)),
             Command::Remote(crate::args::RemoteCmd::List) => ("remote", None),
         };
@@ -249,6 +250,11 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             Some(StoreError::Locked(_)) => return 11,
             Some(StoreError::WrongPassphrase { .. }) => return 12,
             _ => {}
+        }
+        if let Some(ferry_center::Error::BadListen { .. } | ferry_center::Error::NotLoopback { .. }) =
+            c.downcast_ref::<ferry_center::Error>()
+        {
+            return 2;
         }
         match c.downcast_ref::<SyncError>() {
             // Options that cannot work together are usage errors, as clap's.

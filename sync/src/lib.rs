@@ -11,7 +11,9 @@
 //! - [`backup`], [`restore`], [`diff`], [`check`], [`ls`]: the operations.
 //! - [`replica`], [`scan`], [`push`], [`pull`], [`sync`], [`merge`]: replicas of a synced folder (`.ferry/`) and their state model, status, push, pull, clone and the N-way merge.
 //! - [`history`]: a folder's snapshots in a store, heads, ancestry and how they relate to a replica's state.
+//! - [`registry`]: the replica folders on this machine (for `ferry center`).
 //! - [`watch`]: `ferry watch`, deciding when to sync with which store (inotify, intervals, unreachable stores).
+//! - [`watchstate`]: `.ferry/watch.json`, what a running watch is doing (for `ferry center`).
 //! - [`workdir`]: the one writer of entries into a working folder (restore, pull, clone, sync).
 //! - [`progress`]: counters a front end can draw.
 //! - [`change`]: the change vocabulary ([`ChangeKind`]) every report uses; reports serialize (serde) as the CLI's `--json`.
@@ -33,6 +35,7 @@ pub mod merge;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod registry;
 pub mod replica;
 pub mod restore;
 pub mod scan;
@@ -41,6 +44,7 @@ pub mod sync;
 pub mod tree;
 pub mod unignored;
 pub mod watch;
+pub mod watchstate;
 pub mod workdir;
 
 pub use change::{ChangeKind, PathChange};

@@ -1,0 +1,1 @@
+//! The Sync Center (`ferry center`) in a real headless Chromium.
