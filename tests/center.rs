@@ -202,7 +202,10 @@ impl Browser {
             if r["result"]["value"] == json!(true) {
                 return;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            if Instant::now() >= deadline {
+                let page = self.call("Runtime.evaluate", json!({"expression": "location.href + '\\n' + document.body.innerText", "returnByValue": true}));
+                panic!("timed out waiting for {what}; the page: {}", page["result"]["value"]);
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -349,10 +352,13 @@ fn the_sync_center_shows_replicas_stores_and_conflicts_and_resolves_one_in_chrom
     assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 10_000, "{} is a PNG of the page", png.display());
     eprintln!("screenshot: {}", png.display());
 
-    // --- Resolve through the page: keep alpha's own version (the copy).
+    // --- Resolve through the page: keep the version in the copy (which
+    // edit won the path depends on the two mtimes; the other is the copy).
     let copy = conflict_copies(&alpha).remove(0);
     let copy_name = copy.file_name().unwrap().to_string_lossy().to_string();
-    assert_eq!(std::fs::read_to_string(&copy).unwrap(), "mine: alpha's edit\n", "the later write won the path; alpha's went aside");
+    let kept = std::fs::read_to_string(&copy).unwrap();
+    let lost = std::fs::read_to_string(alpha.join("notes.txt")).unwrap();
+    assert_ne!(kept, lost);
     b.eval(&format!(
         "document.querySelector('section.replica[data-root=\"{}\"] .conflict[data-path=\"notes.txt\"] button[data-keep=\"{copy_name}\"]').click(); true",
         alpha.display()
@@ -366,12 +372,12 @@ fn the_sync_center_shows_replicas_stores_and_conflicts_and_resolves_one_in_chrom
     let notice = b.eval("document.getElementById('notice').textContent");
     assert!(notice.as_str().unwrap().contains("notes.txt"), "{notice}");
     assert!(conflict_copies(&alpha).is_empty(), "the copy is gone: {:?}", conflict_copies(&alpha));
-    assert_eq!(std::fs::read_to_string(alpha.join("notes.txt")).unwrap(), "mine: alpha's edit\n");
+    assert_eq!(std::fs::read_to_string(alpha.join("notes.txt")).unwrap(), kept, "the copy's version holds the path");
     let left = b.eval(&format!("document.querySelectorAll('section.replica[data-root=\"{}\"] .conflict').length", alpha.display()));
     assert_eq!(left, json!(0), "alpha's card shows no conflict any more");
     // The choice reaches beta through the store.
     env.sync_json("beta", &[&st]);
-    assert_eq!(std::fs::read_to_string(beta.join("notes.txt")).unwrap(), "mine: alpha's edit\n");
+    assert_eq!(std::fs::read_to_string(beta.join("notes.txt")).unwrap(), kept);
     assert!(conflict_copies(&beta).is_empty());
     drop(b);
     center.stop();

@@ -231,6 +231,13 @@ fn every_command_json_matches_its_documented_schema() {
     assert!(!sync["conflicts"].as_array().unwrap().is_empty(), "{sync}");
     let copies = ck.check("conflicts", &run(&env, Some(&r2), &["conflicts"], 0));
     assert!(!copies.as_array().unwrap().is_empty(), "{copies}");
+    let versions = ck.check("versions", &run(&env, Some(&r2), &["versions", "f"], 0));
+    assert!(versions.as_array().unwrap().len() >= 2, "{versions}");
+    let resolved = ck.check("resolve", &run(&env, Some(&r2), &["resolve", "f", "--keep", "both"], 0));
+    assert_eq!(resolved["renamed"].as_array().unwrap().len(), 1, "{resolved}");
+    let oldest = versions[0]["id"].as_str().unwrap().to_string();
+    let restored = ck.check("versions-restore", &run(&env, Some(&r2), &["versions", "f", "--restore", &oldest], 0));
+    assert_eq!(restored["written"], true, "{restored}");
 
     // Backups: store init, backup, snapshots, ls, diff, restore.
     let (src, bst) = (env.path("src"), s("bst"));

@@ -46,6 +46,11 @@ fn write_at(path: &Path, content: &str, secs: i64) {
     set_file_mtime(path, FileTime::from_unix_time(secs, 0)).unwrap();
 }
 
+/// The copies `conflicts --json` lists, over every conflicted file.
+fn copy_paths(sets: &serde_json::Value) -> Vec<&str> {
+    sets.as_array().unwrap().iter().flat_map(|s| s["copies"].as_array().unwrap()).map(|c| c["path"].as_str().unwrap()).collect()
+}
+
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> =
         fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n != ".ferry").collect();
@@ -82,9 +87,16 @@ fn conflict_copies_name_the_replica_that_held_the_loser() {
     write_at(&a.join("notes.txt"), "from a (older)", 1_700_000_000);
     write_at(&b.join("notes.txt"), "from b (newer)", 1_700_000_100);
     meet(&env, &st);
-    let copies = env.in_dir_json("b", &["conflicts"]);
-    let copies: Vec<&str> = copies.as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let sets = env.in_dir_json("b", &["conflicts"]);
+    let copies = copy_paths(&sets);
     assert_eq!(copies, vec!["notes.conflict-Anna-s-laptop-20231114-221320.txt"]);
+    // Each version with the replica that held it, its time and size.
+    assert_eq!(sets[0]["path"], "notes.txt");
+    assert_eq!(sets[0]["current"]["replica"], "desk");
+    assert_eq!(sets[0]["current"]["size"], 14);
+    assert_eq!(sets[0]["copies"][0]["replica"], "Anna-s-laptop");
+    assert_eq!(sets[0]["copies"][0]["size"], 14);
+    assert!(sets[0]["copies"][0]["time"].as_str().unwrap().starts_with("2023-11-1"), "{sets}");
     assert_eq!(fs::read_to_string(b.join(copies[0])).unwrap(), "from a (older)");
     let hosts: std::collections::BTreeSet<String> =
         env.json(&["snapshots", &st]).as_array().unwrap().iter().map(|s| s["host"].as_str().unwrap().to_string()).collect();
@@ -118,8 +130,8 @@ fn same_file_changed_on_both_sides_later_wins_and_the_loser_is_kept_and_in_histo
     write_at(&at(&env, "b", "notes.txt"), "from b (newer)", 1_700_000_100);
     let r = meet(&env, &st);
     assert_eq!(fs::read_to_string(at(&env, "a", "notes.txt")).unwrap(), "from b (newer)");
-    let copies = env.in_dir_json("a", &["conflicts"]);
-    let copies: Vec<&str> = copies.as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let sets = env.in_dir_json("a", &["conflicts"]);
+    let copies = copy_paths(&sets);
     assert_eq!(copies.len(), 1, "{copies:?}");
     // NAME.conflict-<replica name>-<yyyymmdd-hhmmss>.EXT, with the loser's mtime.
     assert!(copies[0].starts_with("notes.conflict-") && copies[0].ends_with("-20231114-221320.txt"), "{copies:?}");

@@ -14,8 +14,8 @@
 //! - `security.rs`: the access token (URL, then an `HttpOnly;
 //!   SameSite=Strict` cookie), the `Host` check against DNS rebinding, the
 //!   CSRF token of every form, the `Origin` check, the response headers
-//!   (Content-Security-Policy with a script nonce, no framing, no referrer,
-//!   no caching).
+//!   (Content-Security-Policy with a script nonce, no framing, no referrer to
+//!   other sites, no caching).
 //! - `view.rs`: what a page shows, read from the libraries: the replica
 //!   registry ([`ferry_sync::registry`]), each replica opened without its
 //!   key and dropped at once (busy when another process holds it), its

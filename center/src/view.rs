@@ -252,47 +252,14 @@ fn local_changes(r: &mut Replica, keys: &Keys) -> Changes {
     }
 }
 
-/// The conflicts of a replica: each path with conflict copies beside it.
+/// The conflicts of a replica: each conflicted file with its versions
+/// (`ferry conflicts`).
 fn conflicts(r: &Replica) -> Result<Vec<ConflictView>> {
-    let copies = ferry_sync::sync::conflict_copies(r)?;
-    let mut by_path: Vec<ConflictView> = Vec::new();
-    for copy in copies {
-        let path = original_of(&copy);
-        let version = version_of(r.root(), &copy, label_of(&copy));
-        match by_path.iter_mut().find(|c| c.path == path) {
-            Some(c) => c.copies.extend(version),
-            None => by_path.push(ConflictView { current: version_of(r.root(), &path, None), path, copies: version.into_iter().collect() }),
-        }
-    }
-    Ok(by_path)
-}
-
-/// The path a conflict copy stands beside: `NAME.conflict-LABEL-TIME[-TAG][.EXT]` → `NAME[.EXT]`.
-fn original_of(copy: &Path) -> PathBuf {
-    let name = copy.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let Some(i) = name.find(".conflict-") else { return copy.to_path_buf() };
-    let rest = &name[i + ".conflict-".len()..];
-    // Labels, times and tags hold no '.': the first one starts the extension.
-    let ext = rest.find('.').map(|j| &rest[j..]).unwrap_or("");
-    copy.with_file_name(format!("{}{ext}", &name[..i]))
-}
-
-/// The replica label a conflict copy's name carries (best effort: the
-/// label itself may hold `-`).
-fn label_of(copy: &Path) -> Option<String> {
-    let name = copy.file_name()?.to_string_lossy().into_owned();
-    let rest = &name[name.find(".conflict-")? + ".conflict-".len()..];
-    let rest = rest.split('.').next().unwrap_or(rest);
-    // LABEL-YYYYMMDD-HHMMSS[-TAG]: the label ends before the date.
-    let parts: Vec<&str> = rest.split('-').collect();
-    let date = parts.iter().position(|p| p.len() == 8 && p.bytes().all(|b| b.is_ascii_digit()))?;
-    (date > 0).then(|| parts[..date].join("-"))
-}
-
-fn version_of(root: &Path, path: &Path, replica: Option<String>) -> Option<VersionView> {
-    let md = std::fs::symlink_metadata(root.join(path)).ok()?;
-    use std::os::unix::fs::MetadataExt;
-    Some(VersionView { path: path.to_path_buf(), replica, mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(), size: md.size() })
+    let v = |x: ferry_sync::resolve::Version| VersionView { path: x.path, replica: Some(x.replica), mtime_ns: x.mtime_ns, size: x.size };
+    Ok(ferry_sync::resolve::list(r)?
+        .into_iter()
+        .map(|c| ConflictView { path: c.path, current: c.current.map(v), copies: c.copies.into_iter().map(v).collect() })
+        .collect())
 }
 
 /// Opens the registered replica at `root` with its key, for an action.
@@ -319,18 +286,4 @@ pub(crate) fn open_store(r: &Replica, loc: &str, cache: &CacheLocation) -> Resul
 /// The block caches under `dir` (`ferry cache status`).
 pub(crate) fn caches(dir: Option<&Path>) -> Vec<ferry_mount::status::StoreCache> {
     dir.and_then(|d| ferry_mount::status::status(d).ok()).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn conflict_copy_names_map_back_to_their_path() {
-        let p = |s: &str| original_of(Path::new(s));
-        assert_eq!(p("d/notes.conflict-laptop-20261206-101500.txt"), PathBuf::from("d/notes.txt"));
-        assert_eq!(p("Makefile.conflict-my-box-20261206-101500"), PathBuf::from("Makefile"));
-        assert_eq!(p("a.tar.conflict-x-20261206-101500-0a1b2c.gz"), PathBuf::from("a.tar.gz"));
-        assert_eq!(label_of(Path::new("n.conflict-my-box-20261206-101500.txt")).as_deref(), Some("my-box"));
-    }
 }

@@ -153,8 +153,46 @@ pub enum Command {
     /// pull, sync and clone, and kept in step by `watch` without LOC.
     #[command(subcommand)]
     Remote(RemoteCmd),
-    /// (In a replica) list the conflict copies still present.
+    /// (In a replica) list each conflicted file with its versions: the one
+    /// at the path and each conflict copy, with the replica, time and size.
     Conflicts,
+    /// (In a replica) settle a conflict: which version stays at PATH.
+    ///
+    /// Syncs with the stores first, so every version is in a snapshot,
+    /// then changes the folder, then syncs again, so the choice is a
+    /// snapshot the other replicas follow. The losing versions stay in
+    /// the history (`ferry versions PATH`).
+    Resolve {
+        /// The conflicted file (or one of its conflict copies).
+        path: PathBuf,
+        /// mine: the file at PATH stays, its copies go. theirs: the one
+        /// copy replaces it. both: the copies get plain names. COPY: that
+        /// copy replaces it, the others go.
+        #[arg(long, value_name = "mine|theirs|both|COPY")]
+        keep: String,
+        /// Store to sync the choice with (repeatable; default: every store
+        /// this replica syncs with, see `remote list`).
+        #[arg(long = "store", value_name = "LOC")]
+        stores: Vec<String>,
+    },
+    /// (In a replica) a path's versions across a store's history, the
+    /// conflict copies of it included.
+    ///
+    /// With --restore ID, brings that version back at PATH: the version
+    /// there now is synced first (it stays in the history), and the
+    /// change is synced to the stores.
+    Versions {
+        /// A path in the replica.
+        path: PathBuf,
+        /// Bring this version (its id, or a unique prefix) back at PATH.
+        #[arg(long, value_name = "ID")]
+        restore: Option<String>,
+        /// Store whose history to read, then to sync with (repeatable;
+        /// default: every store this replica syncs with; the history
+        /// comes from the first).
+        #[arg(long = "store", value_name = "LOC")]
+        stores: Vec<String>,
+    },
     /// (In a replica) local changes since the last sync.
     ///
     /// Answers from stat and the file cache without the replica's key when

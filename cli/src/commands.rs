@@ -14,7 +14,7 @@ use ferry_sync::push::{PushOptions, push};
 use ferry_sync::replica::{self, Replica};
 use ferry_sync::restore::{RestoreOptions, restore};
 use ferry_sync::scan::{LocalChange, StatusReport, status};
-use ferry_sync::sync::{SyncOptions, conflict_copies, sync};
+use ferry_sync::sync::{SyncOptions, sync};
 use ferry_sync::tree::{Content, EntryType};
 use ferry_sync::{ChangeKind, PathChange, Progress, Skipped, diff, ls, snapshot};
 use serde::Serialize;
@@ -45,6 +45,8 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Status => cmd_status(g),
         Command::Sync { loc, dry_run } => cmd_sync(g, loc, *dry_run),
         Command::Conflicts => cmd_conflicts(g),
+        Command::Resolve { path, keep, stores } => cmd_resolve(g, path, keep, stores),
+        Command::Versions { path, restore, stores } => cmd_versions(g, path, restore.as_deref(), stores),
         Command::Watch(a) => cmd_watch(g, a),
         Command::Remote(c) => cmd_remote(g, c),
         Command::Center(a) => cmd_center(g, a),
@@ -1230,18 +1232,232 @@ fn cmd_remote(g: &Global, c: &RemoteCmd) -> Result<i32> {
     Ok(0)
 }
 
+/// A conflict's version as `conflicts --json` prints it.
+#[derive(Serialize)]
+struct VersionRow {
+    path: String,
+    replica: String,
+    time: String,
+    size: u64,
+}
+
+impl From<&ferry_sync::resolve::Version> for VersionRow {
+    fn from(v: &ferry_sync::resolve::Version) -> Self {
+        VersionRow {
+            path: v.path.to_string_lossy().into_owned(),
+            replica: v.replica.clone(),
+            time: output::rfc3339(v.mtime_ns),
+            size: v.size,
+        }
+    }
+}
+
 fn cmd_conflicts(g: &Global) -> Result<i32> {
     let r = here_replica(g)?;
-    let copies = conflict_copies(&r)?;
+    let sets = ferry_sync::resolve::list(&r)?;
     if g.json {
-        output::json(&copies.iter().map(|c| c.to_string_lossy()).collect::<Vec<_>>());
-    } else {
-        for c in &copies {
-            println!("{}", c.display());
+        #[derive(Serialize)]
+        struct Row {
+            path: String,
+            current: Option<VersionRow>,
+            copies: Vec<VersionRow>,
         }
-        if !g.quiet && copies.is_empty() {
-            println!("no conflict copies");
+        let rows: Vec<Row> = sets
+            .iter()
+            .map(|s| Row {
+                path: s.path.to_string_lossy().into_owned(),
+                current: s.current.as_ref().map(Into::into),
+                copies: s.copies.iter().map(Into::into).collect(),
+            })
+            .collect();
+        output::json(&rows);
+        return Ok(0);
+    }
+    let line = |v: &ferry_sync::resolve::Version, what: &str| {
+        println!("  {what:<6} {:<12} {}  {:>9}  {}", v.replica, output::time(v.mtime_ns), size(v.size), v.path.display())
+    };
+    for s in &sets {
+        println!("{}", s.path.display());
+        match &s.current {
+            Some(v) => line(v, "mine"),
+            None => println!("  mine   (deleted here)"),
         }
+        for c in &s.copies {
+            line(c, "copy");
+        }
+    }
+    if !g.quiet {
+        if sets.is_empty() {
+            println!("no conflicts");
+        } else {
+            println!("settle one with `ferry resolve PATH --keep mine|theirs|both|COPY`");
+        }
+    }
+    Ok(0)
+}
+
+/// The stores a replica command syncs with: those given, else the
+/// recorded ones. Each is opened with the replica's key.
+fn stores_for(g: &Global, r: &Replica, given: &[String]) -> Result<Vec<(String, Store)>> {
+    let locs: Vec<String> = if given.is_empty() { r.remotes()?.into_iter().map(|m| m.location).collect() } else { given.to_vec() };
+    if locs.is_empty() {
+        return Err(ferry_sync::Error::NoRemotes { root: r.root().to_path_buf() }.into());
+    }
+    locs.into_iter().map(|l| Ok((l.clone(), open_for(g, r, &l)?))).collect()
+}
+
+fn cmd_resolve(g: &Global, path: &Path, keep: &str, given: &[String]) -> Result<i32> {
+    let r = here_replica(g)?;
+    let rel = r.relative(path)?;
+    let keep: ferry_sync::resolve::Keep = keep.parse().expect("infallible");
+    let keep = match keep {
+        ferry_sync::resolve::Keep::Copy(c) => ferry_sync::resolve::Keep::Copy(r.relative(&c)?),
+        k => k,
+    };
+    let stores = stores_for(g, &r, given)?;
+    let refs: Vec<(String, &Store)> = stores.iter().map(|(l, s)| (l.clone(), s)).collect();
+    let progress = Arc::new(Progress::default());
+    let bar = Bar::start(g, progress.clone(), "resolve");
+    let res = ferry_sync::resolve::resolve(&r, &rel, &keep, &refs, &replica_host(&r)?, &progress);
+    bar.finish();
+    let done = res?;
+    for (l, _) in &stores {
+        remember(g, &r, l)?;
+    }
+    if g.json {
+        output::json(&done);
+    } else if !g.quiet {
+        match &done.kept {
+            Some(k) => println!("{} now holds the version of {}", done.path.display(), k.display()),
+            None => println!("kept {} as it is", done.path.display()),
+        }
+        for p in &done.removed {
+            println!("removed {}", p.display());
+        }
+        for r in &done.renamed {
+            println!("renamed {} -> {}", r.from.display(), r.to.display());
+        }
+        for rec in &done.snapshots {
+            match &rec.snapshot {
+                Some(id) => println!("recorded in {} as snapshot {}", rec.store, &id[..8]),
+                None => println!("{} already held this state", rec.store),
+            }
+        }
+        println!("the other versions stay in the history: `ferry versions {}`", done.path.display());
+    }
+    Ok(0)
+}
+
+/// A path's version as `versions --json` prints it.
+#[derive(Serialize)]
+struct PathVersionRow<'a> {
+    id: &'a str,
+    path: String,
+    kind: &'a str,
+    size: u64,
+    mtime: String,
+    first_snapshot: &'a str,
+    first_time: String,
+    host: &'a str,
+    snapshots: usize,
+    current: bool,
+}
+
+impl<'a> From<&'a ferry_sync::versions::PathVersion> for PathVersionRow<'a> {
+    fn from(v: &'a ferry_sync::versions::PathVersion) -> Self {
+        PathVersionRow {
+            id: &v.id,
+            path: v.path.to_string_lossy().into_owned(),
+            kind: v.kind,
+            size: v.size,
+            mtime: output::rfc3339(v.mtime_ns),
+            first_snapshot: &v.first_snapshot,
+            first_time: output::rfc3339(v.first_time_ns),
+            host: &v.host,
+            snapshots: v.snapshots,
+            current: v.current,
+        }
+    }
+}
+
+fn cmd_versions(g: &Global, path: &Path, restore: Option<&str>, given: &[String]) -> Result<i32> {
+    let r = here_replica(g)?;
+    let rel = r.relative(path)?;
+    let stores = stores_for(g, &r, given)?;
+    let (from_loc, from) = (&stores[0].0, &stores[0].1);
+    if let Some(vid) = restore {
+        let refs: Vec<(String, &Store)> = stores.iter().map(|(l, s)| (l.clone(), s)).collect();
+        let progress = Arc::new(Progress::default());
+        let bar = Bar::start(g, progress.clone(), "restore");
+        let res = ferry_sync::versions::restore_version(&r, from, &refs, &rel, vid, &replica_host(&r)?, &progress);
+        bar.finish();
+        let done = res?;
+        if done.written {
+            for (l, _) in &stores {
+                remember(g, &r, l)?;
+            }
+        }
+        if g.json {
+            output::json(&serde_json::json!({
+                "path": done.path,
+                "version": PathVersionRow::from(&done.version),
+                "written": done.written,
+                "snapshots": done.snapshots,
+            }));
+        } else if !g.quiet {
+            if done.written {
+                println!(
+                    "restored version {} of {} ({}, {})",
+                    done.version.id,
+                    done.path.display(),
+                    size(done.version.size),
+                    output::time(done.version.mtime_ns)
+                );
+                for rec in &done.snapshots {
+                    if let Some(id) = &rec.snapshot {
+                        println!("recorded in {} as snapshot {}", rec.store, &id[..8]);
+                    }
+                }
+            } else {
+                println!("{} already holds version {}", done.path.display(), done.version.id);
+            }
+        }
+        return Ok(0);
+    }
+    let list = ferry_sync::versions::versions(&r, from, &rel)?;
+    if g.json {
+        let rows: Vec<PathVersionRow> = list.iter().map(Into::into).collect();
+        output::json(&rows);
+        return Ok(0);
+    }
+    if list.is_empty() {
+        if !g.quiet {
+            println!("{} is in no snapshot of {from_loc}", rel.display());
+        }
+        return Ok(0);
+    }
+    println!(
+        "{:<12}  {:<19}  {:>9}  {:<19}  {:<12}  path",
+        "id",
+        format!("modified ({})", output::zone_name()),
+        "size",
+        "first saved",
+        "by"
+    );
+    for v in &list {
+        println!(
+            "{:<12}  {:<19}  {:>9}  {:<19}  {:<12}  {}{}",
+            v.id,
+            output::time(v.mtime_ns),
+            if v.kind == "file" { size(v.size) } else { v.kind.to_string() },
+            output::time(v.first_time_ns),
+            v.host,
+            v.path.display(),
+            if v.current { "  (current)" } else { "" }
+        );
+    }
+    if !g.quiet {
+        println!("bring one back with `ferry versions {} --restore ID`", path.display());
     }
     Ok(0)
 }

@@ -33,6 +33,8 @@ impl Context {
             Command::Clone { loc, .. } => ("clone", Some(loc)),
             Command::Sync { loc, .. } => ("sync", Some(loc)),
             Command::Conflicts => ("conflicts", None),
+            Command::Resolve { stores, .. } => ("resolve", stores.first().map(String::as_str)),
+            Command::Versions { stores, .. } => ("versions", stores.first().map(String::as_str)),
             Command::Status => ("status", None),
             Command::Store(StoreCmd::Init(a)) => ("store init", Some(&a.loc)),
             Command::Key(KeyCmd::List { loc } | KeyCmd::Add { loc, .. } | KeyCmd::Export { loc, .. } | KeyCmd::Remove { loc, .. }) => {
@@ -200,8 +202,27 @@ fn sync_hint(e: &SyncError, cx: &Context) -> Option<String> {
         ),
         SyncError::ReplicaBusy { .. } => "wait for the other ferry process to finish, then run again".into(),
         SyncError::CloneIntoReplica { .. } => "clone into a new folder".into(),
-        SyncError::NoRemotes { .. } => {
+        SyncError::NoRemotes { .. } if cx.command == "watch" => {
             "give the stores (`ferry watch LOC...`), or sync once (`ferry sync LOC`) or `ferry remote add LOC`".into()
+        }
+        SyncError::NoRemotes { .. } => {
+            format!(
+                "give a store with --store LOC, or sync once (`ferry sync LOC`) or `ferry remote add LOC`; `ferry {}` needs one",
+                cx.command
+            )
+        }
+        SyncError::OutsideReplica { root, .. } => format!("give a path inside {}", path_word(root)),
+        SyncError::NoConflict { .. } => "`ferry conflicts` lists the files that have conflict copies".into(),
+        SyncError::SeveralCopies { copies, .. } => {
+            format!("name the copy to keep: --keep {}", copies.first().map(|c| c.display().to_string()).unwrap_or_else(|| "COPY".into()))
+        }
+        SyncError::NotACopy { .. } => "`ferry conflicts` lists each file's copies".into(),
+        SyncError::NotInHistory { path } => format!(
+            "keep it by moving {} out of the folder first, or let it be synced (check .ferryignore), then run again",
+            path_word(path)
+        ),
+        SyncError::NoSuchVersion { path, .. } | SyncError::AmbiguousVersion { path, .. } => {
+            format!("`ferry versions {}` lists its versions and their ids", path.display())
         }
         SyncError::OtherFamily { root } | SyncError::OtherChunker { root } => {
             format!("use a store of this replica's family, or create one with `ferry store init NEWLOC --like {}`", path_word(root))

@@ -1616,6 +1616,16 @@ fn conflict_name_vector(name: &str, path: &str, host: &str, replica: [u8; 16], m
         content: Content::File(blocks.iter().map(|b| BlockId(*b)).collect()),
     };
     let suffixed = merge::with_content_suffix(&copy, &e);
+    // The visible name: rules that exclude the usual conflict name (its
+    // extension) but not the whole-name form.
+    let mut rules = ferry_sync::filter::IgnoreRules::default();
+    let file = path.rsplit('/').next().expect("a name");
+    if let Some(i) = file.rfind('.').filter(|&i| i > 0) {
+        rules.add(std::path::Path::new(""), &format!("*{}", &file[i..])).expect("a rule");
+    }
+    let whole = merge::visible_conflict_name(std::path::Path::new(path), &label, mtime_ns, &rules);
+    let whole_suffixed = merge::with_content_suffix(&whole, &e);
+    let original = file.to_string();
     ConflictNameVector {
         name: name.into(),
         path: path.into(),
@@ -1627,6 +1637,9 @@ fn conflict_name_vector(name: &str, path: &str, host: &str, replica: [u8; 16], m
         label,
         copy: copy.to_str().expect("UTF-8").into(),
         copy_with_suffix: suffixed.to_str().expect("UTF-8").into(),
+        whole: whole.to_str().expect("UTF-8").into(),
+        whole_with_suffix: whole_suffixed.to_str().expect("UTF-8").into(),
+        original,
     }
 }
 

@@ -552,4 +552,12 @@ pub struct ConflictNameVector {
     pub copy: String,
     /// The name used when `copy` is taken by other content (`-<T>` added).
     pub copy_with_suffix: String,
+    /// The visible name (§16.2 step 3) used when the merged rules exclude
+    /// `copy`: the whole name as STEM, no EXT.
+    pub whole: String,
+    /// `whole` with `-<T>` added.
+    pub whole_with_suffix: String,
+    /// The name every one of the four reads back to (§16.3): the file
+    /// name of `path`.
+    pub original: String,
 }

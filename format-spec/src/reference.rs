@@ -687,6 +687,47 @@ pub fn content_suffix(blocks: &[[u8; 32]], mode: u32) -> String {
     blake3::hash(&k).as_bytes()[..3].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// §16.2 step 3, visible names: `dir/NAME.conflict-<label>-<yyyymmdd>-<hhmmss>`,
+/// the whole name as STEM, with `-<T>` when `suffix` is given.
+pub fn whole_conflict_name(path: &str, label: &str, mtime_ns: i64, suffix: Option<&str>) -> String {
+    // The whole name has no extension: give conflict_name a name without
+    // a dot to split at, then put the name back.
+    let (dir, name) = match path.rfind('/') {
+        Some(i) => (&path[..=i], &path[i + 1..]),
+        None => ("", path),
+    };
+    let marked = conflict_name("x", label, mtime_ns, suffix);
+    format!("{dir}{name}{}", &marked[1..])
+}
+
+/// §16.3: the name of the file a conflict copy is a version of; `None`
+/// for a name that is no copy's.
+pub fn original_name(name: &str) -> Option<String> {
+    if !is_conflict_copy(name) {
+        return None;
+    }
+    let i = name.find(".conflict-")?;
+    let rest = &name.as_bytes()[i + ".conflict-".len()..];
+    // The label is 1 to 32 bytes; the first j where the time follows wins.
+    let j = (1..=32.min(rest.len())).find(|&j| {
+        rest[..j].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+            && rest.len() >= j + 16
+            && rest[j] == b'-'
+            && rest[j + 1..j + 9].iter().all(u8::is_ascii_digit)
+            && rest[j + 9] == b'-'
+            && rest[j + 10..j + 16].iter().all(u8::is_ascii_digit)
+    })?;
+    let mut tail = &name[i + ".conflict-".len() + j + 16..];
+    if let Some(t) = tail.strip_prefix('-')
+        && t.len() >= 6
+        && t.as_bytes()[..6].iter().all(u8::is_ascii_hexdigit)
+        && matches!(t.as_bytes().get(6), None | Some(b'.'))
+    {
+        tail = &t[6..];
+    }
+    Some(format!("{}{tail}", &name[..i]))
+}
+
 /// §16.2 step 3: whether a file name is a conflict copy's.
 pub fn is_conflict_copy(name: &str) -> bool {
     let Some(i) = name.find(".conflict-") else { return false };

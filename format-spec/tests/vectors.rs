@@ -1056,9 +1056,19 @@ fn conflict_names() {
         assert_eq!(r::conflict_name(&v.path, &v.label, v.mtime_ns, None), v.copy, "{}: reference name", v.name);
         let t = r::content_suffix(&blocks, v.mode);
         assert_eq!(r::conflict_name(&v.path, &v.label, v.mtime_ns, Some(&t)), v.copy_with_suffix, "{}: reference suffixed", v.name);
-        for n in [&v.copy, &v.copy_with_suffix] {
+        assert_eq!(r::whole_conflict_name(&v.path, &v.label, v.mtime_ns, None), v.whole, "{}: reference whole name", v.name);
+        assert_eq!(
+            r::whole_conflict_name(&v.path, &v.label, v.mtime_ns, Some(&t)),
+            v.whole_with_suffix,
+            "{}: reference whole suffixed",
+            v.name
+        );
+        for n in [&v.copy, &v.copy_with_suffix, &v.whole, &v.whole_with_suffix] {
             let file = n.rsplit('/').next().expect("a name");
             assert!(r::is_conflict_copy(file) && merge::is_conflict_copy(file), "{}: {file} is a copy", v.name);
+            assert_eq!(r::original_name(file).as_deref(), Some(v.original.as_str()), "{}: reference reads {file} back", v.name);
+            let parsed = merge::parse_conflict_name(file).map(|c| c.original);
+            assert_eq!(parsed.as_deref(), Some(v.original.as_str()), "{}: crate reads {file} back", v.name);
         }
     }
     let names = [

@@ -241,6 +241,64 @@ pub enum Error {
         /// The replica's root.
         root: PathBuf,
     },
+    /// A path given to a replica command is not inside the replica.
+    #[error("{} is not a path inside the replica {}", path.display(), root.display())]
+    OutsideReplica {
+        /// The path given.
+        path: PathBuf,
+        /// The replica's root.
+        root: PathBuf,
+    },
+    /// `resolve` was given a path with no conflict copy beside it.
+    #[error("{path} has no conflict copies; nothing was changed")]
+    NoConflict {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// `resolve --keep theirs` with more than one copy: which one is meant?
+    #[error("{path} has {} conflict copies, so \"theirs\" is ambiguous: {}; nothing was changed", copies.len(), list_paths(copies))]
+    SeveralCopies {
+        /// The conflicted file.
+        path: PathBuf,
+        /// Its copies, relative to the replica's root.
+        copies: Vec<PathBuf>,
+    },
+    /// `resolve --keep COPY` where COPY is not one of the path's copies.
+    #[error("{} is not a conflict copy of {path} (its copies: {}); nothing was changed", copy.display(), list_paths(copies))]
+    NotACopy {
+        /// The copy given.
+        copy: PathBuf,
+        /// The conflicted file.
+        path: PathBuf,
+        /// Its copies, relative to the replica's root.
+        copies: Vec<PathBuf>,
+    },
+    /// `versions --restore` with an id no version of the path has.
+    #[error("{} has no version {id:?} in the store's history; nothing was changed", path.display())]
+    NoSuchVersion {
+        /// The path.
+        path: PathBuf,
+        /// The id given.
+        id: String,
+    },
+    /// `versions --restore` with an id prefix several versions share.
+    #[error("version id {id:?} of {} matches more than one version; give more of it; nothing was changed", path.display())]
+    AmbiguousVersion {
+        /// The path.
+        path: PathBuf,
+        /// The id given.
+        id: String,
+    },
+    /// A version `resolve` would delete or overwrite is not in the
+    /// replica's synced state even after a sync (its `.ferryignore` rules
+    /// exclude it, or it changed meanwhile), so it would be lost.
+    #[error(
+        "{path} is not in any snapshot (excluded by .ferryignore, or changed during the sync), so resolving would lose it; nothing was changed"
+    )]
+    NotInHistory {
+        /// The version's path.
+        path: PathBuf,
+    },
     /// A folder is already a replica of another folder (or of a store of
     /// another key family), so it cannot be cloned into.
     #[error("{root} is already a replica of another folder or key family; nothing was changed")]
@@ -320,4 +378,8 @@ impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { op, path: path.into(), source }
     }
+}
+
+fn list_paths(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }

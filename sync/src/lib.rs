@@ -10,6 +10,8 @@
 //! - [`filecache`]: the local redb cache that lets an unchanged file cost one stat.
 //! - [`backup`], [`restore`], [`diff`], [`check`], [`ls`]: the operations.
 //! - [`replica`], [`scan`], [`push`], [`pull`], [`sync`], [`merge`]: replicas of a synced folder (`.ferry/`) and their state model, status, push, pull, clone and the N-way merge.
+//! - [`resolve`]: `conflicts` and `resolve`: a conflict's versions in the working folder, and settling one for every replica.
+//! - [`versions`]: `versions PATH`: a path's versions across a store's history, and bringing one back.
 //! - [`history`]: a folder's snapshots in a store, heads, ancestry and how they relate to a replica's state.
 //! - [`registry`]: the replica folders on this machine (for `ferry center`).
 //! - [`watch`]: `ferry watch`, deciding when to sync with which store (inotify, intervals, unreachable stores).
@@ -37,12 +39,14 @@ pub mod pull;
 pub mod push;
 pub mod registry;
 pub mod replica;
+pub mod resolve;
 pub mod restore;
 pub mod scan;
 pub mod snapshot;
 pub mod sync;
 pub mod tree;
 pub mod unignored;
+pub mod versions;
 pub mod watch;
 pub mod watchstate;
 pub mod workdir;

@@ -96,7 +96,7 @@ pub fn same_content(a: &Entry, b: &Entry) -> bool {
 }
 
 /// A total order key for choosing a winner among different versions.
-fn content_key(e: &Entry) -> Vec<u8> {
+pub(crate) fn content_key(e: &Entry) -> Vec<u8> {
     let mut k = vec![match e.content {
         Content::File(_) => 1u8,
         Content::Symlink(_) => 2,
@@ -175,7 +175,7 @@ pub fn with_content_suffix(copy: &Path, e: &Entry) -> PathBuf {
 /// Where the `-<yyyymmdd>-<hhmmss>` of a conflict name ends: the first
 /// such time after `.conflict-` and a label of 1 to [`LABEL_MAX`] bytes
 /// of `[A-Za-z0-9-]`, followed by the end of the name, `.` or `-`.
-fn conflict_time_end(name: &str) -> Option<usize> {
+pub(crate) fn conflict_time_end(name: &str) -> Option<usize> {
     let start = name.find(".conflict-")? + ".conflict-".len();
     let b = name.as_bytes();
     let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
@@ -194,6 +194,40 @@ fn conflict_time_end(name: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// What a conflict copy's name says (the inverse of [`conflict_name`],
+/// [`visible_conflict_name`] and [`with_content_suffix`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConflictName {
+    /// The name of the file it is a version of (`x.txt` for
+    /// `x.conflict-r1-20261205-112434.txt` and for
+    /// `x.txt.conflict-r1-20261205-112434`).
+    pub original: String,
+    /// The label of the replica whose version it is.
+    pub label: String,
+    /// `yyyymmdd-hhmmss`, UTC of that version's mtime.
+    pub time: String,
+}
+
+/// Reads a conflict copy's name; `None` for any other name.
+pub fn parse_conflict_name(name: &str) -> Option<ConflictName> {
+    let end = conflict_time_end(name)?;
+    let start = name.find(".conflict-")?;
+    let marker = &name[start + ".conflict-".len()..end];
+    // `<label>-<yyyymmdd>-<hhmmss>`: the time is the last 15 bytes.
+    let (label, time) = (&marker[..marker.len() - 16], &marker[marker.len() - 15..]);
+    let mut rest = &name[end..];
+    // The content suffix `-<6 hex>` of with_content_suffix.
+    if let Some(tag) = rest.strip_prefix('-')
+        && tag.len() >= 6
+        && tag.as_bytes()[..6].iter().all(|b| b.is_ascii_hexdigit())
+        && matches!(tag.as_bytes().get(6), None | Some(b'.'))
+    {
+        rest = &tag[6..];
+    }
+    let original = format!("{}{rest}", &name[..start]);
+    (!original.is_empty()).then(|| ConflictName { original, label: label.to_string(), time: time.to_string() })
 }
 
 /// True for a name made by [`conflict_name`] (a label of the form of
@@ -558,6 +592,28 @@ mod tests {
     }
     const R1: [u8; 16] = [1; 16];
     const R2: [u8; 16] = [2; 16];
+
+    #[test]
+    fn every_conflict_name_form_reads_back_to_its_original() {
+        let t = 1_764_933_874_000_000_000; // 2025-12-05 11:24:34 UTC
+        let rules = IgnoreRules::default();
+        for (orig, label) in [("x.txt", "r1"), ("x.log", "lap-top-2"), ("Makefile", "vm"), (".bashrc", "r0"), ("a.tar.gz", "00000000")] {
+            let p = Path::new("d").join(orig);
+            let plain = conflict_name(&p, label, t);
+            let whole = p.with_file_name(format!("{orig}.conflict-{label}-20251205-112434"));
+            let suffixed = with_content_suffix(&plain, &file(7, 0o644, t));
+            let whole_suffixed = with_content_suffix(&whole, &file(7, 0o644, t));
+            assert_eq!(visible_conflict_name(&p, label, t, &rules), plain);
+            for copy in [plain, whole, suffixed, whole_suffixed] {
+                let name = copy.file_name().unwrap().to_string_lossy().into_owned();
+                let parsed = parse_conflict_name(&name).unwrap_or_else(|| panic!("{name} should parse"));
+                assert_eq!(parsed, ConflictName { original: orig.into(), label: label.into(), time: "20251205-112434".into() }, "{name}");
+            }
+        }
+        for not in ["x.txt", "x.conflict-.txt", "x.conflict-r1-2025120-112434.txt", "x.conflict-r1-20251205-11243.txt"] {
+            assert_eq!(parse_conflict_name(not), None, "{not}");
+        }
+    }
 
     #[test]
     fn resolve_follows_every_rule_of_section_16_2() {

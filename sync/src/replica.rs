@@ -545,6 +545,26 @@ pub fn remote_location(loc: &str) -> Result<String> {
 }
 
 impl Replica {
+    /// `path` (absolute, or relative to the current folder) as a path
+    /// relative to the replica's root. The path itself need not exist;
+    /// its folder is resolved (symlinks, `..`).
+    pub fn relative(&self, path: &Path) -> Result<PathBuf> {
+        let abs = std::path::absolute(path).map_err(|e| Error::io("open", path, e))?;
+        let (dir, name) = match (abs.parent(), abs.file_name()) {
+            (Some(d), Some(n)) => (d.canonicalize().unwrap_or_else(|_| d.to_path_buf()), Some(n.to_os_string())),
+            _ => (abs.canonicalize().unwrap_or(abs.clone()), None),
+        };
+        let root = self.root.canonicalize().unwrap_or_else(|_| self.root.clone());
+        let full = match name {
+            Some(n) => dir.join(n),
+            None => dir,
+        };
+        match full.strip_prefix(&root) {
+            Ok(rel) if !rel.as_os_str().is_empty() && !rel.starts_with(META_DIR) => Ok(rel.to_path_buf()),
+            _ => Err(Error::OutsideReplica { path: path.to_path_buf(), root: self.root.clone() }),
+        }
+    }
+
     /// The stores this replica has synced with (or that were added by
     /// hand), in location order.
     pub fn remotes(&self) -> Result<Vec<Remote>> {
