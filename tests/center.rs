@@ -203,7 +203,10 @@ impl Browser {
                 return;
             }
             if Instant::now() >= deadline {
-                let page = self.call("Runtime.evaluate", json!({"expression": "location.href + '\\n' + document.body.innerText", "returnByValue": true}));
+                let page = self.call(
+                    "Runtime.evaluate",
+                    json!({"expression": "location.href + '\\n' + document.body.innerText", "returnByValue": true}),
+                );
                 panic!("timed out waiting for {what}; the page: {}", page["result"]["value"]);
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -291,6 +294,10 @@ fn the_sync_center_shows_replicas_stores_and_conflicts_and_resolves_one_in_chrom
     assert_eq!(s, 403, "a POST without the CSRF token");
     let (s, _, _) = http(&addr, "POST", "/resolve", &post, &format!("csrf={}&{form}", center.token));
     assert_eq!(s, 403, "a POST with a wrong CSRF token");
+    let csrf = body.split(r#"name="csrf" value=""#).nth(1).and_then(|r| r.split('"').next()).expect("a CSRF field on the page").to_string();
+    let foreign = [("Cookie", cookie.as_str()), ("Content-Type", "application/x-www-form-urlencoded"), ("Origin", "http://evil.example")];
+    let (s, _, _) = http(&addr, "POST", "/resolve", &foreign, &format!("csrf={csrf}&{form}"));
+    assert_eq!(s, 403, "a POST from another origin, even with the CSRF token");
     let (s, _, _) = http(&addr, "GET", &format!("/resolve?{form}"), &[("Cookie", &cookie)], "");
     assert_eq!(s, 405, "no GET changes state");
     assert_eq!(conflict_copies(&alpha).len(), 1, "nothing was resolved by refused requests");
@@ -375,6 +382,29 @@ fn the_sync_center_shows_replicas_stores_and_conflicts_and_resolves_one_in_chrom
     assert_eq!(std::fs::read_to_string(alpha.join("notes.txt")).unwrap(), kept, "the copy's version holds the path");
     let left = b.eval(&format!("document.querySelectorAll('section.replica[data-root=\"{}\"] .conflict').length", alpha.display()));
     assert_eq!(left, json!(0), "alpha's card shows no conflict any more");
+    // --- A path's history: the version that lost comes back with "restore this version".
+    b.eval(&format!(
+        "const f = document.querySelector('section.replica[data-root=\"{}\"] form.history'); f.querySelector('input[name=path]').value = 'notes.txt'; f.querySelector('button').click(); true",
+        alpha.display()
+    ));
+    b.wait_for("document.readyState === 'complete' && !!document.querySelector('section.history')", "the history page");
+    let rows = b.eval(
+        "JSON.stringify([...document.querySelectorAll('tr.version')].map(r => [r.dataset.version, r.dataset.size, r.dataset.current]))",
+    );
+    let rows: Vec<(String, String, String)> = serde_json::from_str(rows.as_str().unwrap()).unwrap();
+    assert!(rows.len() >= 3, "first, alpha's and beta's versions: {rows:?}");
+    assert_eq!(rows.iter().filter(|r| r.2 == "true").count(), 1, "one is current: {rows:?}");
+    let lost_row = rows.iter().find(|r| r.1 == lost.len().to_string() && r.2 == "false").unwrap_or_else(|| panic!("{rows:?}"));
+    b.eval(&format!("document.querySelector('form.restore button[data-version=\"{}\"]').click(); true", lost_row.0));
+    b.wait_for(
+        "document.readyState === 'complete' && !!(document.getElementById('notice') || document.querySelector('div.error'))",
+        "the page after restoring",
+    );
+    let failed = b.eval("document.querySelector('div.error') ? document.querySelector('div.error').textContent : ''");
+    assert_eq!(failed, json!(""), "restoring through the page failed");
+    assert_eq!(std::fs::read_to_string(alpha.join("notes.txt")).unwrap(), lost, "the restored version is back at the path");
+    let kept = lost;
+
     // The choice reaches beta through the store.
     env.sync_json("beta", &[&st]);
     assert_eq!(std::fs::read_to_string(beta.join("notes.txt")).unwrap(), kept);

@@ -77,7 +77,10 @@ pub(crate) fn restore(app: &App, root: &Path, store: &str, path: &str, vid: &str
     let r = open_for_action(&app.registry, &app.keys, root)?;
     let rel = relative(path)?;
     let stores = all_stores(app, &r)?;
-    let from = stores.iter().position(|(l, _)| l == store).ok_or_else(|| Error::NotARemote { root: root.to_path_buf(), store: store.to_string() })?;
+    let from = stores
+        .iter()
+        .position(|(l, _)| l == store)
+        .ok_or_else(|| Error::NotARemote { root: root.to_path_buf(), store: store.to_string() })?;
     let refs: Vec<(String, &Store)> = stores.iter().map(|(l, s)| (l.clone(), s)).collect();
     let done = ferry_sync::versions::restore_version(&r, &stores[from].1, &refs, &rel, vid, &host_of(app, &r)?, &Progress::default())?;
     if !done.written {
@@ -101,7 +104,12 @@ pub(crate) fn history_body(app: &App, root: &Path, path: &str, store: Option<&st
     let rel = relative(path)?;
     let store = match store {
         Some(s) => s.to_string(),
-        None => r.remotes()?.into_iter().next().map(|m| m.location).ok_or_else(|| Error::Sync(ferry_sync::Error::NoRemotes { root: root.to_path_buf() }))?,
+        None => r
+            .remotes()?
+            .into_iter()
+            .next()
+            .map(|m| m.location)
+            .ok_or_else(|| Error::Sync(ferry_sync::Error::NoRemotes { root: root.to_path_buf() }))?,
     };
     let st = open_store(&r, &store, &app.cache)?;
     let mut list = ferry_sync::versions::versions(&r, &st, &rel)?;
@@ -126,7 +134,7 @@ pub(crate) fn history_body(app: &App, root: &Path, path: &str, store: Option<&st
         for v in &list {
             let _ = write!(
                 b,
-                r#"<tr class="version" data-version="{id}"><td><code>{id}</code>{at}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>"#,
+                r#"<tr class="version" data-version="{id}" data-size="{size_bytes}" data-current="{current}"><td><code>{id}</code>{at}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>"#,
                 esc(v.kind),
                 size(v.size),
                 time_tag(v.mtime_ns, now),
@@ -134,6 +142,8 @@ pub(crate) fn history_body(app: &App, root: &Path, path: &str, store: Option<&st
                 esc(&v.host),
                 v.snapshots,
                 id = esc(&v.id),
+                size_bytes = v.size,
+                current = v.current,
                 at = if v.path.as_path() != rel.as_path() {
                     format!(r#" <span class="muted">as {}</span>"#, esc(&v.path.to_string_lossy()))
                 } else {

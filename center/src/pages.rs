@@ -252,9 +252,8 @@ fn conflict_box(b: &mut String, app: &App, root: &str, c: &ConflictView, now: i6
     if let Some(cur) = &c.current {
         let _ = write!(
             b,
-            r#"<tr><td class="path">{}</td><td>{} <span class="muted">(this replica, at the path)</span></td><td>{}</td><td>{}</td><td>"#,
+            r#"<tr><td class="path">{}</td><td><span class="muted">at the path here</span></td><td>{}</td><td>{}</td><td>"#,
             esc(&cur.path.to_string_lossy()),
-            esc(cur.replica.as_deref().unwrap_or("")),
             time_tag(cur.mtime_ns, now),
             size(cur.size)
         );
