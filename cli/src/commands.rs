@@ -993,10 +993,10 @@ fn remember(g: &Global, r: &Replica, loc: &str) -> Result<()> {
 /// written costs only the Sync Center's listing: said, never fatal.
 fn register(g: &Global, r: &Replica) {
     let Some(reg) = ferry_sync::registry::Registry::user() else { return };
-    if let Err(e) = reg.register(r.root()) {
-        if !g.quiet {
-            eprintln!("ferry: warning: {} not added to {}: {e}", r.root().display(), reg.path().display());
-        }
+    if let Err(e) = reg.register(r.root())
+        && !g.quiet
+    {
+        eprintln!("ferry: warning: {} not added to {}: {e}", r.root().display(), reg.path().display());
     }
 }
 
