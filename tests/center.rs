@@ -266,6 +266,13 @@ fn the_sync_center_shows_replicas_stores_and_conflicts_and_resolves_one_in_chrom
     let env = Env::new();
     let st = two_replicas_with_a_conflict(&env);
     let (alpha, beta) = (env.path("alpha").canonicalize().unwrap(), env.path("beta").canonicalize().unwrap());
+    // A registered replica whose folder is gone shows as missing.
+    let gamma = env.path("gamma");
+    let mut args = vec!["init", gamma.to_str().unwrap(), "--name", "gamma"];
+    args.extend(KDF);
+    env.ok(&args);
+    let gamma = gamma.canonicalize().unwrap();
+    std::fs::remove_dir_all(&gamma).unwrap();
     let center = Center::start(&env);
     let addr = center.addr.clone();
 
@@ -318,13 +325,25 @@ fn the_sync_center_shows_replicas_stores_and_conflicts_and_resolves_one_in_chrom
     assert_eq!(watch.wait().unwrap().code(), Some(0));
     let (_, _, body) = http(&addr, "GET", "/live", &[("Cookie", &cookie)], "");
     assert!(!body.contains(r#"class="watching""#), "a stopped watch leaves the live panel: {body}");
+    assert!(!beta.join(".ferry/watch.json").exists(), "and removes its state file");
 
     // --- The page in Chromium: the DOM shows the replicas, the store, the conflict.
     let mut b = Browser::launch();
     b.goto(&center.url);
     let roots = b.eval("JSON.stringify([...document.querySelectorAll('section.replica')].map(s => s.dataset.root))");
     let roots: Vec<String> = serde_json::from_str(roots.as_str().unwrap()).unwrap();
-    assert_eq!(roots, vec![alpha.to_string_lossy().to_string(), beta.to_string_lossy().to_string()]);
+    assert_eq!(roots, vec![alpha.to_string_lossy().to_string(), beta.to_string_lossy().to_string(), gamma.to_string_lossy().to_string()]);
+    let gamma_card = b.eval(&format!("document.querySelector('section.replica[data-root=\"{}\"]').textContent", gamma.display()));
+    assert!(
+        gamma_card.as_str().unwrap().contains("missing") && gamma_card.as_str().unwrap().contains("Nothing was changed"),
+        "{gamma_card}"
+    );
+    assert_eq!(b.eval("document.querySelectorAll('section.replica form').length > 0"), json!(true));
+    assert_eq!(
+        b.eval(&format!("document.querySelectorAll('section.replica[data-root=\"{}\"] form').length", gamma.display())),
+        json!(0),
+        "nothing is offered for a missing replica"
+    );
     let names = b.eval("[...document.querySelectorAll('section.replica h2')].map(h => h.textContent).join('|')");
     assert!(names.as_str().unwrap().contains("alpha") && names.as_str().unwrap().contains("beta"), "{names}");
     let stores =
@@ -420,4 +439,36 @@ fn a_non_loopback_listen_address_is_refused() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("loopback only"), "{err}");
+}
+
+#[test]
+fn without_a_key_the_center_shows_state_and_refuses_actions() {
+    let env = Env::new();
+    two_replicas_with_a_conflict(&env);
+    let alpha = env.path("alpha").canonicalize().unwrap();
+    let mut child = env
+        .cmd()
+        .env_remove("FERRY_PASSWORD")
+        .args(["center", "--json", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let (addr, url) = (v["listen"].as_str().unwrap(), v["url"].as_str().unwrap());
+    let token = url.split("token=").nth(1).unwrap();
+    let (_, h, _) = http(addr, "GET", &format!("/?token={token}"), &[], "");
+    let cookie = header(&h, "set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let (s, _, body) = http(addr, "GET", "/", &[("Cookie", &cookie)], "");
+    assert_eq!(s, 200);
+    assert!(body.contains("Started without a key") && body.contains(r#"data-path="notes.txt""#), "state is shown");
+    let csrf = body.split(r#"name="csrf" value=""#).nth(1).and_then(|r| r.split('"').next()).unwrap();
+    let post = [("Cookie", cookie.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+    let (s, _, body) = http(addr, "POST", "/resolve", &post, &format!("csrf={csrf}&root={}&path=notes.txt&keep=mine", alpha.display()));
+    assert_eq!(s, 403, "{body}");
+    assert!(body.contains("no key"), "{body}");
+    assert_eq!(conflict_copies(&alpha).len(), 1, "nothing changed");
+    let _ = child.kill();
+    let _ = child.wait();
 }
