@@ -21,11 +21,14 @@
 //!   key and dropped at once (busy when another process holds it), its
 //!   stores ([`ferry_sync::replica::Replica::remotes`]) probed without key
 //!   or lock ([`ferry_store::Store::peek_snapshots`], 3 s at most), local
-//!   changes ([`ferry_sync::scan::status`]), conflict copies, a running
+//!   changes ([`ferry_sync::scan::status`]), conflicts
+//!   ([`ferry_sync::resolve::list`]), a running
 //!   watch's state ([`ferry_sync::watchstate`]) and the block caches
 //!   ([`ferry_mount::status`]). [`KeySource`] is how actions get keys: the
 //!   CLI passes a key file's key or a passphrase; the server never prompts.
-//! - `actions.rs`: what the buttons do (resolve, restore, history).
+//! - `actions.rs`: what the buttons do: resolve ([`ferry_sync::resolve`]),
+//!   restore and a path's history ([`ferry_sync::versions`]), each with
+//!   every store the replica syncs with.
 //! - `pages.rs`, `html.rs`: rendering (escaping, relative times, human
 //!   sizes, status colours).
 //!

@@ -287,3 +287,27 @@ pub(crate) fn open_store(r: &Replica, loc: &str, cache: &CacheLocation) -> Resul
 pub(crate) fn caches(dir: Option<&Path>) -> Vec<ferry_mount::status::StoreCache> {
     dir.and_then(|d| ferry_mount::status::status(d).ok()).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_store::{ChunkerParams, KdfParams};
+
+    #[test]
+    fn a_replica_another_process_holds_is_busy_and_a_gone_one_missing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("r");
+        let kdf = KdfParams { m_kib: 64, t: 1, p: 1 };
+        let held = Replica::init(&root, b"pw", kdf, None, None, ChunkerParams::DEFAULT).unwrap();
+        let keys = Keys::new(KeySource::None);
+        let v = replica_view(held.root(), true, &keys);
+        assert!(matches!(v.opened, Opened::Busy), "the lock is held");
+        let root = held.root().to_path_buf();
+        drop(held);
+        let v = replica_view(&root, true, &keys);
+        assert!(matches!(v.opened, Opened::Ready), "free again");
+        assert!(matches!(v.changes, Changes::Listed(ref c) if c.is_empty()));
+        let v = replica_view(&tmp.path().join("gone"), false, &keys);
+        assert!(matches!(v.opened, Opened::Missing));
+    }
+}
