@@ -330,6 +330,9 @@ fn the_sync_center_shows_replicas_stores_and_conflicts_and_resolves_one_in_chrom
     // --- The page in Chromium: the DOM shows the replicas, the store, the conflict.
     let mut b = Browser::launch();
     b.goto(&center.url);
+    // The live panel polls /live (its one script runs under the page's CSP).
+    let first = b.eval("document.querySelector('#live [data-updated]').dataset.updated");
+    b.wait_for(&format!("document.querySelector('#live [data-updated]').dataset.updated !== {first}"), "the live panel to refresh itself");
     let roots = b.eval("JSON.stringify([...document.querySelectorAll('section.replica')].map(s => s.dataset.root))");
     let roots: Vec<String> = serde_json::from_str(roots.as_str().unwrap()).unwrap();
     assert_eq!(roots, vec![alpha.to_string_lossy().to_string(), beta.to_string_lossy().to_string(), gamma.to_string_lossy().to_string()]);
