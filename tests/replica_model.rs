@@ -1,7 +1,8 @@
 //! Issue 10, model-based: random sequences of user edits and replica
 //! commands (pull, push, push --force, sync, clone into empty and
 //! non-empty folders, store rollback, kill -9 and rerun, edits while a
-//! command runs) on 2–4 replicas and 1–2 stores, through the real binary.
+//! command runs, `resolve` of a listed conflict) on 2–4 replicas and 1–2
+//! stores, through the real binary.
 //!
 //! Every file version the user writes starts with a unique token, so it
 //! can be recognised anywhere (at its path, renamed, or in a conflict
@@ -31,7 +32,7 @@
 //! `FERRY_MODEL_WATCH=PATH` logs PATH's token on every replica after each step,
 //! and `FERRY_LOG` (passed on to ferry) adds each command's diagnostics;
 //! `FERRY_MODEL_VERBOSE=1` prints every step as it happens;
-//! `FERRY_MODEL_SKIP=ignore,rollback,kill,live-edit,clone-nonempty,same-stat,full-disk`
+//! `FERRY_MODEL_SKIP=ignore,rollback,kill,live-edit,clone-nonempty,same-stat,full-disk,resolve`
 //! (any subset) leaves those kinds of step out, to tell bugs apart.
 //!
 //! Full disk (as root): half the cloned replicas live on their own 16 MiB
@@ -115,6 +116,11 @@ struct Model<'a> {
     disks: BTreeMap<String, common::Mount>,
     /// Commands run on a full disk.
     full_disk: usize,
+    /// `ferry resolve` steps, drawn from their own generator so that the
+    /// main sequence of a seed stays what it was before they existed;
+    /// `None` for the seeds of `seeds_that_found_bugs_stay_fixed`, found
+    /// without them (and with `FERRY_MODEL_SKIP=resolve`).
+    resolve_rng: Option<Rng>,
 }
 
 fn is_log(p: &str) -> bool {
@@ -604,7 +610,86 @@ impl Model<'_> {
         self.note(format!("st{s} rolled back to copy {i}"));
     }
 
+    /// A person settles a conflict: `ferry resolve PATH --keep
+    /// mine|theirs|both|COPY --store st`, on a conflict `ferry conflicts`
+    /// lists. The versions it reports removed or replaced were the
+    /// person's choice (seen), and must be in that store's history.
+    fn resolve_step(&mut self) -> Result<(), String> {
+        let Some(rng) = self.resolve_rng.as_mut() else { return Ok(()) };
+        if !rng.chance(10) {
+            return Ok(());
+        }
+        let who = rng.pick(&self.replicas).clone();
+        let store = rng.below(self.stores.len());
+        let o = self.env.in_dir(&who, &["conflicts", "--json"]);
+        if !o.status.success() {
+            return Err(self.fail(format!("{who}: conflicts failed: {}", out_text(&o))));
+        }
+        let sets: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let sets = sets.as_array().unwrap();
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let rng = self.resolve_rng.as_mut().unwrap();
+        let set = &sets[rng.below(sets.len())];
+        let path = set["path"].as_str().unwrap().to_string();
+        let copies: Vec<String> = set["copies"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap().to_string()).collect();
+        let keep = match rng.below(4) {
+            0 => "mine".to_string(),
+            1 => "theirs".to_string(),
+            2 => "both".to_string(),
+            _ => rng.pick(&copies).clone(),
+        };
+        let root = self.dir(&who);
+        let before: BTreeMap<String, String> = std::iter::once(&path)
+            .chain(&copies)
+            .filter_map(|p| fs::read(root.join(p)).ok().and_then(|b| token_of(&b)).map(|t| (p.clone(), t)))
+            .collect();
+        let pushable = self.pushable(&who);
+        let st = self.stores[store].clone();
+        let o = self.env.in_dir(&who, &["resolve", &path, "--keep", &keep, "--store", &st, "--json"]);
+        self.commands += 1;
+        let what = format!("{who}: resolve {path} --keep {keep} st{store}");
+        // With --json the error is on stdout.
+        let err = out_text(&o).to_lowercase();
+        match o.status.code() {
+            Some(0) => {
+                let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+                let gone: Vec<String> = r["removed"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .chain(r["replaced"].as_str().map(|_| &r["replaced"]))
+                    .map(|p| p.as_str().unwrap().to_string())
+                    .collect();
+                for p in &gone {
+                    if let Some(t) = before.get(p)
+                        && let Some(v) = self.versions.get_mut(t)
+                    {
+                        v.seen = true;
+                        self.pushed[store].insert(t.clone());
+                    }
+                }
+                self.pushed[store].extend(pushable);
+                self.has_folder[store] = true;
+                self.note(format!("{what} -> exit 0, gone {gone:?}"));
+                Ok(())
+            }
+            Some(1)
+                if expected_refusal(&o)
+                    || ["ambiguous", "changed during the sync", "not in any snapshot", "changed here while", "in the way"]
+                        .iter()
+                        .any(|w| err.contains(w)) =>
+            {
+                self.note(format!("{what} -> refused: {}", telling_lines(&out_text(&o), 2)));
+                Ok(())
+            }
+            _ => Err(self.fail(format!("{what} failed unexpectedly: {}", out_text(&o)))),
+        }
+    }
+
     fn step(&mut self) -> Result<(), String> {
+        self.resolve_step()?;
         let who = self.rng.pick(&self.replicas).clone();
         let store = self.rng.below(self.stores.len());
         match self.rng.below(100) {
@@ -813,7 +898,7 @@ fn seeds_that_found_bugs_stay_fixed() {
         1024u64, 2005, 5032, 10185, 6011, 12033, 5049, 6237, 6239, 30083, 4, 61233, 70030, 504, 100222, 122, 200254, 500445, 901483,
         901896, 1000519, 1400552, 1401988,
     ];
-    let failures = run_cases(&seeds, steps);
+    let failures = run_cases_with(&seeds, steps, false);
     assert!(failures.is_empty(), "{}", failures.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>().join("\n\n"));
 }
 
@@ -821,6 +906,11 @@ fn seeds_that_found_bugs_stay_fixed() {
 /// `FERRY_MODEL_THREADS` overrides), printing each result as it ends;
 /// returns the failures (seed, details).
 fn run_cases(seeds: &[u64], steps: u64) -> Vec<(u64, String)> {
+    run_cases_with(seeds, steps, wanted("resolve"))
+}
+
+/// [`run_cases`], with or without `resolve` steps.
+fn run_cases_with(seeds: &[u64], steps: u64, resolve: bool) -> Vec<(u64, String)> {
     let threads = env_num("FERRY_MODEL_THREADS", std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) as u64) as usize;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failures = std::sync::Mutex::new(Vec::new());
@@ -829,7 +919,7 @@ fn run_cases(seeds: &[u64], steps: u64) -> Vec<(u64, String)> {
             s.spawn(|| {
                 while let Some(&seed) = seeds.get(next.fetch_add(1, std::sync::atomic::Ordering::SeqCst)) {
                     let t = Instant::now();
-                    match run_case(seed, steps) {
+                    match run_case(seed, steps, resolve) {
                         Ok((n, full)) => {
                             eprintln!("seed {seed}: ok ({n} commands, {full} on a full disk, {:.1}s)", t.elapsed().as_secs_f64())
                         }
@@ -866,9 +956,9 @@ fn scratch() -> Env {
     Env::new()
 }
 
-fn run_case(seed: u64, steps: u64) -> Result<(usize, usize), String> {
+fn run_case(seed: u64, steps: u64, resolve: bool) -> Result<(usize, usize), String> {
     let env = scratch();
-    let r = run_in(&env, seed, steps);
+    let r = run_in(&env, seed, steps, resolve);
     if r.is_err() && std::env::var("FERRY_MODEL_KEEP").is_ok() {
         let kept = env.tmp.keep();
         return r.map_err(|e| format!("{e}\n(scratch folders kept in {})", kept.display()));
@@ -876,7 +966,7 @@ fn run_case(seed: u64, steps: u64) -> Result<(usize, usize), String> {
     r
 }
 
-fn run_in(env: &Env, seed: u64, steps: u64) -> Result<(usize, usize), String> {
+fn run_in(env: &Env, seed: u64, steps: u64, resolve: bool) -> Result<(usize, usize), String> {
     let mut rng = Rng::new(seed);
     let n_replicas = 2 + rng.below(2);
     let n_stores = 1 + rng.below(2);
@@ -895,6 +985,7 @@ fn run_in(env: &Env, seed: u64, steps: u64) -> Result<(usize, usize), String> {
         commands: 0,
         disks: BTreeMap::new(),
         full_disk: 0,
+        resolve_rng: resolve.then(|| Rng::new(seed ^ 0x0072_6573_6f6c_7665)),
     };
     m.stores.push(env.replica_and_store("r0", "st0"));
     for s in 1..n_stores {

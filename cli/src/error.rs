@@ -216,6 +216,9 @@ fn sync_hint(e: &SyncError, cx: &Context) -> Option<String> {
         SyncError::SeveralCopies { copies, .. } => {
             format!("name the copy to keep: --keep {}", copies.first().map(|c| c.display().to_string()).unwrap_or_else(|| "COPY".into()))
         }
+        SyncError::ConflictChanged { path } => {
+            format!("look at its versions again (`ferry conflicts`), then run resolve again for {}", path_word(path))
+        }
         SyncError::NotACopy { .. } => "`ferry conflicts` lists each file's copies".into(),
         SyncError::NotInHistory { path } => format!(
             "keep it by moving {} out of the folder first, or let it be synced (check .ferryignore), then run again",

@@ -47,26 +47,29 @@ pub const MAX_REQUEST: u64 = 8 << 20;
 /// Smallest batch a scheduler sends when the window allows more.
 const MIN_REQUEST: u64 = 512 << 10;
 
-/// Plaintext bytes held by default: read or being read, not yet taken.
+/// Plaintext bytes held by default from a store far away (ssh, S3): read
+/// or being read, not yet taken. Enough requests in flight to hide a
+/// round trip.
 pub const DEFAULT_WINDOW: u64 = 32 << 20;
+
+/// The same from a local folder, where a read costs no round trip. A
+/// quarter of [`DEFAULT_WINDOW`] restored a 512 MiB random file as fast
+/// (median of 5, interleaved: 1.24 s both) with 37 instead of 90 MiB
+/// peak RSS, and 20,000 small files with 50 instead of 91 MiB.
+pub const LOCAL_WINDOW: u64 = 8 << 20;
 
 /// Most I/O threads one prefetch starts.
 const MAX_IO_THREADS: usize = 32;
 
 /// How a [`Store::prefetch`] reads.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct FetchOptions {
-    /// Plaintext bytes of blocks read (or being read) and not yet taken.
+    /// Plaintext bytes of blocks read (or being read) and not yet taken;
+    /// 0: [`LOCAL_WINDOW`] from a local folder, else [`DEFAULT_WINDOW`].
     pub window: u64,
     /// Read requests in flight; 0: the backend's
     /// [`concurrency`](crate::backend::Backend::concurrency).
     pub concurrency: usize,
-}
-
-impl Default for FetchOptions {
-    fn default() -> Self {
-        FetchOptions { window: DEFAULT_WINDOW, concurrency: 0 }
-    }
 }
 
 /// What a prefetch did (for tests and reports).
@@ -149,7 +152,11 @@ impl Store {
     /// prefetch did.
     pub fn prefetch<T>(&self, units: &[Vec<BlockId>], opts: FetchOptions, consume: impl FnOnce(&Prefetch<'_>) -> T) -> (T, FetchStats) {
         let concurrency = if opts.concurrency == 0 { self.concurrency() } else { opts.concurrency }.clamp(1, MAX_IO_THREADS);
-        let window = opts.window.max(1);
+        let window = match opts.window {
+            0 if self.backend().local_root().is_some() => LOCAL_WINDOW,
+            0 => DEFAULT_WINDOW,
+            w => w,
+        };
         let target = (window / (2 * concurrency as u64)).clamp(MIN_REQUEST.min(window), MAX_REQUEST);
         let pf = Prefetch {
             store: self,

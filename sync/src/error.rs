@@ -289,6 +289,13 @@ pub enum Error {
         /// The id given.
         id: String,
     },
+    /// The sync `resolve` makes first changed the conflict's versions
+    /// (another copy arrived, or a new version at the path).
+    #[error("the versions of {} changed during the sync that resolve makes first; nothing was changed", path.display())]
+    ConflictChanged {
+        /// The conflicted file.
+        path: PathBuf,
+    },
     /// A version `resolve` would delete or overwrite is not in the
     /// replica's synced state even after a sync (its `.ferryignore` rules
     /// exclude it, or it changed meanwhile), so it would be lost.

@@ -210,8 +210,9 @@ pub(crate) fn record(replica: &Replica, stores: &[(String, &Store)], opts: &Sync
 /// copy's path), recording the choice in every one of `stores`.
 ///
 /// Nothing in the working folder is touched unless the first sync with
-/// every store succeeded and every version that goes away is in the
-/// replica's synced state (so in a snapshot).
+/// every store succeeded, left the conflict's versions as they were, and
+/// every version that goes away is in the replica's synced state (so in
+/// a snapshot).
 pub fn resolve(
     replica: &Replica,
     path: &Path,
@@ -231,17 +232,24 @@ pub fn resolve(
     };
     // The choice is checked before the first sync (a usage mistake costs
     // no sync), then again on what the sync left.
-    choose(replica, &path, keep)?;
+    let (seen_set, _) = choose(replica, &path, keep)?;
     // 1. Every version into the history first.
     for (_, store) in stores {
         sync(replica, store, opts, progress)?;
     }
-    let (set, chosen) = choose(replica, &path, keep)?;
+    let (set, chosen) = match choose(replica, &path, keep) {
+        // Resolved elsewhere: the sync removed the copies.
+        Err(Error::NoConflict { .. }) => return Err(Error::ConflictChanged { path: replica.root().join(&path) }),
+        r => r?,
+    };
+    // The choice was made on the versions the user saw: if the sync
+    // brought in another one (a new copy, or a new version at the path),
+    // the user looks again.
+    if set != seen_set {
+        return Err(Error::ConflictChanged { path: replica.root().join(&path) });
+    }
     let copies: Vec<PathBuf> = set.copies.iter().map(|c| c.path.clone()).collect();
     let root = replica.root();
-    if chosen.is_some() && set.current.is_none() && root.join(&path).symlink_metadata().is_ok_and(|m| m.is_dir()) {
-        return Err(Error::InTheWay { path: root.join(&path), found: "folder", wanted: "file" });
-    }
 
     // Every version that goes away must be in the synced state, unchanged.
     let mut going: Vec<PathBuf> = match keep {
@@ -319,6 +327,10 @@ fn choose(replica: &Replica, path: &Path, keep: &Keep) -> Result<(ConflictSet, O
             })?)
         }
     };
+    // A copy does not replace a folder (a file that stepped aside for one).
+    if chosen.is_some() && set.current.is_none() && root.join(path).symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(Error::InTheWay { path: root.join(path), found: "folder", wanted: "file" });
+    }
     Ok((set, chosen))
 }
 
