@@ -46,6 +46,7 @@ impl Center {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+            let _ = child.kill();
             let mut err = String::new();
             child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
             panic!("ferry center printed {line:?}: {err}")
@@ -76,6 +77,16 @@ impl Drop for Center {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A child process killed when dropped (a failed assertion leaves nothing running).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -132,7 +143,9 @@ fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// Headless Chromium with the DevTools protocol over a websocket.
 struct Browser {
     child: Child,
-    ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
+    /// Set once connected (the struct exists from the spawn on, so a
+    /// failed launch still kills the browser when dropped).
+    ws: Option<tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>>,
     next: u64,
     _profile: tempfile::TempDir,
 }
@@ -148,8 +161,9 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Chromium writes the port it chose into the profile.
         let port_file = profile.path().join("DevToolsActivePort");
+        let mut b = Browser { child, ws: None, next: 0, _profile: profile };
+        // Chromium writes the port it chose into the profile.
         let deadline = Instant::now() + Duration::from_secs(30);
         let port = loop {
             if let Ok(t) = std::fs::read_to_string(&port_file)
@@ -165,8 +179,7 @@ impl Browser {
         let targets: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("/json/list: {e}: {body}"));
         let page = targets.as_array().unwrap().iter().find(|t| t["type"] == "page").expect("a page target");
         let ws_url = page["webSocketDebuggerUrl"].as_str().unwrap();
-        let (ws, _) = tungstenite::connect(ws_url).unwrap();
-        let mut b = Browser { child, ws, next: 0, _profile: profile };
+        b.ws = Some(tungstenite::connect(ws_url).unwrap().0);
         b.call("Page.enable", json!({}));
         b
     }
@@ -175,9 +188,10 @@ impl Browser {
     fn call(&mut self, method: &str, params: Value) -> Value {
         self.next += 1;
         let id = self.next;
-        self.ws.send(tungstenite::Message::text(json!({"id": id, "method": method, "params": params}).to_string())).unwrap();
+        let ws = self.ws.as_mut().expect("connected");
+        ws.send(tungstenite::Message::text(json!({"id": id, "method": method, "params": params}).to_string())).unwrap();
         loop {
-            let msg = self.ws.read().unwrap();
+            let msg = ws.read().unwrap();
             let Ok(text) = msg.to_text() else { continue };
             let v: Value = serde_json::from_str(text).unwrap();
             if v["id"] == id {
@@ -310,7 +324,8 @@ fn the_sync_center_shows_replicas_stores_and_conflicts_and_resolves_one_in_chrom
     assert_eq!(conflict_copies(&alpha).len(), 1, "nothing was resolved by refused requests");
 
     // --- A watch shows in the live panel.
-    let mut watch = env.cmd().args(["-C", beta.to_str().unwrap(), "watch", "--interval", "1s"]).stdout(Stdio::null()).spawn().unwrap();
+    let mut watch =
+        Running(env.cmd().args(["-C", beta.to_str().unwrap(), "watch", "--interval", "1s"]).stdout(Stdio::null()).spawn().unwrap());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (s, _, body) = http(&addr, "GET", "/live", &[("Cookie", &cookie)], "");
@@ -321,8 +336,8 @@ fn the_sync_center_shows_replicas_stores_and_conflicts_and_resolves_one_in_chrom
         assert!(Instant::now() < deadline, "the live panel never showed beta's watch: {body}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(Command::new("kill").args(["-INT", &watch.id().to_string()]).status().unwrap().success());
-    assert_eq!(watch.wait().unwrap().code(), Some(0));
+    assert!(Command::new("kill").args(["-INT", &watch.0.id().to_string()]).status().unwrap().success());
+    assert_eq!(watch.0.wait().unwrap().code(), Some(0));
     let (_, _, body) = http(&addr, "GET", "/live", &[("Cookie", &cookie)], "");
     assert!(!body.contains(r#"class="watching""#), "a stopped watch leaves the live panel: {body}");
     assert!(!beta.join(".ferry/watch.json").exists(), "and removes its state file");
@@ -449,15 +464,16 @@ fn without_a_key_the_center_shows_state_and_refuses_actions() {
     let env = Env::new();
     two_replicas_with_a_conflict(&env);
     let alpha = env.path("alpha").canonicalize().unwrap();
-    let mut child = env
-        .cmd()
-        .env_remove("FERRY_PASSWORD")
-        .args(["center", "--json", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Running(
+        env.cmd()
+            .env_remove("FERRY_PASSWORD")
+            .args(["center", "--json", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let v: Value = serde_json::from_str(&line).unwrap();
     let (addr, url) = (v["listen"].as_str().unwrap(), v["url"].as_str().unwrap());
     let token = url.split("token=").nth(1).unwrap();
@@ -472,6 +488,4 @@ fn without_a_key_the_center_shows_state_and_refuses_actions() {
     assert_eq!(s, 403, "{body}");
     assert!(body.contains("no key"), "{body}");
     assert_eq!(conflict_copies(&alpha).len(), 1, "nothing changed");
-    let _ = child.kill();
-    let _ = child.wait();
 }
