@@ -178,7 +178,8 @@ fn keep_a_named_copy_among_several_and_theirs_is_refused_as_ambiguous() {
     let o = env.in_dir("a", &["resolve", "notes.txt", "--keep", "other.txt"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(common::describe_replica(&env.path("a")), before);
-    let r = resolve(&env, "a", "notes.conflict-c-20231114-221500.txt");
+    // Naming a copy with theirs means that copy.
+    let r = env.in_dir_json("a", &["resolve", "notes.conflict-c-20231114-221500.txt", "--keep", "theirs"]);
     assert_eq!(r["removed"], serde_json::json!(["notes.conflict-a-20231114-221320.txt"]), "{r}");
     converge(&env, &st);
     for who in ["a", "b", "c"] {

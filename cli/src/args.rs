@@ -163,7 +163,8 @@ pub enum Command {
     /// snapshot the other replicas follow. The losing versions stay in
     /// the history (`ferry versions PATH`).
     Resolve {
-        /// The conflicted file (or one of its conflict copies).
+        /// The conflicted file, or one of its conflict copies (with
+        /// `--keep theirs`: that copy is the one kept).
         path: PathBuf,
         /// mine: the file at PATH stays, its copies go. theirs: the one
         /// copy replaces it. both: the copies get plain names. COPY: that

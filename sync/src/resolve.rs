@@ -207,7 +207,8 @@ pub(crate) fn record(replica: &Replica, stores: &[(String, &Store)], opts: &Sync
 }
 
 /// Settles the conflict at `path` (relative to the replica's root, or a
-/// copy's path), recording the choice in every one of `stores`.
+/// copy's path: with [`Keep::Theirs`], that copy is the one kept),
+/// recording the choice in every one of `stores`.
 ///
 /// Nothing in the working folder is touched unless the first sync with
 /// every store succeeded, left the conflict's versions as they were, and
@@ -225,11 +226,16 @@ pub fn resolve(
     if stores.is_empty() {
         return Err(Error::NoRemotes { root: replica.root().to_path_buf() });
     }
-    // A copy's path names its conflict too.
-    let path = match path.file_name().and_then(|n| parse_conflict_name(&n.to_string_lossy())) {
-        Some(ConflictName { original, .. }) => path.with_file_name(original),
-        None => path.to_path_buf(),
+    // A copy's path names its conflict too; with `theirs`, it names the
+    // copy to keep.
+    let (path, keep) = match path.file_name().and_then(|n| parse_conflict_name(&n.to_string_lossy())) {
+        Some(ConflictName { original, .. }) => {
+            let keep = if *keep == Keep::Theirs { Keep::Copy(path.to_path_buf()) } else { keep.clone() };
+            (path.with_file_name(original), keep)
+        }
+        None => (path.to_path_buf(), keep.clone()),
     };
+    let keep = &keep;
     // The choice is checked before the first sync (a usage mistake costs
     // no sync), then again on what the sync left.
     let (seen_set, _) = choose(replica, &path, keep)?;
