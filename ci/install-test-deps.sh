@@ -9,6 +9,9 @@
 # - script (bsdutils) runs ferry on a pseudo-terminal for the prompt tests.
 # - fusermount3 (Debian's fuse3) for tests/mount.rs: `ferry mount` mounts
 #   through /dev/fuse and unmounts non-root mounts with fusermount3.
+# - chromium (Debian's) for tests/center.rs: the Sync Center page loaded
+#   and clicked in headless Chromium (DevTools protocol), plus a
+#   screenshot; a font so that the screenshot shows text.
 set -euo pipefail
 
 missing=()
@@ -19,6 +22,8 @@ command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 # `script` gives tests/cli_conventions.rs a pseudo-terminal for the prompt tests.
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -d /usr/share/fonts/truetype/dejavu ] || missing+=(fonts-dejavu-core)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -44,4 +49,4 @@ fi
 if [ "$(id -u)" = 0 ]; then
   mkdir -p /run/sshd
 fi
-echo "install-test-deps: sshd $([ -x /usr/sbin/sshd ] && echo present || echo MISSING), setpriv $(command -v setpriv >/dev/null && echo present || echo MISSING), fusermount3 $(command -v fusermount3 >/dev/null && echo present || echo MISSING), /dev/fuse $([ -c /dev/fuse ] && echo present || echo MISSING)"
+echo "install-test-deps: sshd $([ -x /usr/sbin/sshd ] && echo present || echo MISSING), setpriv $(command -v setpriv >/dev/null && echo present || echo MISSING), fusermount3 $(command -v fusermount3 >/dev/null && echo present || echo MISSING), /dev/fuse $([ -c /dev/fuse ] && echo present || echo MISSING), chromium $(command -v chromium >/dev/null && echo present || echo MISSING)"

@@ -125,6 +125,7 @@ fn on_a_terminal(env: &Env, args: &[&str], typed: &[&str]) -> (String, Option<i3
         .args(["-qec", &line, "/dev/null"])
         .env_remove("FERRY_PASSWORD")
         .env("FERRY_CACHE_DIR", env.path("cache"))
+        .env("XDG_DATA_HOME", env.path("data"))
         .env("FERRY_NEW_PASSWORD", "test passphrase")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

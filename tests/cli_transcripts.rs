@@ -23,6 +23,8 @@ fn cli_transcripts() {
         // Not FERRY_CACHE_DIR: clap would show an option set from the
         // environment in every usage line.
         .env("XDG_CACHE_HOME", cache.path().to_string_lossy())
+        // Replicas the transcripts make register here, not in the user's registry.
+        .env("XDG_DATA_HOME", cache.path().join("data").to_string_lossy())
         .env("TZ", "UTC")
         .env("COLUMNS", "100")
         .case("../tests/cmd/*.md");

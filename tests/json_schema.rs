@@ -330,6 +330,15 @@ fn every_command_json_matches_its_documented_schema() {
     assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     assert_eq!(child.wait().unwrap().code(), Some(0));
 
+    // center: one line once it listens, then it serves until SIGINT.
+    let mut child = env.cmd().args(["center", "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let c = ck.check("center", line.as_bytes());
+    assert!(c["url"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{c}");
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+
     // Errors.
     let e = ck.check("error", &run(&env, None, &["snapshots", &s("nowhere")], 10));
     assert_eq!(e["code"], 10, "{e}");

@@ -138,6 +138,17 @@ pub enum Command {
     /// Prints one line per sync that moved something (`--json`: one event
     /// per line).
     Watch(WatchArgs),
+    /// The Sync Center: a local web page showing every replica on this
+    /// machine (stores, last syncs, local changes, conflicts, running
+    /// watches) with buttons to resolve conflicts and restore versions.
+    ///
+    /// Prints the page's URL, which carries a random access token; the
+    /// page refuses requests without it. It listens on loopback only.
+    /// Replicas appear once `init`, `clone` or a sync registered them.
+    /// Actions need the replicas' key: FERRY_PASSWORD* or a key file (no
+    /// prompt); without one the page shows state only. Runs until Ctrl-C
+    /// or SIGTERM (exit 0).
+    Center(CenterArgs),
     /// (In a replica) the stores it syncs with: recorded by every push,
     /// pull, sync and clone, and kept in step by `watch` without LOC.
     #[command(subcommand)]
@@ -290,6 +301,13 @@ pub struct WatchArgs {
     /// How long the folder must stay unchanged after a change before it is synced.
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
     pub quiet_period: std::time::Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct CenterArgs {
+    /// Address to listen on: a loopback IP and port (port 0 picks a free one).
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
+    pub listen: String,
 }
 
 #[derive(Subcommand, Debug)]

@@ -49,6 +49,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Versions { path, restore, stores } => cmd_versions(g, path, restore.as_deref(), stores),
         Command::Watch(a) => cmd_watch(g, a),
         Command::Remote(c) => cmd_remote(g, c),
+        Command::Center(a) => cmd_center(g, a),
         Command::Store(StoreCmd::Init(a)) => store_init(g, a),
         Command::Key(k) => key(g, k),
         Command::Backup(a) => cmd_backup(g, a),
@@ -711,6 +712,7 @@ fn cmd_init(g: &Global, dir: Option<&Path>, avg: Option<u32>, like: Option<&str>
     };
     let r = Replica::init(dir, &passphrase::new(true, &format!("replica {}", dir.display()))?, kdf(k), master, None, chunker)?;
     r.set_name(&host(&name.map(str::to_string)))?;
+    register(g, &r);
     if g.json {
         #[derive(Serialize)]
         struct Out {
@@ -743,7 +745,7 @@ fn cmd_push(g: &Global, loc: &str, dry_run: bool, force: bool) -> Result<i32> {
     bar.finish();
     let rep = res?;
     if !dry_run {
-        remember(&r, loc)?;
+        remember(g, &r, loc)?;
     }
     print_left_out(g, &rep.left_out);
     let s = &rep.summary;
@@ -791,7 +793,7 @@ fn cmd_pull(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
     let progress = Arc::new(Progress::default());
     let rep = pull(&r, &store, &PullOptions { dry_run }, &progress)?;
     if !dry_run {
-        remember(&r, loc)?;
+        remember(g, &r, loc)?;
     }
     print_pull(g, &rep, dry_run, loc);
     Ok(if rep.skipped.is_empty() && rep.conflicts.is_empty() { 0 } else { EXIT_SKIPPED })
@@ -872,7 +874,7 @@ fn cmd_clone(g: &Global, loc: &str, dir: &Path, folder: Option<&str>, name: Opti
     let name = host(&name.map(str::to_string));
     let init = ferry_sync::pull::CloneInit { passphrase: &pw, kdf: kdf(k), folder, name: &name, rename, key_file: same_key };
     let (r, rep) = ferry_sync::pull::clone(dir, &store, init, &Progress::default())?;
-    remember(&r, loc)?;
+    remember(g, &r, loc)?;
     print_pull(g, &rep, false, loc);
     Ok(if rep.skipped.is_empty() && rep.conflicts.is_empty() { 0 } else { EXIT_SKIPPED })
 }
@@ -925,7 +927,7 @@ fn cmd_sync(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
     bar.finish();
     let rep = res?;
     if !dry_run {
-        remember(&r, loc)?;
+        remember(g, &r, loc)?;
     }
     if g.json {
         output::json(&DryRun { dry_run, report: &rep });
@@ -978,10 +980,66 @@ fn cmd_sync(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
     Ok(if clean { 0 } else { EXIT_SKIPPED })
 }
 
-/// Records `loc` as a store this replica syncs with (`remote list`, `watch`).
-fn remember(r: &Replica, loc: &str) -> Result<()> {
+/// Records `loc` as a store this replica syncs with (`remote list`,
+/// `watch`), and the replica in this machine's registry (`ferry center`):
+/// replicas made before the registry existed appear after their next sync.
+fn remember(g: &Global, r: &Replica, loc: &str) -> Result<()> {
     r.record_remote(&replica::remote_location(loc)?, ferry_sync::backup::now_ns())?;
+    register(g, r);
     Ok(())
+}
+
+/// Adds the replica to this machine's registry. A registry that cannot be
+/// written costs only the Sync Center's listing: said, never fatal.
+fn register(g: &Global, r: &Replica) {
+    let Some(reg) = ferry_sync::registry::Registry::user() else { return };
+    if let Err(e) = reg.register(r.root())
+        && !g.quiet
+    {
+        eprintln!("ferry: warning: {} not added to {}: {e}", r.root().display(), reg.path().display());
+    }
+}
+
+/// `ferry center`: binds (loopback only), prints the URL with its token,
+/// serves until Ctrl-C / SIGTERM (exit 0).
+fn cmd_center(g: &Global, a: &CenterArgs) -> Result<i32> {
+    let registry = ferry_sync::registry::Registry::user().context("no data folder for the replica registry: set XDG_DATA_HOME or HOME")?;
+    // Keys for the page's actions, never a prompt: a key file, else a
+    // passphrase from the environment, else state only.
+    let keys = match key_file(g)? {
+        Some(master) => ferry_center::KeySource::MasterKey(master),
+        None if passphrase::in_environment() => ferry_center::KeySource::Passphrase(passphrase::existing("the Sync Center")?),
+        None => ferry_center::KeySource::None,
+    };
+    let opts = ferry_center::CenterOptions {
+        listen: a.listen.clone(),
+        registry,
+        cache: cache(g),
+        cache_dir: cache_dir(g),
+        keys,
+        host: host(&None),
+    };
+    let center = ferry_center::Center::bind(opts)?;
+    let url = center.url();
+    if g.json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            url: &'a str,
+            listen: String,
+        }
+        output::json_line(&Out { url: &url, listen: center.addr().to_string() });
+    } else {
+        println!("Sync Center: {url}");
+        if !g.quiet {
+            println!("open that URL (it carries the access token); Ctrl-C stops the center");
+        }
+    }
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    let stopper = center.stopper();
+    crate::interrupt::stop_with(move || stopper.stop());
+    center.run()?;
+    Ok(0)
 }
 
 /// `ferry watch`: the key is opened once; the library decides when to sync
@@ -990,6 +1048,7 @@ fn cmd_watch(g: &Global, a: &WatchArgs) -> Result<i32> {
     let root = here_root()?;
     let (master, stores) = {
         let r = open_replica(g, &root)?;
+        register(g, &r);
         let stores = if a.locs.is_empty() {
             r.remotes()?.into_iter().map(|r| r.location).collect()
         } else {
@@ -1263,7 +1322,7 @@ fn cmd_resolve(g: &Global, path: &Path, keep: &str, given: &[String]) -> Result<
     bar.finish();
     let done = res?;
     for (l, _) in &stores {
-        remember(&r, l)?;
+        remember(g, &r, l)?;
     }
     if g.json {
         output::json(&done);
@@ -1335,7 +1394,7 @@ fn cmd_versions(g: &Global, path: &Path, restore: Option<&str>, given: &[String]
         let done = res?;
         if done.written {
             for (l, _) in &stores {
-                remember(&r, l)?;
+                remember(g, &r, l)?;
             }
         }
         if g.json {

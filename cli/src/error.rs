@@ -56,6 +56,7 @@ impl Context {
             Command::Unpin { .. } => ("unpin", None),
             Command::Cache(_) => ("cache", None),
             Command::Watch(a) => ("watch", a.locs.first().map(String::as_str)),
+            Command::Center(_) => ("center", None),
             Command::Remote(crate::args::RemoteCmd::Add { loc } | crate::args::RemoteCmd::Remove { loc }) => ("remote", Some(loc)),
             Command::Remote(crate::args::RemoteCmd::List) => ("remote", None),
         };
@@ -274,6 +275,11 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             Some(StoreError::WrongPassphrase { .. }) => return 12,
             _ => {}
         }
+        if let Some(ferry_center::Error::BadListen { .. } | ferry_center::Error::NotLoopback { .. }) =
+            c.downcast_ref::<ferry_center::Error>()
+        {
+            return 2;
+        }
         match c.downcast_ref::<SyncError>() {
             // Options that cannot work together are usage errors, as clap's.
             Some(SyncError::NoPolicy | SyncError::PolicyKeepsNothing) => return 2,
@@ -298,12 +304,28 @@ fn mount_hint(e: &MountError) -> Option<String> {
     }
 }
 
+fn center_hint(e: &ferry_center::Error) -> Option<String> {
+    match e {
+        ferry_center::Error::NotLoopback { addr } => Some(format!(
+            "other machines must not reach the page: use `--listen 127.0.0.1:{}` (an ssh tunnel reaches it from elsewhere: ssh -L {0}:127.0.0.1:{0} HOST)",
+            addr.port()
+        )),
+        ferry_center::Error::BadListen { .. } => {
+            Some("give an address and port: `--listen 127.0.0.1:8385` (port 0 picks a free one)".into())
+        }
+        ferry_center::Error::Bind { addr, .. } => {
+            Some(format!("another program may use port {}: pick another, or `--listen 127.0.0.1:0` for a free one", addr.port()))
+        }
+        _ => None,
+    }
+}
+
 /// Prints an error (and a hint) to stderr, or as JSON to stdout.
 pub fn report(e: &anyhow::Error, json: bool, cx: &Context) {
     let hint = e.chain().find_map(|c| match (c.downcast_ref::<StoreError>(), c.downcast_ref::<SyncError>()) {
         (Some(s), _) => store_hint(s, cx),
         (_, Some(s)) => sync_hint(s, cx),
-        _ => c.downcast_ref::<MountError>().and_then(mount_hint),
+        _ => c.downcast_ref::<MountError>().and_then(mount_hint).or_else(|| c.downcast_ref::<ferry_center::Error>().and_then(center_hint)),
     });
     let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>();
     // anyhow chains repeat transparent sources; keep distinct lines only.

@@ -13,7 +13,9 @@
 //! - [`resolve`]: `conflicts` and `resolve`: a conflict's versions in the working folder, and settling one for every replica.
 //! - [`versions`]: `versions PATH`: a path's versions across a store's history, and bringing one back.
 //! - [`history`]: a folder's snapshots in a store, heads, ancestry and how they relate to a replica's state.
+//! - [`registry`]: the replica folders on this machine (for `ferry center`).
 //! - [`watch`]: `ferry watch`, deciding when to sync with which store (inotify, intervals, unreachable stores).
+//! - [`watchstate`]: `.ferry/watch.json`, what a running watch is doing (for `ferry center`).
 //! - [`workdir`]: the one writer of entries into a working folder (restore, pull, clone, sync).
 //! - [`progress`]: counters a front end can draw.
 //! - [`change`]: the change vocabulary ([`ChangeKind`]) every report uses; reports serialize (serde) as the CLI's `--json`.
@@ -35,6 +37,7 @@ pub mod merge;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod registry;
 pub mod replica;
 pub mod resolve;
 pub mod restore;
@@ -45,6 +48,7 @@ pub mod tree;
 pub mod unignored;
 pub mod versions;
 pub mod watch;
+pub mod watchstate;
 pub mod workdir;
 
 pub use change::{ChangeKind, PathChange};

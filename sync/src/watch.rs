@@ -32,6 +32,9 @@
 //! - **Stopping**: [`Stopper::stop`] (the CLI calls it on SIGINT/SIGTERM)
 //!   ends the loop when it is idle, or after the sync under way.
 //!
+//! - **Live view**: `.ferry/watch.json` ([`crate::watchstate`]) says what
+//!   the watch is doing, for `ferry center`; it goes when the watch ends.
+//!
 //! The key is given once ([`MasterKey`]): no passphrase is asked or
 //! derived per sync.
 
@@ -53,6 +56,7 @@ use crate::replica::{META_DIR, Replica};
 use crate::snapshot::Snapshot;
 use crate::sync::{SyncOptions, SyncReport, sync};
 use crate::tree::Tree;
+use crate::watchstate::StateWriter;
 
 /// When and with what to sync.
 #[derive(Clone, Debug)]
@@ -268,6 +272,15 @@ impl Watch {
                 ignored.push(p);
             }
         }
+        // What `ferry center` shows while this runs (`.ferry/watch.json`,
+        // removed when the watch ends): every event passes through it.
+        let state = std::cell::RefCell::new(StateWriter::new(&root, &opts.stores));
+        let outer = on_event;
+        let mut noting = |e: Event<'_>| {
+            state.borrow_mut().note(&e);
+            outer(e)
+        };
+        let on_event: &mut dyn FnMut(Event<'_>) = &mut noting;
         // Started once the inotify watch is in place: a change made after
         // it is seen (one made before is found by the first round anyway).
         let watcher = self.watch_folder(&root, opts.quiet);
@@ -327,7 +340,10 @@ impl Watch {
                 }
                 // Changes made from here on raise events that make it due again.
                 st.due = false;
-                match attempt(&root, master, st, opts) {
+                state.borrow_mut().syncing(Some(&st.loc));
+                let attempted = attempt(&root, master, st, opts);
+                state.borrow_mut().syncing(None);
+                match attempted {
                     Attempt::Done(out) => {
                         let mut seen = listing;
                         seen.extend(out.pushed_snapshot.iter().chain(out.merged.iter()).copied());

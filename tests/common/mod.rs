@@ -30,6 +30,8 @@ impl Env {
         let mut c = Command::new(ferry_bin());
         c.env("FERRY_PASSWORD", "test passphrase")
             .env("FERRY_CACHE_DIR", self.path("cache"))
+            // The replica registry (`ferry center`) of this test, not the user's.
+            .env("XDG_DATA_HOME", self.path("data"))
             .env_remove("FERRY_PASSWORD_FILE")
             .env_remove("FERRY_PASSWORD_COMMAND");
         c
