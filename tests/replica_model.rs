@@ -898,7 +898,11 @@ fn seeds_that_found_bugs_stay_fixed() {
         1024u64, 2005, 5032, 10185, 6011, 12033, 5049, 6237, 6239, 30083, 4, 61233, 70030, 504, 100222, 122, 200254, 500445, 901483,
         901896, 1000519, 1400552, 1401988,
     ];
-    let failures = run_cases_with(&seeds, steps, false);
+    let mut failures = run_cases_with(&seeds, steps, false);
+    // Found with resolve steps: 1700075 (a resolve naming a copy that its
+    // first sync replaced said "not a conflict copy" instead of asking
+    // the person to look again).
+    failures.extend(run_cases_with(&[1700075], steps, true));
     assert!(failures.is_empty(), "{}", failures.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>().join("\n\n"));
 }
 

@@ -243,17 +243,14 @@ pub fn resolve(
     for (_, store) in stores {
         sync(replica, store, opts, progress)?;
     }
-    let (set, chosen) = match choose(replica, &path, keep) {
-        // Resolved elsewhere: the sync removed the copies.
-        Err(Error::NoConflict { .. }) => return Err(Error::ConflictChanged { path: replica.root().join(&path) }),
-        r => r?,
-    };
     // The choice was made on the versions the user saw: if the sync
-    // brought in another one (a new copy, or a new version at the path),
-    // the user looks again.
-    if set != seen_set {
+    // changed them (resolved elsewhere, another copy, a new version at
+    // the path), the user looks again. Checked before the choice itself,
+    // which may no longer make sense (a copy named that is gone).
+    if conflict_at(replica, &path)?.as_ref() != Some(&seen_set) {
         return Err(Error::ConflictChanged { path: replica.root().join(&path) });
     }
+    let (set, chosen) = choose(replica, &path, keep)?;
     let copies: Vec<PathBuf> = set.copies.iter().map(|c| c.path.clone()).collect();
     let root = replica.root();
 
