@@ -34,14 +34,7 @@ pub(crate) fn url_enc(s: &str) -> String {
 
 /// Bytes in binary units, one decimal (`1.5 MiB`), as the CLI prints them.
 pub(crate) fn size(n: u64) -> String {
-    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < U.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 { format!("{n} B") } else { format!("{v:.1} {}", U[i]) }
+    ferry_sync::progress::human_size(n)
 }
 
 /// How long ago `ns` (since the epoch) was, relative to `now_ns`: "just

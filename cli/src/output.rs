@@ -39,14 +39,7 @@ pub fn change(kind: ferry_sync::ChangeKind, path: &str, from: Option<&str>) -> S
 
 /// Bytes as KiB/MiB/GiB.
 pub fn size(n: u64) -> String {
-    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < U.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 { format!("{n} B") } else { format!("{v:.1} {}", U[i]) }
+    ferry_sync::progress::human_size(n)
 }
 
 /// Draws a progress bar from counters on a background thread.

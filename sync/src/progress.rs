@@ -41,3 +41,16 @@ pub struct Skipped {
     #[serde(rename = "error")]
     pub reason: String,
 }
+
+/// Bytes in binary units, one decimal (`1.5 MiB`; `512 B` below a KiB):
+/// how every front end (the CLI, the Sync Center) shows a size.
+pub fn human_size(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{n} B") } else { format!("{v:.1} {}", U[i]) }
+}
