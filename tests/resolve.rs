@@ -271,3 +271,30 @@ fn versions_lists_every_version_and_restore_brings_one_back_on_every_replica() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a path inside the replica"));
 }
+
+/// A folder of the replica replaced by a symlink to somewhere else: a
+/// version of a file that was in it is not written through the link
+/// (review of the Sync Center: its paths reached the library unchecked).
+#[test]
+fn restore_never_writes_through_a_symlinked_folder() {
+    let env = Env::new();
+    let st = trio(&env);
+    let a = env.path("a");
+    fs::create_dir(a.join("docs")).unwrap();
+    fs::write(a.join("docs/keys"), "kept in the replica").unwrap();
+    sync(&env, "a", &st);
+    let list = env.in_dir_json("a", &["versions", "docs/keys"]);
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    let outside = env.path("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::remove_dir_all(a.join("docs")).unwrap();
+    std::os::unix::fs::symlink(&outside, a.join("docs")).unwrap();
+    let o = env.in_dir("a", &["versions", "docs/keys", "--restore", &id]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a path inside the replica"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!outside.join("keys").exists(), "written through the symlink");
+    let o = env.in_dir("a", &["resolve", "docs/keys", "--keep", "mine"]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = env.in_dir("a", &["versions", ".ferry/replica.redb"]);
+    assert_eq!(o.status.code(), Some(1));
+}

@@ -1654,5 +1654,6 @@ fn conflict_name_vectors() -> Vec<ConflictNameVector> {
         conflict_name_vector("dot-file-and-dashes", ".bashrc", "-dash-", rep, t, 0o644),
         conflict_name_vector("before-1970", "old", "h", rep, -1, 0o644),
         conflict_name_vector("no-replica", "d2", "", [0; 16], t, 0o644),
+        conflict_name_vector("copy-of-a-copy", "notes.conflict-desk-20231114-221320.txt", "laptop", rep, t + 3_600_000_000_000, 0o644),
     ]
 }

@@ -706,16 +706,21 @@ pub fn original_name(name: &str) -> Option<String> {
     if !is_conflict_copy(name) {
         return None;
     }
-    let i = name.find(".conflict-")?;
-    let rest = &name.as_bytes()[i + ".conflict-".len()..];
-    // The label is 1 to 32 bytes; the first j where the time follows wins.
-    let j = (1..=32.min(rest.len())).find(|&j| {
-        rest[..j].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-            && rest.len() >= j + 16
-            && rest[j] == b'-'
-            && rest[j + 1..j + 9].iter().all(u8::is_ascii_digit)
-            && rest[j + 9] == b'-'
-            && rest[j + 10..j + 16].iter().all(u8::is_ascii_digit)
+    // The last `.conflict-` followed by a valid marker (a copy of a copy
+    // has two); its label is 1 to 32 bytes, the first j where the time follows.
+    let (i, j) = name.match_indices(".conflict-").map(|(i, _)| i).collect::<Vec<_>>().into_iter().rev().find_map(|i| {
+        let rest = &name.as_bytes()[i + ".conflict-".len()..];
+        (1..=32.min(rest.len()))
+            .take_while(|&j| rest[..j].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-'))
+            .find(|&j| {
+                rest.len() >= j + 16
+                    && rest[j] == b'-'
+                    && rest[j + 1..j + 9].iter().all(u8::is_ascii_digit)
+                    && rest[j + 9] == b'-'
+                    && rest[j + 10..j + 16].iter().all(u8::is_ascii_digit)
+                    && matches!(rest.get(j + 16), None | Some(b'.') | Some(b'-'))
+            })
+            .map(|j| (i, j))
     })?;
     let mut tail = &name[i + ".conflict-".len() + j + 16..];
     if let Some(t) = tail.strip_prefix('-')

@@ -115,8 +115,12 @@ impl PackBuilder {
 /// (format as [`PackBuilder`]'s), so a pack being filled costs no memory;
 /// [`PackFile::finish`] appends the trailer, fsyncs, and names it.
 pub(crate) struct PackFile {
-    out: std::io::BufWriter<std::fs::File>,
-    tmp: std::path::PathBuf,
+    /// `None` once flushed by [`StreamedPack::place`].
+    out: Option<std::io::BufWriter<std::fs::File>>,
+    /// The temp file; `None` once renamed to its object path. A pack
+    /// dropped while it has one (an error anywhere, a writer dropped, a
+    /// send to a stopped I/O thread) removes it.
+    tmp: Option<std::path::PathBuf>,
     hasher: blake3::Hasher,
     len: usize,
     entries: Vec<BlobEntry>,
@@ -140,8 +144,8 @@ impl PackFile {
     /// A pack writing to `file` (a new temp file at `tmp`).
     pub(crate) fn new(file: std::fs::File, tmp: std::path::PathBuf) -> PackFile {
         PackFile {
-            out: std::io::BufWriter::with_capacity(256 << 10, file),
-            tmp,
+            out: Some(std::io::BufWriter::with_capacity(256 << 10, file)),
+            tmp: Some(tmp),
             hasher: blake3::Hasher::new(),
             len: 0,
             entries: Vec::new(),
@@ -159,7 +163,8 @@ impl PackFile {
     fn put(&mut self, bytes: &[u8]) {
         use std::io::Write;
         if self.error.is_none()
-            && let Err(e) = self.out.write_all(bytes)
+            && let Some(out) = self.out.as_mut()
+            && let Err(e) = out.write_all(bytes)
         {
             self.error = Some(e);
         }
@@ -185,8 +190,16 @@ impl PackFile {
 
     /// Removes the temp file of a pack that will not be finished.
     pub(crate) fn discard(self) {
-        drop(self.out);
-        let _ = std::fs::remove_file(&self.tmp);
+        drop(self);
+    }
+}
+
+impl Drop for PackFile {
+    fn drop(&mut self) {
+        drop(self.out.take());
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
     }
 }
 
@@ -195,18 +208,16 @@ impl StreamedPack {
     /// local store at `root`; returns its entries. On failure the temp
     /// file is removed.
     pub(crate) fn place(self, root: &std::path::Path, path: &str) -> std::io::Result<Vec<BlobEntry>> {
-        let PackFile { out, tmp, error, .. } = self.file;
-        let r = match error {
-            Some(e) => Err(e),
-            None => out.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all()),
-        };
-        match r {
-            Ok(()) => crate::backend::local::place_temp(root, path, &tmp).map(|()| self.entries),
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
-            }
+        let mut file = self.file;
+        let out = file.out.take().expect("a pack is placed once");
+        match file.error.take() {
+            Some(e) => return Err(e), // the drop removes the temp file
+            None => out.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all())?,
         }
+        let tmp = file.tmp.take().expect("a pack is placed once");
+        // place_temp removes the temp file itself when it fails.
+        crate::backend::local::place_temp(root, path, &tmp)?;
+        Ok(self.entries)
     }
 }
 

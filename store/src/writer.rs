@@ -443,7 +443,8 @@ impl Drop for StoreWriter<'_> {
             io.finish();
         }
         // A pack still being filled is not whole: its temp file goes.
-        if let Some(f) = self.state.lock().map(|mut st| st.data_file.take()).ok().flatten() {
+        let open = self.state.lock().unwrap_or_else(|e| e.into_inner()).data_file.take();
+        if let Some(f) = open {
             f.discard();
         }
     }

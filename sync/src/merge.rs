@@ -172,28 +172,42 @@ pub fn with_content_suffix(copy: &Path, e: &Entry) -> PathBuf {
     copy.with_file_name(format!("{}-{tag}{}", &name[..i], &name[i..]))
 }
 
-/// Where the `-<yyyymmdd>-<hhmmss>` of a conflict name ends: the first
-/// such time after `.conflict-` and a label of 1 to [`LABEL_MAX`] bytes
-/// of `[A-Za-z0-9-]`, followed by the end of the name, `.` or `-`.
+/// Where the `-<yyyymmdd>-<hhmmss>` of a conflict name's marker ends:
+/// after `.conflict-` and a label of 1 to [`LABEL_MAX`] bytes of
+/// `[A-Za-z0-9-]` (the shortest that fits), followed by the end of the
+/// name, `.` or `-`. Of several markers (a copy of a copy:
+/// `x.conflict-a-T1.conflict-b-T2.txt`), the last, which is the one its
+/// own conflict added.
 pub(crate) fn conflict_time_end(name: &str) -> Option<usize> {
-    let start = name.find(".conflict-")? + ".conflict-".len();
+    conflict_marker(name).map(|(_, end)| end)
+}
+
+/// Where the last valid `.conflict-` marker of a name starts, and where
+/// its time ends (see [`conflict_time_end`]).
+fn conflict_marker(name: &str) -> Option<(usize, usize)> {
     let b = name.as_bytes();
     let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
-    for j in start + 1..=(start + LABEL_MAX).min(b.len()) {
-        if !b[start..j].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-') {
-            return None;
+    let at = |dot: usize| -> Option<usize> {
+        let start = dot + ".conflict-".len();
+        for j in start + 1..=(start + LABEL_MAX).min(b.len()) {
+            if !b[start..j].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-') {
+                return None;
+            }
+            let end = j + 16;
+            if b.get(j) == Some(&b'-')
+                && digits(j + 1..j + 9)
+                && b.get(j + 9) == Some(&b'-')
+                && digits(j + 10..end)
+                && matches!(b.get(end), None | Some(b'.') | Some(b'-'))
+            {
+                return Some(end);
+            }
         }
-        let end = j + 16;
-        if b.get(j) == Some(&b'-')
-            && digits(j + 1..j + 9)
-            && b.get(j + 9) == Some(&b'-')
-            && digits(j + 10..end)
-            && matches!(b.get(end), None | Some(b'.') | Some(b'-'))
-        {
-            return Some(end);
-        }
-    }
-    None
+        None
+    };
+    let mut dots: Vec<usize> = name.match_indices(".conflict-").map(|(i, _)| i).collect();
+    dots.reverse();
+    dots.into_iter().find_map(|dot| at(dot).map(|end| (dot, end)))
 }
 
 /// What a conflict copy's name says (the inverse of [`conflict_name`],
@@ -212,8 +226,7 @@ pub struct ConflictName {
 
 /// Reads a conflict copy's name; `None` for any other name.
 pub fn parse_conflict_name(name: &str) -> Option<ConflictName> {
-    let end = conflict_time_end(name)?;
-    let start = name.find(".conflict-")?;
+    let (start, end) = conflict_marker(name)?;
     let marker = &name[start + ".conflict-".len()..end];
     // `<label>-<yyyymmdd>-<hhmmss>`: the time is the last 15 bytes.
     let (label, time) = (&marker[..marker.len() - 16], &marker[marker.len() - 15..]);
@@ -609,6 +622,18 @@ mod tests {
                 let parsed = parse_conflict_name(&name).unwrap_or_else(|| panic!("{name} should parse"));
                 assert_eq!(parsed, ConflictName { original: orig.into(), label: label.into(), time: "20251205-112434".into() }, "{name}");
             }
+        }
+        // A copy of a copy reads back to the copy: the last marker counts,
+        // and a content suffix goes after it.
+        let nested = conflict_name(Path::new("d/x.conflict-r1-20251205-112434.txt"), "r2", t);
+        assert_eq!(nested, Path::new("d/x.conflict-r1-20251205-112434.conflict-r2-20251205-112434.txt"));
+        let nested_suffixed = with_content_suffix(&nested, &file(7, 0o644, t));
+        let tag = nested_suffixed.to_string_lossy().rsplit('-').next().unwrap().trim_end_matches(".txt").to_string();
+        assert_eq!(nested_suffixed, Path::new(&format!("d/x.conflict-r1-20251205-112434.conflict-r2-20251205-112434-{tag}.txt")));
+        for n in [&nested, &nested_suffixed] {
+            let parsed = parse_conflict_name(&n.file_name().unwrap().to_string_lossy()).unwrap();
+            assert_eq!(parsed.original, "x.conflict-r1-20251205-112434.txt", "{n:?}");
+            assert_eq!(parsed.label, "r2");
         }
         for not in ["x.txt", "x.conflict-.txt", "x.conflict-r1-2025120-112434.txt", "x.conflict-r1-20251205-11243.txt"] {
             assert_eq!(parse_conflict_name(not), None, "{not}");

@@ -559,10 +559,30 @@ impl Replica {
             Some(n) => dir.join(n),
             None => dir,
         };
-        match full.strip_prefix(&root) {
-            Ok(rel) if !rel.as_os_str().is_empty() && !rel.starts_with(META_DIR) => Ok(rel.to_path_buf()),
-            _ => Err(Error::OutsideReplica { path: path.to_path_buf(), root: self.root.clone() }),
+        let rel = full.strip_prefix(&root).map_err(|_| Error::OutsideReplica { path: path.to_path_buf(), root: self.root.clone() })?;
+        self.check_path(rel).map_err(|_| Error::OutsideReplica { path: path.to_path_buf(), root: self.root.clone() })?;
+        Ok(rel.to_path_buf())
+    }
+
+    /// Checks that `rel` names a path of the synced folder that a write
+    /// there stays inside: plain components only (no `..`, not absolute),
+    /// not under `.ferry/`, and no folder on the way a symlink (which
+    /// could lead out of the replica). The path itself need not exist.
+    pub fn check_path(&self, rel: &Path) -> Result<()> {
+        use std::path::Component;
+        let outside = || Error::OutsideReplica { path: rel.to_path_buf(), root: self.root.clone() };
+        if rel.as_os_str().is_empty() || rel.starts_with(META_DIR) || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+            return Err(outside());
         }
+        let mut at = self.root.clone();
+        for c in rel.parent().into_iter().flat_map(|p| p.components()) {
+            at.push(c);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.file_type().is_symlink() => return Err(outside()),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// The stores this replica has synced with (or that were added by
@@ -620,5 +640,29 @@ impl Replica {
             t.insert(loc, time_ns.unwrap_or(0)).map_err(|e| db_err(&path, e))?;
         }
         tx.commit().map_err(|e| db_err(&path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Paths a write must never follow out of the replica (the Sync
+    /// Center hands the library paths straight from a form).
+    #[test]
+    fn check_path_refuses_what_leads_out_of_the_replica() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("r");
+        std::fs::create_dir(&root).unwrap();
+        let kdf = KdfParams { m_kib: 64, t: 1, p: 1 };
+        let r = Replica::init(&root, b"pw", kdf, None, None, ChunkerParams::DEFAULT).unwrap();
+        std::fs::create_dir(root.join("real")).unwrap();
+        std::os::unix::fs::symlink(tmp.path(), root.join("link")).unwrap();
+        for ok in ["a.txt", "real/a.txt", "new/deeper/a.txt", "link"] {
+            assert!(r.check_path(Path::new(ok)).is_ok(), "{ok}");
+        }
+        for bad in ["", "/etc/passwd", "../x", "real/../../x", ".ferry/replica.redb", "link/a.txt", "link/sub/a.txt"] {
+            assert!(matches!(r.check_path(Path::new(bad)), Err(Error::OutsideReplica { .. })), "{bad}");
+        }
     }
 }

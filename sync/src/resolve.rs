@@ -236,6 +236,10 @@ pub fn resolve(
         None => (path.to_path_buf(), keep.clone()),
     };
     let keep = &keep;
+    replica.check_path(&path)?;
+    if let Keep::Copy(c) = keep {
+        replica.check_path(c)?;
+    }
     // The choice is checked before the first sync (a usage mistake costs
     // no sync), then again on what the sync left.
     let (seen_set, _) = choose(replica, &path, keep)?;

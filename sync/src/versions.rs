@@ -200,6 +200,7 @@ pub fn restore_version(
     host: &str,
     progress: &Progress,
 ) -> Result<Restored> {
+    replica.check_path(path)?;
     let opts = SyncOptions { dry_run: false, host: host.to_string() };
     let pick = |all: Vec<(PathVersion, Entry)>| -> Result<(PathVersion, Entry)> {
         let mut hits: Vec<_> = all.into_iter().filter(|(v, _)| v.id.starts_with(&vid.to_ascii_lowercase())).collect();

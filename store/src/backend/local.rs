@@ -125,7 +125,8 @@ pub(crate) fn new_temp(root: &Path, folder: &str) -> io::Result<(File, PathBuf)>
     let mut rnd = [0u8; 8];
     getrandom::fill(&mut rnd).expect("OS randomness");
     let tmp = dir.join(format!("{TEMP_PREFIX}{}", hex::encode(rnd)));
-    Ok((crate::private::create_file(&tmp)?, tmp))
+    let f = std::os::unix::fs::OpenOptionsExt::mode(fs::OpenOptions::new().write(true).create_new(true), 0o600).open(&tmp)?;
+    Ok((f, tmp))
 }
 
 /// Gives a complete, fsynced temp file of [`new_temp`] its object path
