@@ -902,7 +902,9 @@ fn seeds_that_found_bugs_stay_fixed() {
     // Found with resolve steps: 1700075 (a resolve naming a copy that its
     // first sync replaced said "not a conflict copy" instead of asking
     // the person to look again).
-    failures.extend(run_cases_with(&[1700075], steps, true));
+    // 1700367 (a copy of a copy conflicted; resolve took the listed
+    // copy for its original's conflict and removed another copy).
+    failures.extend(run_cases_with(&[1700075, 1700367], steps, true));
     assert!(failures.is_empty(), "{}", failures.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>().join("\n\n"));
 }
 

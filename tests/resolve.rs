@@ -298,3 +298,26 @@ fn restore_never_writes_through_a_symlinked_folder() {
     let o = env.in_dir("a", &["versions", ".ferry/replica.redb"]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// A copy that has copies of its own (a conflict copy edited on two
+/// replicas) is a conflicted file itself: resolving it settles its own
+/// conflict, not its original's (model seed 1700367).
+#[test]
+fn resolving_a_copy_of_a_copy_settles_that_copy_s_conflict() {
+    let env = Env::new();
+    let st = trio(&env);
+    let a = env.path("a");
+    let copy = "notes.conflict-b-20231114-221320.txt";
+    let nested = "notes.conflict-b-20231114-221320.conflict-c-20231114-221500.txt";
+    write_at(&a.join(copy), "b's version", 1_700_000_000);
+    write_at(&a.join(nested), "c's edit of b's version", 1_700_000_100);
+    sync(&env, "a", &st);
+    let sets = conflicts(&env, "a");
+    let paths: Vec<&str> = sets.as_array().unwrap().iter().map(|s| s["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, vec![copy, "notes.txt"], "{sets}");
+    let r = env.in_dir_json("a", &["resolve", copy, "--keep", "mine"]);
+    assert_eq!(r["path"], copy, "{r}");
+    assert_eq!(r["removed"], serde_json::json!([nested]), "{r}");
+    assert_eq!(read(&env, "a", copy), "b's version");
+    assert_eq!(read(&env, "a", "notes.txt"), "v0");
+}

@@ -228,7 +228,12 @@ pub fn resolve(
     }
     // A copy's path names its conflict too; with `theirs`, it names the
     // copy to keep.
-    let (path, keep) = match path.file_name().and_then(|n| parse_conflict_name(&n.to_string_lossy())) {
+    // A path with copies of its own is the conflicted file, even when it
+    // is itself a copy (a copy of a copy conflicted: model seed 1700367,
+    // where taking it for its original settled the wrong conflict).
+    replica.check_path(path)?;
+    let own_copies = conflict_at(replica, path)?.is_some();
+    let (path, keep) = match path.file_name().and_then(|n| parse_conflict_name(&n.to_string_lossy())).filter(|_| !own_copies) {
         Some(ConflictName { original, .. }) => {
             let keep = if *keep == Keep::Theirs { Keep::Copy(path.to_path_buf()) } else { keep.clone() };
             (path.with_file_name(original), keep)
