@@ -123,7 +123,8 @@ fn conflict_at(replica: &Replica, path: &Path) -> Result<Option<ConflictSet>> {
     let dir = root.join(path.parent().unwrap_or(Path::new("")));
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // No folder there (any more): no conflict there (model seed 1700737).
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => return Ok(None),
         Err(e) => return Err(Error::io("list", &dir, e)),
     };
     let version = |rel: &Path, replica: String| -> Option<Version> {
