@@ -228,13 +228,13 @@ pub fn resolve(
         return Err(Error::NoRemotes { root: replica.root().to_path_buf() });
     }
     // A copy's path names its conflict too; with `theirs`, it names the
-    // copy to keep.
-    // A path with copies of its own is the conflicted file, even when it
-    // is itself a copy (a copy of a copy conflicted: model seed 1700367,
-    // where taking it for its original settled the wrong conflict).
+    // copy to keep. But a path with copies of its own is the conflicted
+    // file, even when it is itself a copy (a copy of a copy conflicted:
+    // model seed 1700367, where taking it for its original settled the
+    // wrong conflict).
     replica.check_path(path)?;
-    let own_copies = conflict_at(replica, path)?.is_some();
-    let (path, keep) = match path.file_name().and_then(|n| parse_conflict_name(&n.to_string_lossy())).filter(|_| !own_copies) {
+    let own = conflict_at(replica, path)?;
+    let (path, keep) = match path.file_name().and_then(|n| parse_conflict_name(&n.to_string_lossy())).filter(|_| own.is_none()) {
         Some(ConflictName { original, .. }) => {
             let keep = if *keep == Keep::Theirs { Keep::Copy(path.to_path_buf()) } else { keep.clone() };
             (path.with_file_name(original), keep)
@@ -248,7 +248,11 @@ pub fn resolve(
     }
     // The choice is checked before the first sync (a usage mistake costs
     // no sync), then again on what the sync left.
-    let (seen_set, _) = choose(replica, &path, keep)?;
+    let seen_set = match own {
+        Some(set) if set.path == path => set,
+        _ => conflict_at(replica, &path)?.ok_or_else(|| Error::NoConflict { path: replica.root().join(&path) })?,
+    };
+    choose(replica, &seen_set, keep)?;
     // 1. Every version into the history first.
     for (_, store) in stores {
         sync(replica, store, opts, progress)?;
@@ -257,10 +261,11 @@ pub fn resolve(
     // changed them (resolved elsewhere, another copy, a new version at
     // the path), the user looks again. Checked before the choice itself,
     // which may no longer make sense (a copy named that is gone).
-    if conflict_at(replica, &path)?.as_ref() != Some(&seen_set) {
-        return Err(Error::ConflictChanged { path: replica.root().join(&path) });
-    }
-    let (set, chosen) = choose(replica, &path, keep)?;
+    let set = match conflict_at(replica, &path)? {
+        Some(set) if set == seen_set => set,
+        _ => return Err(Error::ConflictChanged { path: replica.root().join(&path) }),
+    };
+    let chosen = choose(replica, &set, keep)?;
     let copies: Vec<PathBuf> = set.copies.iter().map(|c| c.path.clone()).collect();
     let root = replica.root();
 
@@ -323,10 +328,10 @@ pub fn resolve(
     Ok(done)
 }
 
-/// The conflict at `path` and the copy `keep` puts in its place, if any.
-fn choose(replica: &Replica, path: &Path, keep: &Keep) -> Result<(ConflictSet, Option<PathBuf>)> {
+/// The copy `keep` puts in the place of the conflict `set`, if any.
+fn choose(replica: &Replica, set: &ConflictSet, keep: &Keep) -> Result<Option<PathBuf>> {
     let root = replica.root();
-    let set = conflict_at(replica, path)?.ok_or_else(|| Error::NoConflict { path: root.join(path) })?;
+    let path = set.path.as_path();
     let copies: Vec<PathBuf> = set.copies.iter().map(|c| c.path.clone()).collect();
     let chosen = match keep {
         Keep::Mine | Keep::Both => None,
@@ -344,7 +349,7 @@ fn choose(replica: &Replica, path: &Path, keep: &Keep) -> Result<(ConflictSet, O
     if chosen.is_some() && set.current.is_none() && root.join(path).symlink_metadata().is_ok_and(|m| m.is_dir()) {
         return Err(Error::InTheWay { path: root.join(path), found: "folder", wanted: "file" });
     }
-    Ok((set, chosen))
+    Ok(chosen)
 }
 
 /// Fails unless `rel` is still what the scan saw.
