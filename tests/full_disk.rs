@@ -102,3 +102,46 @@ fn a_read_only_store_can_be_read_but_not_written_and_says_why() {
     env.ok(&["restore", ro_s, "latest", "--target", out.to_str().unwrap()]);
     assert!(env.run(&["check", ro_s, "--read-data"]).status.success());
 }
+
+/// Model seed 1700734: a sync that met a full disk wrote some paths of
+/// the snapshot it applied (a small edit) but not others (a large new
+/// file), so its parents stayed behind. The next sync pushed the folder
+/// as it was, and the small edit read as this replica's own: a merge let
+/// it win over a later change elsewhere back to the earlier version.
+/// Now sync finishes the partial apply first.
+#[test]
+fn a_sync_after_a_partly_written_apply_does_not_push_the_applied_paths_as_its_own_edits() {
+    if !can_mount() {
+        return;
+    }
+    let env = Env::new();
+    let st = env.replica_and_store("laptop", "stick");
+    let a = env.path("laptop/a.txt");
+    fs::write(&a, b"first version\n").unwrap();
+    let first_mtime = fs::metadata(&a).unwrap().modified().unwrap();
+    env.in_dir_json("laptop", &["push", &st]);
+    let m = tmpfs(&env.path("small"), "3m");
+    env.clone_to(&st, "small/desk");
+    // The laptop edits a.txt and adds a file too large for the desk's disk.
+    fs::write(&a, b"second version\n").unwrap();
+    fs::write(env.path("laptop/big.bin"), random_bytes(7, 4 << 20)).unwrap();
+    env.sync_json("laptop", &[&st]);
+    let o = env.in_dir("small/desk", &["sync", &st, "--json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(fs::read(env.path("small/desk/a.txt")).unwrap(), b"second version\n", "the small edit was applied");
+    assert!(!env.path("small/desk/big.bin").exists());
+    // The laptop goes back to the first version, exactly (content and mtime).
+    fs::write(&a, b"first version\n").unwrap();
+    fs::File::options().write(true).open(&a).unwrap().set_modified(first_mtime).unwrap();
+    env.sync_json("laptop", &[&st]);
+    resize(&m, "64m");
+    // The desk has an edit of its own to push.
+    fs::write(env.path("small/desk/notes.txt"), b"desk notes\n").unwrap();
+    env.sync_json("small/desk", &[&st]);
+    env.sync_json("laptop", &[&st]);
+    for r in ["laptop", "small/desk"] {
+        assert_eq!(fs::read(env.path(r).join("a.txt")).unwrap(), b"first version\n", "{r} lost the laptop's last change");
+        assert_eq!(fs::read(env.path(r).join("notes.txt")).unwrap(), b"desk notes\n");
+    }
+    assert_eq!(fs::read(env.path("small/desk/big.bin")).unwrap(), random_bytes(7, 4 << 20));
+}

@@ -841,6 +841,10 @@ pub fn apply_tree(
     if report.complete {
         commit.parents = Some(vec![head]);
         commit.known = hist.known_records(replica, &head)?;
+    } else {
+        // The paths applied are the snapshot's, not edits of ours: `sync`
+        // finishes this apply before it pushes (model seed 1700734).
+        commit.partial = Some(head);
     }
     commit.store = Some((store.config().store_id, head));
     commit.conflicts = Some(report.conflicts.clone());

@@ -101,6 +101,10 @@ pub struct Commit {
     /// What stays pending (versions a pull could not write); the rest of
     /// the pending list is cleared.
     pub still_pending: Base,
+    /// The snapshot an apply left partly written (a write failed), so its
+    /// other paths are held while the parents stay behind it
+    /// ([`Replica::partial`]). Setting new parents clears the record.
+    pub partial: Option<ObjectName>,
 }
 
 fn encode_ids(ids: &[ObjectName]) -> Vec<u8> {
@@ -411,6 +415,15 @@ impl Replica {
         self.read_entries(PENDING)
     }
 
+    /// The snapshot the last apply wrote only in part (a write failed:
+    /// full disk, a file changed meanwhile), while the parents stayed
+    /// behind it: the folder holds some of its paths, and a push would
+    /// present them as this replica's own edits. `sync` finishes that
+    /// apply first (format-spec §15.1). `None` once new parents are set.
+    pub fn partial(&self) -> Result<Option<ObjectName>> {
+        Ok(self.meta_opt("partial")?.and_then(|v| <[u8; 32]>::try_from(&v[..]).ok()).map(ObjectName))
+    }
+
     /// The replica's name (`init --name`, or the host name it was made
     /// on): pushes record it as their snapshot's host, and conflict
     /// copies of its versions carry it. `None` for a replica made before
@@ -487,6 +500,10 @@ impl Replica {
             if let Some(parents) = &c.parents {
                 m.insert("parents", &encode_ids(parents)[..]).map_err(|e| db_err(&path, e))?;
                 m.remove("base_snapshot").map_err(|e| db_err(&path, e))?;
+                m.remove("partial").map_err(|e| db_err(&path, e))?;
+            }
+            if let Some(partial) = &c.partial {
+                m.insert("partial", &partial.0[..]).map_err(|e| db_err(&path, e))?;
             }
             if let Some((store_id, snapshot)) = &c.store {
                 let mut s = tx.open_table(STORES).map_err(|e| db_err(&path, e))?;

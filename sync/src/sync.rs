@@ -120,11 +120,14 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     check_compatible(replica, store)?;
     let mut report = SyncReport::default();
     let _lock = if opts.dry_run { None } else { Some(store.lock(ferry_store::lock::LockKind::Shared, &opts.host)?) };
-    let base = replica.base()?;
-    let parents = replica.parents()?;
     // The history is listed once and the folder walked once: the push
     // builds its tree from this scan.
     let mut hist = History::load(store, replica)?;
+    if !opts.dry_run {
+        finish_partial_apply(replica, store, &hist, &mut report, progress)?;
+    }
+    let base = replica.base()?;
+    let parents = replica.parents()?;
     let parents_in_store = parents.iter().all(|p| hist.get(p).is_some());
     let mut view = LocalView::scan(replica)?;
     let local_changed = !diff_local(&view, &base).is_empty();
@@ -278,6 +281,45 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     report.apply = apply_tree(replica, store, &hist, incoming, view, false, progress)?;
     report.conflicts.append(&mut report.apply.copies);
     Ok(report)
+}
+
+/// Finishes an apply that a failed write left partial ([`Replica::partial`]),
+/// before anything is pushed.
+///
+/// Such a folder holds some paths of the snapshot it applied while its
+/// parents stay behind it. Pushed as it is, those paths would read as
+/// this replica's own edits of the parents' versions, and a merge would
+/// let them win over a later change elsewhere that went back to the
+/// parents' version (model seed 1700734: a `resolve --keep theirs`
+/// undone by a replica whose sync had met a full disk). Applying the same
+/// snapshot again writes only what is still missing (the rest already
+/// is its base); where the folder changed since, both versions are kept
+/// as in any sync. Only a snapshot the parents lead to is applied again:
+/// after a push the record no longer applies (the push cleared it).
+fn finish_partial_apply(replica: &Replica, store: &Store, hist: &History, report: &mut SyncReport, progress: &Progress) -> Result<()> {
+    let Some(m) = replica.partial()? else { return Ok(()) };
+    let parents = replica.parents()?;
+    // A replica without parents (a clone that left paths alone) pushes
+    // against nothing: its paths are merged as its own versions, newest
+    // at the path, and none can undo a later change.
+    if parents.is_empty() {
+        return Ok(());
+    }
+    let Some(s) = hist.get(&m) else { return Ok(()) };
+    if hist.relation(replica, &parents, &m)? != Relation::Newer {
+        return Ok(());
+    }
+    tracing::debug!(snapshot = %m.short(8), "finishing a partial apply");
+    let theirs = conflict_label(&s.host, &s.replica);
+    let tree = effective_tree(store, hist, &m)?;
+    let label = |_: &Path, _: &Entry| theirs.clone();
+    let incoming = Incoming { head: m, tree: &tree, on_conflict: OnConflict::KeepBoth(&label) };
+    let mut r = apply_tree(replica, store, hist, incoming, LocalView::scan(replica)?, false, progress)?;
+    report.conflicts.append(&mut r.copies);
+    // Paths still not written are reported by the apply that follows
+    // (they stay pending); the push then keeps the old parents.
+    report.apply.skipped.append(&mut r.skipped);
+    Ok(())
 }
 
 /// Conflict copies present in the working folder.
