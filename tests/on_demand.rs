@@ -198,6 +198,8 @@ fn edits_through_the_mount_reach_another_replica() {
     assert!(!status.contains("f0010.txt"), "an untouched placeholder is unchanged: {status}");
     let o = env.in_dir("od", &["push", &store]);
     assert!(o.status.success(), "push: {}\n{}", String::from_utf8_lossy(&o.stderr), m.log());
+    let pushed = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(pushed.contains("M modified  big.bin") && pushed.contains("+ new       new/deep/hello.txt"), "{pushed}");
     assert_eq!(m.n("blocks_fetched"), fetched, "status and push read no placeholder");
 
     let o = env.in_dir("src", &["pull", &store]);

@@ -575,7 +575,10 @@ impl Ctx<'_> {
                 return Ok((c.ids.clone(), before));
             }
         }
-        let label = if cached.is_some() { ChangeKind::Modified } else { ChangeKind::New };
+        // An on-demand replica keeps no cache entry for what it cloned: a
+        // file fetched from a placeholder says so in its state.
+        let fetched_here = self.placeholders.is_some() && crate::ondemand::state_of(abs).is_ok_and(|s| s.is_some());
+        let label = if cached.is_some() || fetched_here { ChangeKind::Modified } else { ChangeKind::New };
         let mut before = before;
         for attempt in 1..=READ_ATTEMPTS {
             if let Some(hook) = &self.before_open {
