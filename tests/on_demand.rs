@@ -218,6 +218,16 @@ fn edits_through_the_mount_reach_another_replica() {
     assert_eq!(std::fs::read(src.join("d09/f0009.txt")).unwrap(), b"overwritten\n");
     // The whole tree, byte for byte (reading the mount fetches the rest).
     assert_same_replica(&src, &od);
+
+    // Phase 1: a pull into the mounted replica writes changed files with
+    // their content (as placeholders later); untouched placeholders stay.
+    write(&src.join("d10/f0010.txt"), b"changed on the full replica\n");
+    assert!(env.in_dir("src", &["push", &store]).status.success());
+    let o = env.in_dir("od", &["pull", &store]);
+    assert!(o.status.success(), "pull into the mount: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(od.join("d10/f0010.txt")).unwrap(), b"changed on the full replica\n");
+    assert_eq!(state(&od.join("d11/f0011.txt")).as_deref(), Some("placeholder"));
+    assert_same_replica(&src, &od);
     drop(m);
 }
 
