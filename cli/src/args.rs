@@ -114,6 +114,10 @@ pub enum Command {
         /// Which folder, when LOC holds several (ID prefix, or source path).
         #[arg(long)]
         folder: Option<String>,
+        /// Make DIR an on-demand replica: every file a placeholder (no
+        /// content downloaded) until opened through `ferry mount DIR`.
+        #[arg(long)]
+        on_demand: bool,
         #[command(flatten)]
         name: NameArg,
         #[command(flatten)]
@@ -270,7 +274,9 @@ pub enum Command {
     /// Show every snapshot of LOC under MOUNTPOINT (read-only, FUSE):
     /// MOUNTPOINT/latest/ and `MOUNTPOINT/snapshots/<time>-<id>/`. Blocks are
     /// fetched when read, through a local block cache. Runs until Ctrl-C,
-    /// SIGTERM or `fusermount3 -u MOUNTPOINT`.
+    /// SIGTERM or `fusermount3 -u MOUNTPOINT`. `ferry mount DIR` serves the
+    /// on-demand replica DIR over itself (read-write; placeholders are
+    /// fetched when opened).
     Mount(MountArgs),
     /// Keep files and folders inside a mount available offline, whatever the
     /// cache quota: fetches every block of PATH now.
@@ -339,10 +345,11 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Args, Debug)]
 pub struct MountArgs {
-    /// Store location.
+    /// Store location; or, given alone, an on-demand replica (`clone
+    /// --on-demand`) to mount over itself.
     pub loc: String,
-    /// An existing empty folder.
-    pub mountpoint: PathBuf,
+    /// An existing empty folder (not given: LOC is an on-demand replica).
+    pub mountpoint: Option<PathBuf>,
     /// Block cache quota for blocks that are not pinned (e.g. 512MiB, 2GiB, or bytes).
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
     pub cache_size: u64,

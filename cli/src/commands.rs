@@ -41,7 +41,9 @@ pub fn run(cli: &Cli) -> Result<i32> {
         }
         Command::Push { loc, dry_run, force } => cmd_push(g, loc, *dry_run, *force),
         Command::Pull { loc, dry_run } => cmd_pull(g, loc, *dry_run),
-        Command::Clone { loc, dir, folder, name, kdf: k } => cmd_clone(g, loc, dir, folder.as_deref(), name.name.as_deref(), k),
+        Command::Clone { loc, dir, folder, on_demand, name, kdf: k } => {
+            cmd_clone(g, loc, dir, folder.as_deref(), *on_demand, name.name.as_deref(), k)
+        }
         Command::Status => cmd_status(g),
         Command::Sync { loc, dry_run } => cmd_sync(g, loc, *dry_run),
         Command::Conflicts => cmd_conflicts(g),
@@ -851,7 +853,7 @@ fn print_pull(g: &Global, rep: &ferry_sync::pull::PullReport, dry_run: bool, loc
     print_skipped(g, &rep.skipped, "updated");
 }
 
-fn cmd_clone(g: &Global, loc: &str, dir: &Path, folder: Option<&str>, name: Option<&str>, k: &KdfArgs) -> Result<i32> {
+fn cmd_clone(g: &Global, loc: &str, dir: &Path, folder: Option<&str>, on_demand: bool, name: Option<&str>, k: &KdfArgs) -> Result<i32> {
     let backend = backend(loc)?;
     // One passphrase opens the store and locks the new replica's key
     // file; with a key file, the replica's passphrase is asked as new.
@@ -873,8 +875,25 @@ fn cmd_clone(g: &Global, loc: &str, dir: &Path, folder: Option<&str>, name: Opti
     let rename = name.is_some();
     let name = host(&name.map(str::to_string));
     let init = ferry_sync::pull::CloneInit { passphrase: &pw, kdf: kdf(k), folder, name: &name, rename, key_file: same_key };
-    let (r, rep) = ferry_sync::pull::clone(dir, &store, init, &Progress::default())?;
+    let (r, rep) = if on_demand {
+        ferry_sync::ondemand::clone(dir, &store, init, &Progress::default())?
+    } else {
+        ferry_sync::pull::clone(dir, &store, init, &Progress::default())?
+    };
     remember(g, &r, loc)?;
+    if on_demand {
+        if !g.quiet && !g.json {
+            println!(
+                "on-demand replica {} of {loc}: {} as placeholders (no content downloaded); `ferry mount {}` shows them and fetches each file when it is opened",
+                r.root().display(),
+                output::count(rep.actions.iter().filter(|a| matches!(a, ferry_sync::pull::Action::Write(_))).count() as u64, "file"),
+                r.root().display()
+            );
+        } else if g.json {
+            print_pull(g, &rep, false, loc);
+        }
+        return Ok(0);
+    }
     print_pull(g, &rep, false, loc);
     Ok(if rep.skipped.is_empty() && rep.conflicts.is_empty() { 0 } else { EXIT_SKIPPED })
 }
@@ -1556,11 +1575,12 @@ fn cmd_man(out: Option<&Path>) -> Result<i32> {
 /// `ferry mount`: the store's backend counts what it reads (reported by
 /// `ferry cache status --json`); the library serves until unmounted.
 fn cmd_mount(g: &Global, a: &MountArgs) -> Result<i32> {
+    let Some(mountpoint) = &a.mountpoint else { return cmd_mount_replica(g, Path::new(&a.loc), a.cache_size) };
     let counters = Arc::new(ferry_mount::Counters::default());
     let counting = ferry_mount::counting::Counting::new(backend(&a.loc)?, counters.store.clone());
     let store = open_on(g, &a.loc, Arc::new(counting))?;
     let cache_dir = cache_dir(g).context("no cache folder: set FERRY_CACHE_DIR or --cache-dir")?;
-    let opts = ferry_mount::MountOptions { mountpoint: a.mountpoint.clone(), cache_dir, quota: a.cache_size, location: a.loc.clone() };
+    let opts = ferry_mount::MountOptions { mountpoint: mountpoint.clone(), cache_dir, quota: a.cache_size, location: a.loc.clone() };
     let quiet = g.quiet || g.json;
     ferry_mount::mount(store, counters, &opts, |m| {
         if !quiet {
@@ -1568,10 +1588,60 @@ fn cmd_mount(g: &Global, a: &MountArgs) -> Result<i32> {
                 "ferry: {} of {} mounted at {} (block cache {}, quota {}); Ctrl-C or `fusermount3 -u {}` unmounts",
                 output::count(m.snapshots as u64, "snapshot"),
                 a.loc,
-                a.mountpoint.display(),
+                mountpoint.display(),
                 m.cache.display(),
                 size(a.cache_size),
-                a.mountpoint.display()
+                mountpoint.display()
+            );
+        }
+    })?;
+    Ok(0)
+}
+
+/// `ferry mount DIR`: the on-demand replica DIR served over itself, its
+/// store the one it last synced with.
+fn cmd_mount_replica(g: &Global, dir: &Path, quota: u64) -> Result<i32> {
+    let opening = || format!("opening replica {}", dir.display());
+    let mut r = Replica::open_unserved(dir).with_context(opening)?;
+    let root = r.root().to_path_buf();
+    if !r.is_on_demand()? {
+        return Err(ferry_mount::Error::NotOnDemand { path: root }.into());
+    }
+    if ferry_sync::ondemand::is_served(&root, &r.replica_id) {
+        return Err(ferry_mount::Error::AlreadyMounted { path: root }.into());
+    }
+    match key_file(g)? {
+        Some(master) => r.unlock_with_key(master),
+        None => r.unlock(&passphrase::existing(&format!("replica {}", root.display()))?),
+    }
+    .with_context(opening)?;
+    let loc = r
+        .remotes()?
+        .into_iter()
+        .max_by_key(|x| x.last_sync_ns.unwrap_or(0))
+        .map(|x| x.location)
+        .ok_or(ferry_sync::Error::NoRemotes { root: root.clone() })?;
+    let counters = Arc::new(ferry_mount::Counters::default());
+    let counting = ferry_mount::counting::Counting::new(backend(&loc)?, counters.store.clone());
+    let store = open_for_on(g, &r, &loc, Arc::new(counting))?;
+    let opts = ferry_mount::ondemand::OnDemandOptions {
+        dir: root.clone(),
+        replica_id: r.replica_id,
+        cache_dir: cache_dir(g).context("no cache folder: set FERRY_CACHE_DIR or --cache-dir")?,
+        quota,
+        location: loc.clone(),
+    };
+    // The replica (and its lock) is let go: commands run inside the mount open it.
+    drop(r);
+    let quiet = g.quiet || g.json;
+    ferry_mount::ondemand::mount(store, counters, &opts, |m| {
+        if !quiet {
+            eprintln!(
+                "ferry: on-demand replica {} mounted (store {loc}, block cache {}, quota {}); Ctrl-C or `fusermount3 -u {}` unmounts",
+                root.display(),
+                m.cache.display(),
+                size(quota),
+                root.display()
             );
         }
     })?;

@@ -200,6 +200,13 @@ fn sync_hint(e: &SyncError, cx: &Context) -> Option<String> {
             "run inside a replica (or give one with -C DIR), or make {} one with `ferry init` or `ferry clone LOC DIR`",
             path_word(root)
         ),
+        SyncError::OnDemandNotMounted { root } => format!(
+            "run `ferry mount {}` first (it keeps running; see ARCHITECTURE.md for a systemd user unit), then run this again inside it",
+            path_word(root)
+        ),
+        SyncError::PlaceholderNotInStore { .. } => {
+            "push to the store this replica was cloned from, which holds those blocks (an on-demand replica sends only what it fetched or wrote)".into()
+        }
         SyncError::ReplicaBusy { .. } => "wait for the other ferry process to finish, then run again".into(),
         SyncError::CloneIntoReplica { .. } => "clone into a new folder".into(),
         SyncError::NoRemotes { .. } if cx.command == "watch" => {
@@ -296,6 +303,10 @@ fn mount_hint(e: &MountError) -> Option<String> {
         MountError::NotInMount { .. } => {
             Some("pin and unpin work on paths inside a folder shown by a running `ferry mount LOC MOUNTPOINT`".into())
         }
+        MountError::NotOnDemand { .. } => {
+            Some("`ferry mount DIR` serves on-demand replicas; a store is mounted with `ferry mount LOC MOUNTPOINT`".into())
+        }
+        MountError::AlreadyMounted { path } => Some(format!("work in {} (`fusermount3 -u {0}` unmounts it)", path_word(path))),
         MountError::MountGone { .. } => Some("the `ferry mount` process serving it has ended; start it again".into()),
         MountError::Mount { .. } => {
             Some("FUSE needs /dev/fuse and Debian's fuse3 (fusermount3); the mount point must be an existing empty folder".into())

@@ -14,7 +14,7 @@ use crate::counting::ReadCounters;
 /// Bytes of opened blocks kept in memory. A kernel read is smaller than
 /// most blocks, so without this one block would be opened (and decrypted)
 /// several times in a row; blocks fetched ahead wait here until read, so
-/// this must stay well above the prefetch window (`fs::PREFETCH_BYTES`).
+/// this must stay well above the prefetch window (`PREFETCH_BYTES`).
 pub const MEM_BYTES: u64 = 64 << 20;
 
 /// What the mount did, for `ferry cache status --json`.
@@ -206,5 +206,120 @@ impl Blocks {
             return Ok(n);
         }
         Ok(self.store.locate(id)?.ok_or(StoreError::BlockNotFound(*id))?.raw_len)
+    }
+}
+
+/// Sequential bytes read through one open file before prefetching starts
+/// (a single small read fetches only what it touches).
+const PREFETCH_AFTER: u64 = 1 << 20;
+/// How far ahead of a sequential reader blocks are fetched.
+const PREFETCH_BYTES: u64 = 16 << 20;
+
+/// The bytes answering one read.
+pub(crate) enum ReadOut {
+    /// A part of one opened block.
+    Slice(Arc<Vec<u8>>, std::ops::Range<usize>),
+    /// Parts of several blocks, joined.
+    Joined(Vec<u8>),
+}
+
+impl ReadOut {
+    /// The bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            ReadOut::Slice(b, r) => &b[r.clone()],
+            ReadOut::Joined(v) => v,
+        }
+    }
+}
+
+/// An open file served from its blocks: the blocks and where each starts
+/// (a snapshot's file in the mount, or a placeholder of an on-demand replica).
+pub(crate) struct BlockFile {
+    /// The file's path, for log lines.
+    pub path: String,
+    ids: Vec<BlockId>,
+    /// `starts[i]` is block i's offset; `starts[n]` the blocks' total length.
+    starts: Vec<u64>,
+    size: u64,
+    last_end: AtomicU64,
+    streak: AtomicU64,
+}
+
+impl BlockFile {
+    /// The file of `size` bytes made of `ids`: each block's length comes
+    /// from the index (no block is read); a total that differs from `size`
+    /// is damage.
+    pub(crate) fn open(blocks: &Blocks, ids: Vec<BlockId>, size: u64, path: String) -> Result<BlockFile, StoreError> {
+        let mut starts = Vec::with_capacity(ids.len() + 1);
+        let mut at = 0u64;
+        for id in &ids {
+            starts.push(at);
+            at += blocks.len(id)? as u64;
+        }
+        starts.push(at);
+        if at != size {
+            return Err(StoreError::Damaged {
+                what: format!("file {path}"),
+                reason: format!("blocks hold {at} bytes, the tree says {size}"),
+            });
+        }
+        Ok(BlockFile { path, ids, starts, size, last_end: AtomicU64::new(0), streak: AtomicU64::new(0) })
+    }
+
+    /// `size` bytes at `offset` (fewer at the end).
+    pub(crate) fn read(&self, blocks: &Arc<Blocks>, offset: u64, size: u32) -> Result<ReadOut, StoreError> {
+        let end = (offset + size as u64).min(self.size).min(*self.starts.last().unwrap_or(&0));
+        if offset >= end {
+            return Ok(ReadOut::Joined(Vec::new()));
+        }
+        let mut out = Vec::new();
+        let mut i = self.starts.partition_point(|&s| s <= offset) - 1;
+        let mut pos = offset;
+        while pos < end {
+            let block = blocks.get(&self.ids[i])?;
+            let (bs, be) = (self.starts[i], self.starts[i + 1]);
+            if block.len() as u64 != be - bs {
+                return Err(StoreError::Damaged {
+                    what: format!("block {}", self.ids[i].short(16)),
+                    reason: format!("{} bytes, the index says {}", block.len(), be - bs),
+                });
+            }
+            let stop = end.min(be);
+            let range = (pos - bs) as usize..(stop - bs) as usize;
+            if pos == offset && stop == end {
+                // Within one block (most kernel reads are far smaller than a
+                // block): answered from the block itself, with no copy.
+                self.prefetch_after_read(blocks, offset, end, i + 1);
+                return Ok(ReadOut::Slice(block, range));
+            }
+            if out.is_empty() {
+                out.reserve_exact((end - offset) as usize);
+            }
+            out.extend_from_slice(&block[range]);
+            pos = stop;
+            i += 1;
+        }
+        self.prefetch_after_read(blocks, offset, end, i);
+        Ok(ReadOut::Joined(out))
+    }
+
+    /// Notes a read of `offset..end`; once reads through this file have
+    /// been sequential for a while, fetches ahead from block `i`.
+    fn prefetch_after_read(&self, blocks: &Arc<Blocks>, offset: u64, end: u64, i: usize) {
+        let prev = self.last_end.swap(end, Ordering::Relaxed);
+        let streak = if prev == offset { self.streak.fetch_add(end - offset, Ordering::Relaxed) + end - offset } else { 0 };
+        if prev != offset {
+            self.streak.store(0, Ordering::Relaxed);
+        }
+        if streak >= PREFETCH_AFTER {
+            let mut ahead = Vec::new();
+            let mut j = i;
+            while j < self.ids.len() && self.starts[j] < end + PREFETCH_BYTES {
+                ahead.push(self.ids[j]);
+                j += 1;
+            }
+            blocks.prefetch(&ahead);
+        }
     }
 }

@@ -89,9 +89,40 @@ impl<R: std::io::Read> TakeLine for BufReader<R> {
     }
 }
 
+/// Serves `stats` requests only (an on-demand replica's mount: pins come later).
+pub(crate) fn serve_stats(listener: UnixListener, blocks: Arc<crate::blocks::Blocks>) {
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let blocks = blocks.clone();
+        std::thread::spawn(move || {
+            let r = (|| -> std::io::Result<()> {
+                let mut out = conn.try_clone()?;
+                let mut line = String::new();
+                if BufReader::new(conn).take_line(&mut line)? == 0 {
+                    return Ok(());
+                }
+                let req: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                let reply = match req["op"].as_str() {
+                    Some("stats") => json!({ "ok": stats_of(&blocks) }),
+                    _ => json!({ "error": "this mount serves an on-demand replica: pin and unpin are not available on it yet" }),
+                };
+                writeln!(out, "{reply}")
+            })();
+            if let Err(e) = r {
+                tracing::warn!("control socket: {e}");
+            }
+        });
+    }
+}
+
 /// The counters of this mount.
 pub(crate) fn stats(shared: &Shared) -> Value {
-    let c = &shared.blocks.counters;
+    stats_of(&shared.blocks)
+}
+
+/// The counters of a mount's blocks.
+fn stats_of(blocks: &crate::blocks::Blocks) -> Value {
+    let c = &blocks.counters;
     json!({
         "store_read_bytes": c.store.bytes.load(Ordering::Relaxed),
         "store_read_requests": c.store.requests.load(Ordering::Relaxed),

@@ -42,6 +42,18 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// `ferry mount DIR` on a folder that is not an on-demand replica.
+    #[error("{} is not an on-demand replica (made by `clone --on-demand`)", path.display())]
+    NotOnDemand {
+        /// The replica's root.
+        path: PathBuf,
+    },
+    /// The on-demand replica is already served by a running mount.
+    #[error("{} is already mounted", path.display())]
+    AlreadyMounted {
+        /// The replica's root.
+        path: PathBuf,
+    },
     /// A path given to pin/unpin is not inside a running ferry mount.
     #[error("{} is not inside a running ferry mount", path.display())]
     NotInMount {

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,7 +28,7 @@ use fuser::{
     FileAttr, FileType, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, ReplyXattr, Request,
 };
 
-use crate::blocks::Blocks;
+use crate::blocks::{BlockFile, Blocks};
 
 /// The root folder's inode.
 pub const ROOT: u64 = 1;
@@ -41,28 +41,6 @@ const TTL: Duration = Duration::from_secs(3600);
 const LIST_TTL: Duration = Duration::from_secs(1);
 /// The snapshot list is read again at most this often.
 pub const RESCAN: Duration = Duration::from_secs(2);
-/// Sequential bytes read through one open file before prefetching starts
-/// (a single small read fetches only what it touches).
-const PREFETCH_AFTER: u64 = 1 << 20;
-/// How far ahead of a sequential reader blocks are fetched.
-const PREFETCH_BYTES: u64 = 16 << 20;
-/// The bytes answering one read.
-enum ReadOut {
-    /// A part of one opened block.
-    Slice(Arc<Vec<u8>>, std::ops::Range<usize>),
-    /// Parts of several blocks, joined.
-    Joined(Vec<u8>),
-}
-
-impl ReadOut {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            ReadOut::Slice(b, r) => &b[r.clone()],
-            ReadOut::Joined(v) => v,
-        }
-    }
-}
-
 /// The extended attribute `ferry pin` reads to find the mount serving a path.
 pub const XATTR: &str = "user.ferry.mount";
 
@@ -180,23 +158,11 @@ pub(crate) struct Shared {
     pub gid: u32,
 }
 
-/// An open file: its blocks and where each starts.
-struct Handle {
-    /// The file's path in the mount, for log lines.
-    path: String,
-    ids: Vec<BlockId>,
-    /// `starts[i]` is block i's offset; `starts[n]` the blocks' total length.
-    starts: Vec<u64>,
-    size: u64,
-    last_end: AtomicU64,
-    streak: AtomicU64,
-}
-
 fn time(ns: i64) -> SystemTime {
     if ns >= 0 { UNIX_EPOCH + Duration::from_nanos(ns as u64) } else { UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs()) }
 }
 
-fn eio(what: &str, e: &StoreError, counters: &crate::blocks::Counters) -> i32 {
+pub(crate) fn eio(what: &str, e: &StoreError, counters: &crate::blocks::Counters) -> i32 {
     counters.errors.fetch_add(1, Ordering::Relaxed);
     if e.is_damage() {
         tracing::error!("{what}: {e} (EIO)");
@@ -426,62 +392,6 @@ impl Shared {
         }
     }
 
-    fn read(&self, h: &Handle, offset: u64, size: u32) -> Result<ReadOut, StoreError> {
-        let end = (offset + size as u64).min(h.size).min(*h.starts.last().unwrap_or(&0));
-        if offset >= end {
-            return Ok(ReadOut::Joined(Vec::new()));
-        }
-        let mut out = Vec::new();
-        let mut i = h.starts.partition_point(|&s| s <= offset) - 1;
-        let mut pos = offset;
-        while pos < end {
-            let block = self.blocks.get(&h.ids[i])?;
-            let (bs, be) = (h.starts[i], h.starts[i + 1]);
-            if block.len() as u64 != be - bs {
-                return Err(StoreError::Damaged {
-                    what: format!("block {}", h.ids[i].short(16)),
-                    reason: format!("{} bytes, the index says {}", block.len(), be - bs),
-                });
-            }
-            let stop = end.min(be);
-            let range = (pos - bs) as usize..(stop - bs) as usize;
-            if pos == offset && stop == end {
-                // Within one block (most kernel reads are far smaller than a
-                // block): answered from the block itself, with no copy.
-                self.prefetch_after_read(h, offset, end, i + 1);
-                return Ok(ReadOut::Slice(block, range));
-            }
-            if out.is_empty() {
-                out.reserve_exact((end - offset) as usize);
-            }
-            out.extend_from_slice(&block[range]);
-            pos = stop;
-            i += 1;
-        }
-        self.prefetch_after_read(h, offset, end, i);
-        Ok(ReadOut::Joined(out))
-    }
-
-    /// Notes a read of `offset..end` through `h`; once reads through it
-    /// have been sequential for a while, fetches ahead from block `i`.
-    fn prefetch_after_read(&self, h: &Handle, offset: u64, end: u64, i: usize) {
-        // Sequential reads through this handle fetch ahead.
-        let prev = h.last_end.swap(end, Ordering::Relaxed);
-        let streak = if prev == offset { h.streak.fetch_add(end - offset, Ordering::Relaxed) + end - offset } else { 0 };
-        if prev != offset {
-            h.streak.store(0, Ordering::Relaxed);
-        }
-        if streak >= PREFETCH_AFTER {
-            let mut ahead = Vec::new();
-            let mut j = i;
-            while j < h.ids.len() && h.starts[j] < end + PREFETCH_BYTES {
-                ahead.push(h.ids[j]);
-                j += 1;
-            }
-            self.blocks.prefetch(&ahead);
-        }
-    }
-
     /// Answers a readdir of folder `ino` from `offset`.
     fn readdir(&self, ino: u64, offset: i64, mut reply: ReplyDirectory) {
         let children = match self.children(ino) {
@@ -529,7 +439,7 @@ fn ttl_in(parent: u64) -> &'static Duration {
 /// The fuser filesystem.
 pub(crate) struct FerryFs {
     shared: Arc<Shared>,
-    handles: HashMap<u64, Arc<Handle>>,
+    handles: HashMap<u64, Arc<BlockFile>>,
     next_fh: u64,
     /// Reads run here, so a slow store never stalls listings or other readers.
     readers: rayon::ThreadPool,
@@ -621,25 +531,11 @@ impl Filesystem for FerryFs {
         let Content::File(ids) = &entry.content else {
             return reply.error(libc::EISDIR);
         };
-        let mut starts = Vec::with_capacity(ids.len() + 1);
-        let mut at = 0u64;
-        for id in ids {
-            starts.push(at);
-            match self.shared.blocks.len(id) {
-                Ok(n) => at += n as u64,
-                Err(e) => return reply.error(eio(&format!("opening {}", self.shared.mount_path(ino)), &e, &self.shared.blocks.counters)),
-            }
-        }
-        starts.push(at);
-        if at != entry.size {
-            let e = StoreError::Damaged {
-                what: format!("file {}", entry.name_str()),
-                reason: format!("blocks hold {at} bytes, the tree says {}", entry.size),
-            };
-            return reply.error(eio("opening", &e, &self.shared.blocks.counters));
-        }
         let path = self.shared.mount_path(ino);
-        let h = Handle { path, ids: ids.clone(), starts, size: entry.size, last_end: AtomicU64::new(0), streak: AtomicU64::new(0) };
+        let h = match BlockFile::open(&self.shared.blocks, ids.clone(), entry.size, path.clone()) {
+            Ok(h) => h,
+            Err(e) => return reply.error(eio(&format!("opening {path}"), &e, &self.shared.blocks.counters)),
+        };
         let fh = self.next_fh;
         self.next_fh += 1;
         self.handles.insert(fh, Arc::new(h));
@@ -662,7 +558,7 @@ impl Filesystem for FerryFs {
             return reply.error(libc::EBADF);
         };
         let shared = self.shared.clone();
-        self.readers.spawn(move || match shared.read(&h, offset.max(0) as u64, size) {
+        self.readers.spawn(move || match h.read(&shared.blocks, offset.max(0) as u64, size) {
             Ok(d) => reply.data(d.bytes()),
             Err(e) => reply.error(eio(&format!("reading {} at {offset}", h.path), &e, &shared.blocks.counters)),
         });

@@ -10,6 +10,7 @@
 //! - [`blocks`]: opened blocks in memory over the block cache over the store; prefetch.
 //! - [`counting`]: a backend wrapper counting what is read from the store.
 //! - [`control`]: the control socket (pin, unpin, stats) and its client.
+//! - [`ondemand`]: `ferry mount DIR`: an on-demand replica served over its own folder.
 //! - [`status`]: what the block caches hold (`ferry cache status`).
 #![deny(missing_docs)]
 
@@ -18,6 +19,7 @@ pub mod control;
 pub mod counting;
 mod error;
 pub mod fs;
+pub mod ondemand;
 pub mod status;
 
 use std::os::unix::net::UnixListener;
@@ -126,30 +128,34 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &MountOptions, ready: 
         }
     };
 
-    let mut signals =
-        signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP])
-            .map_err(|e| Error::io("installing signal handlers", e))?;
-    {
-        let mp = mp.clone();
-        let cleanup = cleanup.clone();
-        std::thread::Builder::new()
-            .name("ferry-signals".into())
-            .spawn(move || {
-                if signals.forever().next().is_some() {
-                    tracing::info!("unmounting {}", mp.display());
-                    unmount_lazy(&mp);
-                    // The session ends when the last open file closes; a
-                    // reader that never closes must not keep the process.
-                    std::thread::sleep(UNMOUNT_GRACE);
-                    cleanup();
-                    std::process::exit(0);
-                }
-            })
-            .map_err(|e| Error::io("starting the signal thread", e))?;
-    }
+    on_signals_unmount(&mp, cleanup.clone())?;
     ready(&Mounted { snapshots: n, cache: cache_dir.clone() });
     let r = session.run();
     drop(session);
     cleanup();
     r.map_err(|e| Error::io(format!("serving {}", mp.display()), e))
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: unmounts `mp` lazily, gives open files
+/// [`UNMOUNT_GRACE`], runs `cleanup` and ends the process (exit 0).
+pub(crate) fn on_signals_unmount(mp: &Path, cleanup: impl FnOnce() + Send + 'static) -> Result<()> {
+    let mut signals =
+        signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP])
+            .map_err(|e| Error::io("installing signal handlers", e))?;
+    let mp = mp.to_path_buf();
+    std::thread::Builder::new()
+        .name("ferry-signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                tracing::info!("unmounting {}", mp.display());
+                unmount_lazy(&mp);
+                // The session ends when the last open file closes; a
+                // reader that never closes must not keep the process.
+                std::thread::sleep(UNMOUNT_GRACE);
+                cleanup();
+                std::process::exit(0);
+            }
+        })
+        .map_err(|e| Error::io("starting the signal thread", e))?;
+    Ok(())
 }

@@ -67,6 +67,10 @@ pub struct BackupOptions {
     /// [`BackupReport::tree`] (a push records it as the synced state
     /// without reading its own trees back from the store).
     pub collect_tree: bool,
+    /// An on-demand replica's `.ferry/` folder: a file whose
+    /// `user.ferry.state` says placeholder holds the version its
+    /// `user.ferry.blocks` name and is never read (format-spec §22).
+    pub placeholders: Option<PathBuf>,
     /// Test hook: runs before each file is opened for reading, with its
     /// absolute path (lets tests change the folder between scan and read).
     #[doc(hidden)]
@@ -150,6 +154,7 @@ struct Ctx<'a> {
     bytes_read: std::sync::atomic::AtomicU64,
     dry_new_raw: std::sync::atomic::AtomicU64,
     before_open: Option<BeforeOpen>,
+    placeholders: Option<PathBuf>,
     /// A scan of the folder made just before (sync's): the walk takes
     /// names and stats from it instead of listing and stating again.
     /// Folder (relative path) → the names in it.
@@ -257,6 +262,7 @@ pub fn backup_listed(
         bytes_read: Default::default(),
         dry_new_raw: Default::default(),
         before_open: opts.before_open.clone(),
+        placeholders: opts.placeholders.clone(),
         listed: listing.map(|l| {
             let mut dirs: HashMap<PathBuf, Vec<OsString>> = HashMap::new();
             for p in l.keys() {
@@ -528,6 +534,19 @@ impl Ctx<'_> {
     /// and the store still has the blocks, else by reading it.
     fn file(&self, abs: &Path, rel: &Path, before: LocalEntry) -> Result<(Vec<BlockId>, LocalEntry)> {
         let key = rel.as_os_str().as_bytes();
+        if let Some(meta) = &self.placeholders
+            && let Some(ids) = crate::ondemand::placeholder_ids(abs, meta)?
+        {
+            // Its content was never fetched: the store must already hold it.
+            for id in &ids {
+                if !self.store.has_block(id)? {
+                    return Err(Error::PlaceholderNotInStore { path: rel.to_path_buf() });
+                }
+            }
+            self.counts.lock().expect("counts").unchanged_files += 1;
+            self.progress.file_done(before.size);
+            return Ok((ids, before));
+        }
         let cached = match &self.cache {
             Some(c) => c.get(key)?,
             None => None,
@@ -556,7 +575,10 @@ impl Ctx<'_> {
                 return Ok((c.ids.clone(), before));
             }
         }
-        let label = if cached.is_some() { ChangeKind::Modified } else { ChangeKind::New };
+        // An on-demand replica keeps no cache entry for what it cloned: a
+        // file fetched from a placeholder says so in its state.
+        let fetched_here = self.placeholders.is_some() && crate::ondemand::state_of(abs).is_ok_and(|s| s.is_some());
+        let label = if cached.is_some() || fetched_here { ChangeKind::Modified } else { ChangeKind::New };
         let mut before = before;
         for attempt in 1..=READ_ATTEMPTS {
             if let Some(hook) = &self.before_open {

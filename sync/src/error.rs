@@ -223,6 +223,30 @@ pub enum Error {
         /// The folder.
         root: PathBuf,
     },
+    /// An on-demand replica's files are reachable only through its mount,
+    /// which is not running.
+    #[error(
+        "{root} is an on-demand replica and is not mounted: its files are reachable only through its mount; nothing was read or changed"
+    )]
+    OnDemandNotMounted {
+        /// The replica's root.
+        root: PathBuf,
+    },
+    /// A placeholder's attributes are missing or damaged.
+    #[error("placeholder {path}: {reason}")]
+    Placeholder {
+        /// The placeholder.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A placeholder names blocks the store pushed to does not hold (its
+    /// content was never fetched here, so it cannot be sent).
+    #[error("{path} is a placeholder whose blocks this store lacks (its content was never fetched here); nothing was pushed")]
+    PlaceholderNotInStore {
+        /// The placeholder (relative to the replica).
+        path: PathBuf,
+    },
     /// Another ferry process has the replica open.
     #[error("the replica {root} is in use by another ferry process")]
     ReplicaBusy {

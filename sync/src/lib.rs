@@ -12,6 +12,7 @@
 //! - [`replica`], [`scan`], [`push`], [`pull`], [`sync`], [`merge`]: replicas of a synced folder (`.ferry/`) and their state model, status, push, pull, clone and the N-way merge.
 //! - [`resolve`]: `conflicts` and `resolve`: a conflict's versions in the working folder, and settling one for every replica.
 //! - [`versions`]: `versions PATH`: a path's versions across a store's history, and bringing one back.
+//! - [`ondemand`]: on-demand replicas: placeholders in a backing tree, served by `ferry mount DIR`.
 //! - [`history`]: a folder's snapshots in a store, heads, ancestry and how they relate to a replica's state.
 //! - [`registry`]: the replica folders on this machine (for `ferry center`).
 //! - [`watch`]: `ferry watch`, deciding when to sync with which store (inotify, intervals, unreachable stores).
@@ -34,6 +35,7 @@ pub mod gc;
 pub mod history;
 pub mod ls;
 pub mod merge;
+pub mod ondemand;
 pub mod progress;
 pub mod pull;
 pub mod push;

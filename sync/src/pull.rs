@@ -651,10 +651,21 @@ pub fn pull(replica: &Replica, store: &Store, opts: &PullOptions, progress: &Pro
 /// after it finished is a pull (the folder is already a replica of this
 /// store's folder: the run can only bring it up to date).
 pub fn clone(dir: &Path, store: &Store, init: CloneInit<'_>, progress: &Progress) -> Result<(Replica, PullReport)> {
+    let replica = clone_replica(dir, store, &init, false)?;
+    let report = pull(&replica, store, &PullOptions::default(), progress)?;
+    Ok((replica, report))
+}
+
+/// The replica a clone fills: `dir` itself when it already is a replica
+/// of this folder (a clone run again), else a new one (marked on-demand
+/// when `on_demand`). An existing on-demand replica is opened whether or
+/// not it is mounted only when `on_demand` (its clone writes the backing tree).
+pub(crate) fn clone_replica(dir: &Path, store: &Store, init: &CloneInit<'_>, on_demand: bool) -> Result<Replica> {
     let folder_id = crate::push::choose_folder(store, init.folder)?;
     let replica = match crate::replica::find_root(dir).filter(|r| dir.canonicalize().is_ok_and(|d| d == *r)) {
         Some(root) => {
-            let r = Replica::open(&root, init.passphrase)?;
+            let mut r = if on_demand { Replica::open_unserved(&root)? } else { Replica::open_without_key(&root)? };
+            r.unlock(init.passphrase)?;
             if r.folder_id != folder_id || r.keys().family_id() != store.keys().family_id() {
                 return Err(Error::CloneIntoReplica { root });
             }
@@ -677,12 +688,14 @@ pub fn clone(dir: &Path, store: &Store, init: CloneInit<'_>, progress: &Progress
                     store.config().chunker,
                 )?,
             };
+            if on_demand {
+                r.set_on_demand()?;
+            }
             r.set_name(init.name)?;
             r
         }
     };
-    let report = pull(&replica, store, &PullOptions::default(), progress)?;
-    Ok((replica, report))
+    Ok(replica)
 }
 
 /// How `clone` makes the replica.

@@ -128,6 +128,7 @@ pub fn push_with(
         skip_if_unchanged: true,
         list_changes: opts.list_changes,
         collect_tree: true,
+        placeholders: replica.is_on_demand()?.then(|| replica.root().join(crate::replica::META_DIR)),
         ..Default::default()
     };
     // Validate the filter once here so a bad .ferryignore fails before any work.

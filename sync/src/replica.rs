@@ -255,7 +255,20 @@ impl Replica {
     /// was recorded locally can be read (the last synced state, the file
     /// cache), but no file can be hashed until [`Replica::unlock`]. What
     /// `status` needs when stat alone answers.
+    ///
+    /// An on-demand replica opens only while its mount serves it
+    /// ([`Error::OnDemandNotMounted`] otherwise): unmounted, its folder
+    /// holds nothing but `.ferry/`.
     pub fn open_without_key(root: &Path) -> Result<Replica> {
+        let r = Self::open_unserved(root)?;
+        r.require_served()?;
+        Ok(r)
+    }
+
+    /// Like [`Replica::open_without_key`], also for an on-demand replica
+    /// that is not mounted: for `ferry mount DIR` itself and for
+    /// `clone --on-demand`, which work on the backing tree.
+    pub fn open_unserved(root: &Path) -> Result<Replica> {
         let root = root.canonicalize().map_err(|e| Error::io("open", root, e))?;
         let path = root.join(META_DIR).join("replica.redb");
         if !path.is_file() {
@@ -272,6 +285,31 @@ impl Replica {
         let u = |i: usize| u32::from_le_bytes(ch[i..i + 4].try_into().expect("4 bytes"));
         let chunker = ChunkerParams { min: u(0), avg: u(4), max: u(8) };
         Ok(Replica { replica_id: id16(r.meta("replica_id")?)?, folder_id: id16(r.meta("folder_id")?)?, chunker, ..r })
+    }
+
+    /// True for an on-demand replica (`clone --on-demand`, meta key
+    /// `on_demand`): its files are placeholders in `.ferry/files/`.
+    pub fn is_on_demand(&self) -> Result<bool> {
+        Ok(self.meta_opt("on_demand")?.is_some_and(|v| v == [1]))
+    }
+
+    /// Marks the replica on-demand (see [`Replica::is_on_demand`]).
+    pub fn set_on_demand(&self) -> Result<()> {
+        let path = self.path();
+        let tx = self.db.begin_write().map_err(|e| db_err(&path, e))?;
+        {
+            let mut m = tx.open_table(META).map_err(|e| db_err(&path, e))?;
+            m.insert("on_demand", &[1u8][..]).map_err(|e| db_err(&path, e))?;
+        }
+        tx.commit().map_err(|e| db_err(&path, e))
+    }
+
+    /// Refuses an on-demand replica that no running mount serves.
+    pub fn require_served(&self) -> Result<()> {
+        if self.is_on_demand()? && !crate::ondemand::is_served(&self.root, &self.replica_id) {
+            return Err(Error::OnDemandNotMounted { root: self.root.clone() });
+        }
+        Ok(())
     }
 
     /// Unwraps the replica's key with the passphrase (Argon2id).

@@ -132,6 +132,9 @@ pub struct LocalView<'a> {
     /// without its key.
     hasher: Option<(&'a Keys, Chunker)>,
     hashed: std::sync::Mutex<HashMap<PathBuf, Option<Vec<BlockId>>>>,
+    /// An on-demand replica's `.ferry/`: placeholders answer from their
+    /// attributes, never by reading.
+    placeholders: Option<PathBuf>,
     /// The first file that had to be hashed while there was no key.
     needed_key: std::sync::Mutex<Option<PathBuf>>,
 }
@@ -150,6 +153,7 @@ impl<'a> LocalView<'a> {
             cache: crate::filecache::FileCache::open_read_only(&replica.file_cache()),
             hasher,
             hashed: Default::default(),
+            placeholders: replica.is_on_demand()?.then(|| replica.root().join(META_DIR)),
             needed_key: Default::default(),
         })
     }
@@ -186,6 +190,11 @@ impl<'a> LocalView<'a> {
     /// noted in [`LocalView::needed_key`] and has no answer.
     pub fn file_ids(&self, p: &Path) -> Option<Vec<BlockId>> {
         let l = self.entries.get(p).filter(|l| l.kind == EntryType::File)?;
+        if let Some(meta) = &self.placeholders
+            && let Ok(Some(ids)) = crate::ondemand::placeholder_ids(&self.replica.root().join(p), meta)
+        {
+            return Some(ids);
+        }
         if let Some(c) = &self.cache
             && let Ok(Some(cf)) = c.get(p.as_os_str().as_bytes())
             && cf.size == l.size

@@ -1,0 +1,843 @@
+//! `ferry mount DIR`: an on-demand replica served through FUSE over its
+//! own folder (format-spec §22, ARCHITECTURE.md "On-demand replicas").
+//!
+//! Before mounting, the mount opens `DIR` itself; through that descriptor
+//! (`/proc/self/fd/N`) the folder underneath the mount stays reachable.
+//! The mount shows `DIR/.ferry/files/` (the backing tree) at `DIR`, and
+//! passes `DIR/.ferry` through at `DIR/.ferry`, so ferry commands run in
+//! `DIR` find the replica as usual. Every operation is done on the backing
+//! tree, path for path: create, write, rename (with its flags, so
+//! `RENAME_NOREPLACE` and `RENAME_EXCHANGE` keep their atomicity),
+//! unlink, mkdir, rmdir, symlink, link, chmod, chown, utimens, truncate,
+//! extended attributes.
+//!
+//! Placeholders (`user.ferry.state = placeholder`) are sparse: a read-only
+//! open serves them from their blocks (block cache, then the store: only
+//! the blocks a read touches are fetched); the first open for writing,
+//! or a truncate to a non-zero size, hydrates the file (every block
+//! written into the backing file, fsynced, then `state = hydrated`), and
+//! the first write or truncate marks it `modified`. `user.ferry.*`
+//! attributes cannot be set through the mount (a copy with `cp -a` does
+//! not carry them); `user.ferry.blocks` is not listed.
+//!
+//! Inodes are the backing tree's inode numbers (stable across remounts,
+//! which keeps the push file cache valid); the root is 1.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, DirEntryExt, FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferry_store::Store;
+use ferry_store::blockcache::BlockCache;
+use ferry_sync::ondemand::{self as od, State};
+use ferry_sync::replica::META_DIR;
+use fuser::{
+    FileAttr, FileType, Filesystem, KernelConfig, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+};
+
+use crate::blocks::{BlockFile, Blocks, Counters};
+use crate::error::{Error, Result};
+
+/// The root's inode.
+const ROOT: u64 = 1;
+/// The backing tree can change beside the mount (a later pull writes it):
+/// the kernel keeps names and attributes briefly.
+const TTL: Duration = Duration::from_secs(1);
+
+/// How `ferry mount DIR` runs.
+#[derive(Clone, Debug)]
+pub struct OnDemandOptions {
+    /// The on-demand replica (mounted over itself).
+    pub dir: PathBuf,
+    /// The replica's id (answered as `user.ferry.ondemand` on the root).
+    pub replica_id: [u8; 16],
+    /// The cache folder (the block cache is `<cache dir>/<store id>/`).
+    pub cache_dir: PathBuf,
+    /// Quota of the block cache.
+    pub quota: u64,
+    /// The store location (for `cache status`).
+    pub location: String,
+}
+
+/// A name the kernel has looked up: its folder and name.
+struct Node {
+    parent: u64,
+    name: OsString,
+}
+
+enum Handle {
+    /// A backing file (anything but a placeholder opened read-only).
+    File { file: File, written: AtomicBool },
+    /// A placeholder opened read-only: served from its blocks.
+    Blocks(BlockFile),
+}
+
+struct Shared {
+    /// `/proc/self/fd/N`: the replica folder under the mount.
+    base: PathBuf,
+    blocks: Arc<Blocks>,
+    replica_hex: String,
+    nodes: Mutex<HashMap<u64, Node>>,
+    /// One hydration at a time (a second opener finds the file hydrated).
+    hydrating: Mutex<()>,
+}
+
+fn errno(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn time(t: std::io::Result<SystemTime>) -> SystemTime {
+    t.unwrap_or(UNIX_EPOCH)
+}
+
+fn ts(secs: i64, nsecs: i64) -> SystemTime {
+    if secs >= 0 { UNIX_EPOCH + Duration::new(secs as u64, nsecs as u32) } else { UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) }
+}
+
+impl Shared {
+    fn meta_dir(&self) -> PathBuf {
+        self.base.join(META_DIR)
+    }
+
+    /// The view path's components of `ino` (None when not known).
+    fn components(&self, ino: u64) -> Option<Vec<OsString>> {
+        let nodes = self.nodes.lock().expect("nodes lock");
+        let mut out = Vec::new();
+        let mut cur = ino;
+        while cur != ROOT {
+            let n = nodes.get(&cur)?;
+            out.push(n.name.clone());
+            cur = n.parent;
+            if out.len() > 4096 {
+                return None;
+            }
+        }
+        out.reverse();
+        Some(out)
+    }
+
+    /// Where view components live: `.ferry/...` is passed through, the
+    /// rest is in the backing tree.
+    fn backing_of(&self, comps: &[OsString]) -> PathBuf {
+        let mut p = self.base.clone();
+        match comps.first() {
+            Some(first) if first == META_DIR => {}
+            _ => p.push(Path::new(META_DIR).join(od::FILES_DIR)),
+        }
+        for c in comps {
+            p.push(c);
+        }
+        p
+    }
+
+    fn path(&self, ino: u64) -> std::result::Result<PathBuf, i32> {
+        self.components(ino).map(|c| self.backing_of(&c)).ok_or(libc::ENOENT)
+    }
+
+    fn child(&self, parent: u64, name: &OsStr) -> std::result::Result<PathBuf, i32> {
+        if name.as_bytes().contains(&b'/') || name == "." || name == ".." {
+            return Err(libc::EINVAL);
+        }
+        let mut c = self.components(parent).ok_or(libc::ENOENT)?;
+        c.push(name.to_owned());
+        Ok(self.backing_of(&c))
+    }
+
+    /// The view path of `ino`, for log lines.
+    fn view_path(&self, ino: u64) -> String {
+        self.components(ino).map(|c| c.iter().map(|s| s.to_string_lossy()).collect::<Vec<_>>().join("/")).unwrap_or_default()
+    }
+
+    fn attr(&self, ino: u64, m: &fs::Metadata) -> FileAttr {
+        let ft = m.file_type();
+        let kind = if ft.is_dir() {
+            FileType::Directory
+        } else if ft.is_symlink() {
+            FileType::Symlink
+        } else if ft.is_file() {
+            FileType::RegularFile
+        } else if ft.is_fifo() {
+            FileType::NamedPipe
+        } else if ft.is_socket() {
+            FileType::Socket
+        } else if ft.is_block_device() {
+            FileType::BlockDevice
+        } else {
+            FileType::CharDevice
+        };
+        FileAttr {
+            ino,
+            size: m.size(),
+            // Disk really used: a placeholder uses none.
+            blocks: m.blocks(),
+            atime: time(m.accessed()),
+            mtime: time(m.modified()),
+            ctime: ts(m.ctime(), m.ctime_nsec()),
+            crtime: time(m.created()),
+            kind,
+            perm: (m.mode() & 0o7777) as u16,
+            nlink: m.nlink() as u32,
+            uid: m.uid(),
+            gid: m.gid(),
+            rdev: m.rdev() as u32,
+            blksize: m.blksize() as u32,
+            flags: 0,
+        }
+    }
+
+    /// Looks `name` up in `parent` and remembers it.
+    fn lookup(&self, parent: u64, name: &OsStr) -> std::result::Result<FileAttr, i32> {
+        let p = self.child(parent, name)?;
+        let m = fs::symlink_metadata(&p).map_err(|e| errno(&e))?;
+        let ino = self.remember(parent, name, &m);
+        Ok(self.attr(ino, &m))
+    }
+
+    fn remember(&self, parent: u64, name: &OsStr, m: &fs::Metadata) -> u64 {
+        let ino = m.ino();
+        if ino != ROOT {
+            self.nodes.lock().expect("nodes lock").insert(ino, Node { parent, name: name.to_owned() });
+        }
+        ino
+    }
+
+    fn getattr(&self, ino: u64) -> std::result::Result<FileAttr, i32> {
+        let p = self.path(ino)?;
+        let m = fs::symlink_metadata(&p).map_err(|e| errno(&e))?;
+        Ok(self.attr(ino, &m))
+    }
+
+    fn eio(&self, what: &str, e: &ferry_store::Error) -> i32 {
+        crate::fs::eio(what, e, &self.blocks.counters)
+    }
+
+    /// Writes every block of the placeholder at `p` into it, fsyncs, then
+    /// marks it hydrated (a crash before that leaves a placeholder, which
+    /// is fetched again). Nothing for a file that is no placeholder.
+    fn hydrate(&self, ino: u64, p: &Path) -> std::result::Result<(), i32> {
+        let _one = self.hydrating.lock().expect("hydrate lock");
+        let meta = self.meta_dir();
+        let ids = match od::placeholder_ids(p, &meta) {
+            Ok(Some(ids)) => ids,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                tracing::error!("hydrating {}: {e} (EIO)", self.view_path(ino));
+                return Err(libc::EIO);
+            }
+        };
+        let before = fs::symlink_metadata(p).map_err(|e| errno(&e))?;
+        tracing::info!("hydrating {} ({} bytes, {} blocks)", self.view_path(ino), before.size(), ids.len());
+        let f = OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(p).map_err(|e| errno(&e))?;
+        let mut off = 0u64;
+        for id in &ids {
+            let b = self.blocks.get(id).map_err(|e| self.eio(&format!("hydrating {}", self.view_path(ino)), &e))?;
+            f.write_all_at(&b, off).map_err(|e| errno(&e))?;
+            off += b.len() as u64;
+        }
+        if off != before.size() {
+            let e = ferry_store::Error::Damaged {
+                what: format!("placeholder {}", self.view_path(ino)),
+                reason: format!("blocks hold {off} bytes, its size is {}", before.size()),
+            };
+            return Err(self.eio("hydrating", &e));
+        }
+        f.sync_all().map_err(|e| errno(&e))?;
+        rustix::fs::fsetxattr(&f, od::XATTR_STATE, State::Hydrated.as_str().as_bytes(), rustix::fs::XattrFlags::empty())
+            .map_err(|e| e.raw_os_error())?;
+        // The version's mtime, as the placeholder had it.
+        let keep = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
+            last_modification: rustix::fs::Timespec { tv_sec: before.mtime(), tv_nsec: before.mtime_nsec() },
+        };
+        rustix::fs::futimens(&f, &keep).map_err(|e| e.raw_os_error())?;
+        Ok(())
+    }
+
+    /// Marks a file written through the mount: `modified`, its block list
+    /// dropped (it no longer names the content). Ordinary files stay as they are.
+    fn mark_modified(&self, f: &File) {
+        let mut buf = [0u8; 32];
+        if let Ok(n) = rustix::fs::fgetxattr(f, od::XATTR_STATE, &mut buf[..])
+            && State::parse(&buf[..n]).is_some_and(|s| s != State::Modified)
+        {
+            let _ = rustix::fs::fsetxattr(f, od::XATTR_STATE, State::Modified.as_str().as_bytes(), rustix::fs::XattrFlags::empty());
+            let _ = rustix::fs::fremovexattr(f, od::XATTR_BLOCKS);
+        }
+    }
+}
+
+/// The fuser filesystem of an on-demand replica.
+struct OnDemandFs {
+    shared: Arc<Shared>,
+    handles: HashMap<u64, Arc<Handle>>,
+    next_fh: u64,
+    readers: rayon::ThreadPool,
+}
+
+impl OnDemandFs {
+    fn add(&mut self, h: Handle) -> u64 {
+        let fh = self.next_fh;
+        self.next_fh += 1;
+        self.handles.insert(fh, Arc::new(h));
+        fh
+    }
+}
+
+fn is_ferry_attr(name: &OsStr) -> bool {
+    name.as_bytes().starts_with(b"user.ferry.")
+}
+
+fn reply_bytes(reply: ReplyXattr, size: u32, v: &[u8]) {
+    if size == 0 {
+        reply.size(v.len() as u32);
+    } else if (size as usize) < v.len() {
+        reply.error(libc::ERANGE);
+    } else {
+        reply.data(v);
+    }
+}
+
+impl Filesystem for OnDemandFs {
+    fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> std::result::Result<(), libc::c_int> {
+        let _ = config.set_max_readahead(1 << 20);
+        // `open(O_TRUNC)` reaches `open` (else the kernel opens, then
+        // truncates): an overwritten placeholder is never fetched.
+        let _ = config.add_capabilities(fuser::consts::FUSE_ATOMIC_O_TRUNC);
+        Ok(())
+    }
+
+    fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
+        match self.shared.lookup(parent, name) {
+            Ok(a) => reply.entry(&TTL, &a, 0),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
+        match self.shared.getattr(ino) {
+            Ok(a) => reply.attr(&TTL, &a),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<u64>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<u32>,
+        reply: ReplyAttr,
+    ) {
+        let r = (|| -> std::result::Result<FileAttr, i32> {
+            let p = self.shared.path(ino)?;
+            if let Some(size) = size {
+                if size > 0 {
+                    self.shared.hydrate(ino, &p)?;
+                }
+                let f = OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(&p).map_err(|e| errno(&e))?;
+                f.set_len(size).map_err(|e| errno(&e))?;
+                self.shared.mark_modified(&f);
+            }
+            if let Some(mode) = mode {
+                fs::set_permissions(&p, fs::Permissions::from_mode(mode & 0o7777)).map_err(|e| errno(&e))?;
+            }
+            if uid.is_some() || gid.is_some() {
+                std::os::unix::fs::lchown(&p, uid, gid).map_err(|e| errno(&e))?;
+            }
+            if atime.is_some() || mtime.is_some() {
+                let spec = |t: Option<TimeOrNow>| match t {
+                    None => rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
+                    Some(TimeOrNow::Now) => rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW },
+                    Some(TimeOrNow::SpecificTime(t)) => match t.duration_since(UNIX_EPOCH) {
+                        Ok(d) => rustix::fs::Timespec { tv_sec: d.as_secs() as i64, tv_nsec: d.subsec_nanos() as _ },
+                        Err(e) => {
+                            let d = e.duration();
+                            let (s, n) = (d.as_secs() as i64, d.subsec_nanos() as i64);
+                            if n == 0 {
+                                rustix::fs::Timespec { tv_sec: -s, tv_nsec: 0 }
+                            } else {
+                                rustix::fs::Timespec { tv_sec: -s - 1, tv_nsec: (1_000_000_000 - n) as _ }
+                            }
+                        }
+                    },
+                };
+                let t = rustix::fs::Timestamps { last_access: spec(atime), last_modification: spec(mtime) };
+                rustix::fs::utimensat(rustix::fs::CWD, &p, &t, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).map_err(|e| e.raw_os_error())?;
+            }
+            self.shared.getattr(ino)
+        })();
+        match r {
+            Ok(a) => reply.attr(&TTL, &a),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
+        match self.shared.path(ino).and_then(|p| fs::read_link(p).map_err(|e| errno(&e))) {
+            Ok(t) => reply.data(t.as_os_str().as_bytes()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mknod(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, mode: u32, umask: u32, _rdev: u32, reply: ReplyEntry) {
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            return reply.error(libc::EPERM);
+        }
+        let r = self.shared.child(parent, name).and_then(|p| {
+            OpenOptions::new().write(true).create_new(true).mode(mode & !umask & 0o7777).open(&p).map_err(|e| errno(&e))?;
+            self.shared.lookup(parent, name)
+        });
+        match r {
+            Ok(a) => reply.entry(&TTL, &a, 0),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mkdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let r = self.shared.child(parent, name).and_then(|p| {
+            fs::DirBuilder::new().mode(mode & !umask & 0o7777).create(&p).map_err(|e| errno(&e))?;
+            self.shared.lookup(parent, name)
+        });
+        match r {
+            Ok(a) => reply.entry(&TTL, &a, 0),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
+        match self.shared.child(parent, name).and_then(|p| fs::remove_file(p).map_err(|e| errno(&e))) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rmdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
+        match self.shared.child(parent, name).and_then(|p| fs::remove_dir(p).map_err(|e| errno(&e))) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn symlink(&mut self, _req: &Request<'_>, parent: u64, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let r = self.shared.child(parent, link_name).and_then(|p| {
+            std::os::unix::fs::symlink(target, &p).map_err(|e| errno(&e))?;
+            self.shared.lookup(parent, link_name)
+        });
+        match r {
+            Ok(a) => reply.entry(&TTL, &a, 0),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rename(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr, flags: u32, reply: ReplyEmpty) {
+        let r = (|| -> std::result::Result<(), i32> {
+            let from = self.shared.child(parent, name)?;
+            let to = self.shared.child(newparent, newname)?;
+            let flags = rustix::fs::RenameFlags::from_bits_retain(flags);
+            rustix::fs::renameat_with(rustix::fs::CWD, &from, rustix::fs::CWD, &to, flags).map_err(|e| e.raw_os_error())?;
+            // Each name now names what it names.
+            if let Ok(m) = fs::symlink_metadata(&to) {
+                self.shared.remember(newparent, newname, &m);
+            }
+            if flags.contains(rustix::fs::RenameFlags::EXCHANGE)
+                && let Ok(m) = fs::symlink_metadata(&from)
+            {
+                self.shared.remember(parent, name, &m);
+            }
+            Ok(())
+        })();
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn link(&mut self, _req: &Request<'_>, ino: u64, newparent: u64, newname: &OsStr, reply: ReplyEntry) {
+        let r = (|| -> std::result::Result<FileAttr, i32> {
+            let from = self.shared.path(ino)?;
+            let to = self.shared.child(newparent, newname)?;
+            fs::hard_link(&from, &to).map_err(|e| errno(&e))?;
+            let m = fs::symlink_metadata(&to).map_err(|e| errno(&e))?;
+            Ok(self.shared.attr(ino, &m))
+        })();
+        match r {
+            Ok(a) => reply.entry(&TTL, &a, 0),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
+        let r = (|| -> std::result::Result<Handle, i32> {
+            let p = self.shared.path(ino)?;
+            let acc = flags & libc::O_ACCMODE;
+            let write = acc != libc::O_RDONLY;
+            let meta = self.shared.meta_dir();
+            let truncate = write && flags & libc::O_TRUNC != 0;
+            if truncate {
+                // Emptied at once: the old content is not needed.
+            } else if write {
+                self.shared.hydrate(ino, &p)?;
+            } else {
+                match od::placeholder_ids(&p, &meta) {
+                    Ok(Some(ids)) => {
+                        let size = fs::symlink_metadata(&p).map_err(|e| errno(&e))?.size();
+                        let path = self.shared.view_path(ino);
+                        return BlockFile::open(&self.shared.blocks, ids, size, path.clone())
+                            .map(Handle::Blocks)
+                            .map_err(|e| self.shared.eio(&format!("opening {path}"), &e));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!("opening {}: {e} (EIO)", self.shared.view_path(ino));
+                        return Err(libc::EIO);
+                    }
+                }
+            }
+            let file = OpenOptions::new()
+                .read(acc != libc::O_WRONLY)
+                .write(write)
+                .custom_flags(libc::O_NOFOLLOW | (flags & (libc::O_NONBLOCK | libc::O_DIRECT | libc::O_SYNC | libc::O_DSYNC)))
+                .truncate(truncate)
+                .open(&p)
+                .map_err(|e| errno(&e))?;
+            if truncate {
+                self.shared.mark_modified(&file);
+            }
+            Ok(Handle::File { file, written: AtomicBool::new(false) })
+        })();
+        match r {
+            Ok(h) => {
+                let fh = self.add(h);
+                reply.opened(fh, 0)
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn create(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, mode: u32, umask: u32, flags: i32, reply: ReplyCreate) {
+        let r = (|| -> std::result::Result<(FileAttr, File), i32> {
+            let p = self.shared.child(parent, name)?;
+            let acc = flags & libc::O_ACCMODE;
+            let mut o = OpenOptions::new();
+            o.read(acc != libc::O_WRONLY).write(true).mode(mode & !umask & 0o7777).custom_flags(libc::O_NOFOLLOW);
+            if flags & libc::O_EXCL != 0 {
+                o.create_new(true);
+            } else {
+                o.create(true);
+            }
+            if flags & libc::O_TRUNC != 0 {
+                o.truncate(true);
+            }
+            let file = o.open(&p).map_err(|e| errno(&e))?;
+            let m = file.metadata().map_err(|e| errno(&e))?;
+            let ino = self.shared.remember(parent, name, &m);
+            Ok((self.shared.attr(ino, &m), file))
+        })();
+        match r {
+            Ok((a, file)) => {
+                let fh = self.add(Handle::File { file, written: AtomicBool::new(false) });
+                reply.created(&TTL, &a, 0, fh, 0)
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        offset: i64,
+        size: u32,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        reply: ReplyData,
+    ) {
+        let Some(h) = self.handles.get(&fh).cloned() else {
+            return reply.error(libc::EBADF);
+        };
+        let offset = offset.max(0) as u64;
+        match &*h {
+            Handle::File { file, .. } => {
+                let mut buf = vec![0u8; size as usize];
+                let mut n = 0;
+                while n < buf.len() {
+                    match file.read_at(&mut buf[n..], offset + n as u64) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return reply.error(errno(&e)),
+                    }
+                }
+                reply.data(&buf[..n]);
+            }
+            Handle::Blocks(_) => {
+                let shared = self.shared.clone();
+                self.readers.spawn(move || {
+                    let Handle::Blocks(b) = &*h else { unreachable!("a block handle") };
+                    match b.read(&shared.blocks, offset, size) {
+                        Ok(d) => reply.data(d.bytes()),
+                        Err(e) => reply.error(shared.eio(&format!("reading {} at {offset}", b.path), &e)),
+                    }
+                });
+            }
+        }
+    }
+
+    fn write(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        offset: i64,
+        data: &[u8],
+        _write_flags: u32,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        reply: ReplyWrite,
+    ) {
+        let Some(h) = self.handles.get(&fh).cloned() else {
+            return reply.error(libc::EBADF);
+        };
+        match &*h {
+            Handle::File { file, written } => {
+                if !written.swap(true, Ordering::Relaxed) {
+                    self.shared.mark_modified(file);
+                }
+                match file.write_all_at(data, offset.max(0) as u64) {
+                    Ok(()) => reply.written(data.len() as u32),
+                    Err(e) => reply.error(errno(&e)),
+                }
+            }
+            Handle::Blocks(_) => reply.error(libc::EBADF),
+        }
+    }
+
+    fn flush(&mut self, _req: &Request<'_>, _ino: u64, _fh: u64, _lock_owner: u64, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn release(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _flags: i32, _lock_owner: Option<u64>, _flush: bool, reply: ReplyEmpty) {
+        self.handles.remove(&fh);
+        reply.ok();
+    }
+
+    fn fsync(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, datasync: bool, reply: ReplyEmpty) {
+        match self.handles.get(&fh).map(|h| &**h) {
+            Some(Handle::File { file, .. }) => match if datasync { file.sync_data() } else { file.sync_all() } {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            },
+            Some(Handle::Blocks(_)) => reply.ok(),
+            None => reply.error(libc::EBADF),
+        }
+    }
+
+    fn readdir(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, offset: i64, mut reply: ReplyDirectory) {
+        let p = match self.shared.path(ino) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        let rd = match fs::read_dir(&p) {
+            Ok(rd) => rd,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let parent = self.shared.nodes.lock().expect("nodes lock").get(&ino).map_or(ROOT, |n| n.parent);
+        let mut all: Vec<(u64, FileType, OsString)> =
+            vec![(ino, FileType::Directory, ".".into()), (parent, FileType::Directory, "..".into())];
+        if ino == ROOT
+            && let Ok(m) = fs::symlink_metadata(self.shared.base.join(META_DIR))
+        {
+            all.push((m.ino(), FileType::Directory, META_DIR.into()));
+        }
+        for e in rd.flatten() {
+            let kind = match e.file_type() {
+                Ok(t) if t.is_dir() => FileType::Directory,
+                Ok(t) if t.is_symlink() => FileType::Symlink,
+                Ok(t) if t.is_file() => FileType::RegularFile,
+                _ => FileType::RegularFile,
+            };
+            all.push((e.ino(), kind, e.file_name()));
+        }
+        for (i, (ino, kind, name)) in all.iter().enumerate().skip(offset.max(0) as usize) {
+            if reply.add(*ino, (i + 1) as i64, *kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn statfs(&mut self, _req: &Request<'_>, _ino: u64, reply: ReplyStatfs) {
+        match rustix::fs::statvfs(&self.shared.base) {
+            Ok(s) => reply.statfs(
+                s.f_blocks,
+                s.f_bfree,
+                s.f_bavail,
+                s.f_files,
+                s.f_ffree,
+                s.f_bsize as u32,
+                s.f_namemax as u32,
+                s.f_frsize as u32,
+            ),
+            Err(e) => reply.error(e.raw_os_error()),
+        }
+    }
+
+    fn getxattr(&mut self, _req: &Request<'_>, ino: u64, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if ino == ROOT && name == od::XATTR_SERVED {
+            return reply_bytes(reply, size, self.shared.replica_hex.as_bytes());
+        }
+        let p = match self.shared.path(ino) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        match od::get_xattr(&p, &name.to_string_lossy()) {
+            Ok(Some(v)) => reply_bytes(reply, size, &v),
+            Ok(None) => reply.error(libc::ENODATA),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn listxattr(&mut self, _req: &Request<'_>, ino: u64, size: u32, reply: ReplyXattr) {
+        let p = match self.shared.path(ino) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        let mut buf = vec![0u8; 64 << 10];
+        let n = match rustix::fs::llistxattr(&p, &mut buf[..]) {
+            Ok(n) => n,
+            Err(e) if e == rustix::io::Errno::NOTSUP => 0,
+            Err(e) => return reply.error(e.raw_os_error()),
+        };
+        // The block list is ferry's own: not listed, so copies do not carry it.
+        let mut out = Vec::new();
+        for name in buf[..n].split(|b| *b == 0).filter(|s| !s.is_empty()) {
+            if name != od::XATTR_BLOCKS.as_bytes() {
+                out.extend_from_slice(name);
+                out.push(0);
+            }
+        }
+        reply_bytes(reply, size, &out);
+    }
+
+    fn setxattr(&mut self, _req: &Request<'_>, ino: u64, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
+        if is_ferry_attr(name) {
+            // ferry's own attributes describe the backing file; a copy
+            // (`cp -a`) must not make a file pass for a placeholder.
+            return reply.ok();
+        }
+        let r = self.shared.path(ino).and_then(|p| {
+            rustix::fs::lsetxattr(&p, name, value, rustix::fs::XattrFlags::from_bits_retain(flags as u32)).map_err(|e| e.raw_os_error())
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn removexattr(&mut self, _req: &Request<'_>, ino: u64, name: &OsStr, reply: ReplyEmpty) {
+        if is_ferry_attr(name) {
+            return reply.error(libc::EPERM);
+        }
+        match self.shared.path(ino).and_then(|p| rustix::fs::lremovexattr(&p, name).map_err(|e| e.raw_os_error())) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+}
+
+/// Mounts the on-demand replica `opts.dir` over itself and serves it until
+/// it is unmounted (`fusermount3 -u DIR`, or SIGINT/SIGTERM/SIGHUP).
+/// `counters` must be the ones the store's backend counts into.
+pub fn mount(store: Store, counters: Arc<Counters>, opts: &OnDemandOptions, ready: impl FnOnce(&crate::Mounted)) -> Result<()> {
+    let dir = std::fs::canonicalize(&opts.dir).map_err(|e| Error::MountPoint { path: opts.dir.clone(), reason: e.to_string() })?;
+    let files = od::files_root(&dir);
+    if !files.is_dir() {
+        return Err(Error::MountPoint { path: dir.clone(), reason: format!("{} is missing", files.display()) });
+    }
+    // Opened before mounting: through it the folder under the mount stays reachable.
+    let fd = rustix::fs::open(
+        &dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::io(format!("opening {}", dir.display()), e.into()))?;
+    let base = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    let cache_dir = BlockCache::dir_for(&opts.cache_dir, &store.config().store_id);
+    let cache = BlockCache::open(&cache_dir, opts.quota)?;
+    let blocks = Arc::new(Blocks::new(store, cache, counters));
+
+    let pid = std::process::id();
+    let socket = crate::control::runtime_dir()?.join(format!("mount-{pid}.sock"));
+    let _ = std::fs::remove_file(&socket);
+    let listener =
+        std::os::unix::net::UnixListener::bind(&socket).map_err(|e| Error::io(format!("control socket {}", socket.display()), e))?;
+    let record = crate::status::register(
+        &cache_dir,
+        pid,
+        &serde_json::json!({ "pid": pid, "mountpoint": dir, "location": opts.location, "socket": socket, "quota": opts.quota, "on_demand": true }),
+    )?;
+    let cleanup = {
+        let (socket, record) = (socket.clone(), record.clone());
+        move || {
+            let _ = std::fs::remove_file(&socket);
+            let _ = std::fs::remove_file(&record);
+        }
+    };
+    {
+        let blocks = blocks.clone();
+        std::thread::Builder::new()
+            .name("ferry-control".into())
+            .spawn(move || crate::control::serve_stats(listener, blocks))
+            .map_err(|e| Error::io("starting the control thread", e))?;
+    }
+    let shared = Arc::new(Shared {
+        base,
+        blocks,
+        replica_hex: hex::encode(opts.replica_id),
+        nodes: Mutex::new(HashMap::new()),
+        hydrating: Mutex::new(()),
+    });
+    let readers = rayon::ThreadPoolBuilder::new().num_threads(8).thread_name(|i| format!("ferry-read-{i}")).build().expect("read threads");
+    let fs = OnDemandFs { shared, handles: HashMap::new(), next_fh: 1, readers };
+    let options = [
+        fuser::MountOption::FSName(format!("ferry:{}", dir.display())),
+        fuser::MountOption::Subtype("ferry".into()),
+        fuser::MountOption::RW,
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+        fuser::MountOption::DefaultPermissions,
+    ];
+    let mut session = match fuser::Session::new(fs, &dir, &options) {
+        Ok(s) => s,
+        Err(e) => {
+            cleanup();
+            return Err(Error::Mount { path: dir.clone(), source: e });
+        }
+    };
+    crate::on_signals_unmount(&dir, cleanup.clone())?;
+    ready(&crate::Mounted { snapshots: 0, cache: cache_dir.clone() });
+    let r = session.run();
+    drop(session);
+    drop(fd);
+    cleanup();
+    r.map_err(|e| Error::io(format!("serving {}", dir.display()), e))
+}

@@ -1,0 +1,271 @@
+//! On-demand replicas (format-spec §22): a replica whose files are
+//! placeholders until opened, served by `ferry mount DIR`.
+//!
+//! The replica's files live in a backing tree, `DIR/.ferry/files/`. A
+//! file not fetched yet is a *placeholder*: a sparse file of the right
+//! size (no data written), with the version's mode and mtime, and two
+//! extended attributes:
+//!
+//! - `user.ferry.state`: `placeholder`, `hydrated` (the whole content was
+//!   written here, unchanged since) or `modified` (written through the
+//!   mount since). A file without it is an ordinary local file.
+//! - `user.ferry.blocks` (placeholders only): the version's block IDs,
+//!   inline (byte `1`, then 32 bytes per block, at most
+//!   [`INLINE_BLOCKS`]) or by reference (byte `2`, then the BLAKE3 of the
+//!   list, which is the file `DIR/.ferry/blocklists/<hex>`).
+//!
+//! Folders and symlinks are real. Scans trust the state attribute: a
+//! placeholder holds the version its blocks name, so neither push nor
+//! status ever reads its (absent) data. Every command that needs the
+//! folder's files (push, pull, sync, status, watch, conflicts, resolve)
+//! works only through the running mount (`ferry mount DIR` puts the
+//! backing tree at `DIR` and passes `DIR/.ferry` through): on an
+//! unmounted on-demand replica `DIR` holds nothing but `.ferry/`, and
+//! those commands refuse ([`Error::OnDemandNotMounted`]) instead of
+//! taking every file for deleted.
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use ferry_store::{BlockId, Store};
+
+use crate::error::{Error, Result};
+use crate::history::History;
+use crate::progress::Progress;
+use crate::pull::{Action, CloneInit, PullReport};
+use crate::replica::{Base, Commit, META_DIR, Replica};
+use crate::tree::{Content, Entry};
+
+/// The backing tree's folder under `.ferry/`.
+pub const FILES_DIR: &str = "files";
+/// Block lists too long for an attribute, under `.ferry/`.
+pub const BLOCKLISTS_DIR: &str = "blocklists";
+/// The state attribute.
+pub const XATTR_STATE: &str = "user.ferry.state";
+/// A placeholder's blocks.
+pub const XATTR_BLOCKS: &str = "user.ferry.blocks";
+/// Answered by a running on-demand mount on its root only: the replica
+/// id (hex). Not listed, never stored on disk.
+pub const XATTR_SERVED: &str = "user.ferry.ondemand";
+/// Block lists up to this many blocks (2 KiB) are kept in the attribute
+/// itself (ext4 keeps all of a file's attributes in one 4 KiB block).
+pub const INLINE_BLOCKS: usize = 64;
+
+/// A file's state in an on-demand replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Not fetched: a sparse file, content named by `user.ferry.blocks`.
+    Placeholder,
+    /// Fetched whole, unchanged since.
+    Hydrated,
+    /// Written since it was fetched or created through the mount.
+    Modified,
+}
+
+impl State {
+    /// The attribute's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Placeholder => "placeholder",
+            State::Hydrated => "hydrated",
+            State::Modified => "modified",
+        }
+    }
+
+    /// Parses an attribute value.
+    pub fn parse(v: &[u8]) -> Option<State> {
+        match v {
+            b"placeholder" => Some(State::Placeholder),
+            b"hydrated" => Some(State::Hydrated),
+            b"modified" => Some(State::Modified),
+            _ => None,
+        }
+    }
+}
+
+/// The backing tree of the replica at `root`.
+pub fn files_root(root: &Path) -> PathBuf {
+    root.join(META_DIR).join(FILES_DIR)
+}
+
+/// One attribute of `path` (not following a symlink); `None` when absent
+/// or when the file system keeps none.
+pub fn get_xattr(path: &Path, name: &str) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = [0u8; 4096];
+    match rustix::fs::lgetxattr(path, name, &mut buf[..]) {
+        Ok(n) => Ok(Some(buf[..n].to_vec())),
+        Err(e) if e == rustix::io::Errno::NODATA || e == rustix::io::Errno::NOTSUP || e == rustix::io::Errno::PERM => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The state of the file at `path`; `None` for an ordinary file.
+pub fn state_of(path: &Path) -> std::io::Result<Option<State>> {
+    Ok(get_xattr(path, XATTR_STATE)?.and_then(|v| State::parse(&v)))
+}
+
+/// The `user.ferry.blocks` value for `ids`; a long list is written to
+/// `meta/blocklists/` first.
+pub fn encode_blocks(ids: &[BlockId], meta: &Path) -> Result<Vec<u8>> {
+    let mut list = Vec::with_capacity(ids.len() * 32);
+    for id in ids {
+        list.extend_from_slice(&id.0);
+    }
+    if ids.len() <= INLINE_BLOCKS {
+        let mut v = vec![1u8];
+        v.extend_from_slice(&list);
+        return Ok(v);
+    }
+    let key = blake3::hash(&list);
+    let dir = meta.join(BLOCKLISTS_DIR);
+    let path = dir.join(key.to_hex().as_str());
+    if !path.exists() {
+        ferry_store::private::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        let tmp = dir.join(format!("{}{}", crate::workdir::TEMP_PREFIX, key.to_hex()));
+        fs::write(&tmp, &list).map_err(|e| Error::io("write", &tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &path, e))?;
+    }
+    let mut v = vec![2u8];
+    v.extend_from_slice(key.as_bytes());
+    Ok(v)
+}
+
+/// The block IDs a `user.ferry.blocks` value names (`path` names the
+/// placeholder in errors).
+pub fn decode_blocks(v: &[u8], meta: &Path, path: &Path) -> Result<Vec<BlockId>> {
+    let bad = |reason: &str| Error::Placeholder { path: path.to_path_buf(), reason: reason.into() };
+    let split = |list: &[u8]| -> Result<Vec<BlockId>> {
+        if !list.len().is_multiple_of(32) {
+            return Err(bad("its block list is not a whole number of block IDs"));
+        }
+        Ok(list.chunks_exact(32).map(|c| BlockId(c.try_into().expect("32 bytes"))).collect())
+    };
+    match v.split_first() {
+        Some((1, list)) => split(list),
+        Some((2, key)) if key.len() == 32 => {
+            let file = meta.join(BLOCKLISTS_DIR).join(hex::encode(key));
+            let list = fs::read(&file).map_err(|e| Error::io("read", &file, e))?;
+            if blake3::hash(&list).as_bytes()[..] != key[..] {
+                return Err(bad(&format!("its block list {} is damaged", file.display())));
+            }
+            split(&list)
+        }
+        _ => Err(bad("unknown block list encoding")),
+    }
+}
+
+/// The blocks of the placeholder at `path`, or `None` when it is not a
+/// placeholder (hydrated, modified, or an ordinary file).
+pub fn placeholder_ids(path: &Path, meta: &Path) -> Result<Option<Vec<BlockId>>> {
+    if state_of(path).map_err(|e| Error::io("read attributes of", path, e))? != Some(State::Placeholder) {
+        return Ok(None);
+    }
+    let v = get_xattr(path, XATTR_BLOCKS)
+        .map_err(|e| Error::io("read attributes of", path, e))?
+        .ok_or_else(|| Error::Placeholder { path: path.to_path_buf(), reason: format!("it has no {XATTR_BLOCKS} attribute") })?;
+    decode_blocks(&v, meta, path).map(Some)
+}
+
+/// Writes the placeholder of file entry `e` at `abs` (which must not
+/// exist): a sparse file of its size, its attributes, then its mode and
+/// mtime. No content is written.
+pub fn write_placeholder(abs: &Path, e: &Entry, meta: &Path) -> Result<()> {
+    let Content::File(ids) = &e.content else { return Ok(()) };
+    let blocks = encode_blocks(ids, meta)?;
+    let f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(abs).map_err(|err| Error::io("create", abs, err))?;
+    f.set_len(e.size).map_err(|err| Error::io("size", abs, err))?;
+    let set = |name: &str, v: &[u8]| {
+        rustix::fs::fsetxattr(&f, name, v, rustix::fs::XattrFlags::empty())
+            .map_err(|err| Error::io("set extended attributes on", abs, std::io::Error::from(err)))
+    };
+    set(XATTR_BLOCKS, &blocks)?;
+    set(XATTR_STATE, State::Placeholder.as_str().as_bytes())?;
+    f.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", abs, err))?;
+    let t = crate::fsutil::to_filetime(e.mtime_ns);
+    filetime::set_file_handle_times(&f, Some(t), Some(t)).map_err(|err| Error::io("set mtime", abs, err))
+}
+
+/// True when a running on-demand mount serves the replica at `root`
+/// (its root answers [`XATTR_SERVED`] with the replica's id).
+pub fn is_served(root: &Path, replica_id: &[u8; 16]) -> bool {
+    matches!(get_xattr(root, XATTR_SERVED), Ok(Some(v)) if v == hex::encode(replica_id).as_bytes())
+}
+
+/// `ferry clone LOC DIR --on-demand`: makes `dir` an on-demand replica of
+/// the folder held in `store`, its files placeholders of the newest
+/// snapshot. Reads trees only, never a data block. A clone that was
+/// killed is finished when run again.
+pub fn clone(dir: &Path, store: &Store, init: CloneInit<'_>, progress: &Progress) -> Result<(Replica, PullReport)> {
+    let replica = crate::pull::clone_replica(dir, store, &init, true)?;
+    if !replica.is_on_demand()? {
+        return Err(Error::CloneIntoReplica { root: replica.root().to_path_buf() });
+    }
+    if !replica.parents()?.is_empty() {
+        return Err(Error::AlreadyAReplica { root: replica.root().to_path_buf() });
+    }
+    let meta = replica.root().join(META_DIR);
+    let files = files_root(replica.root());
+    ferry_store::private::create_dir_all(&files).map_err(|e| Error::io("create", &files, e))?;
+    let hist = History::load(store, &replica)?;
+    let time = |id: &ferry_store::ObjectName| hist.get(id).map(|s| s.time_ns).unwrap_or(0);
+    let heads = hist.heads();
+    let Some(head) = heads.iter().copied().max_by(|a, b| time(a).cmp(&time(b)).then(a.cmp(b))) else {
+        return Ok((replica, PullReport { up_to_date: true, complete: true, ..Default::default() }));
+    };
+    let remote = crate::pull::effective_tree(store, &hist, &head)?;
+    let mut report = PullReport { snapshot: Some(head), complete: true, concurrent: heads.len() - 1, ..Default::default() };
+    write_tree(&files, &meta, &remote, &mut report, progress)?;
+    replica.commit(&Commit {
+        set: remote.iter().map(|(p, e)| (p.clone(), e.clone())).collect(),
+        replace: true,
+        parents: Some(vec![head]),
+        known: hist.known_records(&replica, &head)?,
+        store: Some((store.config().store_id, head)),
+        conflicts: Some(Vec::new()),
+        unsynced: Some(Vec::new()),
+        ..Default::default()
+    })?;
+    Ok((replica, report))
+}
+
+/// Writes `tree` into the backing tree `files` as folders, symlinks and
+/// placeholders (paths already there, from a killed run, are kept), then
+/// the folders' modes and times, deepest first.
+fn write_tree(files: &Path, meta: &Path, tree: &Base, report: &mut PullReport, progress: &Progress) -> Result<()> {
+    let mut dirs = Vec::new();
+    for (p, e) in tree {
+        let abs = files.join(p);
+        let here = fs::symlink_metadata(&abs).ok();
+        match &e.content {
+            Content::Dir(_) => {
+                if here.is_none() {
+                    fs::create_dir(&abs).map_err(|err| Error::io("create folder", &abs, err))?;
+                }
+                dirs.push((abs, e));
+                report.actions.push(Action::Mkdir(p.clone()));
+            }
+            Content::Symlink(target) => {
+                if here.is_none() {
+                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &abs)
+                        .map_err(|err| Error::io("create symlink", &abs, err))?;
+                    let t = crate::fsutil::to_filetime(e.mtime_ns);
+                    filetime::set_symlink_file_times(&abs, t, t).map_err(|err| Error::io("set mtime", &abs, err))?;
+                }
+                report.actions.push(Action::Symlink(p.clone()));
+            }
+            Content::File(_) => {
+                if here.is_none() {
+                    write_placeholder(&abs, e, meta)?;
+                }
+                report.actions.push(Action::Write(p.clone()));
+            }
+        }
+        progress.files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    for (abs, e) in dirs.iter().rev() {
+        crate::workdir::set_meta(abs, e, crate::workdir::WriteOpts { owner: false, fsync: false })?;
+    }
+    Ok(())
+}

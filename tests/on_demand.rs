@@ -1,0 +1,267 @@
+//! On-demand replicas (`ferry clone LOC DIR --on-demand`, `ferry mount
+//! DIR`): the real binary, a real FUSE mount over the replica's own folder,
+//! and the mount's own counters of what it read from the store.
+
+mod common;
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::fuse::{Mounted, mounted};
+use common::*;
+
+fn write(p: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, bytes).unwrap();
+}
+
+/// A replica `src` with `n` small files in 20 folders, a 3 MiB file, a
+/// symlink and an executable, pushed to a new store; returns the store.
+fn source(env: &Env, n: usize) -> String {
+    let store = env.replica_and_store("src", "store");
+    let src = env.path("src");
+    for i in 0..n {
+        write(&src.join(format!("d{:02}/f{i:04}.txt", i % 20)), format!("file {i}\n").repeat(1 + i % 50).as_bytes());
+    }
+    write(&src.join("big.bin"), &random_bytes(7, 3 << 20));
+    write(&src.join("tool.sh"), b"#!/bin/sh\necho hi\n");
+    std::fs::set_permissions(src.join("tool.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("big.bin", src.join("link")).unwrap();
+    filetime::set_file_mtime(src.join("tool.sh"), filetime::FileTime::from_unix_time(1_500_000_000, 123_456_789)).unwrap();
+    let o = env.in_dir("src", &["push", &store, "-q"]);
+    assert!(o.status.success(), "push: {}", String::from_utf8_lossy(&o.stderr));
+    store
+}
+
+fn clone_on_demand(env: &Env, store: &str, dir: &str) -> PathBuf {
+    let d = env.path(dir);
+    env.ok(&["clone", store, d.to_str().unwrap(), "--on-demand", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+    d
+}
+
+fn mount(env: &Env, dir: &Path) -> Mounted {
+    Mounted::start_replica(env.cmd(), dir.to_path_buf(), dir.with_extension("log"))
+}
+
+/// Bytes of disk the regular files under `dir` use (st_blocks × 512), and how many there are.
+fn disk_use(dir: &Path) -> (u64, usize) {
+    let (mut bytes, mut n) = (0, 0);
+    for p in files_under(dir) {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        if m.is_file() {
+            bytes += m.blocks() * 512;
+            n += 1;
+        }
+    }
+    (bytes, n)
+}
+
+/// Name, kind, size, mode and mtime of everything under `root` (no content).
+fn shape(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in files_under(root) {
+        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        if rel.starts_with(".ferry") {
+            continue;
+        }
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let size = if m.is_file() { m.size() } else { 0 };
+        out.push(format!("{rel} {:?} {size} {:o} {}.{}", m.file_type(), m.mode() & 0o7777, m.mtime(), m.mtime_nsec()));
+    }
+    out.sort();
+    out
+}
+
+fn state(p: &Path) -> Option<String> {
+    ferry_sync::ondemand::get_xattr(p, ferry_sync::ondemand::XATTR_STATE).unwrap().map(|v| String::from_utf8(v).unwrap())
+}
+
+/// A clone of 2000 files writes placeholders only; the mount lists them
+/// with their real names, sizes, modes and mtimes and reads nothing from
+/// the store; opening a file fetches only the blocks it reads, and
+/// reading never puts content on disk.
+#[test]
+fn clone_on_demand_lists_without_data_and_reads_only_what_is_opened() {
+    let env = Env::new();
+    let store = source(&env, 2000);
+    let od = clone_on_demand(&env, &store, "od");
+
+    // Nothing is downloaded: a placeholder's data is a hole; what it uses
+    // is at most one attribute block (ext4 with 256-byte inodes cannot keep
+    // the two attributes inside the inode), whatever the file's size.
+    let (bytes, files) = disk_use(&od.join(".ferry/files"));
+    assert_eq!(files, 2002, "every file is there as a placeholder");
+    assert!(bytes <= files as u64 * 4096, "placeholders use {bytes} bytes for {files} files");
+    eprintln!("disk use of {files} placeholders: {bytes} bytes ({} per file)", bytes / files as u64);
+    let big = std::fs::symlink_metadata(od.join(".ferry/files/big.bin")).unwrap();
+    assert!(big.blocks() * 512 <= 4096, "the 3 MiB placeholder uses {} bytes", big.blocks() * 512);
+    assert!(!od.join("big.bin").exists(), "unmounted, DIR shows nothing but .ferry");
+    assert_eq!(state(&od.join(".ferry/files/big.bin")).as_deref(), Some("placeholder"));
+
+    let m = mount(&env, &od);
+    // Opening the store read its config.
+    let opened = m.n("store_read_bytes");
+    // `ls -lR` sees the whole tree and reads no data.
+    let o = Command::new("ls").arg("-lR").arg(&od).output().unwrap();
+    assert!(o.status.success());
+    let listing = String::from_utf8_lossy(&o.stdout);
+    assert!(listing.lines().filter(|l| l.contains(".txt")).count() >= 2000, "{}", &listing[..listing.len().min(2000)]);
+    assert_eq!(shape(&od), shape(&env.path("src")), "names, kinds, sizes, modes and mtimes as in the source");
+    assert_eq!(std::fs::read_link(od.join("link")).unwrap(), Path::new("big.bin"));
+    let s = m.stats();
+    assert_eq!(s["blocks_fetched"].as_u64(), Some(0), "listing fetched blocks: {s}");
+    assert_eq!(s["store_read_bytes"].as_u64(), Some(opened), "listing read the store: {s}");
+    let seen: u64 = files_under(&od)
+        .iter()
+        .filter(|p| !p.starts_with(od.join(".ferry")))
+        .filter_map(|p| std::fs::symlink_metadata(p).ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.blocks() * 512)
+        .sum();
+    assert_eq!(seen, bytes, "the mount reports the disk placeholders really use");
+    assert_eq!(state(&od.join("big.bin")).as_deref(), Some("placeholder"), "the state is visible through the mount");
+
+    // A 4 KiB read in the middle of the 3 MiB file fetches one or two blocks.
+    let mut f = std::fs::File::open(od.join("big.bin")).unwrap();
+    f.seek(SeekFrom::Start(1 << 20)).unwrap();
+    let mut buf = vec![0u8; 4096];
+    f.read_exact(&mut buf).unwrap();
+    let want = random_bytes(7, 3 << 20);
+    assert_eq!(buf, want[1 << 20..(1 << 20) + 4096]);
+    drop(f);
+    let fetched = m.n("blocks_fetched");
+    assert!((1..=2).contains(&fetched), "a 4 KiB read fetched {fetched} blocks");
+    let read = m.n("store_read_bytes") - opened;
+    assert!(read < 3 << 20, "a 4 KiB read read {read} bytes of a 3 MiB file");
+
+    // Opening one small file fetches its one block; the content is exact.
+    let before = m.n("blocks_fetched");
+    assert_eq!(std::fs::read(od.join("d07/f0007.txt")).unwrap(), "file 7\n".repeat(8).as_bytes());
+    assert_eq!(m.n("blocks_fetched"), before + 1);
+    // Reading the whole big file reads about its size, and leaves it a placeholder.
+    assert_eq!(std::fs::read(od.join("big.bin")).unwrap(), want);
+    let read = m.n("store_read_bytes") - opened;
+    assert!(read < (3 << 20) + (256 << 10), "the whole 3 MiB file read {read} bytes");
+    assert_eq!(state(&od.join("big.bin")).as_deref(), Some("placeholder"));
+    drop(m);
+    assert!(!mounted(&od));
+    assert_eq!(disk_use(&od.join(".ferry/files")).0, bytes, "reads do not hydrate: still no content on disk");
+}
+
+/// Edits through the mount (new file, in-place write, append, truncate,
+/// delete, rename, mkdir, symlink, chmod, an editor's temp-file-and-rename
+/// save) are pushed from the mounted replica; a full replica pulls them
+/// byte for byte. The push reads no placeholder.
+#[test]
+fn edits_through_the_mount_reach_another_replica() {
+    let env = Env::new();
+    let store = source(&env, 200);
+    let od = clone_on_demand(&env, &store, "od");
+    let m = mount(&env, &od);
+
+    write(&od.join("new/deep/hello.txt"), b"made through the mount\n");
+    {
+        // In place, in the middle of a placeholder: it is hydrated first.
+        let mut f = std::fs::OpenOptions::new().write(true).open(od.join("big.bin")).unwrap();
+        f.seek(SeekFrom::Start(1 << 20)).unwrap();
+        f.write_all(b"PATCHED").unwrap();
+    }
+    assert_eq!(state(&od.join("big.bin")).as_deref(), Some("modified"));
+    let mut big = random_bytes(7, 3 << 20);
+    big[1 << 20..(1 << 20) + 7].copy_from_slice(b"PATCHED");
+    assert_eq!(std::fs::read(od.join("big.bin")).unwrap(), big);
+    std::fs::OpenOptions::new().append(true).open(od.join("d01/f0001.txt")).unwrap().write_all(b"appended\n").unwrap();
+    std::fs::OpenOptions::new().write(true).open(od.join("d02/f0002.txt")).unwrap().set_len(3).unwrap();
+    std::fs::remove_file(od.join("d03/f0003.txt")).unwrap();
+    std::fs::rename(od.join("d04/f0004.txt"), od.join("d05/renamed.txt")).unwrap();
+    std::fs::create_dir(od.join("empty-dir")).unwrap();
+    std::os::unix::fs::symlink("d05/renamed.txt", od.join("to-renamed")).unwrap();
+    std::fs::set_permissions(od.join("d06/f0006.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    // An editor's save: write a temp file, then rename it over the original.
+    write(&od.join("d08/.f0008.txt.swp"), b"saved by the editor\n");
+    std::fs::rename(od.join("d08/.f0008.txt.swp"), od.join("d08/f0008.txt")).unwrap();
+    assert_eq!(std::fs::read(od.join("d08/f0008.txt")).unwrap(), b"saved by the editor\n");
+    assert_eq!(state(&od.join("d08/f0008.txt")), None, "a file made here is an ordinary file");
+    // Overwriting a placeholder (open with O_TRUNC) never fetches its old content.
+    let before = m.n("blocks_fetched");
+    std::fs::write(od.join("d09/f0009.txt"), b"overwritten\n").unwrap();
+    assert_eq!(m.n("blocks_fetched"), before, "an overwrite fetched the old content");
+    assert_eq!(state(&od.join("d09/f0009.txt")).as_deref(), Some("modified"));
+
+    let fetched = m.n("blocks_fetched");
+    let o = env.in_dir("od", &["status"]);
+    assert!(o.status.success(), "status: {}", String::from_utf8_lossy(&o.stderr));
+    let status = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(status.contains("new/deep/hello.txt") && status.contains("big.bin"), "{status}");
+    assert!(!status.contains("f0010.txt"), "an untouched placeholder is unchanged: {status}");
+    let o = env.in_dir("od", &["push", &store]);
+    assert!(o.status.success(), "push: {}\n{}", String::from_utf8_lossy(&o.stderr), m.log());
+    let pushed = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(pushed.contains("M modified  big.bin") && pushed.contains("+ new       new/deep/hello.txt"), "{pushed}");
+    assert_eq!(m.n("blocks_fetched"), fetched, "status and push read no placeholder");
+
+    let o = env.in_dir("src", &["pull", &store]);
+    assert!(o.status.success(), "pull: {}", String::from_utf8_lossy(&o.stderr));
+    let src = env.path("src");
+    assert_eq!(std::fs::read(src.join("big.bin")).unwrap(), big);
+    assert_eq!(std::fs::read(src.join("d01/f0001.txt")).unwrap(), format!("{}appended\n", "file 1\n".repeat(2)).as_bytes());
+    assert_eq!(std::fs::read(src.join("d02/f0002.txt")).unwrap(), b"fil");
+    assert!(!src.join("d03/f0003.txt").exists());
+    assert!(!src.join("d04/f0004.txt").exists());
+    assert_eq!(std::fs::read(src.join("d05/renamed.txt")).unwrap(), "file 4\n".repeat(5).as_bytes());
+    assert!(src.join("empty-dir").is_dir());
+    assert_eq!(std::fs::read_link(src.join("to-renamed")).unwrap(), Path::new("d05/renamed.txt"));
+    assert_eq!(std::fs::metadata(src.join("d06/f0006.txt")).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::read(src.join("d08/f0008.txt")).unwrap(), b"saved by the editor\n");
+    assert_eq!(std::fs::read(src.join("d09/f0009.txt")).unwrap(), b"overwritten\n");
+    // The whole tree, byte for byte (reading the mount fetches the rest).
+    assert_same_replica(&src, &od);
+
+    // Phase 1: a pull into the mounted replica writes changed files with
+    // their content (as placeholders later); untouched placeholders stay.
+    write(&src.join("d10/f0010.txt"), b"changed on the full replica\n");
+    assert!(env.in_dir("src", &["push", &store]).status.success());
+    let o = env.in_dir("od", &["pull", &store]);
+    assert!(o.status.success(), "pull into the mount: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(od.join("d10/f0010.txt")).unwrap(), b"changed on the full replica\n");
+    assert_eq!(state(&od.join("d11/f0011.txt")).as_deref(), Some("placeholder"));
+    assert_same_replica(&src, &od);
+    drop(m);
+}
+
+/// Unmounted, an on-demand replica's folder holds only `.ferry/`: every
+/// command that needs its files refuses (nothing is pushed as deleted),
+/// and works once it is mounted.
+#[test]
+fn an_unmounted_on_demand_replica_is_refused_not_taken_for_empty() {
+    let env = Env::new();
+    let store = source(&env, 20);
+    let od = clone_on_demand(&env, &store, "od");
+    let snaps = env.json(&["snapshots", &store]).as_array().unwrap().len();
+    for args in [vec!["push", store.as_str()], vec!["pull", store.as_str()], vec!["sync", store.as_str()], vec!["status"]] {
+        let o = env.in_dir("od", &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("on-demand replica and is not mounted"), "{args:?}: {err}");
+        assert!(err.contains(&format!("ferry mount {}", od.display())), "{args:?}: the hint names the command: {err}");
+    }
+    assert_eq!(env.json(&["snapshots", &store]).as_array().unwrap().len(), snaps, "nothing was pushed");
+    // A second mount of the same replica is refused while one runs.
+    let m = mount(&env, &od);
+    let o = env.run(&["mount", od.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already mounted"));
+    let o = env.in_dir("od", &["status"]);
+    assert!(o.status.success(), "status when mounted: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no local changes"), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = env.in_dir("od", &["push", &store]);
+    assert!(o.status.success(), "push when mounted: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("already up to date"), "{}", String::from_utf8_lossy(&o.stdout));
+    drop(m);
+    // `ferry mount` on a full replica is refused with a clear message.
+    let o = env.run(&["mount", env.path("src").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not an on-demand replica"), "{}", String::from_utf8_lossy(&o.stderr));
+}
