@@ -118,6 +118,11 @@ impl Blocks {
         self.mem.lock().expect("mem lock").put(id, v, MEM_BYTES);
     }
 
+    /// A block's plaintext when it is opened in memory already.
+    pub fn get_in_memory(&self, id: &BlockId) -> Option<Arc<Vec<u8>>> {
+        self.mem_get(id)
+    }
+
     /// One block's plaintext, verified: from memory, the block cache or
     /// the store (one ranged read). Concurrent callers for the same block
     /// share one fetch.

@@ -427,15 +427,33 @@ impl Shared {
     }
 
     fn read(&self, h: &Handle, offset: u64, size: u32) -> Result<ReadOut, StoreError> {
+        Ok(self.read_with(h, offset, size, |id| self.blocks.get(id).map(Some))?.expect("every block was got"))
+    }
+
+    /// The read when every block it touches is opened in memory already,
+    /// else None (nothing waits: for the FUSE thread itself).
+    fn read_ready(&self, h: &Handle, offset: u64, size: u32) -> Option<Result<ReadOut, StoreError>> {
+        self.read_with(h, offset, size, |id| Ok(self.blocks.get_in_memory(id))).transpose()
+    }
+
+    /// A read of `size` bytes at `offset` through `h`, taking blocks from
+    /// `get`; None as soon as `get` has none.
+    fn read_with(
+        &self,
+        h: &Handle,
+        offset: u64,
+        size: u32,
+        get: impl Fn(&BlockId) -> Result<Option<Arc<Vec<u8>>>, StoreError>,
+    ) -> Result<Option<ReadOut>, StoreError> {
         let end = (offset + size as u64).min(h.size).min(*h.starts.last().unwrap_or(&0));
         if offset >= end {
-            return Ok(ReadOut::Joined(Vec::new()));
+            return Ok(Some(ReadOut::Joined(Vec::new())));
         }
         let mut out = Vec::new();
         let mut i = h.starts.partition_point(|&s| s <= offset) - 1;
         let mut pos = offset;
         while pos < end {
-            let block = self.blocks.get(&h.ids[i])?;
+            let Some(block) = get(&h.ids[i])? else { return Ok(None) };
             let (bs, be) = (h.starts[i], h.starts[i + 1]);
             if block.len() as u64 != be - bs {
                 return Err(StoreError::Damaged {
@@ -449,7 +467,7 @@ impl Shared {
                 // Within one block (most kernel reads are far smaller than a
                 // block): answered from the block itself, with no copy.
                 self.prefetch_after_read(h, offset, end, i + 1);
-                return Ok(ReadOut::Slice(block, range));
+                return Ok(Some(ReadOut::Slice(block, range)));
             }
             if out.is_empty() {
                 out.reserve_exact((end - offset) as usize);
@@ -459,7 +477,7 @@ impl Shared {
             i += 1;
         }
         self.prefetch_after_read(h, offset, end, i);
-        Ok(ReadOut::Joined(out))
+        Ok(Some(ReadOut::Joined(out)))
     }
 
     /// Notes a read of `offset..end` through `h`; once reads through it
@@ -661,8 +679,16 @@ impl Filesystem for FerryFs {
         let Some(h) = self.handles.get(&fh).cloned() else {
             return reply.error(libc::EBADF);
         };
+        let offset = offset.max(0) as u64;
+        // Blocks opened already (the usual case for a sequential reader,
+        // whose blocks were fetched ahead): answered here, with no hand-off.
+        match self.shared.read_ready(&h, offset, size) {
+            Some(Ok(d)) => return reply.data(d.bytes()),
+            Some(Err(e)) => return reply.error(eio(&format!("reading {} at {offset}", h.path), &e, &self.shared.blocks.counters)),
+            None => {}
+        }
         let shared = self.shared.clone();
-        self.readers.spawn(move || match shared.read(&h, offset.max(0) as u64, size) {
+        self.readers.spawn(move || match shared.read(&h, offset, size) {
             Ok(d) => reply.data(d.bytes()),
             Err(e) => reply.error(eio(&format!("reading {} at {offset}", h.path), &e, &shared.blocks.counters)),
         });

@@ -163,24 +163,66 @@ pub fn authenticates(keys: &Keys, kind: Kind, id: &[u8; 32], sealed: &[u8]) -> b
 /// `what` names the object in errors.
 pub fn open(keys: &Keys, kind: Kind, id: &[u8; 32], sealed: &[u8], max_len: usize, what: &dyn Fn() -> String) -> Result<Vec<u8>> {
     if sealed.len() < OVERHEAD {
-        return Err(Error::damaged(what(), format!("sealed object of {} bytes is shorter than the {OVERHEAD}-byte minimum", sealed.len())));
+        return Err(too_short(sealed.len(), what));
     }
-    let (nonce, ct) = sealed.split_at(NONCE_LEN);
-    let cipher = XChaCha20Poly1305::new(keys.enc_key().into());
-    let plain = cipher
-        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &aad(kind, id) })
-        .map_err(|_| Error::damaged(what(), "authentication failed (bytes changed, wrong key, or not the expected object)"))?;
-    let (codec, body) = plain.split_first().expect("tag verified, at least the codec byte");
-    match codec {
+    // One copy (the buffer decrypted in place), as the AEAD crates make too.
+    open_owned(keys, kind, id, sealed.to_vec(), max_len, what)
+}
+
+/// [`open`] of a sealed object the caller owns: decrypted in place, the
+/// tag (and nonce) cut off, no second buffer for the plaintext.
+pub fn open_owned(keys: &Keys, kind: Kind, id: &[u8; 32], sealed: Vec<u8>, max_len: usize, what: &dyn Fn() -> String) -> Result<Vec<u8>> {
+    open_owned_at(keys, kind, id, sealed, 0, max_len, what)
+}
+
+/// [`open_owned`] of the sealed object in `buf[start..]`; what comes
+/// before it (a block cache file's header) is dropped with the nonce.
+pub fn open_owned_at(
+    keys: &Keys,
+    kind: Kind,
+    id: &[u8; 32],
+    mut buf: Vec<u8>,
+    start: usize,
+    max_len: usize,
+    what: &dyn Fn() -> String,
+) -> Result<Vec<u8>> {
+    let sealed_len = buf.len().saturating_sub(start);
+    if sealed_len < OVERHEAD {
+        return Err(too_short(sealed_len, what));
+    }
+    let nonce: [u8; NONCE_LEN] = buf[start..start + NONCE_LEN].try_into().expect("24 bytes");
+    let body_at = start + NONCE_LEN;
+    let plain_len = xchacha20poly1305_open_in_place(keys.enc_key(), &nonce, &aad(kind, id), &mut buf[body_at..])
+        .map_err(|()| Error::damaged(what(), "authentication failed (bytes changed, wrong key, or not the expected object)"))?;
+    buf.truncate(body_at + plain_len);
+    match buf[body_at] {
         0 => {
-            if body.len() > max_len {
-                return Err(Error::damaged(what(), format!("payload of {} bytes exceeds the {max_len}-byte limit", body.len())));
+            let body_len = plain_len - 1;
+            if body_len > max_len {
+                return Err(Error::damaged(what(), format!("payload of {body_len} bytes exceeds the {max_len}-byte limit")));
             }
-            Ok(body.to_vec())
+            // The payload moves to the front (one memmove, no allocation).
+            buf.drain(..body_at + 1);
+            Ok(buf)
         }
-        1 => decompress_limited(body, max_len).map_err(|reason| Error::damaged(what(), reason)),
+        1 => decompress_limited(&buf[body_at + 1..], max_len).map_err(|reason| Error::damaged(what(), reason)),
         c => Err(Error::damaged(what(), format!("unknown codec {c}"))),
     }
+}
+
+fn too_short(len: usize, what: &dyn Fn() -> String) -> Error {
+    Error::damaged(what(), format!("sealed object of {len} bytes is shorter than the {OVERHEAD}-byte minimum"))
+}
+
+/// XChaCha20-Poly1305 decryption in place: `in_out` is ciphertext ||
+/// tag; on success it starts with the plaintext, whose length is returned.
+fn xchacha20poly1305_open_in_place(key: &[u8; 32], nonce: &[u8; NONCE_LEN], aad: &[u8], in_out: &mut [u8]) -> std::result::Result<usize, ()> {
+    let n = in_out.len().checked_sub(TAG_LEN).ok_or(())?;
+    let (ct, tag) = in_out.split_at_mut(n);
+    XChaCha20Poly1305::new(key.into())
+        .decrypt_in_place_detached(XNonce::from_slice(nonce), aad, ct, chacha20poly1305::Tag::from_slice(tag))
+        .map_err(|_| ())?;
+    Ok(n)
 }
 
 /// The magic number that starts a Zstandard frame (RFC 8878 §3.1.1).
