@@ -221,7 +221,12 @@ fn too_short(len: usize, what: &dyn Fn() -> String) -> Error {
 /// success it starts with the plaintext, whose length is returned. The
 /// same bytes as `chacha20poly1305::XChaCha20Poly1305` (tested below), at
 /// about three times its speed on x86-64.
-fn xchacha20poly1305_open_in_place(key: &[u8; 32], nonce: &[u8; NONCE_LEN], aad: &[u8], in_out: &mut [u8]) -> std::result::Result<usize, ()> {
+fn xchacha20poly1305_open_in_place(
+    key: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    in_out: &mut [u8],
+) -> std::result::Result<usize, ()> {
     use chacha20::cipher::consts::U10;
     let subkey = zeroize::Zeroizing::new(<[u8; 32]>::from(chacha20::hchacha::<U10>(key.into(), nonce[..16].into())));
     let mut short = [0u8; ring::aead::NONCE_LEN];

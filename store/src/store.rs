@@ -672,7 +672,14 @@ pub fn open_block(keys: &Keys, kind: Kind, id: &BlockId, raw_len: u32, sealed: &
 
 /// [`open_block`] of sealed bytes the caller owns, decrypted in place
 /// ([`envelope::open_owned`]): no second buffer.
-pub fn open_block_owned(keys: &Keys, kind: Kind, id: &BlockId, raw_len: u32, sealed: Vec<u8>, what: &dyn Fn() -> String) -> Result<Vec<u8>> {
+pub fn open_block_owned(
+    keys: &Keys,
+    kind: Kind,
+    id: &BlockId,
+    raw_len: u32,
+    sealed: Vec<u8>,
+    what: &dyn Fn() -> String,
+) -> Result<Vec<u8>> {
     open_block_owned_at(keys, kind, id, raw_len, sealed, 0, what)
 }
 
