@@ -118,6 +118,11 @@ impl Blocks {
         self.mem.lock().expect("mem lock").put(id, v, MEM_BYTES);
     }
 
+    /// A block's plaintext when it is opened in memory already.
+    pub fn get_in_memory(&self, id: &BlockId) -> Option<Arc<Vec<u8>>> {
+        self.mem_get(id)
+    }
+
     /// One block's plaintext, verified: from memory, the block cache or
     /// the store (one ranged read). Concurrent callers for the same block
     /// share one fetch.
@@ -269,15 +274,33 @@ impl BlockFile {
 
     /// `size` bytes at `offset` (fewer at the end).
     pub(crate) fn read(&self, blocks: &Arc<Blocks>, offset: u64, size: u32) -> Result<ReadOut, StoreError> {
+        Ok(self.read_with(blocks, offset, size, |id| blocks.get(id).map(Some))?.expect("every block was got"))
+    }
+
+    /// The read when every block it touches is opened in memory already,
+    /// else None (nothing waits: for the FUSE thread itself).
+    pub(crate) fn read_ready(&self, blocks: &Arc<Blocks>, offset: u64, size: u32) -> Option<Result<ReadOut, StoreError>> {
+        self.read_with(blocks, offset, size, |id| Ok(blocks.get_in_memory(id))).transpose()
+    }
+
+    /// A read of `size` bytes at `offset`, taking blocks from `get`; None
+    /// as soon as `get` has none.
+    fn read_with(
+        &self,
+        blocks: &Arc<Blocks>,
+        offset: u64,
+        size: u32,
+        get: impl Fn(&BlockId) -> Result<Option<Arc<Vec<u8>>>, StoreError>,
+    ) -> Result<Option<ReadOut>, StoreError> {
         let end = (offset + size as u64).min(self.size).min(*self.starts.last().unwrap_or(&0));
         if offset >= end {
-            return Ok(ReadOut::Joined(Vec::new()));
+            return Ok(Some(ReadOut::Joined(Vec::new())));
         }
         let mut out = Vec::new();
         let mut i = self.starts.partition_point(|&s| s <= offset) - 1;
         let mut pos = offset;
         while pos < end {
-            let block = blocks.get(&self.ids[i])?;
+            let Some(block) = get(&self.ids[i])? else { return Ok(None) };
             let (bs, be) = (self.starts[i], self.starts[i + 1]);
             if block.len() as u64 != be - bs {
                 return Err(StoreError::Damaged {
@@ -291,7 +314,7 @@ impl BlockFile {
                 // Within one block (most kernel reads are far smaller than a
                 // block): answered from the block itself, with no copy.
                 self.prefetch_after_read(blocks, offset, end, i + 1);
-                return Ok(ReadOut::Slice(block, range));
+                return Ok(Some(ReadOut::Slice(block, range)));
             }
             if out.is_empty() {
                 out.reserve_exact((end - offset) as usize);
@@ -301,7 +324,7 @@ impl BlockFile {
             i += 1;
         }
         self.prefetch_after_read(blocks, offset, end, i);
-        Ok(ReadOut::Joined(out))
+        Ok(Some(ReadOut::Joined(out)))
     }
 
     /// Notes a read of `offset..end`; once reads through this file have

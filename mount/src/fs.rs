@@ -557,8 +557,16 @@ impl Filesystem for FerryFs {
         let Some(h) = self.handles.get(&fh).cloned() else {
             return reply.error(libc::EBADF);
         };
+        let offset = offset.max(0) as u64;
+        // Blocks opened already (the usual case for a sequential reader,
+        // whose blocks were fetched ahead): answered here, with no hand-off.
+        match h.read_ready(&self.shared.blocks, offset, size) {
+            Some(Ok(d)) => return reply.data(d.bytes()),
+            Some(Err(e)) => return reply.error(eio(&format!("reading {} at {offset}", h.path), &e, &self.shared.blocks.counters)),
+            None => {}
+        }
         let shared = self.shared.clone();
-        self.readers.spawn(move || match h.read(&shared.blocks, offset.max(0) as u64, size) {
+        self.readers.spawn(move || match h.read(&shared.blocks, offset, size) {
             Ok(d) => reply.data(d.bytes()),
             Err(e) => reply.error(eio(&format!("reading {} at {offset}", h.path), &e, &shared.blocks.counters)),
         });

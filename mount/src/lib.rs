@@ -59,6 +59,35 @@ pub struct Mounted {
 /// (the kernel then fails what is still waiting; nothing hangs).
 const UNMOUNT_GRACE: Duration = Duration::from_secs(5);
 
+/// The kernel's read-ahead for this mount, in KiB: with FUSE_MAX_PAGES
+/// (fuser's `abi-7-28`) the kernel then sends reads of up to 1 MiB instead
+/// of 128 KiB, a quarter as many round trips for a sequential reader.
+const READ_AHEAD_KB: u32 = 1024;
+
+/// Raises the mount's read-ahead (its BDI's `read_ahead_kb`, which the
+/// kernel otherwise leaves at 128 KiB whatever `max_readahead` the init
+/// asked for). Only root may write it; failing costs speed, not the mount,
+/// so it is a debug line. Runs on a thread of its own: the `stat` of the
+/// mount point is answered by the session, which starts after this call.
+fn raise_read_ahead(mp: &Path) {
+    if !rustix::process::geteuid().is_root() {
+        return;
+    }
+    let mp = mp.to_path_buf();
+    let _ = std::thread::Builder::new().name("ferry-readahead".into()).spawn(move || {
+        use std::os::unix::fs::MetadataExt;
+        let r = std::fs::metadata(&mp).and_then(|m| {
+            let dev = m.dev();
+            let bdi = format!("/sys/class/bdi/{}:{}/read_ahead_kb", rustix::fs::major(dev), rustix::fs::minor(dev));
+            std::fs::write(&bdi, READ_AHEAD_KB.to_string()).map(|()| bdi)
+        });
+        match r {
+            Ok(bdi) => tracing::debug!("read-ahead of {} set to {READ_AHEAD_KB} KiB ({bdi})", mp.display()),
+            Err(e) => tracing::debug!("read-ahead of {} left as it is: {e}", mp.display()),
+        }
+    });
+}
+
 /// Detaches the mount (lazily: open files finish, new opens fail).
 fn unmount_lazy(mountpoint: &Path) {
     if rustix::mount::unmount(mountpoint, rustix::mount::UnmountFlags::DETACH).is_ok() {
@@ -128,6 +157,7 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &MountOptions, ready: 
         }
     };
 
+    raise_read_ahead(&mp);
     on_signals_unmount(&mp, cleanup.clone())?;
     ready(&Mounted { snapshots: n, cache: cache_dir.clone() });
     let r = session.run();

@@ -833,6 +833,7 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &OnDemandOptions, read
             return Err(Error::Mount { path: dir.clone(), source: e });
         }
     };
+    crate::raise_read_ahead(&dir);
     crate::on_signals_unmount(&dir, cleanup.clone())?;
     ready(&crate::Mounted { snapshots: 0, cache: cache_dir.clone() });
     let r = session.run();

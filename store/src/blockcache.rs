@@ -34,7 +34,7 @@ use crate::envelope::Kind;
 use crate::error::{Error, Result};
 use crate::id::BlockId;
 use crate::private;
-use crate::store::{Store, open_block};
+use crate::store::{Store, open_block_owned, open_block_owned_at};
 
 /// Default quota: 1 GiB.
 pub const DEFAULT_QUOTA: u64 = 1 << 30;
@@ -151,12 +151,16 @@ impl BlockCache {
         self.dir.join("blocks").join(&h[..2]).join(h)
     }
 
+    fn temp_path(&self, dir: &Path) -> PathBuf {
+        dir.join(format!(".tmp-{}-{}", std::process::id(), self.temp_seq.fetch_add(1, Ordering::Relaxed)))
+    }
+
     /// Writes `bytes` at `path` through a temp file in the same folder and
     /// a rename: other processes see the whole file or none.
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let dir = path.parent().expect("cache paths have a parent");
         private::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
-        let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), self.temp_seq.fetch_add(1, Ordering::Relaxed)));
+        let tmp = self.temp_path(dir);
         let r = (|| {
             let mut f = private::create_file(&tmp)?;
             f.write_all(bytes)?;
@@ -212,22 +216,54 @@ impl BlockCache {
 
     /// Adds a sealed block, then evicts when over the quota.
     pub fn put(&self, id: &BlockId, kind: Kind, raw_len: u32, sealed: &[u8]) -> Result<()> {
+        match self.stage(id, kind, raw_len, sealed)? {
+            Some(staged) => staged.commit(),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes a block to a temp file beside its place, to be committed
+    /// once verified ([`Staged::commit`]; dropped, the temp file goes).
+    /// None when the cache already holds it (marked used).
+    fn stage(&self, id: &BlockId, kind: Kind, raw_len: u32, sealed: &[u8]) -> Result<Option<Staged<'_>>> {
         let path = self.block_path(id);
         if path.exists() {
             touch(&path);
-            return Ok(());
+            return Ok(None);
         }
-        let mut bytes = Vec::with_capacity(HEADER_LEN + sealed.len());
-        bytes.extend_from_slice(BLOCK_MAGIC);
-        bytes.push(kind as u8);
-        bytes.extend_from_slice(&raw_len.to_le_bytes());
-        bytes.extend_from_slice(sealed);
-        self.write_atomic(&path, &bytes)?;
-        let used = self.used.fetch_add(bytes.len() as u64, Ordering::Relaxed) + bytes.len() as u64;
-        if used > self.quota {
-            self.evict()?;
+        let dir = path.parent().expect("cache paths have a parent");
+        private::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
+        let tmp = self.temp_path(dir);
+        let mut header = [0u8; HEADER_LEN];
+        header[..4].copy_from_slice(BLOCK_MAGIC);
+        header[4] = kind as u8;
+        header[5..].copy_from_slice(&raw_len.to_le_bytes());
+        // Header and sealed bytes written from where they are: no joined copy.
+        let staged = Staged { cache: self, tmp, path, len: (HEADER_LEN + sealed.len()) as u64, done: false };
+        (|| {
+            let mut f = private::create_file(&staged.tmp)?;
+            f.write_all(&header)?;
+            f.write_all(sealed)
+        })()
+        .map_err(|e| io_err("write", &staged.path, e))?;
+        Ok(Some(staged))
+    }
+
+    /// The plaintext of a cached block, opened and verified in place in the
+    /// buffer its file was read into (no copy); None when the cache does
+    /// not hold it or its copy is damaged or torn (then dropped, with a
+    /// warning).
+    pub fn read_plain(&self, store: &Store, id: &BlockId) -> Option<Vec<u8>> {
+        let c = self.get(id)?;
+        let what = || format!("cached block {} in {}", id.short(16), self.dir.display());
+        match open_block_owned_at(store.keys(), c.kind, id, c.raw_len, c.file, HEADER_LEN, &what) {
+            Ok(plain) => Some(plain),
+            Err(e) => {
+                tracing::warn!("{e}; dropped from the cache, reading the store");
+                self.remove(id);
+                None
+            }
         }
-        Ok(())
     }
 
     /// Reads a block through the cache: a cached copy is opened and
@@ -235,20 +271,21 @@ impl BlockCache {
     /// store, verified, then kept. Returns the plaintext and whether it
     /// came from the store.
     pub fn read_block(&self, store: &Store, id: &BlockId) -> Result<(Vec<u8>, bool)> {
-        if let Some(c) = self.get(id) {
-            let what = || format!("cached block {} in {}", id.short(16), self.dir.display());
-            match open_block(store.keys(), c.kind, id, c.raw_len, c.sealed(), &what) {
-                Ok(plain) => return Ok((plain, false)),
-                Err(e) => {
-                    tracing::warn!("{e}; dropped from the cache, reading the store");
-                    self.remove(id);
-                }
-            }
+        if let Some(plain) = self.read_plain(store, id) {
+            return Ok((plain, false));
         }
         let (loc, sealed) = store.read_sealed_block(id)?;
-        let plain = open_block(store.keys(), loc.kind, id, loc.raw_len, &sealed, &|| Store::block_what(id, &loc))?;
+        // The sealed bytes go to a temp file first: they are decrypted in
+        // place next, and the file takes its name only once they verify.
         // A full or read-only cache disk costs caching, not the read.
-        if let Err(e) = self.put(id, loc.kind, loc.raw_len, &sealed) {
+        let staged = self.stage(id, loc.kind, loc.raw_len, &sealed).unwrap_or_else(|e| {
+            tracing::warn!("block cache: {e}");
+            None
+        });
+        let plain = open_block_owned(store.keys(), loc.kind, id, loc.raw_len, sealed, &|| Store::block_what(id, &loc))?;
+        if let Some(staged) = staged
+            && let Err(e) = staged.commit()
+        {
             tracing::warn!("block cache: {e}");
         }
         Ok((plain, true))
@@ -386,6 +423,41 @@ impl BlockCache {
     /// Every block some pin keeps.
     pub fn pinned_set(&self) -> Result<HashSet<BlockId>> {
         Ok(self.pins()?.into_iter().flat_map(|p| p.blocks).collect())
+    }
+}
+
+/// A block written to a temp file of the cache, not yet under its name.
+struct Staged<'a> {
+    cache: &'a BlockCache,
+    tmp: PathBuf,
+    path: PathBuf,
+    len: u64,
+    done: bool,
+}
+
+impl Staged<'_> {
+    /// Gives the block its name (other processes see the whole file or
+    /// none), then evicts when over the quota.
+    fn commit(mut self) -> Result<()> {
+        self.done = true;
+        if let Err(e) = fs::rename(&self.tmp, &self.path) {
+            let _ = fs::remove_file(&self.tmp);
+            return Err(io_err("write", &self.path, e));
+        }
+        let c = self.cache;
+        let used = c.used.fetch_add(self.len, Ordering::Relaxed) + self.len;
+        if used > c.quota {
+            c.evict()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.tmp);
+        }
     }
 }
 

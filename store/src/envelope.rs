@@ -163,24 +163,77 @@ pub fn authenticates(keys: &Keys, kind: Kind, id: &[u8; 32], sealed: &[u8]) -> b
 /// `what` names the object in errors.
 pub fn open(keys: &Keys, kind: Kind, id: &[u8; 32], sealed: &[u8], max_len: usize, what: &dyn Fn() -> String) -> Result<Vec<u8>> {
     if sealed.len() < OVERHEAD {
-        return Err(Error::damaged(what(), format!("sealed object of {} bytes is shorter than the {OVERHEAD}-byte minimum", sealed.len())));
+        return Err(too_short(sealed.len(), what));
     }
-    let (nonce, ct) = sealed.split_at(NONCE_LEN);
-    let cipher = XChaCha20Poly1305::new(keys.enc_key().into());
-    let plain = cipher
-        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &aad(kind, id) })
-        .map_err(|_| Error::damaged(what(), "authentication failed (bytes changed, wrong key, or not the expected object)"))?;
-    let (codec, body) = plain.split_first().expect("tag verified, at least the codec byte");
-    match codec {
+    // One copy (the buffer decrypted in place), as the AEAD crates make too.
+    open_owned(keys, kind, id, sealed.to_vec(), max_len, what)
+}
+
+/// [`open`] of a sealed object the caller owns: decrypted in place, the
+/// tag (and nonce) cut off, no second buffer for the plaintext.
+pub fn open_owned(keys: &Keys, kind: Kind, id: &[u8; 32], sealed: Vec<u8>, max_len: usize, what: &dyn Fn() -> String) -> Result<Vec<u8>> {
+    open_owned_at(keys, kind, id, sealed, 0, max_len, what)
+}
+
+/// [`open_owned`] of the sealed object in `buf[start..]`; what comes
+/// before it (a block cache file's header) is dropped with the nonce.
+pub fn open_owned_at(
+    keys: &Keys,
+    kind: Kind,
+    id: &[u8; 32],
+    mut buf: Vec<u8>,
+    start: usize,
+    max_len: usize,
+    what: &dyn Fn() -> String,
+) -> Result<Vec<u8>> {
+    let sealed_len = buf.len().saturating_sub(start);
+    if sealed_len < OVERHEAD {
+        return Err(too_short(sealed_len, what));
+    }
+    let nonce: [u8; NONCE_LEN] = buf[start..start + NONCE_LEN].try_into().expect("24 bytes");
+    let body_at = start + NONCE_LEN;
+    let plain_len = xchacha20poly1305_open_in_place(keys.enc_key(), &nonce, &aad(kind, id), &mut buf[body_at..])
+        .map_err(|()| Error::damaged(what(), "authentication failed (bytes changed, wrong key, or not the expected object)"))?;
+    buf.truncate(body_at + plain_len);
+    match buf[body_at] {
         0 => {
-            if body.len() > max_len {
-                return Err(Error::damaged(what(), format!("payload of {} bytes exceeds the {max_len}-byte limit", body.len())));
+            let body_len = plain_len - 1;
+            if body_len > max_len {
+                return Err(Error::damaged(what(), format!("payload of {body_len} bytes exceeds the {max_len}-byte limit")));
             }
-            Ok(body.to_vec())
+            // The payload moves to the front (one memmove, no allocation).
+            buf.drain(..body_at + 1);
+            Ok(buf)
         }
-        1 => decompress_limited(body, max_len).map_err(|reason| Error::damaged(what(), reason)),
+        1 => decompress_limited(&buf[body_at + 1..], max_len).map_err(|reason| Error::damaged(what(), reason)),
         c => Err(Error::damaged(what(), format!("unknown codec {c}"))),
     }
+}
+
+fn too_short(len: usize, what: &dyn Fn() -> String) -> Error {
+    Error::damaged(what(), format!("sealed object of {len} bytes is shorter than the {OVERHEAD}-byte minimum"))
+}
+
+/// XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03) decryption in place,
+/// through `ring`'s ChaCha20-Poly1305 (RFC 8439): HChaCha20 of the key and
+/// the nonce's first 16 bytes is the subkey, and the 12-byte nonce is four
+/// zero bytes and the nonce's last 8. `in_out` is ciphertext || tag; on
+/// success it starts with the plaintext, whose length is returned. The
+/// same bytes as `chacha20poly1305::XChaCha20Poly1305` (tested below), at
+/// about three times its speed on x86-64.
+fn xchacha20poly1305_open_in_place(
+    key: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    in_out: &mut [u8],
+) -> std::result::Result<usize, ()> {
+    use chacha20::cipher::consts::U10;
+    let subkey = zeroize::Zeroizing::new(<[u8; 32]>::from(chacha20::hchacha::<U10>(key.into(), nonce[..16].into())));
+    let mut short = [0u8; ring::aead::NONCE_LEN];
+    short[4..].copy_from_slice(&nonce[16..]);
+    let key = ring::aead::LessSafeKey::new(ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &subkey[..]).map_err(|_| ())?);
+    let plain = key.open_in_place(ring::aead::Nonce::assume_unique_for_key(short), ring::aead::Aad::from(aad), in_out).map_err(|_| ())?;
+    Ok(plain.len())
 }
 
 /// The magic number that starts a Zstandard frame (RFC 8878 §3.1.1).
@@ -242,6 +295,49 @@ mod tests {
         let ct =
             XChaCha20Poly1305::new(keys.enc_key().into()).encrypt(XNonce::from_slice(&nonce), Payload { msg: &pt, aad: &aad }).unwrap();
         [&nonce[..], &ct].concat()
+    }
+
+    proptest::proptest! {
+        /// The ring path opens exactly what the `chacha20poly1305` crate's
+        /// XChaCha20-Poly1305 seals, and refuses exactly what it refuses:
+        /// a changed byte of the ciphertext or tag, of the nonce or of the
+        /// associated data.
+        #[test]
+        fn ring_xchacha20poly1305_is_the_chacha20poly1305_crate_s(
+            key in proptest::array::uniform32(proptest::num::u8::ANY),
+            nonce in proptest::array::uniform24(proptest::num::u8::ANY),
+            aad in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            msg in proptest::collection::vec(proptest::num::u8::ANY, 0..3000),
+            damage in proptest::option::of((0u8..3, proptest::num::usize::ANY, 1u8..=255)),
+        ) {
+            let cipher = XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&key));
+            let sealed = cipher.encrypt(XNonce::from_slice(&nonce), Payload { msg: &msg, aad: &aad }).unwrap();
+            let (mut sealed, mut nonce, mut aad) = (sealed, nonce, aad);
+            if let Some((what, at, x)) = damage {
+                let target: &mut [u8] = match what {
+                    0 => &mut sealed,
+                    1 => &mut nonce,
+                    _ if aad.is_empty() => &mut sealed,
+                    _ => &mut aad,
+                };
+                let len = target.len();
+                target[at % len] ^= x;
+            }
+            let want = cipher.decrypt(XNonce::from_slice(&nonce), Payload { msg: &sealed, aad: &aad });
+            let mut got = sealed.clone();
+            let r = xchacha20poly1305_open_in_place(&key, &nonce, &aad, &mut got);
+            match want {
+                Ok(plain) => {
+                    proptest::prop_assert!(damage.is_none());
+                    proptest::prop_assert_eq!(r, Ok(msg.len()));
+                    proptest::prop_assert_eq!(&got[..msg.len()], &plain[..]);
+                }
+                Err(_) => {
+                    proptest::prop_assert!(damage.is_some());
+                    proptest::prop_assert_eq!(r, Err(()));
+                }
+            }
+        }
     }
 
     #[test]

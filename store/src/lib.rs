@@ -76,6 +76,8 @@ pub use id::{BlockId, ObjectName};
 pub use keyfile::{KdfParams, KeyFile};
 pub use keys::{Keys, MasterKey};
 pub use layout::{CONFIG_PATH, INDEX_DIR, KEYS_DIR, PACKS_DIR, SNAPSHOTS_DIR, key_name_from_path, name_from_path, object_path};
-pub use store::{CacheLocation, InitOptions, KeyInfo, MAX_TREE_LEN, RefreshStats, Store, open_block};
+pub use store::{
+    CacheLocation, InitOptions, KeyInfo, MAX_TREE_LEN, RefreshStats, Store, open_block, open_block_owned, open_block_owned_at,
+};
 pub use verify::{PackReport, Problem, StructureReport};
 pub use writer::{INDEX_EVERY_PACKS, MAX_PACK_UPLOADS, PutError, StoreWriter, WriteStats};

@@ -461,7 +461,7 @@ impl Store {
     /// Reads a block from a known location.
     pub fn read_block_at(&self, id: &BlockId, loc: &Location) -> Result<Vec<u8>> {
         let sealed = self.read_sealed_at(id, loc)?;
-        open_block(&self.keys, loc.kind, id, loc.raw_len, &sealed, &|| Self::block_what(id, loc))
+        open_block_owned(&self.keys, loc.kind, id, loc.raw_len, sealed, &|| Self::block_what(id, loc))
     }
 
     /// How messages name a block read from a pack.
@@ -667,7 +667,38 @@ impl Store {
 
 /// Opens one sealed block and checks its length and ID.
 pub fn open_block(keys: &Keys, kind: Kind, id: &BlockId, raw_len: u32, sealed: &[u8], what: &dyn Fn() -> String) -> Result<Vec<u8>> {
-    let plain = envelope::open(keys, kind, &id.0, sealed, raw_len as usize, what)?;
+    check_block(keys, id, raw_len, envelope::open(keys, kind, &id.0, sealed, raw_len as usize, what)?, what)
+}
+
+/// [`open_block`] of sealed bytes the caller owns, decrypted in place
+/// ([`envelope::open_owned`]): no second buffer.
+pub fn open_block_owned(
+    keys: &Keys,
+    kind: Kind,
+    id: &BlockId,
+    raw_len: u32,
+    sealed: Vec<u8>,
+    what: &dyn Fn() -> String,
+) -> Result<Vec<u8>> {
+    open_block_owned_at(keys, kind, id, raw_len, sealed, 0, what)
+}
+
+/// [`open_block_owned`] of the sealed block in `buf[start..]` (after a
+/// block cache file's header).
+pub fn open_block_owned_at(
+    keys: &Keys,
+    kind: Kind,
+    id: &BlockId,
+    raw_len: u32,
+    buf: Vec<u8>,
+    start: usize,
+    what: &dyn Fn() -> String,
+) -> Result<Vec<u8>> {
+    check_block(keys, id, raw_len, envelope::open_owned_at(keys, kind, &id.0, buf, start, raw_len as usize, what)?, what)
+}
+
+/// The length and block ID checks of an opened block.
+fn check_block(keys: &Keys, id: &BlockId, raw_len: u32, plain: Vec<u8>, what: &dyn Fn() -> String) -> Result<Vec<u8>> {
     if plain.len() != raw_len as usize {
         return Err(Error::damaged(what(), format!("plaintext is {} bytes, the index says {raw_len}", plain.len())));
     }

@@ -106,12 +106,11 @@ impl LocalDir {
 
 fn read_at(f: &mut File, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
     f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seek", path, e))?;
-    let mut buf = vec![0u8; len as usize];
-    match f.read_exact(&mut buf) {
-        Ok(()) => Ok(buf),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            Err(Error::damaged(path, format!("object ends before {len} bytes at offset {offset} (truncated)")))
-        }
+    // Read into the spare capacity: a block's buffer is not zeroed first.
+    let mut buf = Vec::with_capacity(len as usize);
+    match f.take(len).read_to_end(&mut buf) {
+        Ok(n) if n as u64 == len => Ok(buf),
+        Ok(_) => Err(Error::damaged(path, format!("object ends before {len} bytes at offset {offset} (truncated)"))),
         Err(e) => Err(Error::io("read", path, e)),
     }
 }
