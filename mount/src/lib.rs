@@ -122,18 +122,12 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &MountOptions, ready: 
     let gid = rustix::process::getgid().as_raw();
     let n = snaps.len();
     let shared = Arc::new(fs::Shared::new(blocks, snaps, socket.to_string_lossy().into_owned(), uid, gid));
-    let record = status::register(
+    let cleanup = register_mount(
         &cache_dir,
         pid,
         &serde_json::json!({ "pid": pid, "mountpoint": mp, "location": opts.location, "socket": socket, "quota": opts.quota }),
+        &socket,
     )?;
-    let cleanup = {
-        let (socket, record) = (socket.clone(), record.clone());
-        move || {
-            let _ = std::fs::remove_file(&socket);
-            let _ = std::fs::remove_file(&record);
-        }
-    };
     {
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -164,6 +158,22 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &MountOptions, ready: 
     drop(session);
     cleanup();
     r.map_err(|e| Error::io(format!("serving {}", mp.display()), e))
+}
+
+/// Records a running mount for `ferry cache status` (`status::register`)
+/// and gives what removes that record and the control socket again.
+pub(crate) fn register_mount(
+    cache_dir: &Path,
+    pid: u32,
+    record: &serde_json::Value,
+    socket: &Path,
+) -> Result<impl Fn() + Clone + Send + 'static> {
+    let record = status::register(cache_dir, pid, record)?;
+    let socket = socket.to_path_buf();
+    Ok(move || {
+        let _ = std::fs::remove_file(&socket);
+        let _ = std::fs::remove_file(&record);
+    })
 }
 
 /// On SIGINT, SIGTERM or SIGHUP: unmounts `mp` lazily, gives open files

@@ -589,7 +589,13 @@ impl Filesystem for OnDemandFs {
                 }
                 reply.data(&buf[..n]);
             }
-            Handle::Blocks(_) => {
+            Handle::Blocks(b) => {
+                // Blocks opened already: answered here, with no hand-off.
+                match b.read_ready(&self.shared.blocks, offset, size) {
+                    Some(Ok(d)) => return reply.data(d.bytes()),
+                    Some(Err(e)) => return reply.error(self.shared.eio(&format!("reading {} at {offset}", b.path), &e)),
+                    None => {}
+                }
                 let shared = self.shared.clone();
                 self.readers.spawn(move || {
                     let Handle::Blocks(b) = &*h else { unreachable!("a block handle") };
@@ -790,18 +796,12 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &OnDemandOptions, read
     let _ = std::fs::remove_file(&socket);
     let listener =
         std::os::unix::net::UnixListener::bind(&socket).map_err(|e| Error::io(format!("control socket {}", socket.display()), e))?;
-    let record = crate::status::register(
+    let cleanup = crate::register_mount(
         &cache_dir,
         pid,
         &serde_json::json!({ "pid": pid, "mountpoint": dir, "location": opts.location, "socket": socket, "quota": opts.quota, "on_demand": true }),
+        &socket,
     )?;
-    let cleanup = {
-        let (socket, record) = (socket.clone(), record.clone());
-        move || {
-            let _ = std::fs::remove_file(&socket);
-            let _ = std::fs::remove_file(&record);
-        }
-    };
     {
         let blocks = blocks.clone();
         std::thread::Builder::new()
