@@ -50,9 +50,15 @@ restic backup -q -r "$W/restic" "$B" >/dev/null
 restic init -q -r "$W/restic-many" >/dev/null
 restic backup -q -r "$W/restic-many" "$M" >/dev/null
 
+# Every timed step starts with the disk idle: what the step before wrote
+# (or deleted: this disk's ext4 discards online) is flushed first, so no
+# step pays for another's writeback. The restored copy stays until the end.
+settle() { sync; sleep 1; }
+
 # 1. Sequential read of the big file.
+settle
 s=$(now); "$FERRY" -q restore "$W/store" latest --target "$W/restored"; e=$(now); t_restore=$(secs $s $e)
-rm -rf "$W/restored"
+settle
 mkdir -p "$W/mnt-ferry"
 "$FERRY" -q mount "$W/store" "$W/mnt-ferry" --cache-size 2GiB & fp=$!
 wait_for "$W/mnt-ferry/latest/file.bin"
@@ -61,16 +67,19 @@ s=$(now); cat "$W/mnt-ferry/latest/file.bin" > /dev/null; e=$(now); t_page=$(sec
 kill -TERM $fp; wait $fp
 "$FERRY" -q mount "$W/store" "$W/mnt-ferry" --cache-size 2GiB & fp=$!
 wait_for "$W/mnt-ferry/latest/file.bin"
+settle
 s=$(now); cat "$W/mnt-ferry/latest/file.bin" > /dev/null; e=$(now); t_blockcache=$(secs $s $e)
 kill -TERM $fp; wait $fp
 mkdir -p "$W/mnt-restic"
 restic mount -q -r "$W/restic" "$W/mnt-restic" >/dev/null 2>&1 & rp=$!
 wait_for "$W/mnt-restic/snapshots/latest/$B/file.bin"
+settle
 s=$(now); cat "$W/mnt-restic/snapshots/latest/$B/file.bin" > /dev/null; e=$(now); t_restic=$(secs $s $e)
 kill -INT $rp; wait $rp || true
 mkdir -p "$W/mnt-rclone"
 rclone mount --vfs-cache-mode full --cache-dir "$W/rclone-cache" "$B" "$W/mnt-rclone" >/dev/null 2>&1 & cp=$!
 wait_for "$W/mnt-rclone/file.bin"
+settle
 s=$(now); cat "$W/mnt-rclone/file.bin" > /dev/null; e=$(now); t_rclone=$(secs $s $e)
 kill -INT $cp; wait $cp || true
 
