@@ -44,10 +44,14 @@ fn a_full_store_gives_a_clear_error_stays_valid_and_the_next_run_completes() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("no space left") && err.contains("free some space"), "{err}");
     assert!(env.run(&["check", st]).status.success(), "a full disk left an invalid store");
+    let packs = env.path("stick/store/packs");
+    let arrived: u64 = common::files_under(&packs).iter().map(|p| fs::metadata(p).unwrap().len()).sum();
+    assert!(arrived > 0, "no pack arrived before the disk filled");
     resize(&m, "64m");
     let r = env.json(&["backup", src.to_str().unwrap(), "--to", st]);
-    // What arrived before the disk filled is not sent again.
-    assert!(r["bytes_added"].as_u64().unwrap() < 7 << 20, "{r}");
+    // What arrived before the disk filled is not sent again (how much
+    // arrived varies from run to run: compare with what is there).
+    assert!(r["bytes_added"].as_u64().unwrap() + arrived <= (8 << 20) + (64 << 10), "{r} after {arrived} bytes of packs");
     let out = env.path("out");
     env.ok(&["restore", st, "latest", "--target", out.to_str().unwrap()]);
     common::assert_same_tree(&src, &out);
