@@ -409,6 +409,15 @@ impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { op, path: path.into(), source }
     }
+
+    /// The disk being written is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
+            Error::Store(ferry_store::Error::StorageFull { .. }) => true,
+            _ => false,
+        }
+    }
 }
 
 fn list_paths(paths: &[PathBuf]) -> String {

@@ -962,8 +962,30 @@ impl Apply<'_> {
     }
 
     /// Writes files (`(step index, path)`), several at a time, in the
-    /// order their blocks lie in the packs.
+    /// order their blocks lie in the packs. Files that met a full disk get
+    /// one more try each, alone and smallest first: writers run side by
+    /// side, so a large file that cannot fit may have taken the room a
+    /// small one needed, and its temp file is gone by now.
     fn write_all(&self, writes: &[(usize, &PathBuf)]) -> Vec<(usize, Result<()>)> {
+        let mut out = self.write_side_by_side(writes);
+        let mut full: Vec<(usize, &PathBuf)> = out
+            .iter()
+            .filter(|(_, r)| r.as_ref().is_err_and(Error::is_disk_full))
+            .filter_map(|(k, _)| writes.iter().find(|(w, _)| w == k).copied())
+            .collect();
+        full.sort_by_key(|(_, p)| self.remote[*p].size);
+        for one in full {
+            let again = self.write_side_by_side(&[one]);
+            for (k, r) in again {
+                if let Some(slot) = out.iter_mut().find(|(w, _)| *w == k) {
+                    slot.1 = r;
+                }
+            }
+        }
+        out
+    }
+
+    fn write_side_by_side(&self, writes: &[(usize, &PathBuf)]) -> Vec<(usize, Result<()>)> {
         let wanted = |p: &PathBuf| -> Vec<BlockId> {
             entry_file_ids(&self.remote[p])
                 .map(|ids| ids.iter().filter(|id| !self.block_map.contains_key(id)).copied().collect())
