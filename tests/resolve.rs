@@ -321,3 +321,32 @@ fn resolving_a_copy_of_a_copy_settles_that_copy_s_conflict() {
     assert_eq!(read(&env, "a", copy), "b's version");
     assert_eq!(read(&env, "a", "notes.txt"), "v0");
 }
+
+/// Model seed 1901661: while resolve's first sync ran, it brought a newer
+/// version of the conflicted file written elsewhere with the same size
+/// and mtime. The versions looked unchanged (they were compared by size
+/// and mtime), and `--keep COPY` replaced the one nobody had looked at.
+/// Now resolve refuses, and the newer version stays.
+#[test]
+fn resolve_refuses_when_its_sync_brought_a_same_size_same_mtime_version() {
+    let env = Env::new();
+    let st = trio(&env);
+    conflict(&env, &st, &[("a", "from a", 1_700_000_000), ("b", "from b", 1_700_000_100)]);
+    // c rewrites the winner keeping its size and mtime, and syncs.
+    write_at(&env.path("c").join("notes.txt"), "edit c", 1_700_000_100);
+    sync(&env, "c", &st);
+    // a saw "from b" against a's copy, and keeps its copy.
+    assert_eq!(read(&env, "a", "notes.txt"), "from b");
+    let copy = copies(&env, "a").pop().unwrap();
+    let o = env.in_dir("a", &["resolve", "notes.txt", "--keep", &copy, "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("changed during the sync"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(read(&env, "a", "notes.txt"), "edit c", "the sync brought c's version, and it stayed");
+    assert!(env.path("a").join(&copy).exists());
+    // Looking again, the user can settle it.
+    resolve(&env, "a", "mine");
+    converge(&env, &st);
+    for who in ["a", "b", "c"] {
+        assert_eq!(read(&env, who, "notes.txt"), "edit c", "{who}");
+    }
+}

@@ -253,6 +253,14 @@ pub fn resolve(
         _ => conflict_at(replica, &path)?.ok_or_else(|| Error::NoConflict { path: replica.root().join(&path) })?,
     };
     choose(replica, &seen_set, keep)?;
+    // Size and mtime do not tell versions apart (an edit may keep both):
+    // each file's whole stat, ctime and inode too, is compared after the
+    // sync (model seed 1901661: the sync wrote a newer version at the
+    // path with the same size and mtime, and the choice removed it).
+    let stamps_of = |set: &ConflictSet| -> Vec<Option<Stamp>> {
+        std::iter::once(&set.path).chain(set.copies.iter().map(|c| &c.path)).map(|p| Stamp::of(&replica.root().join(p))).collect()
+    };
+    let seen_stamps = stamps_of(&seen_set);
     // 1. Every version into the history first.
     for (_, store) in stores {
         sync(replica, store, opts, progress)?;
@@ -262,7 +270,7 @@ pub fn resolve(
     // the path), the user looks again. Checked before the choice itself,
     // which may no longer make sense (a copy named that is gone).
     let set = match conflict_at(replica, &path)? {
-        Some(set) if set == seen_set => set,
+        Some(set) if set == seen_set && stamps_of(&set) == seen_stamps => set,
         _ => return Err(Error::ConflictChanged { path: replica.root().join(&path) }),
     };
     let chosen = choose(replica, &set, keep)?;
