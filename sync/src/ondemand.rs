@@ -46,6 +46,8 @@ pub const BLOCKLISTS_DIR: &str = "blocklists";
 pub const XATTR_STATE: &str = "user.ferry.state";
 /// A placeholder's blocks.
 pub const XATTR_BLOCKS: &str = "user.ferry.blocks";
+/// `1` on a pinned file or folder (format-spec §22, "Pins").
+pub const XATTR_PINNED: &str = "user.ferry.pinned";
 /// Answered by a running on-demand mount on its root only: the replica
 /// id (hex). Not listed, never stored on disk.
 pub const XATTR_SERVED: &str = "user.ferry.ondemand";
@@ -154,6 +156,19 @@ pub fn decode_blocks(v: &[u8], meta: &Path, path: &Path) -> Result<Vec<BlockId>>
         }
         _ => Err(bad("unknown block list encoding")),
     }
+}
+
+/// True when `rel` (relative to the backing tree `files`) or a folder
+/// above it is pinned.
+pub fn is_pinned(files: &Path, rel: &Path) -> std::io::Result<bool> {
+    let mut cur = Some(rel);
+    while let Some(p) = cur {
+        if get_xattr(&files.join(p), XATTR_PINNED)?.is_some_and(|v| v == b"1") {
+            return Ok(true);
+        }
+        cur = p.parent().filter(|q| !q.as_os_str().is_empty());
+    }
+    Ok(get_xattr(files, XATTR_PINNED)?.is_some_and(|v| v == b"1"))
 }
 
 /// The blocks of the placeholder at `path`, or `None` when it is not a
