@@ -29,6 +29,9 @@ const EXIT_SKIPPED: i32 = 3;
 /// Runs the command; returns the exit code.
 pub fn run(cli: &Cli) -> Result<i32> {
     if let Some(dir) = &cli.global.chdir {
+        if ferry_sync::ondemand::is_dead_mount(dir) {
+            return Err(ferry_sync::Error::DeadMount { root: dir.clone() }.into());
+        }
         std::env::set_current_dir(dir).with_context(|| format!("-C {}", dir.display()))?;
     }
     if let Some(n) = cli.global.threads {
@@ -1602,6 +1605,8 @@ fn cmd_mount(g: &Global, a: &MountArgs) -> Result<i32> {
 /// store the one it last synced with.
 fn cmd_mount_replica(g: &Global, dir: &Path, quota: u64) -> Result<i32> {
     let opening = || format!("opening replica {}", dir.display());
+    // A mount whose process was killed is in the way of a new one.
+    ferry_mount::clear_dead_mount(dir);
     let mut r = Replica::open_unserved(dir).with_context(opening)?;
     let root = r.root().to_path_buf();
     if !r.is_on_demand()? {

@@ -204,6 +204,10 @@ fn sync_hint(e: &SyncError, cx: &Context) -> Option<String> {
             "run `ferry mount {}` first (it keeps running; see ARCHITECTURE.md for a systemd user unit), then run this again inside it",
             path_word(root)
         ),
+        SyncError::DeadMount { root } => format!(
+            "run `ferry mount {r}` again (it clears the dead mount first), or `fusermount3 -u {r}` to leave it unmounted",
+            r = path_word(root)
+        ),
         SyncError::PlaceholderNotInStore { .. } => {
             "push to the store this replica was cloned from, which holds those blocks (an on-demand replica sends only what it fetched or wrote)".into()
         }

@@ -88,6 +88,19 @@ fn raise_read_ahead(mp: &Path) {
     });
 }
 
+/// Clears a dead FUSE mount at `path` (its process was killed: every
+/// access fails with ENOTCONN) so that it can be mounted again. Returns
+/// whether there was one. Nothing under it is lost: the mount only
+/// showed a folder that is still there beneath it.
+pub fn clear_dead_mount(path: &Path) -> bool {
+    if !ferry_sync::ondemand::is_dead_mount(path) {
+        return false;
+    }
+    tracing::warn!("{}: clearing the mount of a ferry process that is gone", path.display());
+    unmount_lazy(path);
+    true
+}
+
 /// Detaches the mount (lazily: open files finish, new opens fail).
 fn unmount_lazy(mountpoint: &Path) {
     if rustix::mount::unmount(mountpoint, rustix::mount::UnmountFlags::DETACH).is_ok() {
@@ -103,6 +116,7 @@ fn unmount_lazy(mountpoint: &Path) {
 /// [`counting::Counting`]). `ready` is called once the mount is up.
 pub fn mount(store: Store, counters: Arc<Counters>, opts: &MountOptions, ready: impl FnOnce(&Mounted)) -> Result<()> {
     let mp = &opts.mountpoint;
+    clear_dead_mount(mp);
     match std::fs::metadata(mp) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(Error::MountPoint { path: mp.clone(), reason: "not a folder".into() }),

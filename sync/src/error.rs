@@ -232,6 +232,13 @@ pub enum Error {
         /// The replica's root.
         root: PathBuf,
     },
+    /// A FUSE mount over the folder whose process is gone (killed or
+    /// crashed): the kernel answers every access with ENOTCONN.
+    #[error("{root} is a FUSE mount whose `ferry mount` process is gone (killed or crashed); nothing was read or changed")]
+    DeadMount {
+        /// The folder.
+        root: PathBuf,
+    },
     /// A placeholder's attributes are missing or damaged.
     #[error("placeholder {path}: {reason}")]
     Placeholder {

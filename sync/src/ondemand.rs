@@ -208,6 +208,14 @@ pub fn is_served(root: &Path, replica_id: &[u8; 16]) -> bool {
     matches!(get_xattr(root, XATTR_SERVED), Ok(Some(v)) if v == hex::encode(replica_id).as_bytes())
 }
 
+/// True when `path` is a FUSE mount whose process is gone: the kernel
+/// answers ENOTCONN ("Transport endpoint is not connected") until it is
+/// unmounted. Asked with `statfs`, which always goes to the mount's
+/// process (a `stat` may be answered from the kernel's attribute cache).
+pub fn is_dead_mount(path: &Path) -> bool {
+    matches!(rustix::fs::statvfs(path), Err(e) if e == rustix::io::Errno::NOTCONN)
+}
+
 /// `ferry clone LOC DIR --on-demand`: makes `dir` an on-demand replica of
 /// the folder held in `store`, its files placeholders of the newest
 /// snapshot. Reads trees only, never a data block. A clone that was

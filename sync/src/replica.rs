@@ -272,6 +272,9 @@ impl Replica {
         let root = root.canonicalize().map_err(|e| Error::io("open", root, e))?;
         let path = root.join(META_DIR).join("replica.redb");
         if !path.is_file() {
+            if crate::ondemand::is_dead_mount(&root) {
+                return Err(Error::DeadMount { root });
+            }
             return Err(Error::NotAReplica { root });
         }
         let db = open_db(&root)?;

@@ -77,6 +77,13 @@ impl Mounted {
         assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
         self.wait_exit(Duration::from_secs(15));
     }
+    /// `kill -9`: the process dies without unmounting; the kernel keeps
+    /// a dead mount there (every access fails with ENOTCONN).
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
     pub fn wait_exit(&mut self, limit: Duration) {
         let mut child = self.child.take().unwrap();
         let t = Instant::now();
@@ -119,7 +126,9 @@ impl Mounted {
         let child = cmd.arg("mount").arg(&dir).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
         let mut m = Mounted { child: Some(child), mnt: dir, log, cache };
         let t = Instant::now();
-        while !mounted(&m.mnt) {
+        // Served, not only in the mount table: a mount whose process was
+        // killed stays listed there (and answers ENOTCONN) until cleared.
+        while !mounted(&m.mnt) || ferry_sync::ondemand::is_dead_mount(&m.mnt) {
             if let Some(s) = m.child.as_mut().unwrap().try_wait().unwrap() {
                 m.child = None;
                 panic!("ferry mount exited with {s}: {}", m.log());
