@@ -244,6 +244,9 @@ fn sync_hint(e: &SyncError, cx: &Context) -> Option<String> {
         SyncError::UnmergedConflicts { .. } => format!(
             "run `ferry sync {loc}` to merge them, or `ferry push {loc} --force` to publish this replica's version (the other stays in history)"
         ),
+        SyncError::PartialPull { .. } => {
+            "make room for the paths it skipped (it named them), then run `ferry sync LOC` (or `ferry pull LOC`): it finishes writing them, and your own changes are pushed after".into()
+        }
         SyncError::UnseenRemoteChanges { .. } => format!(
             "run `ferry pull {loc}` (or `ferry sync {loc}`) first, or `ferry push {loc} --force` to leave two heads for `ferry sync`"
         ),

@@ -377,6 +377,14 @@ pub enum Error {
         /// When, in local time (`TZ`) with the zone's name.
         time: String,
     },
+    /// The last pull or sync wrote only some paths of a snapshot (a full
+    /// disk, files in use): pushing now would send the versions it wrote
+    /// as this replica's own edits of the older ones.
+    #[error("the last pull wrote only part of snapshot {snapshot} into this folder; nothing was pushed")]
+    PartialPull {
+        /// The snapshot being applied (short ID).
+        snapshot: String,
+    },
     /// The store holds no snapshot of a synced folder.
     #[error("the store holds no synced folder yet")]
     NoSyncedFolder,

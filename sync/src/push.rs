@@ -98,6 +98,16 @@ pub fn push_with(
     progress: &Progress,
 ) -> Result<BackupReport> {
     let parents = replica.parents()?;
+    // Even with --force, and to a store that never saw that snapshot: the
+    // folder holds some of its versions over parents that predate it, and
+    // a merge would take them for edits made here (model seed 1700734).
+    // A replica without parents pushes against nothing and undoes nothing.
+    if let Some(m) = replica.partial()?
+        && !parents.is_empty()
+        && !parents.contains(&m)
+    {
+        return Err(Error::PartialPull { snapshot: m.short(8) });
+    }
     let conflicts = replica.conflicts()?;
     if !opts.force && !conflicts.is_empty() {
         return Err(Error::UnmergedConflicts { paths: conflicts });
