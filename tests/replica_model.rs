@@ -197,12 +197,6 @@ fn telling_lines(text: &str, n: usize) -> String {
 }
 
 /// A refusal the contract allows mid-sequence.
-/// False when a sync held its push back (the last apply is still partial:
-/// `push_held`): what the replica holds did not reach the store.
-fn pushed_by(o: &Output) -> bool {
-    !String::from_utf8_lossy(&o.stdout).contains("local changes not pushed yet")
-}
-
 fn expected_refusal(o: &Output) -> bool {
     let e = String::from_utf8_lossy(&o.stderr).to_lowercase();
     ["ferry sync", "ferry pull", "older", "no synced folder", "left alone"].iter().any(|w| e.contains(w))
@@ -467,7 +461,7 @@ impl Model<'_> {
         let did = self.judge(&format!("{who}: {cmd} st{store}"), &o)?;
         let logged = if std::env::var("FERRY_LOG").is_ok() { format!("\n{}", String::from_utf8_lossy(&o.stderr)) } else { String::new() };
         self.note(format!("{who}: {cmd} st{store} -> exit {:?}{}{logged}", o.status.code(), if did { "" } else { " (refused)" }));
-        if did && cmd != "pull" && pushed_by(&o) {
+        if did && cmd != "pull" {
             self.pushed[store].extend(before);
             self.has_folder[store] = true;
         }
@@ -501,7 +495,7 @@ impl Model<'_> {
         self.commands += 1;
         let did = self.judge(&format!("{who}: {cmd} st{store} (edited {p} while it ran)"), &o)?;
         self.note(format!("{who}: {cmd} st{store}, wrote {p} ({t}) while it ran -> exit {:?}", o.status.code()));
-        if did && cmd != "pull" && pushed_by(&o) {
+        if did && cmd != "pull" {
             self.pushed[store].extend(before);
             self.has_folder[store] = true;
         }
@@ -532,7 +526,7 @@ impl Model<'_> {
         let no_space = String::from_utf8_lossy(&o.stderr).to_lowercase().contains("no space");
         let did = if o.status.code() == Some(1) && no_space { false } else { self.judge(&what, &o)? };
         self.note(format!("{what} -> exit {:?}", o.status.code()));
-        if did && cmd != "pull" && pushed_by(&o) {
+        if did && cmd != "pull" {
             self.pushed[store].extend(before);
             self.has_folder[store] = true;
         }
@@ -769,9 +763,7 @@ impl Model<'_> {
                     if !o.status.success() && !conflicted {
                         return Err(self.fail(format!("final sync of {who} with st{s} (round {round}) failed: {text}")));
                     }
-                    if pushed_by(&o) {
-                        self.pushed[s].extend(before);
-                    }
+                    self.pushed[s].extend(before);
                 }
             }
             let files: Vec<_> = self.replicas.iter().map(|r| common::describe_replica(&self.dir(r))).collect();

@@ -957,11 +957,6 @@ fn cmd_sync(g: &Global, loc: &str, dry_run: bool) -> Result<i32> {
         if let Some(p) = rep.pushed {
             println!("pushed local changes as snapshot {}", p.short(8));
         }
-        if rep.push_held {
-            println!(
-                "local changes not pushed yet: the store's changes are not all written here (the skipped paths below); the next sync pushes them"
-            );
-        }
         for c in &rep.conflicts {
             println!("conflict {}: both changed; the other version is kept as {}", c.path.display(), c.copy.display());
         }

@@ -83,6 +83,19 @@ pub fn flatten(store: &Store, root: &ferry_store::BlockId) -> Result<Base> {
 /// parents: the snapshots its state wholly derives from.
 pub fn push(replica: &Replica, store: &Store, opts: &PushOptions, progress: &Progress) -> Result<BackupReport> {
     check_compatible(replica, store)?;
+    // The last pull wrote part of a snapshot: the folder holds some of its
+    // versions over parents that predate it, and a merge would take them
+    // for edits made here (model seed 1700734). Refused even with --force
+    // and to a store that never saw that snapshot; `sync` first applies it
+    // again, then pushes (a path that cannot be written, such as a file
+    // in the way of a folder, is a local change that must reach the merge).
+    // A replica without parents pushes against nothing and undoes nothing.
+    if let Some(m) = replica.partial()? {
+        let parents = replica.parents()?;
+        if !parents.is_empty() && !parents.contains(&m) {
+            return Err(Error::PartialPull { snapshot: m.short(8) });
+        }
+    }
     let hist = History::load(store, replica)?;
     push_with(replica, store, &hist, opts, None, progress)
 }
@@ -98,16 +111,6 @@ pub fn push_with(
     progress: &Progress,
 ) -> Result<BackupReport> {
     let parents = replica.parents()?;
-    // Even with --force, and to a store that never saw that snapshot: the
-    // folder holds some of its versions over parents that predate it, and
-    // a merge would take them for edits made here (model seed 1700734).
-    // A replica without parents pushes against nothing and undoes nothing.
-    if let Some(m) = replica.partial()?
-        && !parents.is_empty()
-        && !parents.contains(&m)
-    {
-        return Err(Error::PartialPull { snapshot: m.short(8) });
-    }
     let conflicts = replica.conflicts()?;
     if !opts.force && !conflicts.is_empty() {
         return Err(Error::UnmergedConflicts { paths: conflicts });

@@ -54,9 +54,6 @@ pub struct SyncReport {
     pub apply: PullReport,
     /// A dry run found local changes that a real sync pushes first.
     pub push_pending: bool,
-    /// Local changes were not pushed: the last apply is still partial
-    /// (see [`crate::Error::PartialPull`]); the next sync pushes them.
-    pub push_held: bool,
 }
 
 /// The local folder as a tree, reading only files changed since the base
@@ -134,13 +131,7 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
     let parents_in_store = parents.iter().all(|p| hist.get(p).is_some());
     let mut view = LocalView::scan(replica)?;
     let local_changed = !diff_local(&view, &base).is_empty();
-    // The partial apply could not be finished (the disk is still full):
-    // pushing would send the versions it wrote as this replica's own
-    // edits (see `push_with`). Nothing is pushed; the paths it skipped
-    // are reported, and the local changes wait for the next sync.
-    let still_partial = replica.partial()?.is_some_and(|m| !parents.is_empty() && !parents.contains(&m));
-    let must_push = (local_changed || !parents_in_store || parents.is_empty()) && !still_partial;
-    report.push_held = local_changed && still_partial && !opts.dry_run;
+    let must_push = local_changed || !parents_in_store || parents.is_empty();
     tracing::debug!(local_changed, parents_in_store, parents = parents.len(), heads = hist.heads().len(), "sync starts");
 
     // 1. Local changes go to the store first (a dry run merges them in memory).
