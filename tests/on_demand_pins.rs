@@ -226,9 +226,27 @@ fn free_gives_space_back_and_keeps_what_is_not_in_the_store() {
     assert!(err.contains("d05/f0005.txt") && err.contains("push it first"), "{err}");
     assert!(err.contains("d05/new.txt"), "{err}");
     assert_eq!(state(&od.join("d05/f0025.txt")).as_deref(), Some("placeholder"));
+    assert!(disk_when(&od.join("d05/f0025.txt"), |n| n <= 4096) <= 4096, "a small file's last block is given back too");
     assert_eq!(std::fs::read(od.join("d05/f0005.txt")).unwrap(), b"changed here\n", "the changed file is kept");
     assert_eq!(std::fs::read(od.join("d05/new.txt")).unwrap(), b"made here\n");
     assert_eq!(std::fs::read(od.join("d05/f0025.txt")).unwrap(), small(25));
+    // Pushed, both can be freed; they read back as pushed.
+    let o = env.in_dir("od", &["push", &store]);
+    assert!(o.status.success(), "push: {}", String::from_utf8_lossy(&o.stderr));
+    write(&od.join("d05/after-push.txt"), b"made after the push\n");
+    let o = env.run(&["free", s(&od.join("d05"))]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("d05/after-push.txt") && !err.contains("f0005.txt") && !err.contains("new.txt"), "{err}");
+    for f in ["d05/f0005.txt", "d05/new.txt"] {
+        assert_eq!(state(&od.join(f)).as_deref(), Some("placeholder"), "{f}");
+        assert!(disk_when(&od.join(f), |n| n <= 4096) <= 4096);
+    }
+    assert_eq!(std::fs::read(od.join("d05/f0005.txt")).unwrap(), b"changed here\n");
+    assert_eq!(std::fs::read(od.join("d05/new.txt")).unwrap(), b"made here\n");
+    let o = env.in_dir("od", &["status"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("after-push.txt"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("f0005.txt"), "a freed file is unchanged: {}", String::from_utf8_lossy(&o.stdout));
 
     // A file open through the mount is not punched out under its reader.
     std::fs::OpenOptions::new().write(true).open(od.join("d07/f0007.txt")).unwrap();

@@ -84,6 +84,8 @@ enum Handle {
 pub(crate) struct Shared {
     /// `/proc/self/fd/N`: the replica folder under the mount.
     base: PathBuf,
+    /// The replica's root (the mount point): its redb is opened there, through the mount.
+    pub(crate) root: PathBuf,
     pub(crate) blocks: Arc<Blocks>,
     replica_hex: String,
     nodes: Mutex<HashMap<u64, Node>>,
@@ -112,7 +114,7 @@ fn ts(secs: i64, nsecs: i64) -> SystemTime {
 }
 
 impl Shared {
-    fn meta_dir(&self) -> PathBuf {
+    pub(crate) fn meta_dir(&self) -> PathBuf {
         self.base.join(META_DIR)
     }
 
@@ -918,6 +920,7 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &OnDemandOptions, read
     let (wake, woken) = std::sync::mpsc::channel();
     let shared = Arc::new(Shared {
         base,
+        root: dir.clone(),
         blocks,
         replica_hex: hex::encode(opts.replica_id),
         nodes: Mutex::new(HashMap::new()),

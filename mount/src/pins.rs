@@ -116,34 +116,47 @@ impl Files {
 #[derive(Debug)]
 struct Refused(String);
 
+/// What `free_file` needs to know besides the file: None when the file
+/// must be `hydrated` (the quota), else the file's blocks if they are the
+/// ones its last push recorded (`free` checks that first).
+type Pushed<'a> = Option<&'a [ferry_store::BlockId]>;
+
 /// Returns the hydrated file at `p` to a placeholder (caller holds `files`).
 /// Ok(bytes given back).
-fn free_file(files: &mut Files, p: &Path) -> Result<u64, Refused> {
+fn free_file(files: &mut Files, p: &Path, pushed: Pushed<'_>, meta: &Path) -> Result<u64, Refused> {
     let io = |what: &str, e: std::io::Error| Refused(format!("{what}: {e}"));
     let m = fs::symlink_metadata(p).map_err(|e| io("stat", e))?;
-    match od::state_of(p).map_err(|e| io("reading its attributes", e))? {
-        Some(State::Placeholder) => return Ok(0),
-        Some(State::Hydrated) => {}
-        Some(State::Modified) => {
+    match (od::state_of(p).map_err(|e| io("reading its attributes", e))?, pushed) {
+        (Some(State::Placeholder), _) => return Ok(0),
+        (Some(State::Hydrated), _) | (_, Some(_)) => {}
+        (Some(State::Modified), None) => {
             return Err(Refused("it was changed here since it was fetched: push it first (`ferry push LOC`), then free it".into()));
         }
-        None => {
-            return Err(Refused(
-                "it was made here and its content is not known to be in the store: push it first (`ferry push LOC`)".into(),
-            ));
+        (None, None) => {
+            return Err(Refused("it was made here and has not been pushed: push it first (`ferry push LOC`), then free it".into()));
         }
     }
     if files.is_open(m.ino()) {
         return Err(Refused("it is in use (open through the mount): close it and free it again".into()));
     }
     let f = OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(p).map_err(|e| io("open", e))?;
+    if let Some(ids) = pushed {
+        // Its pushed version's blocks name its content from now on.
+        let v = od::encode_blocks(ids, meta).map_err(|e| Refused(e.to_string()))?;
+        rustix::fs::fsetxattr(&f, od::XATTR_BLOCKS, &v, rustix::fs::XattrFlags::empty())
+            .map_err(|e| io("recording its blocks", e.into()))?;
+    }
     // The state first, durably: a crash before the punch leaves a
     // placeholder that still holds its data, never a hydrated file of zeros.
     rustix::fs::fsetxattr(&f, od::XATTR_STATE, State::Placeholder.as_str().as_bytes(), rustix::fs::XattrFlags::empty())
         .map_err(|e| io("setting its state", e.into()))?;
     f.sync_all().map_err(|e| io("fsync", e))?;
     if m.size() > 0 {
-        rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE, 0, m.size())
+        // To the end of the last block: a punch covering part of a block
+        // only zeroes it, and the tail block would stay allocated.
+        let blk = m.blksize().max(512);
+        let len = m.size().div_ceil(blk) * blk;
+        rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE, 0, len)
             .map_err(|e| io("giving its space back (punching a hole)", e.into()))?;
     }
     // Punching changed the mtime; the placeholder keeps the version's.
@@ -187,7 +200,7 @@ pub(crate) fn enforce_quota(shared: &Shared) {
                 continue;
             }
         }
-        match free_file(&mut files, &root.join(&rel)) {
+        match free_file(&mut files, &root.join(&rel), None, &shared.meta_dir()) {
             Ok(n) => {
                 files.forget(ino);
                 files.evicted_files += 1;
@@ -371,9 +384,30 @@ pub(crate) fn free(shared: &Shared, ino: u64, shown: &str) -> Result<Value, Stri
     let mut all = Vec::new();
     walk(&root, &rel, &mut all);
     let (mut freed, mut freed_bytes, mut refused) = (Vec::new(), 0u64, Vec::new());
+    let mut base: Option<Result<ferry_sync::replica::Base, String>> = None;
+    let meta = shared.meta_dir();
     for (r, _) in &all {
+        let abs = root.join(r);
+        // A file changed or made here may be freed once its content is
+        // what the last sync recorded (it was pushed): checked by hashing it.
+        let pushed = match od::state_of(&abs) {
+            Ok(Some(State::Modified) | None) => match pushed_blocks(shared, &mut base, r, &abs) {
+                Ok(p) => Some(p),
+                Err(why) => {
+                    refused.push(json!({ "path": shown_path(shown, &rel, r), "reason": why }));
+                    continue;
+                }
+            },
+            _ => None,
+        };
         let mut files = shared.files.lock().expect("files lock");
-        match free_file(&mut files, &root.join(r)) {
+        if let Some((_, before)) = &pushed
+            && !same_file(&abs, before)
+        {
+            refused.push(json!({ "path": shown_path(shown, &rel, r), "reason": "it changed while it was checked: free it again" }));
+            continue;
+        }
+        match free_file(&mut files, &abs, pushed.as_ref().map(|(ids, _)| &ids[..]), &meta) {
             Ok(0) => {}
             Ok(n) => {
                 freed.push(shown_path(shown, &rel, r));
@@ -383,6 +417,53 @@ pub(crate) fn free(shared: &Shared, ino: u64, shown: &str) -> Result<Value, Stri
         }
     }
     Ok(json!({ "path": shown, "freed": freed, "freed_bytes": freed_bytes, "refused": refused, "unpinned": unpinned }))
+}
+
+/// (size, mtime, ctime, inode) of a file: unchanged while it was hashed.
+fn stamp(m: &fs::Metadata) -> (u64, i64, i64, i64, i64, u64) {
+    (m.size(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), m.ino())
+}
+
+fn same_file(p: &Path, before: &fs::Metadata) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| stamp(&m) == stamp(before))
+}
+
+/// For a file changed or made here: its blocks when its content is the
+/// version the replica's last sync recorded at `rel` and the store holds
+/// them (so it can be fetched again), with its metadata before hashing;
+/// else why it cannot be freed.
+fn pushed_blocks(
+    shared: &Shared,
+    base: &mut Option<Result<ferry_sync::replica::Base, String>>,
+    rel: &Path,
+    abs: &Path,
+) -> Result<(Vec<ferry_store::BlockId>, fs::Metadata), String> {
+    let not_pushed =
+        || "it was changed or made here and that version has not been pushed: push it first (`ferry push LOC`), then free it".to_string();
+    let base = base.get_or_insert_with(|| {
+        // Opened through the mount, like any command run in the replica; a
+        // push or pull running now holds it.
+        ferry_sync::replica::Replica::open_unserved(&shared.root)
+            .and_then(|r| r.base())
+            .map_err(|e| format!("reading the replica's last synced state: {e}"))
+    });
+    let base = base.as_ref().map_err(Clone::clone)?;
+    let Some(ferry_sync::tree::Entry { content: ferry_sync::tree::Content::File(ids), size, .. }) = base.get(rel) else {
+        return Err(not_pushed());
+    };
+    let before = fs::symlink_metadata(abs).map_err(|e| e.to_string())?;
+    if before.size() != *size {
+        return Err(not_pushed());
+    }
+    let store = shared.blocks.store();
+    let hashed = ferry_sync::scan::file_ids(store.keys(), &store.chunker(), abs).map_err(|e| format!("reading it: {e}"))?;
+    if &hashed != ids {
+        return Err(not_pushed());
+    }
+    for id in ids {
+        shared.blocks.len(id).map_err(|e| format!("the store does not hold its blocks ({e}): push it first"))?;
+    }
+    Ok((hashed, before))
 }
 
 /// The sweep thread (see the module comment). Ends when `wake`'s sender is dropped.
