@@ -20,6 +20,10 @@
 //! attributes cannot be set through the mount (a copy with `cp -a` does
 //! not carry them); `user.ferry.blocks` is not listed.
 //!
+//! Pins, `free`, the quota on hydrated files and the sweep that fetches
+//! what pinned folders lack are in `pins`; the control socket
+//! (`control::serve_on_demand`) takes their requests.
+//!
 //! Inodes are the backing tree's inode numbers (stable across remounts,
 //! which keeps the push file cache valid); the root is 1.
 

@@ -8,8 +8,10 @@
 //! - **Free** returns hydrated files to placeholders: `user.ferry.state`
 //!   becomes `placeholder` (durable) before the data is punched out, so a
 //!   crash in between leaves a placeholder whose data happens to be there,
-//!   never a "hydrated" file of zeros. Only `hydrated` files are freed: a
-//!   modified or never-pushed file is refused by name.
+//!   never a "hydrated" file of zeros. A `hydrated` file is freed as it
+//!   is; a modified or new file only when hashing it gives the blocks the
+//!   replica's last synced state records there (it was pushed); anything
+//!   else is refused by name ("push it first").
 //! - **Quota**: the bytes of `hydrated` files are bounded by the mount's
 //!   `--cache-size`; past it, least recently used files that are not
 //!   pinned and not open go back to placeholders. Recency is kept here, in
