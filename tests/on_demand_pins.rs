@@ -304,9 +304,9 @@ fn the_quota_returns_least_recently_used_unpinned_files_to_placeholders() {
         assert_eq!(st(i).as_deref(), Some("hydrated"), "q/{i}.bin (newest) should stay hydrated: {}", m.log());
     }
     assert_eq!(state(&od.join("keep.bin")).as_deref(), Some("hydrated"), "the pinned file stays");
-    let s = m.stats();
-    assert_eq!(s["hydrated_bytes"].as_u64(), Some(3 << 20), "{s}");
-    assert_eq!(s["hydrated_quota"].as_u64(), Some(3 << 20), "{s}");
+    let s = &m.stats()["hydrated"];
+    assert_eq!(s["bytes"].as_u64(), Some(3 << 20), "{s}");
+    assert_eq!(s["quota"].as_u64(), Some(3 << 20), "{s}");
     assert_eq!(s["evicted_files"].as_u64(), Some(4), "{s}");
     // Using an older one makes it the newest: the next hydration takes q/4 back, not q/5.
     std::fs::File::open(od.join("q/5.bin")).unwrap();

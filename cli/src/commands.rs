@@ -1756,13 +1756,14 @@ fn cmd_cache_status(g: &Global) -> Result<i32> {
                 m["pid"],
                 size(m["stats"]["store_read_bytes"].as_u64().unwrap_or(0))
             );
-            if let Some(h) = m["stats"]["hydrated_bytes"].as_u64() {
+            let h = &m["stats"]["hydrated"];
+            if let Some(b) = h["bytes"].as_u64() {
                 println!(
                     "    hydrated files {} of quota {} ({} files); {} files given back by the quota",
-                    size(h),
-                    size(m["stats"]["hydrated_quota"].as_u64().unwrap_or(0)),
-                    m["stats"]["hydrated_files"],
-                    m["stats"]["evicted_files"]
+                    size(b),
+                    size(h["quota"].as_u64().unwrap_or(0)),
+                    h["files"],
+                    h["evicted_files"]
                 );
             }
         }

@@ -124,10 +124,7 @@ pub(crate) fn serve_on_demand(listener: UnixListener, shared: Arc<crate::ondeman
                 let r = match req["op"].as_str() {
                     Some("stats") => {
                         let mut v = stats_of(&shared.blocks);
-                        let files = shared.files.lock().expect("files lock").stats(shared.quota);
-                        if let (Some(v), Some(f)) = (v.as_object_mut(), files.as_object()) {
-                            v.extend(f.clone());
-                        }
+                        v["hydrated"] = shared.files.lock().expect("files lock").stats(shared.quota);
                         Ok(v)
                     }
                     Some("pin") => crate::pins::pin(&shared, ino, &path, &|d, t| (progress.lock().expect("progress lock"))(d, t)),
@@ -157,6 +154,7 @@ pub(crate) fn stats(shared: &Shared) -> Value {
 fn stats_of(blocks: &crate::blocks::Blocks) -> Value {
     let c = &blocks.counters;
     json!({
+        "hydrated": null,
         "store_read_bytes": c.store.bytes.load(Ordering::Relaxed),
         "store_read_requests": c.store.requests.load(Ordering::Relaxed),
         "store_lists": c.store.lists.load(Ordering::Relaxed),

@@ -127,7 +127,7 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &MountOptions, ready: 
     let cleanup = register_mount(
         &cache_dir,
         pid,
-        &serde_json::json!({ "pid": pid, "mountpoint": mp, "location": opts.location, "socket": socket, "quota": opts.quota }),
+        &serde_json::json!({ "pid": pid, "mountpoint": mp, "location": opts.location, "socket": socket, "quota": opts.quota, "on_demand": false }),
         &socket,
     )?;
     {

@@ -105,9 +105,9 @@ impl Files {
     /// Counters for the control socket's `stats`.
     pub(crate) fn stats(&self, quota: u64) -> Value {
         json!({
-            "hydrated_files": self.hydrated.len(),
-            "hydrated_bytes": self.total,
-            "hydrated_quota": quota,
+            "files": self.hydrated.len(),
+            "bytes": self.total,
+            "quota": quota,
             "evicted_files": self.evicted_files,
             "evicted_bytes": self.evicted_bytes,
         })
@@ -337,7 +337,9 @@ pub(crate) fn pin(shared: &Shared, ino: u64, shown: &str, progress: &dyn Fn(u64,
         ));
     }
     enforce_quota(shared);
-    Ok(json!({ "path": shown, "files": all.len(), "bytes": bytes, "fetched_bytes": total, "pinned": true }))
+    // The snapshot mount's report, its block fields null: an on-demand pin keeps files, not blocks.
+    Ok(json!({ "path": shown, "snapshot": null, "rel": rel.to_string_lossy(), "files": all.len(), "bytes": bytes,
+               "blocks": null, "block_bytes": null, "fetched_bytes": total }))
 }
 
 /// `ferry unpin PATH`: removes the pin of PATH and every pin below it.
