@@ -56,6 +56,10 @@ const ROOT: u64 = 1;
 /// the kernel keeps names and attributes briefly.
 const TTL: Duration = Duration::from_secs(1);
 
+/// Blocks fetched ahead while a file is hydrated (at most 16 MiB with
+/// blocks of up to 1 MiB, well inside the 64 MiB of opened blocks).
+const HYDRATE_AHEAD: usize = 16;
+
 /// How `ferry mount DIR` runs.
 #[derive(Clone, Debug)]
 pub struct OnDemandOptions {
@@ -281,7 +285,12 @@ impl Shared {
         tracing::info!("hydrating {view} ({} bytes, {} blocks)", before.size(), ids.len());
         let f = OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(p).map_err(|e| io("open", e))?;
         let mut off = 0u64;
-        for id in &ids {
+        for (i, id) in ids.iter().enumerate() {
+            // The next blocks are fetched while this one is written (a
+            // window, so memory stays within the in-memory block LRU).
+            if i % (HYDRATE_AHEAD / 2) == 0 {
+                self.blocks.prefetch(&ids[(i + 1).min(ids.len())..(i + 1 + HYDRATE_AHEAD).min(ids.len())]);
+            }
             let b = self.blocks.get(id).map_err(|e| {
                 self.blocks.counters.errors.fetch_add(1, Ordering::Relaxed);
                 (libc::EIO, e.to_string())
