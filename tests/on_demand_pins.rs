@@ -319,6 +319,22 @@ fn the_quota_returns_least_recently_used_unpinned_files_to_placeholders() {
     for i in 1..5 {
         assert_eq!(std::fs::read(od.join(format!("q/{i}.bin"))).unwrap(), random_bytes(i, 1 << 20));
     }
+    // A file open through the mount is not taken back, however old.
+    for i in [0, 4] {
+        std::fs::OpenOptions::new().write(true).open(od.join(format!("q/{i}.bin"))).unwrap();
+    }
+    assert_eq!((st(0).as_deref(), st(4).as_deref(), st(5).as_deref()), (Some("hydrated"), Some("hydrated"), Some("placeholder")));
+    let held = std::fs::File::open(od.join("q/0.bin")).unwrap();
+    for i in 1..4 {
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::OpenOptions::new().write(true).open(od.join(format!("q/{i}.bin"))).unwrap();
+    }
+    assert_eq!(st(0).as_deref(), Some("hydrated"), "the open file was taken back: {}", m.log());
+    assert_eq!(st(2).as_deref(), Some("placeholder"));
+    assert_eq!(st(3).as_deref(), Some("hydrated"));
+    drop(held);
+    std::fs::OpenOptions::new().write(true).open(od.join("q/5.bin")).unwrap();
+    assert_eq!(st(0).as_deref(), Some("placeholder"), "closed, the oldest goes: {}", m.log());
     let out = env.ok(&["cache", "status"]);
     assert!(out.contains("hydrated files 3.0 MiB of quota 3.0 MiB"), "{out}");
     drop(m);
