@@ -297,8 +297,9 @@ pub enum Command {
     /// Give back the disk space of files in a mounted on-demand replica:
     /// hydrated, unchanged files (or all such files under a folder) become
     /// placeholders again, fetched again when opened. Pins at or under PATH
-    /// are removed first. A file changed or made here is never freed (push
-    /// it first); a file open through the mount is not freed either.
+    /// are removed first. A file changed or made here is freed only once
+    /// pushed (its content is the last synced version); a file open through
+    /// the mount is not freed.
     Free {
         /// Files or folders inside a mounted on-demand replica (`ferry mount DIR`).
         #[arg(required = true)]
