@@ -62,6 +62,10 @@ pub(crate) struct Files {
     total: u64,
     evicted_files: u64,
     evicted_bytes: u64,
+    /// The total a pass left over the quota (everything left was pinned or
+    /// open): opens do not walk the list again until the total changes;
+    /// unpin, free and the sweep pass again regardless.
+    settled: Option<u64>,
 }
 
 fn now_ns() -> i64 {
@@ -176,9 +180,22 @@ fn free_file(files: &mut Files, p: &Path, pushed: Pushed<'_>, meta: &Path) -> Re
 /// quota (pinned files count but stay, as in the block cache).
 pub(crate) fn enforce_quota(shared: &Shared) {
     let mut files = shared.files.lock().expect("files lock");
-    if files.total <= shared.quota {
+    if files.total <= shared.quota || files.settled == Some(files.total) {
         return;
     }
+    evict(shared, &mut files);
+}
+
+/// Like [`enforce_quota`], also when the last pass could not get under the
+/// quota (pins were removed, files closed).
+pub(crate) fn enforce_quota_now(shared: &Shared) {
+    let mut files = shared.files.lock().expect("files lock");
+    if files.total > shared.quota {
+        evict(shared, &mut files);
+    }
+}
+
+fn evict(shared: &Shared, files: &mut Files) {
     let root = shared.files_dir();
     let mut order: Vec<(i64, u64)> = files.hydrated.iter().map(|(ino, h)| (h.used_ns, *ino)).collect();
     order.sort();
@@ -189,7 +206,7 @@ pub(crate) fn enforce_quota(shared: &Shared) {
         if files.is_open(ino) {
             continue;
         }
-        let Some(rel) = current_rel(shared, &files, ino) else {
+        let Some(rel) = current_rel(shared, files, ino) else {
             // Gone or moved out of sight: the sweep counts it again if it is still there.
             files.forget(ino);
             continue;
@@ -202,7 +219,7 @@ pub(crate) fn enforce_quota(shared: &Shared) {
                 continue;
             }
         }
-        match free_file(&mut files, &root.join(&rel), None, &shared.meta_dir()) {
+        match free_file(files, &root.join(&rel), None, &shared.meta_dir()) {
             Ok(n) => {
                 files.forget(ino);
                 files.evicted_files += 1;
@@ -217,6 +234,9 @@ pub(crate) fn enforce_quota(shared: &Shared) {
     }
     if files.total > shared.quota {
         tracing::debug!("quota: {} bytes of hydrated files stay over the quota of {} (pinned or open)", files.total, shared.quota);
+        files.settled = Some(files.total);
+    } else {
+        files.settled = None;
     }
 }
 
@@ -363,7 +383,7 @@ pub(crate) fn unpin(shared: &Shared, ino: u64, shown: &str) -> Result<Value, Str
         rustix::fs::lremovexattr(root.join(p), od::XATTR_PINNED).map_err(|e| format!("{}: {}", p.display(), std::io::Error::from(e)))?;
         removed.push(shown_path(shown, &rel, p));
     }
-    enforce_quota(shared);
+    enforce_quota_now(shared);
     Ok(json!({ "unpinned": removed }))
 }
 
@@ -536,5 +556,5 @@ fn sweep(shared: &Shared) {
             Err(e) => tracing::warn!("pinned {} not fetched: {e} (tried again in {}s)", rel.display(), SWEEP_EVERY.as_secs()),
         }
     }
-    enforce_quota(shared);
+    enforce_quota_now(shared);
 }
