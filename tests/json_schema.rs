@@ -274,6 +274,22 @@ fn every_command_json_matches_its_documented_schema() {
         assert_eq!(u[0]["unpinned"].as_array().unwrap().len(), 1, "{u}");
     }
 
+    // A mounted on-demand replica: pin, cache status (its hydrated files), unpin, free.
+    {
+        let od = env.path("od");
+        ck.check("clone", &run(&env, None, &[&["clone", &st, od.to_str().unwrap(), "--on-demand"][..], &KDF].concat(), 0));
+        let _m = common::fuse::Mounted::start_replica(env.cmd(), od.clone(), env.path("od.log"));
+        let docs = od.join("docs");
+        let p = ck.check("pin", &run(&env, None, &["pin", docs.to_str().unwrap()], 0));
+        assert!(p[0]["snapshot"].is_null() && p[0]["fetched_bytes"].as_u64() > Some(0), "{p}");
+        let st = ck.check("cache-status", &run(&env, None, &["cache", "status"], 0));
+        let m = st.as_array().unwrap().iter().flat_map(|c| c["mounts"].as_array().unwrap()).find(|m| m["on_demand"] == true).cloned();
+        assert!(m.is_some_and(|m| m["stats"]["hydrated"]["files"].as_u64() > Some(0)), "{st}");
+        ck.check("unpin", &run(&env, None, &["unpin", docs.to_str().unwrap()], 0));
+        let f = ck.check("free", &run(&env, None, &["free", docs.to_str().unwrap()], 0));
+        assert!(!f[0]["freed"].as_array().unwrap().is_empty(), "{f}");
+    }
+
     // Maintenance: check, forget, gc.
     ck.check("check", &run(&env, None, &["check", &bst], 0));
     ck.check("check", &run(&env, None, &["check", &bst, "--read-data"], 0));

@@ -279,15 +279,29 @@ pub enum Command {
     /// fetched when opened).
     Mount(MountArgs),
     /// Keep files and folders inside a mount available offline, whatever the
-    /// cache quota: fetches every block of PATH now.
+    /// cache quota: fetches every block of PATH now. In a mounted on-demand
+    /// replica the files are hydrated (written to disk) and stay so; files
+    /// that arrive later in a pinned folder are fetched too.
     Pin {
-        /// Paths inside a running `ferry mount`.
+        /// Paths inside a running `ferry mount` (a snapshot mount or a mounted on-demand replica).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
     /// Release pins made with `ferry pin` (PATH or anything pinned below it).
+    /// Files stay on disk until freed or taken back by the quota.
     Unpin {
-        /// Paths inside a running `ferry mount`.
+        /// Paths inside a running `ferry mount` (a snapshot mount or a mounted on-demand replica).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Give back the disk space of files in a mounted on-demand replica:
+    /// hydrated, unchanged files (or all such files under a folder) become
+    /// placeholders again, fetched again when opened. Pins at or under PATH
+    /// are removed first. A file changed or made here is freed only once
+    /// pushed (its content is the last synced version); a file open through
+    /// the mount is not freed.
+    Free {
+        /// Files or folders inside a mounted on-demand replica (`ferry mount DIR`).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -350,7 +364,10 @@ pub struct MountArgs {
     pub loc: String,
     /// An existing empty folder (not given: LOC is an on-demand replica).
     pub mountpoint: Option<PathBuf>,
-    /// Block cache quota for blocks that are not pinned (e.g. 512MiB, 2GiB, or bytes).
+    /// Block cache quota for blocks that are not pinned (e.g. 512MiB, 2GiB, or
+    /// bytes). For an on-demand replica also the bound on the bytes of
+    /// hydrated files: past it, the least recently used ones that are not
+    /// pinned, changed or open become placeholders again.
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
     pub cache_size: u64,
 }

@@ -74,6 +74,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Mount(a) => cmd_mount(g, a),
         Command::Pin { paths } => cmd_pin(g, paths, true),
         Command::Unpin { paths } => cmd_pin(g, paths, false),
+        Command::Free { paths } => cmd_free(g, paths),
         Command::Cache(CacheCmd::Status) => cmd_cache_status(g),
     }
 }
@@ -1690,6 +1691,45 @@ fn cmd_pin(g: &Global, paths: &[PathBuf], pin: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// `ferry free`: the running mount of the on-demand replica does the work;
+/// files it refused are listed (exit 3 when others were freed, else 1).
+fn cmd_free(g: &Global, paths: &[PathBuf]) -> Result<i32> {
+    let (mut out, mut freed, mut refused) = (Vec::new(), 0usize, 0usize);
+    for p in paths {
+        let v = ferry_mount::control::request(p, "free", &|_, _| {})?;
+        let list = |k: &str| v[k].as_array().cloned().unwrap_or_default();
+        freed += list("freed").len();
+        refused += list("refused").len();
+        if !g.json {
+            for u in list("unpinned") {
+                if !g.quiet {
+                    println!("unpinned {}", u.as_str().unwrap_or(""));
+                }
+            }
+            if !g.quiet {
+                println!(
+                    "freed {}: {}, {} given back",
+                    p.display(),
+                    output::count(list("freed").len() as u64, "file"),
+                    size(v["freed_bytes"].as_u64().unwrap_or(0))
+                );
+            }
+            for r in list("refused") {
+                eprintln!("ferry: not freed: {}: {}", r["path"].as_str().unwrap_or(""), r["reason"].as_str().unwrap_or(""));
+            }
+        }
+        out.push(v);
+    }
+    if g.json {
+        output::json(&out);
+    }
+    Ok(match (refused, freed) {
+        (0, _) => 0,
+        (_, 0) => 1,
+        _ => 3,
+    })
+}
+
 fn cmd_cache_status(g: &Global) -> Result<i32> {
     let dir = cache_dir(g).context("no cache folder: set FERRY_CACHE_DIR or --cache-dir")?;
     let caches = ferry_mount::status::status(&dir)?;
@@ -1721,6 +1761,16 @@ fn cmd_cache_status(g: &Global) -> Result<i32> {
                 m["pid"],
                 size(m["stats"]["store_read_bytes"].as_u64().unwrap_or(0))
             );
+            let h = &m["stats"]["hydrated"];
+            if let Some(b) = h["bytes"].as_u64() {
+                println!(
+                    "    hydrated files {} of quota {} ({} files); {} files given back by the quota",
+                    size(b),
+                    size(h["quota"].as_u64().unwrap_or(0)),
+                    h["files"],
+                    h["evicted_files"]
+                );
+            }
         }
     }
     Ok(0)

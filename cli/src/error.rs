@@ -54,6 +54,7 @@ impl Context {
             Command::Mount(a) => ("mount", Some(&a.loc)),
             Command::Pin { .. } => ("pin", None),
             Command::Unpin { .. } => ("unpin", None),
+            Command::Free { .. } => ("free", None),
             Command::Cache(_) => ("cache", None),
             Command::Watch(a) => ("watch", a.locs.first().map(String::as_str)),
             Command::Center(_) => ("center", None),
@@ -308,7 +309,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
 fn mount_hint(e: &MountError) -> Option<String> {
     match e {
         MountError::NotInMount { .. } => {
-            Some("pin and unpin work on paths inside a folder shown by a running `ferry mount LOC MOUNTPOINT`".into())
+            Some("pin and unpin work on paths inside a running `ferry mount LOC MOUNTPOINT` or a mounted on-demand replica (`ferry mount DIR`); free on the latter only".into())
         }
         MountError::NotOnDemand { .. } => {
             Some("`ferry mount DIR` serves on-demand replicas; a store is mounted with `ferry mount LOC MOUNTPOINT`".into())

@@ -1,14 +1,17 @@
 //! The control socket of a running mount, and its client (`ferry pin`,
-//! `ferry unpin`, `ferry cache status`).
+//! `ferry unpin`, `ferry free`, `ferry cache status`).
 //!
 //! A path inside a mount answers the extended attribute `user.ferry.mount`
 //! with `{"socket": PATH, "ino": N}`: the mount's unix socket and the
 //! path's inode. The client connects, sends one JSON line
-//! `{"op": "pin"|"unpin"|"stats", "ino": N, "path": TEXT}` and reads JSON
+//! `{"op": "pin"|"unpin"|"free"|"stats", "ino": N, "path": TEXT}` and reads JSON
 //! lines back: any number of `{"progress": {"done": B, "total": B}}`, then
 //! `{"ok": {...}}` or `{"error": TEXT}`. The mount does the work because it
 //! holds the opened store (keys) and knows which snapshot and path each
-//! inode is; the socket lives in a 0700 folder of the user's.
+//! inode is; the socket lives in a 0700 folder of the user's. An
+//! on-demand replica's mount answers the same requests on its replica's
+//! paths (`pins`: pins are attributes of the backing tree, `free` returns
+//! hydrated files to placeholders); a snapshot mount refuses `free`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -70,6 +73,9 @@ fn handle(conn: UnixStream, shared: &Shared) -> std::io::Result<()> {
         Some("pin") => pin(shared, ino, &path, &mut out),
         Some("unpin") => unpin(shared, ino),
         Some("stats") => Ok(stats(shared)),
+        Some("free") => {
+            Err("only files of an on-demand replica can be freed; a snapshot mount keeps blocks in its cache (unpin them)".into())
+        }
         _ => Err(format!("unknown request {line:?}")),
     };
     let reply = match r {
@@ -89,11 +95,12 @@ impl<R: std::io::Read> TakeLine for BufReader<R> {
     }
 }
 
-/// Serves `stats` requests only (an on-demand replica's mount: pins come later).
-pub(crate) fn serve_stats(listener: UnixListener, blocks: Arc<crate::blocks::Blocks>) {
+/// Serves the control requests of an on-demand replica's mount: `stats`,
+/// and `pin`, `unpin`, `free` on a path of the replica (`pins`).
+pub(crate) fn serve_on_demand(listener: UnixListener, shared: Arc<crate::ondemand::Shared>) {
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
-        let blocks = blocks.clone();
+        let shared = shared.clone();
         std::thread::spawn(move || {
             let r = (|| -> std::io::Result<()> {
                 let mut out = conn.try_clone()?;
@@ -102,9 +109,32 @@ pub(crate) fn serve_stats(listener: UnixListener, blocks: Arc<crate::blocks::Blo
                     return Ok(());
                 }
                 let req: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-                let reply = match req["op"].as_str() {
-                    Some("stats") => json!({ "ok": stats_of(&blocks) }),
-                    _ => json!({ "error": "this mount serves an on-demand replica: pin and unpin are not available on it yet" }),
+                let ino = req["ino"].as_u64().unwrap_or(0);
+                let path = req["path"].as_str().unwrap_or("").to_string();
+                let mut progress_out = out.try_clone()?;
+                let mut last = Instant::now();
+                let mut progress = |done: u64, total: u64| {
+                    if last.elapsed() > Duration::from_millis(100) || done == total {
+                        last = Instant::now();
+                        // A client that went away does not stop the pin.
+                        let _ = writeln!(progress_out, "{}", json!({ "progress": { "done": done, "total": total } }));
+                    }
+                };
+                let progress = std::sync::Mutex::new(&mut progress);
+                let r = match req["op"].as_str() {
+                    Some("stats") => {
+                        let mut v = stats_of(&shared.blocks);
+                        v["hydrated"] = shared.files.lock().expect("files lock").stats(shared.quota);
+                        Ok(v)
+                    }
+                    Some("pin") => crate::pins::pin(&shared, ino, &path, &|d, t| (progress.lock().expect("progress lock"))(d, t)),
+                    Some("unpin") => crate::pins::unpin(&shared, ino, &path),
+                    Some("free") => crate::pins::free(&shared, ino, &path),
+                    _ => Err(format!("unknown request {line:?}")),
+                };
+                let reply = match r {
+                    Ok(v) => json!({ "ok": v }),
+                    Err(e) => json!({ "error": e }),
                 };
                 writeln!(out, "{reply}")
             })();
@@ -124,6 +154,7 @@ pub(crate) fn stats(shared: &Shared) -> Value {
 fn stats_of(blocks: &crate::blocks::Blocks) -> Value {
     let c = &blocks.counters;
     json!({
+        "hydrated": null,
         "store_read_bytes": c.store.bytes.load(Ordering::Relaxed),
         "store_read_requests": c.store.requests.load(Ordering::Relaxed),
         "store_lists": c.store.lists.load(Ordering::Relaxed),

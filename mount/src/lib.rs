@@ -11,6 +11,7 @@
 //! - [`counting`]: a backend wrapper counting what is read from the store.
 //! - [`control`]: the control socket (pin, unpin, stats) and its client.
 //! - [`ondemand`]: `ferry mount DIR`: an on-demand replica served over its own folder.
+//! - `pins`: pin, unpin, free, the sweep and the quota of hydrated files for `ferry mount DIR`.
 //! - [`status`]: what the block caches hold (`ferry cache status`).
 #![deny(missing_docs)]
 
@@ -20,6 +21,7 @@ pub mod counting;
 mod error;
 pub mod fs;
 pub mod ondemand;
+mod pins;
 pub mod status;
 
 use std::os::unix::net::UnixListener;
@@ -139,7 +141,7 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &MountOptions, ready: 
     let cleanup = register_mount(
         &cache_dir,
         pid,
-        &serde_json::json!({ "pid": pid, "mountpoint": mp, "location": opts.location, "socket": socket, "quota": opts.quota }),
+        &serde_json::json!({ "pid": pid, "mountpoint": mp, "location": opts.location, "socket": socket, "quota": opts.quota, "on_demand": false }),
         &socket,
     )?;
     {

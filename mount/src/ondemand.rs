@@ -20,6 +20,10 @@
 //! attributes cannot be set through the mount (a copy with `cp -a` does
 //! not carry them); `user.ferry.blocks` is not listed.
 //!
+//! Pins, `free`, the quota on hydrated files and the sweep that fetches
+//! what pinned folders lack are in `pins`; the control socket
+//! (`control::serve_on_demand`) takes their requests.
+//!
 //! Inodes are the backing tree's inode numbers (stable across remounts,
 //! which keeps the push file cache valid); the root is 1.
 
@@ -52,6 +56,10 @@ const ROOT: u64 = 1;
 /// the kernel keeps names and attributes briefly.
 const TTL: Duration = Duration::from_secs(1);
 
+/// Blocks fetched ahead while a file is hydrated (at most 16 MiB with
+/// blocks of up to 1 MiB, well inside the 64 MiB of opened blocks).
+const HYDRATE_AHEAD: usize = 16;
+
 /// How `ferry mount DIR` runs.
 #[derive(Clone, Debug)]
 pub struct OnDemandOptions {
@@ -61,7 +69,8 @@ pub struct OnDemandOptions {
     pub replica_id: [u8; 16],
     /// The cache folder (the block cache is `<cache dir>/<store id>/`).
     pub cache_dir: PathBuf,
-    /// Quota of the block cache.
+    /// Quota of the block cache, and the bound on the bytes of hydrated
+    /// files (past it, least recently used unpinned ones go back to placeholders).
     pub quota: u64,
     /// The store location (for `cache status`).
     pub location: String,
@@ -80,14 +89,24 @@ enum Handle {
     Blocks(BlockFile),
 }
 
-struct Shared {
+pub(crate) struct Shared {
     /// `/proc/self/fd/N`: the replica folder under the mount.
     base: PathBuf,
-    blocks: Arc<Blocks>,
+    /// The replica's root (the mount point): its redb is opened there, through the mount.
+    pub(crate) root: PathBuf,
+    pub(crate) blocks: Arc<Blocks>,
     replica_hex: String,
     nodes: Mutex<HashMap<u64, Node>>,
     /// One hydration at a time (a second opener finds the file hydrated).
     hydrating: Mutex<()>,
+    /// The control socket (answer of the `user.ferry.mount` attribute).
+    socket: String,
+    /// Open and hydrated files (`pins`).
+    pub(crate) files: Mutex<crate::pins::Files>,
+    /// Bound on the bytes of hydrated files (`--cache-size`).
+    pub(crate) quota: u64,
+    /// Wakes the sweep thread.
+    wake: Mutex<std::sync::mpsc::Sender<()>>,
 }
 
 fn errno(e: &std::io::Error) -> i32 {
@@ -103,12 +122,22 @@ fn ts(secs: i64, nsecs: i64) -> SystemTime {
 }
 
 impl Shared {
-    fn meta_dir(&self) -> PathBuf {
+    pub(crate) fn meta_dir(&self) -> PathBuf {
         self.base.join(META_DIR)
     }
 
+    /// The backing tree (through the descriptor under the mount).
+    pub(crate) fn files_dir(&self) -> PathBuf {
+        self.base.join(META_DIR).join(od::FILES_DIR)
+    }
+
+    /// Asks the sweep thread for a pass now.
+    pub(crate) fn wake_sweep(&self) {
+        let _ = self.wake.lock().expect("wake lock").send(());
+    }
+
     /// The view path's components of `ino` (None when not known).
-    fn components(&self, ino: u64) -> Option<Vec<OsString>> {
+    pub(crate) fn components(&self, ino: u64) -> Option<Vec<OsString>> {
         let nodes = self.nodes.lock().expect("nodes lock");
         let mut out = Vec::new();
         let mut cur = ino;
@@ -219,57 +248,109 @@ impl Shared {
         crate::fs::eio(what, e, &self.blocks.counters)
     }
 
+    /// Hydrates the placeholder `ino` at `p` (see [`Shared::hydrate_with`]);
+    /// errors are logged and answered with an errno.
+    fn hydrate(&self, ino: u64, p: &Path) -> std::result::Result<(), i32> {
+        let view = self.view_path(ino);
+        self.hydrate_with(p, &view, &|_| {}).map(|_| ()).map_err(|(errno, msg)| {
+            tracing::error!("hydrating {view}: {msg} (EIO)");
+            errno
+        })
+    }
+
+    /// Hydrates the placeholder at `rel` in the backing tree (pins, the sweep).
+    pub(crate) fn hydrate_rel(&self, rel: &Path, progress: &dyn Fn(u64)) -> std::result::Result<u64, String> {
+        let view = rel.display().to_string();
+        self.hydrate_with(&self.files_dir().join(rel), &view, progress).map_err(|(_, msg)| {
+            tracing::error!("hydrating {view}: {msg}");
+            msg
+        })
+    }
+
     /// Writes every block of the placeholder at `p` into it, fsyncs, then
     /// marks it hydrated (a crash before that leaves a placeholder, which
-    /// is fetched again). Nothing for a file that is no placeholder.
-    fn hydrate(&self, ino: u64, p: &Path) -> std::result::Result<(), i32> {
+    /// is fetched again), and counts it for the quota. Nothing for a file
+    /// that is no placeholder. Returns the bytes written; `progress` gets
+    /// the bytes written so far.
+    fn hydrate_with(&self, p: &Path, view: &str, progress: &dyn Fn(u64)) -> std::result::Result<u64, (i32, String)> {
+        let io = |what: &str, e: std::io::Error| (errno(&e), format!("{what}: {e}"));
         let _one = self.hydrating.lock().expect("hydrate lock");
         let meta = self.meta_dir();
         let ids = match od::placeholder_ids(p, &meta) {
             Ok(Some(ids)) => ids,
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                tracing::error!("hydrating {}: {e} (EIO)", self.view_path(ino));
-                return Err(libc::EIO);
-            }
+            Ok(None) => return Ok(0),
+            Err(e) => return Err((libc::EIO, e.to_string())),
         };
-        let before = fs::symlink_metadata(p).map_err(|e| errno(&e))?;
-        tracing::info!("hydrating {} ({} bytes, {} blocks)", self.view_path(ino), before.size(), ids.len());
-        let f = OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(p).map_err(|e| errno(&e))?;
+        let before = fs::symlink_metadata(p).map_err(|e| io("stat", e))?;
+        tracing::info!("hydrating {view} ({} bytes, {} blocks)", before.size(), ids.len());
+        let f = OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(p).map_err(|e| io("open", e))?;
         let mut off = 0u64;
-        for id in &ids {
-            let b = self.blocks.get(id).map_err(|e| self.eio(&format!("hydrating {}", self.view_path(ino)), &e))?;
-            f.write_all_at(&b, off).map_err(|e| errno(&e))?;
+        for (i, id) in ids.iter().enumerate() {
+            // The next blocks are fetched while this one is written (a
+            // window, so memory stays within the in-memory block LRU).
+            if i % (HYDRATE_AHEAD / 2) == 0 {
+                self.blocks.prefetch(&ids[(i + 1).min(ids.len())..(i + 1 + HYDRATE_AHEAD).min(ids.len())]);
+            }
+            let b = self.blocks.get(id).map_err(|e| {
+                self.blocks.counters.errors.fetch_add(1, Ordering::Relaxed);
+                (libc::EIO, e.to_string())
+            })?;
+            f.write_all_at(&b, off).map_err(|e| io("write", e))?;
             off += b.len() as u64;
+            progress(off);
         }
         if off != before.size() {
-            let e = ferry_store::Error::Damaged {
-                what: format!("placeholder {}", self.view_path(ino)),
-                reason: format!("blocks hold {off} bytes, its size is {}", before.size()),
-            };
-            return Err(self.eio("hydrating", &e));
+            return Err((libc::EIO, format!("its blocks hold {off} bytes, its size is {}", before.size())));
         }
-        f.sync_all().map_err(|e| errno(&e))?;
+        f.sync_all().map_err(|e| io("fsync", e))?;
         rustix::fs::fsetxattr(&f, od::XATTR_STATE, State::Hydrated.as_str().as_bytes(), rustix::fs::XattrFlags::empty())
-            .map_err(|e| e.raw_os_error())?;
+            .map_err(|e| io("setting its state", e.into()))?;
         // The version's mtime, as the placeholder had it.
         let keep = rustix::fs::Timestamps {
             last_access: rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
             last_modification: rustix::fs::Timespec { tv_sec: before.mtime(), tv_nsec: before.mtime_nsec() },
         };
-        rustix::fs::futimens(&f, &keep).map_err(|e| e.raw_os_error())?;
-        Ok(())
+        rustix::fs::futimens(&f, &keep).map_err(|e| io("setting its mtime", e.into()))?;
+        if let Ok(rel) = p.strip_prefix(self.files_dir()) {
+            self.files.lock().expect("files lock").note_hydrated(before.ino(), rel.to_path_buf(), before.size());
+        }
+        Ok(off)
+    }
+
+    /// Hydrates `p` (a placeholder) and runs `f` on it with the files lock
+    /// held and the file no placeholder: `free` and the quota cannot turn it
+    /// back in between (they take the same lock).
+    fn with_local<T>(
+        &self,
+        ino: u64,
+        p: &Path,
+        f: impl Fn(&mut crate::pins::Files) -> std::result::Result<T, i32>,
+    ) -> std::result::Result<T, i32> {
+        for _ in 0..3 {
+            self.hydrate(ino, p)?;
+            let mut files = self.files.lock().expect("files lock");
+            if od::state_of(p).map_err(|e| errno(&e))? != Some(State::Placeholder) {
+                return f(&mut files);
+            }
+            // Freed between the hydration and the lock: fetch it again.
+        }
+        Err(libc::EAGAIN)
     }
 
     /// Marks a file written through the mount: `modified`, its block list
     /// dropped (it no longer names the content). Ordinary files stay as they are.
-    fn mark_modified(&self, f: &File) {
+    /// The caller holds the files lock (`files`): a modified file is no
+    /// longer counted as hydrated.
+    fn mark_modified(&self, f: &File, files: &mut crate::pins::Files) {
         let mut buf = [0u8; 32];
         if let Ok(n) = rustix::fs::fgetxattr(f, od::XATTR_STATE, &mut buf[..])
             && State::parse(&buf[..n]).is_some_and(|s| s != State::Modified)
         {
             let _ = rustix::fs::fsetxattr(f, od::XATTR_STATE, State::Modified.as_str().as_bytes(), rustix::fs::XattrFlags::empty());
             let _ = rustix::fs::fremovexattr(f, od::XATTR_BLOCKS);
+            if let Ok(m) = f.metadata() {
+                files.forget(m.ino());
+            }
         }
     }
 }
@@ -349,12 +430,18 @@ impl Filesystem for OnDemandFs {
         let r = (|| -> std::result::Result<FileAttr, i32> {
             let p = self.shared.path(ino)?;
             if let Some(size) = size {
+                let truncate = |files: &mut crate::pins::Files| {
+                    let f = OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(&p).map_err(|e| errno(&e))?;
+                    f.set_len(size).map_err(|e| errno(&e))?;
+                    self.shared.mark_modified(&f, files);
+                    Ok(())
+                };
                 if size > 0 {
-                    self.shared.hydrate(ino, &p)?;
+                    self.shared.with_local(ino, &p, truncate)?;
+                } else {
+                    // Emptied: the old content is not needed.
+                    truncate(&mut self.shared.files.lock().expect("files lock"))?;
                 }
-                let f = OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(&p).map_err(|e| errno(&e))?;
-                f.set_len(size).map_err(|e| errno(&e))?;
-                self.shared.mark_modified(&f);
             }
             if let Some(mode) = mode {
                 fs::set_permissions(&p, fs::Permissions::from_mode(mode & 0o7777)).map_err(|e| errno(&e))?;
@@ -423,7 +510,15 @@ impl Filesystem for OnDemandFs {
     }
 
     fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
-        match self.shared.child(parent, name).and_then(|p| fs::remove_file(p).map_err(|e| errno(&e))) {
+        let r = self.shared.child(parent, name).and_then(|p| {
+            let m = fs::symlink_metadata(&p).map_err(|e| errno(&e))?;
+            fs::remove_file(&p).map_err(|e| errno(&e))?;
+            if m.nlink() == 1 {
+                self.shared.files.lock().expect("files lock").forget(m.ino());
+            }
+            Ok(())
+        });
+        match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
@@ -456,6 +551,12 @@ impl Filesystem for OnDemandFs {
             // Each name now names what it names.
             if let Ok(m) = fs::symlink_metadata(&to) {
                 self.shared.remember(newparent, newname, &m);
+            }
+            // Moved under a pinned folder: the sweep fetches its placeholders now.
+            if let Ok(rel) = to.strip_prefix(self.shared.files_dir())
+                && od::is_pinned(&self.shared.files_dir(), rel).unwrap_or(false)
+            {
+                self.shared.wake_sweep();
             }
             if flags.contains(rustix::fs::RenameFlags::EXCHANGE)
                 && let Ok(m) = fs::symlink_metadata(&from)
@@ -491,11 +592,30 @@ impl Filesystem for OnDemandFs {
             let write = acc != libc::O_RDONLY;
             let meta = self.shared.meta_dir();
             let truncate = write && flags & libc::O_TRUNC != 0;
+            // Opened and counted under the files lock: `free` and the quota
+            // never punch a file out under an open handle.
+            let open_file = |files: &mut crate::pins::Files| -> std::result::Result<Handle, i32> {
+                let file = OpenOptions::new()
+                    .read(acc != libc::O_WRONLY)
+                    .write(write)
+                    .custom_flags(libc::O_NOFOLLOW | (flags & (libc::O_NONBLOCK | libc::O_DIRECT | libc::O_SYNC | libc::O_DSYNC)))
+                    .truncate(truncate)
+                    .open(&p)
+                    .map_err(|e| errno(&e))?;
+                if truncate {
+                    self.shared.mark_modified(&file, files);
+                }
+                files.opened(ino);
+                Ok(Handle::File { file, written: AtomicBool::new(false) })
+            };
             if truncate {
                 // Emptied at once: the old content is not needed.
-            } else if write {
-                self.shared.hydrate(ino, &p)?;
-            } else {
+                return open_file(&mut self.shared.files.lock().expect("files lock"));
+            }
+            if write {
+                return self.shared.with_local(ino, &p, open_file);
+            }
+            for _ in 0..3 {
                 match od::placeholder_ids(&p, &meta) {
                     Ok(Some(ids)) => {
                         let size = fs::symlink_metadata(&p).map_err(|e| errno(&e))?.size();
@@ -504,29 +624,27 @@ impl Filesystem for OnDemandFs {
                             .map(Handle::Blocks)
                             .map_err(|e| self.shared.eio(&format!("opening {path}"), &e));
                     }
-                    Ok(None) => {}
+                    Ok(None) => {
+                        let mut files = self.shared.files.lock().expect("files lock");
+                        if od::state_of(&p).map_err(|e| errno(&e))? != Some(State::Placeholder) {
+                            return open_file(&mut files);
+                        }
+                        // Freed since: served from its blocks.
+                    }
                     Err(e) => {
                         tracing::error!("opening {}: {e} (EIO)", self.shared.view_path(ino));
                         return Err(libc::EIO);
                     }
                 }
             }
-            let file = OpenOptions::new()
-                .read(acc != libc::O_WRONLY)
-                .write(write)
-                .custom_flags(libc::O_NOFOLLOW | (flags & (libc::O_NONBLOCK | libc::O_DIRECT | libc::O_SYNC | libc::O_DSYNC)))
-                .truncate(truncate)
-                .open(&p)
-                .map_err(|e| errno(&e))?;
-            if truncate {
-                self.shared.mark_modified(&file);
-            }
-            Ok(Handle::File { file, written: AtomicBool::new(false) })
+            Err(libc::EAGAIN)
         })();
         match r {
             Ok(h) => {
                 let fh = self.add(h);
-                reply.opened(fh, 0)
+                reply.opened(fh, 0);
+                // After the handle is counted: the file just opened is the newest and is open.
+                crate::pins::enforce_quota(&self.shared);
             }
             Err(e) => reply.error(e),
         }
@@ -553,6 +671,7 @@ impl Filesystem for OnDemandFs {
         })();
         match r {
             Ok((a, file)) => {
+                self.shared.files.lock().expect("files lock").opened(a.ino);
                 let fh = self.add(Handle::File { file, written: AtomicBool::new(false) });
                 reply.created(&TTL, &a, 0, fh, 0)
             }
@@ -626,7 +745,7 @@ impl Filesystem for OnDemandFs {
         match &*h {
             Handle::File { file, written } => {
                 if !written.swap(true, Ordering::Relaxed) {
-                    self.shared.mark_modified(file);
+                    self.shared.mark_modified(file, &mut self.shared.files.lock().expect("files lock"));
                 }
                 match file.write_all_at(data, offset.max(0) as u64) {
                     Ok(()) => reply.written(data.len() as u32),
@@ -641,8 +760,12 @@ impl Filesystem for OnDemandFs {
         reply.ok();
     }
 
-    fn release(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _flags: i32, _lock_owner: Option<u64>, _flush: bool, reply: ReplyEmpty) {
-        self.handles.remove(&fh);
+    fn release(&mut self, _req: &Request<'_>, ino: u64, fh: u64, _flags: i32, _lock_owner: Option<u64>, _flush: bool, reply: ReplyEmpty) {
+        if let Some(h) = self.handles.remove(&fh)
+            && let Handle::File { .. } = &*h
+        {
+            self.shared.files.lock().expect("files lock").closed(ino);
+        }
         reply.ok();
     }
 
@@ -710,6 +833,11 @@ impl Filesystem for OnDemandFs {
     fn getxattr(&mut self, _req: &Request<'_>, ino: u64, name: &OsStr, size: u32, reply: ReplyXattr) {
         if ino == ROOT && name == od::XATTR_SERVED {
             return reply_bytes(reply, size, self.shared.replica_hex.as_bytes());
+        }
+        if name == crate::fs::XATTR {
+            // Where `ferry pin`, `unpin` and `free` send their request (not listed).
+            let v = serde_json::json!({ "socket": self.shared.socket, "ino": ino }).to_string();
+            return reply_bytes(reply, size, v.as_bytes());
         }
         let p = match self.shared.path(ino) {
             Ok(p) => p,
@@ -802,20 +930,33 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &OnDemandOptions, read
         &serde_json::json!({ "pid": pid, "mountpoint": dir, "location": opts.location, "socket": socket, "quota": opts.quota, "on_demand": true }),
         &socket,
     )?;
-    {
-        let blocks = blocks.clone();
-        std::thread::Builder::new()
-            .name("ferry-control".into())
-            .spawn(move || crate::control::serve_stats(listener, blocks))
-            .map_err(|e| Error::io("starting the control thread", e))?;
-    }
+    let (wake, woken) = std::sync::mpsc::channel();
     let shared = Arc::new(Shared {
         base,
+        root: dir.clone(),
         blocks,
         replica_hex: hex::encode(opts.replica_id),
         nodes: Mutex::new(HashMap::new()),
         hydrating: Mutex::new(()),
+        socket: socket.to_string_lossy().into_owned(),
+        files: Mutex::new(crate::pins::Files::default()),
+        quota: opts.quota,
+        wake: Mutex::new(wake),
     });
+    {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("ferry-control".into())
+            .spawn(move || crate::control::serve_on_demand(listener, shared))
+            .map_err(|e| Error::io("starting the control thread", e))?;
+    }
+    {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("ferry-sweep".into())
+            .spawn(move || crate::pins::sweep_loop(&shared, woken))
+            .map_err(|e| Error::io("starting the sweep thread", e))?;
+    }
     let readers = rayon::ThreadPoolBuilder::new().num_threads(8).thread_name(|i| format!("ferry-read-{i}")).build().expect("read threads");
     let fs = OnDemandFs { shared, handles: HashMap::new(), next_fh: 1, readers };
     let options = [

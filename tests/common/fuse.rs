@@ -139,3 +139,25 @@ impl Mounted {
         m
     }
 }
+
+impl Mounted {
+    /// Like [`Mounted::start_replica`], with options after `ferry mount DIR`
+    /// (e.g. `--cache-size`).
+    pub fn start_replica_with(mut cmd: Command, dir: PathBuf, log: PathBuf, extra: &[&str]) -> Mounted {
+        assert!(Path::new("/dev/fuse").exists(), "/dev/fuse is missing: these tests need FUSE");
+        let cache = cmd.get_envs().find(|(k, _)| *k == "FERRY_CACHE_DIR").and_then(|(_, v)| v).map(PathBuf::from).expect("FERRY_CACHE_DIR");
+        let child =
+            cmd.arg("mount").arg(&dir).args(extra).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+        let mut m = Mounted { child: Some(child), mnt: dir, log, cache };
+        let t = Instant::now();
+        while !mounted(&m.mnt) {
+            if let Some(s) = m.child.as_mut().unwrap().try_wait().unwrap() {
+                m.child = None;
+                panic!("ferry mount exited with {s}: {}", m.log());
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "mount did not come up: {}", m.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        m
+    }
+}
