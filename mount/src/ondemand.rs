@@ -88,6 +88,9 @@ struct Shared {
     nodes: Mutex<HashMap<u64, Node>>,
     /// One hydration at a time (a second opener finds the file hydrated).
     hydrating: Mutex<()>,
+    /// Tells the kernel when the mount changed a file's attributes on its
+    /// own (set once the session exists).
+    notifier: std::sync::OnceLock<fuser::Notifier>,
 }
 
 fn errno(e: &std::io::Error) -> i32 {
@@ -258,7 +261,85 @@ impl Shared {
             last_modification: rustix::fs::Timespec { tv_sec: before.mtime(), tv_nsec: before.mtime_nsec() },
         };
         rustix::fs::futimens(&f, &keep).map_err(|e| e.raw_os_error())?;
+        self.attributes_changed(ino);
         Ok(())
+    }
+
+    /// Drops the kernel's cached attributes of `ino` after the mount
+    /// changed the backing file on its own (a hydration moves its ctime and
+    /// blocks; no reply carries them). Otherwise, for up to [`TTL`], a
+    /// `stat` shows the old ctime, and a pull's compare-and-swap (scan,
+    /// then the check just before its rename) sees the file change under
+    /// it and leaves it for the next pull. Offset -1: attributes only; the
+    /// kernel takes no lock for that, so it is safe inside a request.
+    fn attributes_changed(&self, ino: u64) {
+        if let Some(n) = self.notifier.get()
+            && let Err(e) = n.inval_inode(ino, -1, 0)
+        {
+            tracing::debug!("invalidating the attributes of {}: {e}", self.view_path(ino));
+        }
+    }
+
+    /// The word `user.ferry.state` answers for the backing file `p`
+    /// (format-spec §22, "States shown"): a placeholder with any block in
+    /// the block cache is `partial`, a hydrated file under a pin `pinned`;
+    /// `None` for a file without a state.
+    fn shown_state(&self, p: &Path) -> std::result::Result<Option<od::Shown>, i32> {
+        let state = od::state_of(p).map_err(|e| errno(&e))?;
+        Ok(state.map(|s| match s {
+            State::Placeholder => {
+                let cached = od::placeholder_ids(p, &self.meta_dir())
+                    .is_ok_and(|ids| ids.is_some_and(|ids| ids.iter().any(|id| self.blocks.cache().contains(id))));
+                if cached { od::Shown::Partial } else { od::Shown::Placeholder }
+            }
+            State::Hydrated => {
+                let files = self.meta_dir().join(od::FILES_DIR);
+                let pinned = p.strip_prefix(&files).is_ok_and(|rel| od::is_pinned(&files, rel).unwrap_or(false));
+                if pinned { od::Shown::Pinned } else { od::Shown::Hydrated }
+            }
+            State::Modified => od::Shown::Modified,
+        }))
+    }
+
+    /// A `user.ferry.*` attribute set from outside. Only two requests are
+    /// taken (format-spec §22); anything else is ignored, so a copy (`cp
+    /// -a`) never makes a file pass for a placeholder:
+    ///
+    /// - `user.ferry.state` = `hydrated` on a placeholder: fetch it (the
+    ///   mount reads and verifies every block itself), as a pull does for
+    ///   a pinned file;
+    /// - `user.ferry.blocks`, then `user.ferry.state` = `placeholder`, on a
+    ///   file named `.ferry-tmp-*` that holds no data (a hole of its
+    ///   size): the placeholder a pull writes under a temp name before it
+    ///   renames it into place through the mount.
+    fn set_ferry_attr(&self, ino: u64, name: &OsStr, value: &[u8]) -> std::result::Result<(), i32> {
+        let p = self.path(ino)?;
+        if name == od::XATTR_STATE && value == State::Hydrated.as_str().as_bytes() {
+            return self.hydrate(ino, &p);
+        }
+        let temp = p.file_name().is_some_and(|n| n.as_bytes().starts_with(ferry_sync::workdir::TEMP_PREFIX.as_bytes()));
+        let placeholder_attr = name == od::XATTR_BLOCKS
+            || (name == od::XATTR_PINNED && value == b"1")
+            || (name == od::XATTR_STATE && value == State::Placeholder.as_str().as_bytes());
+        if !(temp && placeholder_attr) {
+            return Ok(());
+        }
+        let f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&p).map_err(|e| errno(&e))?;
+        if !f.metadata().map_err(|e| errno(&e))?.is_file() {
+            return Err(libc::EPERM);
+        }
+        // No data anywhere in it: SEEK_DATA from 0 finds none.
+        match rustix::fs::seek(&f, rustix::fs::SeekFrom::Data(0)) {
+            Err(rustix::io::Errno::NXIO) => {}
+            Ok(_) => return Err(libc::EPERM),
+            Err(e) => return Err(e.raw_os_error()),
+        }
+        if name == od::XATTR_STATE {
+            // A placeholder names its blocks before it says it is one.
+            let v = od::get_xattr(&p, od::XATTR_BLOCKS).map_err(|e| errno(&e))?.ok_or(libc::EINVAL)?;
+            od::decode_blocks(&v, &self.meta_dir(), &p).map_err(|_| libc::EINVAL)?;
+        }
+        rustix::fs::fsetxattr(&f, name, value, rustix::fs::XattrFlags::empty()).map_err(|e| e.raw_os_error())
     }
 
     /// Marks a file written through the mount: `modified`, its block list
@@ -715,6 +796,13 @@ impl Filesystem for OnDemandFs {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
+        if name == od::XATTR_STATE {
+            return match self.shared.shown_state(&p) {
+                Ok(Some(s)) => reply_bytes(reply, size, s.as_str().as_bytes()),
+                Ok(None) => reply.error(libc::ENODATA),
+                Err(e) => reply.error(e),
+            };
+        }
         match od::get_xattr(&p, &name.to_string_lossy()) {
             Ok(Some(v)) => reply_bytes(reply, size, &v),
             Ok(None) => reply.error(libc::ENODATA),
@@ -748,7 +836,10 @@ impl Filesystem for OnDemandFs {
         if is_ferry_attr(name) {
             // ferry's own attributes describe the backing file; a copy
             // (`cp -a`) must not make a file pass for a placeholder.
-            return reply.ok();
+            return match self.shared.set_ferry_attr(ino, name, value) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            };
         }
         let r = self.shared.path(ino).and_then(|p| {
             rustix::fs::lsetxattr(&p, name, value, rustix::fs::XattrFlags::from_bits_retain(flags as u32)).map_err(|e| e.raw_os_error())
@@ -815,9 +906,10 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &OnDemandOptions, read
         replica_hex: hex::encode(opts.replica_id),
         nodes: Mutex::new(HashMap::new()),
         hydrating: Mutex::new(()),
+        notifier: std::sync::OnceLock::new(),
     });
     let readers = rayon::ThreadPoolBuilder::new().num_threads(8).thread_name(|i| format!("ferry-read-{i}")).build().expect("read threads");
-    let fs = OnDemandFs { shared, handles: HashMap::new(), next_fh: 1, readers };
+    let fs = OnDemandFs { shared: shared.clone(), handles: HashMap::new(), next_fh: 1, readers };
     let options = [
         fuser::MountOption::FSName(format!("ferry:{}", dir.display())),
         fuser::MountOption::Subtype("ferry".into()),
@@ -833,6 +925,7 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &OnDemandOptions, read
             return Err(Error::Mount { path: dir.clone(), source: e });
         }
     };
+    let _ = shared.notifier.set(session.notifier());
     crate::raise_read_ahead(&dir);
     crate::on_signals_unmount(&dir, cleanup.clone())?;
     ready(&crate::Mounted { snapshots: 0, cache: cache_dir.clone() });
