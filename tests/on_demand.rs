@@ -308,6 +308,8 @@ fn pull_writes_new_and_changed_files_as_placeholders_and_fetches_nothing() {
         write(&src.join("new/arrived.bin"), &new_big);
         write(&src.join("big.bin"), &random_bytes(8, 3 << 20));
     });
+    // A reader that has the old version open keeps it, as on any folder.
+    let mut old_reader = std::fs::File::open(od.join("d01/f0001.txt")).unwrap();
     let (fetched, read) = (m.n("blocks_fetched"), m.n("store_read_bytes"));
 
     let r = env.in_dir_json("od", &["pull", &store]);
@@ -329,6 +331,10 @@ fn pull_writes_new_and_changed_files_as_placeholders_and_fetches_nothing() {
     let pushed = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && !pushed.contains(" new ") && !pushed.contains(" modified "), "{pushed}");
     assert_eq!(m.n("blocks_fetched"), fetched, "status or push read a placeholder");
+    let mut was = Vec::new();
+    old_reader.read_to_end(&mut was).unwrap();
+    assert_eq!(was, "file 1\n".repeat(2).as_bytes(), "an open handle reads the version it opened");
+    drop(old_reader);
     // Opened, each serves its new version.
     assert_eq!(std::fs::read(od.join("d01/f0001.txt")).unwrap(), b"changed elsewhere\n");
     assert_eq!(std::fs::read(od.join("new/arrived.bin")).unwrap(), new_big);
