@@ -499,3 +499,58 @@ fn status_shows_each_files_state() {
     assert!(!String::from_utf8_lossy(&o.stdout).contains("d03/f0003.txt"), "the list needs --states");
     drop(m);
 }
+
+/// The compare-and-swap of the workdir writer holds for placeholders: a
+/// file edited through the mount after the pull's scan, just before its
+/// placeholder would replace it, is left as it is (the pull reports it
+/// skipped and exits 3).
+///
+/// The edit is made while the mount fetches a pinned 32 MiB file the same
+/// pull wrote just before (plan order: `d00/` before `d05/`): the mount
+/// serves one request at a time, so the edit, already queued, is done
+/// before any of the pull's later requests for `d05/f0005.txt`. The edit is
+/// one request on a handle opened before the pull (no name lookup to race).
+#[test]
+fn an_edit_made_while_a_pull_runs_is_never_replaced_by_a_placeholder() {
+    use std::os::unix::fs::FileExt;
+    const EDIT: &[u8] = b"edited while the pull ran, longer than the line it replaces\n";
+    let env = Env::new();
+    let store = source(&env, 20);
+    let od = clone_on_demand(&env, &store, "od");
+    pin_backing(&od, "d00");
+    let m = mount(&env, &od);
+    let target = od.join("d05/f0005.txt");
+    let h = std::fs::OpenOptions::new().write(true).open(&target).unwrap();
+    assert_eq!(state(&target).as_deref(), Some("hydrated"));
+    let big = random_bytes(12, 32 << 20);
+    push_change(&env, &store, |src| {
+        write(&src.join("d00/big.bin"), &big);
+        write(&src.join("d05/f0005.txt"), b"changed elsewhere\n");
+    });
+
+    let mut pull =
+        env.cmd().args(["-C", od.to_str().unwrap(), "pull", &store, "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let t = std::time::Instant::now();
+    while !m.log().contains("hydrating d00/big.bin") {
+        assert!(t.elapsed() < std::time::Duration::from_secs(60), "the pinned file was never fetched: {}", m.log());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let seen = t.elapsed();
+    // One WRITE request (a truncate would first ask for the attributes,
+    // and only then queue its own request, behind the pull's).
+    h.write_all_at(EDIT, 0).unwrap();
+    let edited = t.elapsed();
+    drop(h);
+    let o = pull.wait_with_output().unwrap();
+    eprintln!("fetch seen after {seen:?}, edit done after {edited:?}, pull done after {:?}", t.elapsed());
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(o.status.code(), Some(3), "a file left alone: exit 3: {r}");
+    let skipped = r["skipped"].as_array().unwrap();
+    assert!(skipped.iter().any(|s| s["path"] == "d05/f0005.txt"), "{r}");
+    assert_eq!(std::fs::read(&target).unwrap(), EDIT, "the edit was replaced");
+    assert_eq!(state(&target).as_deref(), Some("modified"));
+    assert_eq!(state(&od.join("d00/big.bin")).as_deref(), Some("pinned"));
+    assert!(std::fs::read(od.join(".ferry/files/d00/big.bin")).unwrap() == big, "the pinned file's content is on disk");
+
+    drop(m);
+}
