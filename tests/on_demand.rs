@@ -503,7 +503,7 @@ fn status_shows_each_files_state() {
 /// The compare-and-swap of the workdir writer holds for placeholders: a
 /// file edited through the mount after the pull's scan, just before its
 /// placeholder would replace it, is left as it is (the pull reports it
-/// skipped and exits 3).
+/// skipped and exits 3); the next sync keeps both versions.
 ///
 /// The edit is made while the mount fetches a pinned 32 MiB file the same
 /// pull wrote just before (plan order: `d00/` before `d05/`): the mount
@@ -551,6 +551,18 @@ fn an_edit_made_while_a_pull_runs_is_never_replaced_by_a_placeholder() {
     assert_eq!(state(&target).as_deref(), Some("modified"));
     assert_eq!(state(&od.join("d00/big.bin")).as_deref(), Some("pinned"));
     assert!(std::fs::read(od.join(".ferry/files/d00/big.bin")).unwrap() == big, "the pinned file's content is on disk");
+
+    // The next sync keeps both versions, and says so (its report once
+    // left out the copies made while it finished the partial pull).
+    let r = env.sync_json("od", &[&store]);
+    let copies = r["conflicts"].as_array().unwrap();
+    assert_eq!(copies.len(), 1, "{r}");
+    let copy = copies[0]["copy"].as_str().unwrap();
+    let mut both = vec![std::fs::read(&target).unwrap(), std::fs::read(od.join(copy)).unwrap()];
+    both.sort();
+    let mut want = vec![b"changed elsewhere\n".to_vec(), EDIT.to_vec()];
+    want.sort();
+    assert_eq!(both, want, "both versions are kept");
 
     drop(m);
 }
