@@ -528,8 +528,7 @@ fn an_edit_made_while_a_pull_runs_is_never_replaced_by_a_placeholder() {
         write(&src.join("d05/f0005.txt"), b"changed elsewhere\n");
     });
 
-    let mut pull =
-        env.cmd().args(["-C", od.to_str().unwrap(), "pull", &store, "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let pull = env.cmd().args(["-C", od.to_str().unwrap(), "pull", &store, "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let t = std::time::Instant::now();
     while !m.log().contains("hydrating d00/big.bin") {
         assert!(t.elapsed() < std::time::Duration::from_secs(60), "the pinned file was never fetched: {}", m.log());
