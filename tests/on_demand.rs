@@ -144,7 +144,7 @@ fn clone_on_demand_lists_without_data_and_reads_only_what_is_opened() {
     assert_eq!(std::fs::read(od.join("big.bin")).unwrap(), want);
     let read = m.n("store_read_bytes") - opened;
     assert!(read < (3 << 20) + (256 << 10), "the whole 3 MiB file read {read} bytes");
-    assert_eq!(state(&od.join("big.bin")).as_deref(), Some("placeholder"));
+    assert_eq!(state(&od.join("big.bin")).as_deref(), Some("partial"), "read: its blocks are in the block cache, not in the file");
     drop(m);
     assert!(!mounted(&od));
     assert_eq!(disk_use(&od.join(".ferry/files")).0, bytes, "reads do not hydrate: still no content on disk");
@@ -219,14 +219,17 @@ fn edits_through_the_mount_reach_another_replica() {
     // The whole tree, byte for byte (reading the mount fetches the rest).
     assert_same_replica(&src, &od);
 
-    // Phase 1: a pull into the mounted replica writes changed files with
-    // their content (as placeholders later); untouched placeholders stay.
+    // A pull into the mounted replica writes a changed file as a
+    // placeholder of its new version; untouched placeholders stay.
     write(&src.join("d10/f0010.txt"), b"changed on the full replica\n");
     assert!(env.in_dir("src", &["push", &store]).status.success());
     let o = env.in_dir("od", &["pull", &store]);
     assert!(o.status.success(), "pull into the mount: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(state(&od.join("d10/f0010.txt")).as_deref(), Some("placeholder"));
     assert_eq!(std::fs::read(od.join("d10/f0010.txt")).unwrap(), b"changed on the full replica\n");
-    assert_eq!(state(&od.join("d11/f0011.txt")).as_deref(), Some("placeholder"));
+    // Untouched: still not fetched (its block is in the block cache since
+    // the comparison above read it).
+    assert_eq!(state(&od.join("d11/f0011.txt")).as_deref(), Some("partial"));
     assert_same_replica(&src, &od);
     drop(m);
 }
@@ -264,4 +267,302 @@ fn an_unmounted_on_demand_replica_is_refused_not_taken_for_empty() {
     let o = env.run(&["mount", env.path("src").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not an on-demand replica"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn set_xattr(p: &Path, name: &str, v: &[u8]) {
+    rustix::fs::lsetxattr(p, name, v, rustix::fs::XattrFlags::empty()).unwrap_or_else(|e| panic!("setting {name} on {}: {e}", p.display()));
+}
+
+/// Pins a file the way `ferry pin` does (format-spec §22 "Pins"): the
+/// attribute on the backing file, set while the replica is not mounted.
+fn pin_backing(od: &Path, rel: &str) {
+    set_xattr(&od.join(".ferry/files").join(rel), ferry_sync::ondemand::XATTR_PINNED, b"1");
+}
+
+/// Bytes of disk a file uses (st_blocks × 512); through the mount, the backing file's.
+fn disk(p: &Path) -> u64 {
+    std::fs::symlink_metadata(p).unwrap().blocks() * 512
+}
+
+/// Pushes from `src` after `change` ran there.
+fn push_change(env: &Env, store: &str, change: impl FnOnce(&Path)) {
+    change(&env.path("src"));
+    let o = env.in_dir("src", &["push", store, "-q"]);
+    assert!(o.status.success(), "push: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A pull into a mounted on-demand replica writes new and changed files
+/// as placeholders: no data block is read (neither by the pull nor by
+/// the mount), the backing files hold no data, untouched placeholders
+/// keep their inode; the content read through the mount is the new one.
+#[test]
+fn pull_writes_new_and_changed_files_as_placeholders_and_fetches_nothing() {
+    let env = Env::new();
+    let store = source(&env, 20);
+    let od = clone_on_demand(&env, &store, "od");
+    let m = mount(&env, &od);
+    let untouched_ino = std::fs::symlink_metadata(od.join("d02/f0002.txt")).unwrap().ino();
+    let new_big = random_bytes(9, 2 << 20);
+    push_change(&env, &store, |src| {
+        write(&src.join("d01/f0001.txt"), b"changed elsewhere\n");
+        write(&src.join("new/arrived.bin"), &new_big);
+        write(&src.join("big.bin"), &random_bytes(8, 3 << 20));
+    });
+    // A reader that has the old version open keeps it, as on any folder.
+    let mut old_reader = std::fs::File::open(od.join("d01/f0001.txt")).unwrap();
+    let (fetched, read) = (m.n("blocks_fetched"), m.n("store_read_bytes"));
+
+    let r = env.in_dir_json("od", &["pull", &store]);
+    assert_eq!(r["bytes_from_store"].as_u64(), Some(0), "the pull read data blocks: {r}");
+    assert_eq!(r["complete"].as_bool(), Some(true), "{r}");
+    assert_eq!(m.n("blocks_fetched"), fetched, "the mount fetched blocks during the pull");
+    assert_eq!(m.n("store_read_bytes"), read, "the mount read the store during the pull");
+    for rel in ["d01/f0001.txt", "new/arrived.bin", "big.bin"] {
+        assert_eq!(state(&od.join(rel)).as_deref(), Some("placeholder"), "{rel}");
+        assert!(disk(&od.join(rel)) <= 4096, "{rel} uses {} bytes: content was written", disk(&od.join(rel)));
+    }
+    assert_eq!(std::fs::metadata(od.join("new/arrived.bin")).unwrap().len(), 2 << 20);
+    assert_eq!(std::fs::symlink_metadata(od.join("d02/f0002.txt")).unwrap().ino(), untouched_ino, "an unchanged placeholder was rewritten");
+    assert_eq!(state(&od.join("d02/f0002.txt")).as_deref(), Some("placeholder"));
+    // The push file cache and the scan trust them: nothing to push, nothing read.
+    let o = env.in_dir("od", &["status"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no local changes"), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = env.in_dir("od", &["push", &store]);
+    let pushed = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && !pushed.contains(" new ") && !pushed.contains(" modified "), "{pushed}");
+    assert_eq!(m.n("blocks_fetched"), fetched, "status or push read a placeholder");
+    let mut was = Vec::new();
+    old_reader.read_to_end(&mut was).unwrap();
+    assert_eq!(was, "file 1\n".repeat(2).as_bytes(), "an open handle reads the version it opened");
+    drop(old_reader);
+    // Opened, each serves its new version.
+    assert_eq!(std::fs::read(od.join("d01/f0001.txt")).unwrap(), b"changed elsewhere\n");
+    assert_eq!(std::fs::read(od.join("new/arrived.bin")).unwrap(), new_big);
+    assert_same_replica(&env.path("src"), &od);
+    drop(m);
+}
+
+/// A file fetched here and not changed goes back to a placeholder of the
+/// new version when it changes elsewhere; a pinned one is fetched again,
+/// with the new content on disk.
+#[test]
+fn a_hydrated_file_changed_elsewhere_becomes_a_placeholder_unless_pinned() {
+    let env = Env::new();
+    let store = source(&env, 20);
+    let od = clone_on_demand(&env, &store, "od");
+    pin_backing(&od, "d03/f0003.txt");
+    pin_backing(&od, "d04");
+    let m = mount(&env, &od);
+    // Fetched: by an open for writing that writes nothing, and by the
+    // mount's own request (what a pull does for a pinned file).
+    drop(std::fs::OpenOptions::new().write(true).open(od.join("d01/f0001.txt")).unwrap());
+    set_xattr(&od.join("d03/f0003.txt"), "user.ferry.state", b"hydrated");
+    assert_eq!(state(&od.join("d01/f0001.txt")).as_deref(), Some("hydrated"));
+    assert_eq!(state(&od.join("d03/f0003.txt")).as_deref(), Some("pinned"), "a pinned hydrated file shows as pinned");
+    // d04/f0004.txt, under a folder pinned before the mount, may already
+    // have been fetched by the mount's sweep (tests/on_demand_pins.rs).
+    assert!(disk(&od.join("d01/f0001.txt")) > 0);
+
+    let big_pinned = random_bytes(11, 1 << 20);
+    push_change(&env, &store, |src| {
+        write(&src.join("d01/f0001.txt"), b"new version of one\n");
+        write(&src.join("d03/f0003.txt"), &big_pinned);
+        write(&src.join("d04/arrived.txt"), b"arrived in a pinned folder\n");
+    });
+    let fetched = m.n("blocks_fetched");
+    let r = env.in_dir_json("od", &["pull", &store]);
+    assert_eq!(r["complete"].as_bool(), Some(true), "{r}");
+    assert_eq!(r["bytes_from_store"].as_u64(), Some(0), "{r}");
+
+    assert_eq!(state(&od.join("d01/f0001.txt")).as_deref(), Some("placeholder"), "hydrated and unchanged: back to a placeholder");
+    assert!(disk(&od.join("d01/f0001.txt")) <= 4096);
+    assert_eq!(state(&od.join("d03/f0003.txt")).as_deref(), Some("pinned"), "a pinned file is fetched again");
+    assert_eq!(state(&od.join("d04/arrived.txt")).as_deref(), Some("pinned"), "a file arriving in a pinned folder is fetched");
+    assert!(m.n("blocks_fetched") > fetched, "the pinned file's new blocks were fetched");
+    // On disk: the backing files hold the new content (not served from blocks).
+    let backing = od.join(".ferry/files");
+    assert_eq!(std::fs::read(backing.join("d03/f0003.txt")).unwrap(), big_pinned);
+    assert!(disk(&backing.join("d03/f0003.txt")) >= 1 << 20, "the pinned file's content is on disk");
+    assert_eq!(std::fs::read(backing.join("d04/arrived.txt")).unwrap(), b"arrived in a pinned folder\n");
+    assert_eq!(std::fs::read(od.join("d01/f0001.txt")).unwrap(), b"new version of one\n");
+    let o = env.in_dir("od", &["status"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no local changes"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_same_replica(&env.path("src"), &od);
+    drop(m);
+}
+
+/// A file written here and changed elsewhere follows a full replica's
+/// rules: pull leaves it alone, sync keeps both (the later edit at the
+/// path, the other as a conflict copy), pushes both, and both reach the
+/// other replica; status shows the path as a conflict.
+#[test]
+fn a_file_modified_here_and_changed_elsewhere_keeps_both_versions() {
+    let env = Env::new();
+    let store = source(&env, 20);
+    let od = clone_on_demand(&env, &store, "od");
+    let m = mount(&env, &od);
+    std::fs::OpenOptions::new().append(true).open(od.join("d01/f0001.txt")).unwrap().write_all(b"edited on od\n").unwrap();
+    let mine = std::fs::read(od.join("d01/f0001.txt")).unwrap();
+    assert_eq!(state(&od.join("d01/f0001.txt")).as_deref(), Some("modified"));
+    push_change(&env, &store, |src| write(&src.join("d01/f0001.txt"), b"edited on src\n"));
+
+    let o = env.in_dir("od", &["pull", &store]);
+    assert_eq!(o.status.code(), Some(3), "a pull with a conflict: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(od.join("d01/f0001.txt")).unwrap(), mine, "the local edit stays");
+
+    let r = env.sync_json("od", &[&store]);
+    let copies = r["conflicts"].as_array().unwrap();
+    assert_eq!(copies.len(), 1, "{r}");
+    let copy = copies[0]["copy"].as_str().unwrap().to_string();
+    // As on a full replica: the winner (the later edit; ties broken the
+    // same way everywhere) at the path, the other beside it; both
+    // readable through the mount.
+    let theirs = b"edited on src\n".to_vec();
+    // Written from the store, the copy is a placeholder (nothing downloaded);
+    // the path holds the local edit or a placeholder of the store's.
+    assert_eq!(state(&od.join(&copy)).as_deref(), Some("placeholder"), "{copy}");
+    let path_state = state(&od.join("d01/f0001.txt"));
+    assert!(matches!(path_state.as_deref(), Some("modified" | "placeholder")), "{path_state:?}");
+    let at_path = std::fs::read(od.join("d01/f0001.txt")).unwrap();
+    let at_copy = std::fs::read(od.join(&copy)).unwrap();
+    let mut both = vec![at_path.clone(), at_copy.clone()];
+    both.sort();
+    let mut want = vec![mine.clone(), theirs.clone()];
+    want.sort();
+    assert_eq!(both, want, "both versions are kept");
+    assert_eq!(path_state.as_deref() == Some("modified"), at_path == mine, "the local edit stays as it is where it stays");
+    let st = env.in_dir_json("od", &["status"]);
+    let paths = st["on_demand"]["paths"].as_array().unwrap();
+    assert!(paths.iter().any(|p| p["path"] == "d01/f0001.txt" && p["state"] == "conflict"), "{st}");
+    assert_eq!(st["on_demand"]["counts"]["conflict"].as_u64(), Some(1), "{st}");
+
+    // Both versions reach the full replica.
+    let r = env.sync_json("src", &[&store]);
+    assert!(r["conflicts"].as_array().is_none_or(|c| c.is_empty()), "{r}");
+    let src = env.path("src");
+    assert_eq!(std::fs::read(src.join("d01/f0001.txt")).unwrap(), at_path);
+    assert_eq!(std::fs::read(src.join(&copy)).unwrap(), at_copy);
+    assert_same_replica(&src, &od);
+    drop(m);
+}
+
+/// `ferry status` counts an on-demand replica's files per state and
+/// lists those that are not plain placeholders (`--states`, `--json`);
+/// `user.ferry.state` through the mount shows the same word.
+#[test]
+fn status_shows_each_files_state() {
+    let env = Env::new();
+    let store = source(&env, 20);
+    let od = clone_on_demand(&env, &store, "od");
+    pin_backing(&od, "d03/f0003.txt");
+    let m = mount(&env, &od);
+    // partial: one 4 KiB read of the 3 MiB file puts a block in the cache.
+    let mut f = std::fs::File::open(od.join("big.bin")).unwrap();
+    f.seek(SeekFrom::Start(1 << 20)).unwrap();
+    f.read_exact(&mut [0u8; 4096]).unwrap();
+    drop(f);
+    drop(std::fs::OpenOptions::new().write(true).open(od.join("d01/f0001.txt")).unwrap()); // hydrated
+    set_xattr(&od.join("d03/f0003.txt"), "user.ferry.state", b"hydrated"); // pinned
+    std::fs::OpenOptions::new().append(true).open(od.join("d02/f0002.txt")).unwrap().write_all(b"more\n").unwrap(); // modified
+    write(&od.join("made-here.txt"), b"local\n"); // local
+    let want = [
+        ("big.bin", "partial"),
+        ("d01/f0001.txt", "hydrated"),
+        ("d02/f0002.txt", "modified"),
+        ("d03/f0003.txt", "pinned"),
+        ("made-here.txt", "local"),
+    ];
+    for (p, s) in &want[..4] {
+        assert_eq!(state(&od.join(p)).as_deref(), Some(*s), "{p} through the mount");
+    }
+    assert_eq!(state(&od.join("made-here.txt")), None);
+
+    let st = env.in_dir_json("od", &["status"]);
+    let got: Vec<(String, String)> = st["on_demand"]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["path"].as_str().unwrap().to_string(), p["state"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(got, want.iter().map(|(p, s)| (p.to_string(), s.to_string())).collect::<Vec<_>>(), "{st}");
+    let counts = &st["on_demand"]["counts"];
+    // 20 small files, big.bin and tool.sh, plus one made here.
+    assert_eq!(counts["placeholder"].as_u64(), Some(22 - 4), "{st}");
+    for s in ["partial", "hydrated", "pinned", "modified", "local"] {
+        assert_eq!(counts[s].as_u64(), Some(1), "{s}: {st}");
+    }
+    let o = env.in_dir("od", &["status", "--states"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("on-demand files: 1 hydrated, 1 local, 1 modified, 1 partial, 1 pinned, 18 placeholder"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("pinned") && l.ends_with("d03/f0003.txt")), "{text}");
+    assert!(!text.contains("d05/f0005.txt"), "plain placeholders are counted, not listed: {text}");
+    let o = env.in_dir("od", &["status"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("d03/f0003.txt"), "the list needs --states");
+    drop(m);
+}
+
+/// The compare-and-swap of the workdir writer holds for placeholders: a
+/// file edited through the mount after the pull's scan, just before its
+/// placeholder would replace it, is left as it is (the pull reports it
+/// skipped and exits 3); the next sync keeps both versions.
+///
+/// The edit is made while the mount fetches a pinned 32 MiB file the same
+/// pull wrote just before (plan order: `d00/` before `d05/`): the mount
+/// serves one request at a time, so the edit, already queued, is done
+/// before any of the pull's later requests for `d05/f0005.txt`. The edit is
+/// one request on a handle opened before the pull (no name lookup to race).
+#[test]
+fn an_edit_made_while_a_pull_runs_is_never_replaced_by_a_placeholder() {
+    use std::os::unix::fs::FileExt;
+    const EDIT: &[u8] = b"edited while the pull ran, longer than the line it replaces\n";
+    let env = Env::new();
+    let store = source(&env, 20);
+    let od = clone_on_demand(&env, &store, "od");
+    pin_backing(&od, "d00");
+    let m = mount(&env, &od);
+    let target = od.join("d05/f0005.txt");
+    let h = std::fs::OpenOptions::new().write(true).open(&target).unwrap();
+    assert_eq!(state(&target).as_deref(), Some("hydrated"));
+    let big = random_bytes(12, 32 << 20);
+    push_change(&env, &store, |src| {
+        write(&src.join("d00/big.bin"), &big);
+        write(&src.join("d05/f0005.txt"), b"changed elsewhere\n");
+    });
+
+    let pull = env.cmd().args(["-C", od.to_str().unwrap(), "pull", &store, "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let t = std::time::Instant::now();
+    while !m.log().contains("hydrating d00/big.bin") {
+        assert!(t.elapsed() < std::time::Duration::from_secs(60), "the pinned file was never fetched: {}", m.log());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let seen = t.elapsed();
+    // One WRITE request (a truncate would first ask for the attributes,
+    // and only then queue its own request, behind the pull's).
+    h.write_all_at(EDIT, 0).unwrap();
+    let edited = t.elapsed();
+    drop(h);
+    let o = pull.wait_with_output().unwrap();
+    eprintln!("fetch seen after {seen:?}, edit done after {edited:?}, pull done after {:?}", t.elapsed());
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(o.status.code(), Some(3), "a file left alone: exit 3: {r}");
+    let skipped = r["skipped"].as_array().unwrap();
+    assert!(skipped.iter().any(|s| s["path"] == "d05/f0005.txt"), "{r}");
+    assert_eq!(std::fs::read(&target).unwrap(), EDIT, "the edit was replaced");
+    assert_eq!(state(&target).as_deref(), Some("modified"));
+    assert_eq!(state(&od.join("d00/big.bin")).as_deref(), Some("pinned"));
+    assert!(std::fs::read(od.join(".ferry/files/d00/big.bin")).unwrap() == big, "the pinned file's content is on disk");
+
+    // The next sync keeps both versions, and says so (its report once
+    // left out the copies made while it finished the partial pull).
+    let r = env.sync_json("od", &[&store]);
+    let copies = r["conflicts"].as_array().unwrap();
+    assert_eq!(copies.len(), 1, "{r}");
+    let copy = copies[0]["copy"].as_str().unwrap();
+    let mut both = vec![std::fs::read(&target).unwrap(), std::fs::read(od.join(copy)).unwrap()];
+    both.sort();
+    let mut want = vec![b"changed elsewhere\n".to_vec(), EDIT.to_vec()];
+    want.sort();
+    assert_eq!(both, want, "both versions are kept");
+
+    drop(m);
 }

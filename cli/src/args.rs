@@ -204,7 +204,16 @@ pub enum Command {
     /// it can; it asks for the key only to hash a file that kept its size
     /// and mtime while its ctime or inode moved, or a new file as large as
     /// a deleted one (a possible rename), and says which.
-    Status,
+    ///
+    /// In a mounted on-demand replica it also counts files per state
+    /// (placeholder, partial, hydrated, pinned, modified, conflict, local);
+    /// `--json` lists every file that is not a plain placeholder.
+    Status {
+        /// On-demand replica: also list each file that is not a plain
+        /// placeholder with its state.
+        #[arg(long)]
+        states: bool,
+    },
     /// Create or inspect stores.
     #[command(subcommand)]
     Store(StoreCmd),

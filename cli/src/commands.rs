@@ -47,7 +47,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Clone { loc, dir, folder, on_demand, name, kdf: k } => {
             cmd_clone(g, loc, dir, folder.as_deref(), *on_demand, name.name.as_deref(), k)
         }
-        Command::Status => cmd_status(g),
+        Command::Status { states } => cmd_status(g, *states),
         Command::Sync { loc, dry_run } => cmd_sync(g, loc, *dry_run),
         Command::Conflicts => cmd_conflicts(g),
         Command::Resolve { path, keep, stores } => cmd_resolve(g, path, keep, stores),
@@ -904,7 +904,7 @@ fn cmd_clone(g: &Global, loc: &str, dir: &Path, folder: Option<&str>, on_demand:
 
 /// Local changes, asking for the key only when stat and the file cache
 /// cannot answer (the prompt says which file needs hashing).
-fn cmd_status(g: &Global) -> Result<i32> {
+fn cmd_status(g: &Global, list_states: bool) -> Result<i32> {
     let root = here_root()?;
     let opening = || format!("opening replica {}", root.display());
     let mut r = Replica::open_without_key(&root).with_context(opening)?;
@@ -921,8 +921,11 @@ fn cmd_status(g: &Global) -> Result<i32> {
         }
         other => other?,
     };
+    let states = if r.is_on_demand()? { Some(ferry_sync::ondemand::path_states(&r)?) } else { None };
     if g.json {
-        output::json(&StatusReport::new(&changes));
+        let mut report = StatusReport::new(&changes);
+        report.on_demand = states;
+        output::json(&report);
     } else {
         for (c, p) in &changes {
             match c {
@@ -937,6 +940,17 @@ fn cmd_status(g: &Global) -> Result<i32> {
         }
         if !g.quiet && changes.is_empty() {
             println!("no local changes since the last sync");
+        }
+        if let Some(st) = &states {
+            if !g.quiet {
+                let counts: Vec<String> = st.counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+                println!("on-demand files: {}", if counts.is_empty() { "none".to_string() } else { counts.join(", ") });
+            }
+            if list_states {
+                for s in &st.paths {
+                    println!("{:<11} {}", s.state.as_str(), s.path.display());
+                }
+            }
         }
     }
     Ok(0)

@@ -35,7 +35,7 @@ impl Context {
             Command::Conflicts => ("conflicts", None),
             Command::Resolve { stores, .. } => ("resolve", stores.first().map(String::as_str)),
             Command::Versions { stores, .. } => ("versions", stores.first().map(String::as_str)),
-            Command::Status => ("status", None),
+            Command::Status { .. } => ("status", None),
             Command::Store(StoreCmd::Init(a)) => ("store init", Some(&a.loc)),
             Command::Key(KeyCmd::List { loc } | KeyCmd::Add { loc, .. } | KeyCmd::Export { loc, .. } | KeyCmd::Remove { loc, .. }) => {
                 ("key", Some(loc))

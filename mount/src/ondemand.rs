@@ -60,6 +60,10 @@ const TTL: Duration = Duration::from_secs(1);
 /// blocks of up to 1 MiB, well inside the 64 MiB of opened blocks).
 const HYDRATE_AHEAD: usize = 16;
 
+/// At most this many blocks of a placeholder are looked up in the block
+/// cache to tell `partial` from `placeholder`.
+const PARTIAL_SAMPLE: usize = 64;
+
 /// How `ferry mount DIR` runs.
 #[derive(Clone, Debug)]
 pub struct OnDemandOptions {
@@ -85,8 +89,12 @@ struct Node {
 enum Handle {
     /// A backing file (anything but a placeholder opened read-only).
     File { file: File, written: AtomicBool },
-    /// A placeholder opened read-only: served from its blocks.
-    Blocks(BlockFile),
+    /// A placeholder opened read-only: served from its blocks. The
+    /// backing file stays open (`O_PATH`) while the handle lives, so its
+    /// inode number is not given to another file meanwhile (see
+    /// [`generation`]): a pull that replaces the file leaves this reader
+    /// on the version it opened, as on any folder.
+    Blocks(BlockFile, #[allow(dead_code)] File),
 }
 
 pub(crate) struct Shared {
@@ -107,6 +115,24 @@ pub(crate) struct Shared {
     pub(crate) quota: u64,
     /// Wakes the sweep thread.
     wake: Mutex<std::sync::mpsc::Sender<()>>,
+    /// Tells the kernel when the mount changed a file's attributes on its
+    /// own (set once the session exists).
+    notifier: std::sync::OnceLock<fuser::Notifier>,
+}
+
+/// The generation the kernel gets with an inode number: the backing
+/// file's birth time. Inode numbers are the backing files', and the
+/// backing file system reuses a deleted file's number; with the same
+/// generation the kernel would take the new file for the old one it
+/// still caches (its pages included: a reader of a file a pull replaced
+/// read the replica's redb, which had been given that number). A new
+/// generation makes it drop the old inode.
+fn generation(m: &fs::Metadata) -> u64 {
+    m.created()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs().wrapping_mul(1_000_000_000).wrapping_add(u64::from(d.subsec_nanos())))
+        .unwrap_or(0)
 }
 
 fn errno(e: &std::io::Error) -> i32 {
@@ -223,11 +249,12 @@ impl Shared {
     }
 
     /// Looks `name` up in `parent` and remembers it.
-    fn lookup(&self, parent: u64, name: &OsStr) -> std::result::Result<FileAttr, i32> {
+    /// The entry `name` in `parent`: its attributes and generation.
+    fn lookup(&self, parent: u64, name: &OsStr) -> std::result::Result<(FileAttr, u64), i32> {
         let p = self.child(parent, name)?;
         let m = fs::symlink_metadata(&p).map_err(|e| errno(&e))?;
         let ino = self.remember(parent, name, &m);
-        Ok(self.attr(ino, &m))
+        Ok((self.attr(ino, &m), generation(&m)))
     }
 
     fn remember(&self, parent: u64, name: &OsStr, m: &fs::Metadata) -> u64 {
@@ -314,6 +341,8 @@ impl Shared {
         if let Ok(rel) = p.strip_prefix(self.files_dir()) {
             self.files.lock().expect("files lock").note_hydrated(before.ino(), rel.to_path_buf(), before.size());
         }
+        // The view's inode numbers are the backing files'.
+        self.attributes_changed(before.ino());
         Ok(off)
     }
 
@@ -335,6 +364,89 @@ impl Shared {
             // Freed between the hydration and the lock: fetch it again.
         }
         Err(libc::EAGAIN)
+    }
+
+    /// Drops the kernel's cached attributes of `ino` after the mount
+    /// changed the backing file on its own (a hydration moves its ctime and
+    /// blocks; no reply carries them). Otherwise, for up to [`TTL`], a
+    /// `stat` shows the old ctime, and a pull's compare-and-swap (scan,
+    /// then the check just before its rename) sees the file change under
+    /// it and leaves it for the next pull. Offset -1: attributes only; the
+    /// kernel takes no lock for that, so it is safe inside a request.
+    fn attributes_changed(&self, ino: u64) {
+        if let Some(n) = self.notifier.get()
+            && let Err(e) = n.inval_inode(ino, -1, 0)
+        {
+            tracing::debug!("invalidating the attributes of {}: {e}", self.view_path(ino));
+        }
+    }
+
+    /// The word `user.ferry.state` answers for the backing file `p`
+    /// (format-spec §22, "States shown"): a placeholder with any block in
+    /// the block cache is `partial`, a hydrated file under a pin `pinned`;
+    /// `None` for a file without a state.
+    fn shown_state(&self, p: &Path) -> std::result::Result<Option<od::Shown>, i32> {
+        let state = od::state_of(p).map_err(|e| errno(&e))?;
+        Ok(state.map(|s| match s {
+            State::Placeholder => {
+                // One stat per block looked at; every scan through the mount
+                // asks, so a large file is sampled (evenly spaced blocks).
+                let cached = od::placeholder_ids(p, &self.meta_dir()).is_ok_and(|ids| {
+                    ids.is_some_and(|ids| {
+                        let step = ids.len().div_ceil(PARTIAL_SAMPLE).max(1);
+                        ids.iter().step_by(step).any(|id| self.blocks.cache().contains(id))
+                    })
+                });
+                if cached { od::Shown::Partial } else { od::Shown::Placeholder }
+            }
+            State::Hydrated => {
+                let files = self.meta_dir().join(od::FILES_DIR);
+                let pinned = p.strip_prefix(&files).is_ok_and(|rel| od::is_pinned(&files, rel).unwrap_or(false));
+                if pinned { od::Shown::Pinned } else { od::Shown::Hydrated }
+            }
+            State::Modified => od::Shown::Modified,
+        }))
+    }
+
+    /// A `user.ferry.*` attribute set from outside. Only two requests are
+    /// taken (format-spec §22); anything else is ignored, so a copy (`cp
+    /// -a`) never makes a file pass for a placeholder:
+    ///
+    /// - `user.ferry.state` = `hydrated` on a placeholder: fetch it (the
+    ///   mount reads and verifies every block itself), as a pull does for
+    ///   a pinned file;
+    /// - `user.ferry.blocks`, then `user.ferry.state` = `placeholder`, on a
+    ///   file named `.ferry-tmp-*` that holds no data (a hole of its
+    ///   size): the placeholder a pull writes under a temp name before it
+    ///   renames it into place through the mount.
+    fn set_ferry_attr(&self, ino: u64, name: &OsStr, value: &[u8]) -> std::result::Result<(), i32> {
+        let p = self.path(ino)?;
+        if name == od::XATTR_STATE && value == State::Hydrated.as_str().as_bytes() {
+            return self.hydrate(ino, &p);
+        }
+        let temp = p.file_name().is_some_and(|n| n.as_bytes().starts_with(ferry_sync::workdir::TEMP_PREFIX.as_bytes()));
+        let placeholder_attr = name == od::XATTR_BLOCKS
+            || (name == od::XATTR_PINNED && value == b"1")
+            || (name == od::XATTR_STATE && value == State::Placeholder.as_str().as_bytes());
+        if !(temp && placeholder_attr) {
+            return Ok(());
+        }
+        let f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&p).map_err(|e| errno(&e))?;
+        if !f.metadata().map_err(|e| errno(&e))?.is_file() {
+            return Err(libc::EPERM);
+        }
+        // No data anywhere in it: SEEK_DATA from 0 finds none.
+        match rustix::fs::seek(&f, rustix::fs::SeekFrom::Data(0)) {
+            Err(rustix::io::Errno::NXIO) => {}
+            Ok(_) => return Err(libc::EPERM),
+            Err(e) => return Err(e.raw_os_error()),
+        }
+        if name == od::XATTR_STATE {
+            // A placeholder names its blocks before it says it is one.
+            let v = od::get_xattr(&p, od::XATTR_BLOCKS).map_err(|e| errno(&e))?.ok_or(libc::EINVAL)?;
+            od::decode_blocks(&v, &self.meta_dir(), &p).map_err(|_| libc::EINVAL)?;
+        }
+        rustix::fs::fsetxattr(&f, name, value, rustix::fs::XattrFlags::empty()).map_err(|e| e.raw_os_error())
     }
 
     /// Marks a file written through the mount: `modified`, its block list
@@ -397,7 +509,7 @@ impl Filesystem for OnDemandFs {
 
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
         match self.shared.lookup(parent, name) {
-            Ok(a) => reply.entry(&TTL, &a, 0),
+            Ok((a, generation)) => reply.entry(&TTL, &a, generation),
             Err(e) => reply.error(e),
         }
     }
@@ -493,7 +605,7 @@ impl Filesystem for OnDemandFs {
             self.shared.lookup(parent, name)
         });
         match r {
-            Ok(a) => reply.entry(&TTL, &a, 0),
+            Ok((a, generation)) => reply.entry(&TTL, &a, generation),
             Err(e) => reply.error(e),
         }
     }
@@ -504,7 +616,7 @@ impl Filesystem for OnDemandFs {
             self.shared.lookup(parent, name)
         });
         match r {
-            Ok(a) => reply.entry(&TTL, &a, 0),
+            Ok((a, generation)) => reply.entry(&TTL, &a, generation),
             Err(e) => reply.error(e),
         }
     }
@@ -537,7 +649,7 @@ impl Filesystem for OnDemandFs {
             self.shared.lookup(parent, link_name)
         });
         match r {
-            Ok(a) => reply.entry(&TTL, &a, 0),
+            Ok((a, generation)) => reply.entry(&TTL, &a, generation),
             Err(e) => reply.error(e),
         }
     }
@@ -572,15 +684,15 @@ impl Filesystem for OnDemandFs {
     }
 
     fn link(&mut self, _req: &Request<'_>, ino: u64, newparent: u64, newname: &OsStr, reply: ReplyEntry) {
-        let r = (|| -> std::result::Result<FileAttr, i32> {
+        let r = (|| -> std::result::Result<(FileAttr, u64), i32> {
             let from = self.shared.path(ino)?;
             let to = self.shared.child(newparent, newname)?;
             fs::hard_link(&from, &to).map_err(|e| errno(&e))?;
             let m = fs::symlink_metadata(&to).map_err(|e| errno(&e))?;
-            Ok(self.shared.attr(ino, &m))
+            Ok((self.shared.attr(ino, &m), generation(&m)))
         })();
         match r {
-            Ok(a) => reply.entry(&TTL, &a, 0),
+            Ok((a, generation)) => reply.entry(&TTL, &a, generation),
             Err(e) => reply.error(e),
         }
     }
@@ -620,8 +732,10 @@ impl Filesystem for OnDemandFs {
                     Ok(Some(ids)) => {
                         let size = fs::symlink_metadata(&p).map_err(|e| errno(&e))?.size();
                         let path = self.shared.view_path(ino);
+                        let held =
+                            OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_NOFOLLOW).open(&p).map_err(|e| errno(&e))?;
                         return BlockFile::open(&self.shared.blocks, ids, size, path.clone())
-                            .map(Handle::Blocks)
+                            .map(|b| Handle::Blocks(b, held))
                             .map_err(|e| self.shared.eio(&format!("opening {path}"), &e));
                     }
                     Ok(None) => {
@@ -651,7 +765,7 @@ impl Filesystem for OnDemandFs {
     }
 
     fn create(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, mode: u32, umask: u32, flags: i32, reply: ReplyCreate) {
-        let r = (|| -> std::result::Result<(FileAttr, File), i32> {
+        let r = (|| -> std::result::Result<(FileAttr, u64, File), i32> {
             let p = self.shared.child(parent, name)?;
             let acc = flags & libc::O_ACCMODE;
             let mut o = OpenOptions::new();
@@ -667,13 +781,13 @@ impl Filesystem for OnDemandFs {
             let file = o.open(&p).map_err(|e| errno(&e))?;
             let m = file.metadata().map_err(|e| errno(&e))?;
             let ino = self.shared.remember(parent, name, &m);
-            Ok((self.shared.attr(ino, &m), file))
+            Ok((self.shared.attr(ino, &m), generation(&m), file))
         })();
         match r {
-            Ok((a, file)) => {
+            Ok((a, generation, file)) => {
                 self.shared.files.lock().expect("files lock").opened(a.ino);
                 let fh = self.add(Handle::File { file, written: AtomicBool::new(false) });
-                reply.created(&TTL, &a, 0, fh, 0)
+                reply.created(&TTL, &a, generation, fh, 0)
             }
             Err(e) => reply.error(e),
         }
@@ -708,7 +822,7 @@ impl Filesystem for OnDemandFs {
                 }
                 reply.data(&buf[..n]);
             }
-            Handle::Blocks(b) => {
+            Handle::Blocks(b, _) => {
                 // Blocks opened already: answered here, with no hand-off.
                 match b.read_ready(&self.shared.blocks, offset, size) {
                     Some(Ok(d)) => return reply.data(d.bytes()),
@@ -717,7 +831,7 @@ impl Filesystem for OnDemandFs {
                 }
                 let shared = self.shared.clone();
                 self.readers.spawn(move || {
-                    let Handle::Blocks(b) = &*h else { unreachable!("a block handle") };
+                    let Handle::Blocks(b, _) = &*h else { unreachable!("a block handle") };
                     match b.read(&shared.blocks, offset, size) {
                         Ok(d) => reply.data(d.bytes()),
                         Err(e) => reply.error(shared.eio(&format!("reading {} at {offset}", b.path), &e)),
@@ -752,7 +866,7 @@ impl Filesystem for OnDemandFs {
                     Err(e) => reply.error(errno(&e)),
                 }
             }
-            Handle::Blocks(_) => reply.error(libc::EBADF),
+            Handle::Blocks(..) => reply.error(libc::EBADF),
         }
     }
 
@@ -775,7 +889,7 @@ impl Filesystem for OnDemandFs {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
             },
-            Some(Handle::Blocks(_)) => reply.ok(),
+            Some(Handle::Blocks(..)) => reply.ok(),
             None => reply.error(libc::EBADF),
         }
     }
@@ -843,6 +957,13 @@ impl Filesystem for OnDemandFs {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
+        if name == od::XATTR_STATE {
+            return match self.shared.shown_state(&p) {
+                Ok(Some(s)) => reply_bytes(reply, size, s.as_str().as_bytes()),
+                Ok(None) => reply.error(libc::ENODATA),
+                Err(e) => reply.error(e),
+            };
+        }
         match od::get_xattr(&p, &name.to_string_lossy()) {
             Ok(Some(v)) => reply_bytes(reply, size, &v),
             Ok(None) => reply.error(libc::ENODATA),
@@ -876,7 +997,10 @@ impl Filesystem for OnDemandFs {
         if is_ferry_attr(name) {
             // ferry's own attributes describe the backing file; a copy
             // (`cp -a`) must not make a file pass for a placeholder.
-            return reply.ok();
+            return match self.shared.set_ferry_attr(ino, name, value) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            };
         }
         let r = self.shared.path(ino).and_then(|p| {
             rustix::fs::lsetxattr(&p, name, value, rustix::fs::XattrFlags::from_bits_retain(flags as u32)).map_err(|e| e.raw_os_error())
@@ -942,6 +1066,7 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &OnDemandOptions, read
         files: Mutex::new(crate::pins::Files::default()),
         quota: opts.quota,
         wake: Mutex::new(wake),
+        notifier: std::sync::OnceLock::new(),
     });
     {
         let shared = shared.clone();
@@ -958,7 +1083,7 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &OnDemandOptions, read
             .map_err(|e| Error::io("starting the sweep thread", e))?;
     }
     let readers = rayon::ThreadPoolBuilder::new().num_threads(8).thread_name(|i| format!("ferry-read-{i}")).build().expect("read threads");
-    let fs = OnDemandFs { shared, handles: HashMap::new(), next_fh: 1, readers };
+    let fs = OnDemandFs { shared: shared.clone(), handles: HashMap::new(), next_fh: 1, readers };
     let options = [
         fuser::MountOption::FSName(format!("ferry:{}", dir.display())),
         fuser::MountOption::Subtype("ferry".into()),
@@ -974,6 +1099,7 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &OnDemandOptions, read
             return Err(Error::Mount { path: dir.clone(), source: e });
         }
     };
+    let _ = shared.notifier.set(session.notifier());
     crate::raise_read_ahead(&dir);
     crate::on_signals_unmount(&dir, cleanup.clone())?;
     ready(&crate::Mounted { snapshots: 0, cache: cache_dir.clone() });

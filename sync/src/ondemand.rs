@@ -76,14 +76,62 @@ impl State {
         }
     }
 
-    /// Parses an attribute value.
+    /// Parses an attribute value. The words the mount shows for a file
+    /// ([`Shown`]: `partial`, `pinned`) stand for the state they refine,
+    /// so scans through the mount read the same state as on disk.
     pub fn parse(v: &[u8]) -> Option<State> {
         match v {
-            b"placeholder" => Some(State::Placeholder),
-            b"hydrated" => Some(State::Hydrated),
+            b"placeholder" | b"partial" => Some(State::Placeholder),
+            b"hydrated" | b"pinned" => Some(State::Hydrated),
             b"modified" => Some(State::Modified),
             _ => None,
         }
+    }
+}
+
+/// A path's state as the mount answers `user.ferry.state` and `ferry
+/// status` counts it (format-spec §22, "States shown"): the stored
+/// [`State`], refined by what is cheap to know beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shown {
+    /// A placeholder none of whose blocks is in the local block cache.
+    Placeholder,
+    /// A placeholder some of whose blocks are in the local block cache
+    /// (read before, or fetched in part): opening it costs less.
+    Partial,
+    /// Fetched whole, unchanged since, not pinned (may go back to a
+    /// placeholder when it changes elsewhere).
+    Hydrated,
+    /// Fetched whole and pinned: kept fetched, fetched again when it changes.
+    Pinned,
+    /// Written here since it was fetched.
+    Modified,
+    /// Its folder holds conflict copies of it (`ferry conflicts`).
+    Conflict,
+    /// An ordinary file made here (content on disk, no ferry state).
+    Local,
+}
+
+impl Shown {
+    /// The word shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shown::Placeholder => "placeholder",
+            Shown::Partial => "partial",
+            Shown::Hydrated => "hydrated",
+            Shown::Pinned => "pinned",
+            Shown::Modified => "modified",
+            Shown::Conflict => "conflict",
+            Shown::Local => "local",
+        }
+    }
+
+    /// Parses a word the mount answers (`None`: not a ferry state).
+    pub fn parse(v: &[u8]) -> Option<Shown> {
+        [Shown::Placeholder, Shown::Partial, Shown::Hydrated, Shown::Pinned, Shown::Modified]
+            .into_iter()
+            .find(|s| s.as_str().as_bytes() == v)
     }
 }
 
@@ -158,6 +206,12 @@ pub fn decode_blocks(v: &[u8], meta: &Path, path: &Path) -> Result<Vec<BlockId>>
     }
 }
 
+/// True when the file or folder at `path` itself carries a pin (not
+/// one inherited from a folder above).
+pub fn pinned_itself(path: &Path) -> std::io::Result<bool> {
+    Ok(get_xattr(path, XATTR_PINNED)?.is_some_and(|v| v == b"1"))
+}
+
 /// True when `rel` (relative to the backing tree `files`) or a folder
 /// above it is pinned.
 pub fn is_pinned(files: &Path, rel: &Path) -> std::io::Result<bool> {
@@ -200,6 +254,113 @@ pub fn write_placeholder(abs: &Path, e: &Entry, meta: &Path) -> Result<()> {
     f.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", abs, err))?;
     let t = crate::fsutil::to_filetime(e.mtime_ns);
     filetime::set_file_handle_times(&f, Some(t), Some(t)).map_err(|err| Error::io("set mtime", abs, err))
+}
+
+/// The temp name a placeholder of `e` is written under beside `abs`
+/// through the running mount (a sparse file of its size, `user.ferry.blocks`,
+/// then `user.ferry.state` = `placeholder`, its mode and mtime), not yet
+/// placed: [`crate::workdir::place_temp`] gives it its name, with the
+/// same compare-and-swap as any file a pull writes.
+///
+/// The mount refuses `user.ferry.*` attributes from outside, except on a
+/// file whose name starts with [`crate::workdir::TEMP_PREFIX`] and that
+/// holds no data (format-spec §22): a file that passes for a placeholder
+/// can then only be one made by ferry, naming content it never held. A
+/// mount too old to accept them would leave a sparse file of zeros
+/// without a state, which a push would send as the file's content: the
+/// state is read back, and such a file removed with an error.
+///
+/// `pin` carries a pin the file it replaces had itself (format-spec §22:
+/// a pinned file changed by a pull stays pinned).
+pub fn write_placeholder_temp(abs: &Path, e: &Entry, meta: &Path, pin: bool) -> Result<crate::workdir::Written> {
+    let tmp = crate::fsutil::temp_beside(abs);
+    let r = (|| {
+        write_placeholder(&tmp, e, meta)?;
+        if pin {
+            rustix::fs::lsetxattr(&tmp, XATTR_PINNED, b"1", rustix::fs::XattrFlags::empty())
+                .map_err(|err| Error::io("pin", abs, std::io::Error::from(err)))?;
+        }
+        match state_of(&tmp) {
+            Ok(Some(State::Placeholder)) => Ok(()),
+            _ => Err(Error::Placeholder {
+                path: abs.to_path_buf(),
+                reason: "the mount did not take its attributes (a mount older than this ferry: restart `ferry mount`)".into(),
+            }),
+        }
+    })();
+    match r {
+        Ok(()) => Ok(crate::workdir::Written::new(tmp)),
+        Err(err) => {
+            let _ = fs::remove_file(&tmp);
+            Err(err)
+        }
+    }
+}
+
+/// Asks the running mount to fetch the placeholder at `abs` (a path in
+/// the mounted replica): setting `user.ferry.state` to `hydrated` on a
+/// placeholder makes the mount write its blocks in, fsync, and mark it
+/// hydrated (format-spec §22). The mount fetches and verifies the
+/// content itself, so nothing from outside can make a file pass for
+/// fetched. Nothing happens to a file that is not a placeholder.
+pub fn hydrate_through_mount(abs: &Path) -> Result<()> {
+    rustix::fs::lsetxattr(abs, XATTR_STATE, State::Hydrated.as_str().as_bytes(), rustix::fs::XattrFlags::empty())
+        .map_err(|e| Error::io("fetch (hydrate)", abs, std::io::Error::from(e)))?;
+    match state_of(abs) {
+        Ok(Some(State::Placeholder)) => Err(Error::Placeholder {
+            path: abs.to_path_buf(),
+            reason: "the mount did not fetch it (a mount older than this ferry: restart `ferry mount`)".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Per-path states of an on-demand replica (`ferry status`): how many
+/// files are in each state, and every file not a plain placeholder.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PathStates {
+    /// Files per state word (states with none are left out).
+    pub counts: std::collections::BTreeMap<&'static str, usize>,
+    /// Every file whose state is not `placeholder`, in path order.
+    pub paths: Vec<PathState>,
+}
+
+/// One file of [`PathStates::paths`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PathState {
+    /// Relative to the replica's root.
+    #[serde(serialize_with = "crate::change::path_str")]
+    pub path: PathBuf,
+    /// Its state word.
+    pub state: Shown,
+}
+
+/// The state of every file of the mounted on-demand replica, as the mount
+/// answers `user.ferry.state` for it (so `partial` and `pinned` are the
+/// mount's), and `conflict` for a file with conflict copies beside it.
+/// Costs a scan (stats) and one attribute read per file.
+pub fn path_states(replica: &Replica) -> Result<PathStates> {
+    let root = replica.root();
+    let local = crate::scan::scan(root, &crate::filter::Filter::new(&crate::scan::replica_filter())?)?;
+    let conflicted: std::collections::HashSet<PathBuf> = crate::resolve::list(replica)?.into_iter().map(|c| c.path).collect();
+    let mut out = PathStates::default();
+    for (p, l) in &local {
+        if l.kind != crate::tree::EntryType::File {
+            continue;
+        }
+        let shown = if conflicted.contains(p) {
+            Shown::Conflict
+        } else {
+            let abs = root.join(p);
+            let v = get_xattr(&abs, XATTR_STATE).map_err(|e| Error::io("read attributes of", &abs, e))?;
+            v.and_then(|v| Shown::parse(&v)).unwrap_or(Shown::Local)
+        };
+        *out.counts.entry(shown.as_str()).or_default() += 1;
+        if shown != Shown::Placeholder {
+            out.paths.push(PathState { path: p.clone(), state: shown });
+        }
+    }
+    Ok(out)
 }
 
 /// True when a running on-demand mount serves the replica at `root`

@@ -315,7 +315,8 @@ fn keep_both(
     let root = replica.root();
     let taken = |p: &Path| fs::symlink_metadata(root.join(p)).is_ok();
     // None: nothing at `q`; Some(true): `q` holds `r` already.
-    let holds = |q: &Path, r: &Entry| taken(q).then(|| holds_content(store, &root.join(q), r));
+    let meta = replica.is_on_demand().ok().filter(|od| *od).map(|_| root.join(crate::replica::META_DIR));
+    let holds = |q: &Path, r: &Entry| taken(q).then(|| holds_content(store, meta.as_deref(), &root.join(q), r));
     let write = |at: &Path, r: &Entry| match crate::unignored::write_version(replica, store, at, r) {
         Ok(()) => true,
         Err(e) => {
@@ -373,7 +374,7 @@ fn under_symlink(root: &Path, rel: &Path) -> bool {
 
 /// True when `abs` holds exactly the content of file or symlink `e`
 /// (compared byte for byte with its blocks, read from the store).
-fn holds_content(store: &Store, abs: &Path, e: &Entry) -> bool {
+fn holds_content(store: &Store, placeholders: Option<&Path>, abs: &Path, e: &Entry) -> bool {
     let Ok(m) = fs::symlink_metadata(abs) else { return false };
     match &e.content {
         Content::Symlink(target) => {
@@ -382,6 +383,13 @@ fn holds_content(store: &Store, abs: &Path, e: &Entry) -> bool {
         Content::File(ids) => {
             if !m.is_file() || m.len() != e.size {
                 return false;
+            }
+            // A placeholder (on-demand replica) holds what its blocks name:
+            // compared without fetching it.
+            if let Some(meta) = placeholders
+                && let Ok(Some(have)) = crate::ondemand::placeholder_ids(abs, meta)
+            {
+                return have == *ids;
             }
             let Ok(mut f) = File::open(abs) else { return false };
             let mut buf = Vec::new();
@@ -805,7 +813,7 @@ pub fn apply_tree(
         })
         .collect();
     replica.set_pending(&pending)?;
-    let ctx = Apply::new(replica, store, &base, remote, &view, &plan.actions);
+    let ctx = Apply::new(replica, store, &base, remote, &view, &plan.actions)?;
     let mut failed: std::collections::BTreeSet<PathBuf> = Default::default();
     let mut written: Vec<PathBuf> = Vec::new();
     for (a, r) in plan.actions.iter().zip(ctx.apply_all(&plan.actions)) {
@@ -889,6 +897,9 @@ struct Apply<'a> {
     /// Block ID → (local file, offset, length), for the blocks files here
     /// already hold (built when the plan writes any file).
     block_map: HashMap<BlockId, (PathBuf, u64, u32)>,
+    /// An on-demand replica's `.ferry/`: files are written as
+    /// placeholders (see [`Apply::write_placeholders`]).
+    placeholders: Option<PathBuf>,
     from_store: AtomicU64,
     from_local: AtomicU64,
 }
@@ -967,6 +978,9 @@ impl Apply<'_> {
     /// side, so a large file that cannot fit may have taken the room a
     /// small one needed, and its temp file is gone by now.
     fn write_all(&self, writes: &[(usize, &PathBuf)]) -> Vec<(usize, Result<()>)> {
+        if let Some(meta) = &self.placeholders {
+            return writes.iter().map(|&(k, p)| (k, self.write_placeholder(p, meta))).collect();
+        }
         let mut out = self.write_side_by_side(writes);
         let mut full: Vec<(usize, &PathBuf)> = out
             .iter()
@@ -1068,6 +1082,33 @@ impl Apply<'_> {
         done.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// On-demand replica (format-spec §22): writes the remote version at
+    /// `p` as a placeholder (no data block read), through the running
+    /// mount like every other step: a temp placeholder beside it, then the
+    /// rename that checks the path still holds what the scan saw (so a
+    /// file edited through the mount since is never replaced, and a
+    /// hydrated file goes back to a placeholder only while unchanged).
+    /// A pinned path is then fetched by the mount.
+    fn write_placeholder(&self, p: &Path, meta: &Path) -> Result<()> {
+        self.parents(p)?;
+        let abs = self.abs(p);
+        let attrs = |e| Error::io("read attributes of", &abs, e);
+        // A pin on the file itself moves to its new version (the rename
+        // replaces the file, and its attributes with it).
+        let pin = self.local.get(p).is_some_and(|l| l.kind == EntryType::File) && crate::ondemand::pinned_itself(&abs).map_err(attrs)?;
+        let tmp = crate::ondemand::write_placeholder_temp(&abs, &self.remote[p], meta, pin)?;
+        workdir::place_temp(&tmp, &abs, &self.expect_after_delete(p))?;
+        if (pin || crate::ondemand::is_pinned(self.replica.root(), p).map_err(attrs)?)
+            && let Err(e) = crate::ondemand::hydrate_through_mount(&abs)
+        {
+            // The version is in place (as a placeholder): the step is done.
+            // Failing it would keep the old base, and the next pull, finding
+            // the new version already here, would not fetch it either.
+            tracing::warn!(path = %p.display(), error = %e, "a pinned file stays a placeholder: fetching it failed");
+        }
+        Ok(())
+    }
+
     /// Writes the file at `p` from its blocks under a temp name beside it.
     fn write_temp(&self, p: &Path, reader: &mut UnitReader<'_, '_>) -> Result<workdir::Written> {
         self.parents(p)?;
@@ -1153,9 +1194,17 @@ impl Apply<'_> {
 }
 
 impl<'a> Apply<'a> {
-    fn new(replica: &'a Replica, store: &'a Store, base: &Base, remote: &'a Base, local: &'a LocalView<'a>, actions: &[Action]) -> Self {
+    fn new(
+        replica: &'a Replica,
+        store: &'a Store,
+        base: &Base,
+        remote: &'a Base,
+        local: &'a LocalView<'a>,
+        actions: &[Action],
+    ) -> Result<Self> {
         let mut block_map = HashMap::new();
-        if actions.iter().any(|a| matches!(a, Action::Write(_))) {
+        let placeholders = replica.is_on_demand()?.then(|| replica.root().join(crate::replica::META_DIR));
+        if placeholders.is_none() && actions.iter().any(|a| matches!(a, Action::Write(_))) {
             for (p, e) in base {
                 let (Some(ids), Some(l)) = (entry_file_ids(e), local.get(p)) else { continue };
                 if !crate::scan::matches(e, l) {
@@ -1169,7 +1218,7 @@ impl<'a> Apply<'a> {
                 }
             }
         }
-        Apply { replica, store, remote, local, block_map, from_store: AtomicU64::new(0), from_local: AtomicU64::new(0) }
+        Ok(Apply { replica, store, remote, local, block_map, placeholders, from_store: AtomicU64::new(0), from_local: AtomicU64::new(0) })
     }
 }
 

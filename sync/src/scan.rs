@@ -368,6 +368,10 @@ pub struct StatusReport {
     pub changes: Vec<PathChange>,
     /// Paths the last pull could not write yet (run the pull again).
     pub not_pulled: Vec<String>,
+    /// An on-demand replica's files per state (format-spec §22); absent
+    /// for a full replica.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_demand: Option<crate::ondemand::PathStates>,
 }
 
 impl StatusReport {

@@ -165,7 +165,9 @@ pub fn sync(replica: &Replica, store: &Store, opts: &SyncOptions, progress: &Pro
             // The push brought back versions of paths no longer ignored.
             view = LocalView::scan(replica)?;
         }
-        report.conflicts = r.conflicts;
+        // Added to the copies finishing a partial apply made (set
+        // before): replacing them left those copies out of the report.
+        report.conflicts.extend(r.conflicts);
         ours = replica.parents()?;
     }
     view.reopen_cache();

@@ -152,6 +152,21 @@ pub(crate) fn write_version(replica: &Replica, store: &Store, at: &Path, v: &Ent
     e.name = at.file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default();
     match &v.content {
         Content::Symlink(_) => workdir::write_symlink(&abs, &e, WRITE, &Expect::Absent),
+        // An on-demand replica keeps the version as a placeholder (a
+        // conflict copy costs no download until opened; fetched at once
+        // when pinned), placed like any write: never over what is there.
+        Content::File(_) if replica.is_on_demand()? => {
+            let meta = replica.root().join(crate::replica::META_DIR);
+            let tmp = crate::ondemand::write_placeholder_temp(&abs, &e, &meta, false)?;
+            workdir::place_temp(&tmp, &abs, &Expect::Absent)?;
+            if crate::ondemand::is_pinned(replica.root(), at).map_err(|err| crate::Error::io("read attributes of", &abs, err))?
+                && let Err(err) = crate::ondemand::hydrate_through_mount(&abs)
+            {
+                // Kept all the same: the version is there, as a placeholder.
+                tracing::warn!(path = %at.display(), error = %err, "a pinned file stays a placeholder: fetching it failed");
+            }
+            Ok(())
+        }
         _ => workdir::write_file(&abs, &e, |id| Ok(store.read_block(id)?), WRITE, &Expect::Absent, |_| {}),
     }
 }

@@ -158,6 +158,18 @@ pub fn write_file(
 #[derive(Debug)]
 pub struct Written(PathBuf);
 
+impl Written {
+    /// A temp file written by another writer of this crate (placeholders).
+    pub(crate) fn new(tmp: PathBuf) -> Written {
+        Written(tmp)
+    }
+
+    /// Where the temp file is.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
 /// The first half of [`write_file`]: the whole file under a temp name
 /// beside `abs`, with its mode and times (and fsynced when `opts.fsync`).
 /// [`place_temp`] gives it its name; a caller may first make many such
