@@ -566,3 +566,59 @@ fn an_edit_made_while_a_pull_runs_is_never_replaced_by_a_placeholder() {
 
     drop(m);
 }
+
+/// A file opened for writing is fetched on a thread of its own: while it
+/// comes in, the mount answers other requests, and `ferry status` shows
+/// the fetch and its progress (`user.ferry.fetching` on the root); the
+/// mount's log says when it starts and ends.
+#[test]
+fn a_fetch_shows_its_progress_in_status_while_the_mount_keeps_answering() {
+    let env = Env::new();
+    let store = env.replica_and_store("src", "store");
+    let src = env.path("src");
+    let big = random_bytes(21, 192 << 20);
+    write(&src.join("big.bin"), &big);
+    write(&src.join("small.txt"), b"small\n");
+    env.in_dir_json("src", &["push", &store]);
+    drop(big);
+    let od = clone_on_demand(&env, &store, "od");
+    let m = mount(&env, &od);
+
+    let writer = {
+        let p = od.join("big.bin");
+        std::thread::spawn(move || {
+            let t = std::time::Instant::now();
+            let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+            (t.elapsed(), f)
+        })
+    };
+    let mut seen = None;
+    let mut answered_meanwhile = 0;
+    while !writer.is_finished() {
+        let r = env.in_dir_json("od", &["status"]);
+        // Another placeholder reads while the fetch runs.
+        assert_eq!(std::fs::read(od.join("small.txt")).unwrap(), b"small\n");
+        if writer.is_finished() {
+            break;
+        }
+        answered_meanwhile += 1;
+        if let Some(f) = r["on_demand"]["fetching"].as_array().and_then(|a| a.first())
+            && seen.is_none()
+        {
+            seen = Some(f.clone());
+        }
+    }
+    let (took, _f) = writer.join().unwrap();
+    let f = seen.unwrap_or_else(|| panic!("status never showed the fetch ({answered_meanwhile} answers in {took:?}): {}", m.log()));
+    assert_eq!(f["path"], "big.bin", "{f}");
+    assert_eq!(f["total"].as_u64(), Some(192 << 20), "{f}");
+    assert!(f["done"].as_u64().unwrap() <= 192 << 20, "{f}");
+    assert!(answered_meanwhile > 0);
+    let log = m.log();
+    assert!(log.contains("hydrating big.bin") && log.contains("hydrated big.bin"), "{log}");
+    assert_eq!(state(&od.join("big.bin")).as_deref(), Some("hydrated"));
+    assert_eq!(std::fs::read(od.join("big.bin")).unwrap(), random_bytes(21, 192 << 20));
+    let r = env.in_dir_json("od", &["status"]);
+    assert_eq!(r["on_demand"]["fetching"], serde_json::json!([]), "{r}");
+    drop(m);
+}

@@ -945,6 +945,14 @@ fn cmd_status(g: &Global, list_states: bool) -> Result<i32> {
             if !g.quiet {
                 let counts: Vec<String> = st.counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
                 println!("on-demand files: {}", if counts.is_empty() { "none".to_string() } else { counts.join(", ") });
+                for f in &st.fetching {
+                    println!(
+                        "fetching {}: {} of {}",
+                        f.path,
+                        ferry_sync::progress::human_size(f.done),
+                        ferry_sync::progress::human_size(f.total)
+                    );
+                }
             }
             if list_states {
                 for s in &st.paths {

@@ -107,6 +107,9 @@ pub(crate) struct Shared {
     nodes: Mutex<HashMap<u64, Node>>,
     /// One hydration at a time (a second opener finds the file hydrated).
     hydrating: Mutex<()>,
+    /// The fetch under way: its path in the view, bytes written, size
+    /// (answered as `user.ferry.fetching` on the root: `ferry status`).
+    fetching: Mutex<Option<(String, u64, u64)>>,
     /// The control socket (answer of the `user.ferry.mount` attribute).
     socket: String,
     /// Open and hydrated files (`pins`).
@@ -301,6 +304,11 @@ impl Shared {
     /// the bytes written so far.
     fn hydrate_with(&self, p: &Path, view: &str, progress: &dyn Fn(u64)) -> std::result::Result<u64, (i32, String)> {
         let io = |what: &str, e: std::io::Error| (errno(&e), format!("{what}: {e}"));
+        // Most files opened for writing are not placeholders: they must not
+        // wait behind another file's fetch for the lock (checked again under it).
+        if !matches!(od::state_of(p), Ok(Some(State::Placeholder))) {
+            return Ok(0);
+        }
         let _one = self.hydrating.lock().expect("hydrate lock");
         let meta = self.meta_dir();
         let ids = match od::placeholder_ids(p, &meta) {
@@ -310,6 +318,16 @@ impl Shared {
         };
         let before = fs::symlink_metadata(p).map_err(|e| io("stat", e))?;
         tracing::info!("hydrating {view} ({} bytes, {} blocks)", before.size(), ids.len());
+        let started = std::time::Instant::now();
+        // Shown by `ferry status` while it runs; cleared however it ends.
+        *self.fetching.lock().expect("fetching lock") = Some((view.to_string(), 0, before.size()));
+        struct Done<'a>(&'a Mutex<Option<(String, u64, u64)>>);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                *self.0.lock().expect("fetching lock") = None;
+            }
+        }
+        let _done = Done(&self.fetching);
         let f = OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(p).map_err(|e| io("open", e))?;
         let mut off = 0u64;
         for (i, id) in ids.iter().enumerate() {
@@ -325,6 +343,9 @@ impl Shared {
             f.write_all_at(&b, off).map_err(|e| io("write", e))?;
             off += b.len() as u64;
             progress(off);
+            if let Some(f) = self.fetching.lock().expect("fetching lock").as_mut() {
+                f.1 = off;
+            }
         }
         if off != before.size() {
             return Err((libc::EIO, format!("its blocks hold {off} bytes, its size is {}", before.size())));
@@ -343,6 +364,7 @@ impl Shared {
         }
         // The view's inode numbers are the backing files'.
         self.attributes_changed(before.ino());
+        tracing::info!("hydrated {view} ({off} bytes in {:.1} s)", started.elapsed().as_secs_f64());
         Ok(off)
     }
 
@@ -467,21 +489,60 @@ impl Shared {
     }
 }
 
+/// The open handles, shared with the threads that answer an open after
+/// hydrating its file.
+#[derive(Default)]
+struct Handles {
+    map: Mutex<HashMap<u64, Arc<Handle>>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Handles {
+    fn add(&self, h: Handle) -> u64 {
+        let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        self.map.lock().expect("handles lock").insert(fh, Arc::new(h));
+        fh
+    }
+    fn get(&self, fh: u64) -> Option<Arc<Handle>> {
+        self.map.lock().expect("handles lock").get(&fh).cloned()
+    }
+    fn remove(&self, fh: u64) -> Option<Arc<Handle>> {
+        self.map.lock().expect("handles lock").remove(&fh)
+    }
+}
+
 /// The fuser filesystem of an on-demand replica.
 struct OnDemandFs {
     shared: Arc<Shared>,
-    handles: HashMap<u64, Arc<Handle>>,
-    next_fh: u64,
+    handles: Arc<Handles>,
     readers: rayon::ThreadPool,
 }
 
 impl OnDemandFs {
     fn add(&mut self, h: Handle) -> u64 {
-        let fh = self.next_fh;
-        self.next_fh += 1;
-        self.handles.insert(fh, Arc::new(h));
-        fh
+        self.handles.add(h)
     }
+}
+
+/// Opens the backing file `p` (not a placeholder any more) for a handle,
+/// counted as open under the files lock (`free` and the quota never punch
+/// a file out under an open handle).
+fn open_backing(shared: &Shared, p: &Path, ino: u64, flags: i32, files: &mut crate::pins::Files) -> std::result::Result<Handle, i32> {
+    let acc = flags & libc::O_ACCMODE;
+    let write = acc != libc::O_RDONLY;
+    let truncate = write && flags & libc::O_TRUNC != 0;
+    let file = OpenOptions::new()
+        .read(acc != libc::O_WRONLY)
+        .write(write)
+        .custom_flags(libc::O_NOFOLLOW | (flags & (libc::O_NONBLOCK | libc::O_DIRECT | libc::O_SYNC | libc::O_DSYNC)))
+        .truncate(truncate)
+        .open(p)
+        .map_err(|e| errno(&e))?;
+    if truncate {
+        shared.mark_modified(&file, files);
+    }
+    files.opened(ino);
+    Ok(Handle::File { file, written: AtomicBool::new(false) })
 }
 
 fn is_ferry_attr(name: &OsStr) -> bool {
@@ -698,28 +759,37 @@ impl Filesystem for OnDemandFs {
     }
 
     fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
+        let acc = flags & libc::O_ACCMODE;
+        let write = acc != libc::O_RDONLY;
+        let truncate = write && flags & libc::O_TRUNC != 0;
+        if write
+            && !truncate
+            && let Ok(p) = self.shared.path(ino)
+            && matches!(od::state_of(&p), Ok(Some(State::Placeholder)))
+        {
+            // The file is fetched first, on a thread of its own: the mount
+            // keeps answering (other files, `ferry status` and the fetch's
+            // progress) while a large file comes in. The kernel waits for
+            // this open's reply only.
+            let (shared, handles) = (self.shared.clone(), self.handles.clone());
+            let spawned = std::thread::Builder::new().name("ferry-hydrate".into()).spawn(move || {
+                match shared.with_local(ino, &p, |files| open_backing(&shared, &p, ino, flags, files)) {
+                    Ok(h) => {
+                        reply.opened(handles.add(h), 0);
+                        crate::pins::enforce_quota(&shared);
+                    }
+                    Err(e) => reply.error(e),
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::error!("opening {}: no thread to fetch it: {e}", self.shared.view_path(ino));
+            }
+            return;
+        }
         let r = (|| -> std::result::Result<Handle, i32> {
             let p = self.shared.path(ino)?;
-            let acc = flags & libc::O_ACCMODE;
-            let write = acc != libc::O_RDONLY;
             let meta = self.shared.meta_dir();
-            let truncate = write && flags & libc::O_TRUNC != 0;
-            // Opened and counted under the files lock: `free` and the quota
-            // never punch a file out under an open handle.
-            let open_file = |files: &mut crate::pins::Files| -> std::result::Result<Handle, i32> {
-                let file = OpenOptions::new()
-                    .read(acc != libc::O_WRONLY)
-                    .write(write)
-                    .custom_flags(libc::O_NOFOLLOW | (flags & (libc::O_NONBLOCK | libc::O_DIRECT | libc::O_SYNC | libc::O_DSYNC)))
-                    .truncate(truncate)
-                    .open(&p)
-                    .map_err(|e| errno(&e))?;
-                if truncate {
-                    self.shared.mark_modified(&file, files);
-                }
-                files.opened(ino);
-                Ok(Handle::File { file, written: AtomicBool::new(false) })
-            };
+            let open_file = |files: &mut crate::pins::Files| open_backing(&self.shared, &p, ino, flags, files);
             if truncate {
                 // Emptied at once: the old content is not needed.
                 return open_file(&mut self.shared.files.lock().expect("files lock"));
@@ -804,7 +874,7 @@ impl Filesystem for OnDemandFs {
         _lock_owner: Option<u64>,
         reply: ReplyData,
     ) {
-        let Some(h) = self.handles.get(&fh).cloned() else {
+        let Some(h) = self.handles.get(fh) else {
             return reply.error(libc::EBADF);
         };
         let offset = offset.max(0) as u64;
@@ -853,7 +923,7 @@ impl Filesystem for OnDemandFs {
         _lock_owner: Option<u64>,
         reply: ReplyWrite,
     ) {
-        let Some(h) = self.handles.get(&fh).cloned() else {
+        let Some(h) = self.handles.get(fh) else {
             return reply.error(libc::EBADF);
         };
         match &*h {
@@ -875,7 +945,7 @@ impl Filesystem for OnDemandFs {
     }
 
     fn release(&mut self, _req: &Request<'_>, ino: u64, fh: u64, _flags: i32, _lock_owner: Option<u64>, _flush: bool, reply: ReplyEmpty) {
-        if let Some(h) = self.handles.remove(&fh)
+        if let Some(h) = self.handles.remove(fh)
             && let Handle::File { .. } = &*h
         {
             self.shared.files.lock().expect("files lock").closed(ino);
@@ -884,7 +954,7 @@ impl Filesystem for OnDemandFs {
     }
 
     fn fsync(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, datasync: bool, reply: ReplyEmpty) {
-        match self.handles.get(&fh).map(|h| &**h) {
+        match self.handles.get(fh).as_deref() {
             Some(Handle::File { file, .. }) => match if datasync { file.sync_data() } else { file.sync_all() } {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
@@ -947,6 +1017,13 @@ impl Filesystem for OnDemandFs {
     fn getxattr(&mut self, _req: &Request<'_>, ino: u64, name: &OsStr, size: u32, reply: ReplyXattr) {
         if ino == ROOT && name == od::XATTR_SERVED {
             return reply_bytes(reply, size, self.shared.replica_hex.as_bytes());
+        }
+        if ino == ROOT && name == od::XATTR_FETCHING {
+            let v = match &*self.shared.fetching.lock().expect("fetching lock") {
+                Some((path, done, total)) => serde_json::json!([{ "path": path, "done": done, "total": total }]),
+                None => serde_json::json!([]),
+            };
+            return reply_bytes(reply, size, v.to_string().as_bytes());
         }
         if name == crate::fs::XATTR {
             // Where `ferry pin`, `unpin` and `free` send their request (not listed).
@@ -1062,6 +1139,7 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &OnDemandOptions, read
         replica_hex: hex::encode(opts.replica_id),
         nodes: Mutex::new(HashMap::new()),
         hydrating: Mutex::new(()),
+        fetching: Mutex::new(None),
         socket: socket.to_string_lossy().into_owned(),
         files: Mutex::new(crate::pins::Files::default()),
         quota: opts.quota,
@@ -1083,7 +1161,7 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &OnDemandOptions, read
             .map_err(|e| Error::io("starting the sweep thread", e))?;
     }
     let readers = rayon::ThreadPoolBuilder::new().num_threads(8).thread_name(|i| format!("ferry-read-{i}")).build().expect("read threads");
-    let fs = OnDemandFs { shared: shared.clone(), handles: HashMap::new(), next_fh: 1, readers };
+    let fs = OnDemandFs { shared: shared.clone(), handles: Arc::new(Handles::default()), readers };
     let options = [
         fuser::MountOption::FSName(format!("ferry:{}", dir.display())),
         fuser::MountOption::Subtype("ferry".into()),

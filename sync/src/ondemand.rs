@@ -48,6 +48,9 @@ pub const XATTR_STATE: &str = "user.ferry.state";
 pub const XATTR_BLOCKS: &str = "user.ferry.blocks";
 /// `1` on a pinned file or folder (format-spec §22, "Pins").
 pub const XATTR_PINNED: &str = "user.ferry.pinned";
+/// Answered by a running on-demand mount on its root only: the fetch under
+/// way, as JSON (`[{"path", "done", "total"}]`, empty when none). Not listed.
+pub const XATTR_FETCHING: &str = "user.ferry.fetching";
 /// Answered by a running on-demand mount on its root only: the replica
 /// id (hex). Not listed, never stored on disk.
 pub const XATTR_SERVED: &str = "user.ferry.ondemand";
@@ -323,6 +326,20 @@ pub struct PathStates {
     pub counts: std::collections::BTreeMap<&'static str, usize>,
     /// Every file whose state is not `placeholder`, in path order.
     pub paths: Vec<PathState>,
+    /// The fetches the mount has under way (a file opened for writing, a
+    /// pin, the sweep), with their progress.
+    pub fetching: Vec<Fetching>,
+}
+
+/// One fetch of [`PathStates::fetching`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fetching {
+    /// Relative to the replica's root.
+    pub path: String,
+    /// Bytes written so far.
+    pub done: u64,
+    /// The file's size.
+    pub total: u64,
 }
 
 /// One file of [`PathStates::paths`].
@@ -360,6 +377,8 @@ pub fn path_states(replica: &Replica) -> Result<PathStates> {
             out.paths.push(PathState { path: p.clone(), state: shown });
         }
     }
+    // A mount too old to answer, or a damaged answer: nothing shown.
+    out.fetching = get_xattr(root, XATTR_FETCHING).ok().flatten().and_then(|v| serde_json::from_slice(&v).ok()).unwrap_or_default();
     Ok(out)
 }
 
