@@ -6,16 +6,12 @@ mod common;
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::fuse::{Mounted, mounted};
+use common::write_file as write;
 use common::*;
-
-fn write(p: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
-}
 
 /// A replica `src` with `n` small files in 20 folders, a 3 MiB file, a
 /// symlink and an executable, pushed to a new store; returns the store.
@@ -33,12 +29,6 @@ fn source(env: &Env, n: usize) -> String {
     let o = env.in_dir("src", &["push", &store, "-q"]);
     assert!(o.status.success(), "push: {}", String::from_utf8_lossy(&o.stderr));
     store
-}
-
-fn clone_on_demand(env: &Env, store: &str, dir: &str) -> PathBuf {
-    let d = env.path(dir);
-    env.ok(&["clone", store, d.to_str().unwrap(), "--on-demand", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
-    d
 }
 
 fn mount(env: &Env, dir: &Path) -> Mounted {

@@ -19,14 +19,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::fuse::Mounted;
+use common::write_file as write;
 use common::*;
 
 const KDF: [&str; 4] = ["--kdf-memory-kib", "64", "--kdf-iterations", "1"];
-
-fn write(p: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
-}
 
 /// The content of the editor's save number `k`: 200 KiB, so one save is
 /// many FUSE writes.

@@ -6,19 +6,15 @@ mod common;
 
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::fuse::{Mounted, mounted};
+use common::write_file as write;
 use common::*;
 
 /// errno EIO (Linux).
 const EIO: i32 = 5;
-
-fn write(p: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
-}
 
 /// A replica `src` with `n` small files in 20 folders and a 3 MiB file,
 /// pushed to a new store; returns the store.
@@ -37,12 +33,6 @@ fn source(env: &Env, n: usize) -> String {
 
 fn small(i: usize) -> Vec<u8> {
     format!("file {i}\n").repeat(1 + i % 50).into_bytes()
-}
-
-fn clone_on_demand(env: &Env, store: &str, dir: &str) -> PathBuf {
-    let d = env.path(dir);
-    env.ok(&["clone", store, d.to_str().unwrap(), "--on-demand", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
-    d
 }
 
 fn mount(env: &Env, dir: &Path, extra: &[&str]) -> Mounted {

@@ -323,3 +323,16 @@ pub fn restore_latest_counted(
     let blocks = snap.summary.files;
     (r, counted.reads() - before, blocks)
 }
+
+/// Writes `bytes` at `p`, making its folders first.
+pub fn write_file(p: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, bytes).unwrap();
+}
+
+/// `ferry clone STORE DIR --on-demand` (with the tests' cheap KDF); returns DIR.
+pub fn clone_on_demand(env: &Env, store: &str, dir: &str) -> PathBuf {
+    let d = env.path(dir);
+    env.ok(&["clone", store, d.to_str().unwrap(), "--on-demand", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+    d
+}
