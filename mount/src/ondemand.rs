@@ -94,7 +94,12 @@ enum Handle {
     /// inode number is not given to another file meanwhile (see
     /// [`generation`]): a pull that replaces the file leaves this reader
     /// on the version it opened, as on any folder.
-    Blocks(BlockFile, #[allow(dead_code)] File),
+    Blocks {
+        /// The version's blocks.
+        blocks: BlockFile,
+        /// Held open only.
+        _backing: File,
+    },
 }
 
 pub(crate) struct Shared {
@@ -781,8 +786,9 @@ impl Filesystem for OnDemandFs {
                     Err(e) => reply.error(e),
                 }
             });
+            // The reply went with the closure: dropped unsent, fuser answers EIO.
             if let Err(e) = spawned {
-                tracing::error!("opening {}: no thread to fetch it: {e}", self.shared.view_path(ino));
+                tracing::error!("opening {}: no thread to fetch it: {e} (EIO)", self.shared.view_path(ino));
             }
             return;
         }
@@ -805,7 +811,7 @@ impl Filesystem for OnDemandFs {
                         let held =
                             OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_NOFOLLOW).open(&p).map_err(|e| errno(&e))?;
                         return BlockFile::open(&self.shared.blocks, ids, size, path.clone())
-                            .map(|b| Handle::Blocks(b, held))
+                            .map(|blocks| Handle::Blocks { blocks, _backing: held })
                             .map_err(|e| self.shared.eio(&format!("opening {path}"), &e));
                     }
                     Ok(None) => {
@@ -892,7 +898,7 @@ impl Filesystem for OnDemandFs {
                 }
                 reply.data(&buf[..n]);
             }
-            Handle::Blocks(b, _) => {
+            Handle::Blocks { blocks: b, .. } => {
                 // Blocks opened already: answered here, with no hand-off.
                 match b.read_ready(&self.shared.blocks, offset, size) {
                     Some(Ok(d)) => return reply.data(d.bytes()),
@@ -901,7 +907,7 @@ impl Filesystem for OnDemandFs {
                 }
                 let shared = self.shared.clone();
                 self.readers.spawn(move || {
-                    let Handle::Blocks(b, _) = &*h else { unreachable!("a block handle") };
+                    let Handle::Blocks { blocks: b, .. } = &*h else { unreachable!("a block handle") };
                     match b.read(&shared.blocks, offset, size) {
                         Ok(d) => reply.data(d.bytes()),
                         Err(e) => reply.error(shared.eio(&format!("reading {} at {offset}", b.path), &e)),
@@ -936,7 +942,7 @@ impl Filesystem for OnDemandFs {
                     Err(e) => reply.error(errno(&e)),
                 }
             }
-            Handle::Blocks(..) => reply.error(libc::EBADF),
+            Handle::Blocks { .. } => reply.error(libc::EBADF),
         }
     }
 
@@ -959,7 +965,7 @@ impl Filesystem for OnDemandFs {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
             },
-            Some(Handle::Blocks(..)) => reply.ok(),
+            Some(Handle::Blocks { .. }) => reply.ok(),
             None => reply.error(libc::EBADF),
         }
     }
