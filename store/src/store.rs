@@ -3,10 +3,8 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-use rayon::prelude::*;
 
 use crate::backend::Backend;
 use crate::cache::{IndexCache, Location};
@@ -340,7 +338,7 @@ impl Store {
         // the blocks it alone lists read as missing, everything else works.
         let mut damaged = Vec::new();
         for batch in todo.chunks(64) {
-            let read: Vec<(ObjectName, Result<IndexFile>)> = batch.par_iter().map(|n| (*n, self.read_index(n))).collect();
+            let read: Vec<(ObjectName, Result<IndexFile>)> = self.read_indexes(batch);
             let mut files = Vec::with_capacity(read.len());
             for (n, r) in read {
                 match r {
@@ -354,6 +352,37 @@ impl Store {
         }
         *self.damaged_indexes.lock().expect("lock") = damaged;
         Ok(stats)
+    }
+
+    /// Reads index files side by side on threads of their own. Not rayon:
+    /// a refresh runs under the miss lock ([`Store::locate`]), and the
+    /// on-demand mount looks blocks up from rayon pools. A pool thread
+    /// waiting for its parallel reads would steal the next queued lookup,
+    /// which then waits for the lock its own thread holds (a deadlock; see
+    /// `tests/miss_refresh.rs`).
+    fn read_indexes(&self, names: &[ObjectName]) -> Vec<(ObjectName, Result<IndexFile>)> {
+        let threads = self.concurrency().clamp(1, 16).min(names.len());
+        if threads <= 1 {
+            return names.iter().map(|n| (*n, self.read_index(n))).collect();
+        }
+        let next = AtomicUsize::new(0);
+        let mut out: Vec<(usize, ObjectName, Result<IndexFile>)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut got = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(n) = names.get(k) else { break got };
+                            got.push((k, *n, self.read_index(n)));
+                        }
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().expect("index reader thread")).collect()
+        });
+        out.sort_by_key(|(k, _, _)| *k);
+        out.into_iter().map(|(_, n, r)| (n, r)).collect()
     }
 
     /// Index files that did not open on the last refresh, with the reason.
