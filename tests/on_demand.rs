@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
@@ -496,11 +496,12 @@ fn status_shows_each_files_state() {
 /// placeholder would replace it, is left as it is (the pull reports it
 /// skipped and exits 3); the next sync keeps both versions.
 ///
-/// The edit is made while the mount fetches a pinned 32 MiB file the same
-/// pull wrote just before (plan order: `d00/` before `d05/`): the mount
-/// serves one request at a time, so the edit, already queued, is done
-/// before any of the pull's later requests for `d05/f0005.txt`. The edit is
-/// one request on a handle opened before the pull (no name lookup to race).
+/// The edit is made while the pull waits for the mount to fetch a pinned
+/// file it wrote just before (plan order: `d00/` before `d05/`). That
+/// fetch is held for as long as the test needs: the packs holding the
+/// pinned file's data are named pipes until the edit is done, so opening
+/// one blocks. The mount keeps answering meanwhile (the fetch is on a
+/// thread of its own), so the edit completes while the pull is held.
 #[test]
 fn an_edit_made_while_a_pull_runs_is_never_replaced_by_a_placeholder() {
     use std::os::unix::fs::FileExt;
@@ -514,10 +515,27 @@ fn an_edit_made_while_a_pull_runs_is_never_replaced_by_a_placeholder() {
     let h = std::fs::OpenOptions::new().write(true).open(&target).unwrap();
     assert_eq!(state(&target).as_deref(), Some("hydrated"));
     let big = random_bytes(12, 32 << 20);
+    let packs_before = files_under(&Path::new(&store).join("packs"));
     push_change(&env, &store, |src| {
         write(&src.join("d00/big.bin"), &big);
         write(&src.join("d05/f0005.txt"), b"changed elsewhere\n");
     });
+    // The new data packs (trees go to small packs of their own, which the
+    // pull reads) become pipes; the real packs wait beside them.
+    let held = env.path("held");
+    std::fs::create_dir_all(&held).unwrap();
+    let mut swapped = Vec::new();
+    for (k, p) in files_under(&Path::new(&store).join("packs")).into_iter().enumerate() {
+        if packs_before.contains(&p) || std::fs::metadata(&p).unwrap().len() < (1 << 20) {
+            continue;
+        }
+        let (real, fifo) = (held.join(format!("pack{k}")), held.join(format!("fifo{k}")));
+        std::fs::rename(&p, &real).unwrap();
+        assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        std::fs::hard_link(&fifo, &p).unwrap();
+        swapped.push((p, real, fifo));
+    }
+    assert!(!swapped.is_empty(), "the 32 MiB file's packs");
 
     let pull = env.cmd().args(["-C", od.to_str().unwrap(), "pull", &store, "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let t = std::time::Instant::now();
@@ -525,20 +543,35 @@ fn an_edit_made_while_a_pull_runs_is_never_replaced_by_a_placeholder() {
         assert!(t.elapsed() < std::time::Duration::from_secs(60), "the pinned file was never fetched: {}", m.log());
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
-    let seen = t.elapsed();
-    // One WRITE request (a truncate would first ask for the attributes,
-    // and only then queue its own request, behind the pull's).
-    h.write_all_at(EDIT, 0).unwrap();
-    let edited = t.elapsed();
-    drop(h);
+    // The fetch cannot finish, so the pull has not reached d05/ yet.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(pull_is_running(&pull), "the pull went on while its pinned fetch was held");
+    // One WRITE request, on a handle opened before the pull (no name lookup to race).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = h.write_all_at(EDIT, 0);
+        drop(h);
+        let _ = tx.send(r);
+    });
+    let edited = rx.recv_timeout(std::time::Duration::from_secs(30));
+    // Let the fetch go: the real packs back, then the pipes' readers woken
+    // (their reads fail; the fetch is tried again or left to `pin` below).
+    for (p, real, fifo) in &swapped {
+        std::fs::rename(real, p).unwrap();
+        let _ = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(fifo);
+    }
+    edited.expect("the mount did not answer an edit while a pull's fetch was held").unwrap();
     let o = pull.wait_with_output().unwrap();
-    eprintln!("fetch seen after {seen:?}, edit done after {edited:?}, pull done after {:?}", t.elapsed());
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(o.status.code(), Some(3), "a file left alone: exit 3: {r}");
     let skipped = r["skipped"].as_array().unwrap();
     assert!(skipped.iter().any(|s| s["path"] == "d05/f0005.txt"), "{r}");
     assert_eq!(std::fs::read(&target).unwrap(), EDIT, "the edit was replaced");
     assert_eq!(state(&target).as_deref(), Some("modified"));
+    // The pinned file is there once its packs are (`pin` fetches what the
+    // held fetch could not).
+    let o = env.in_dir("od", &["pin", "d00"]);
+    assert!(o.status.success(), "pin: {}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(state(&od.join("d00/big.bin")).as_deref(), Some("pinned"));
     assert!(std::fs::read(od.join(".ferry/files/d00/big.bin")).unwrap() == big, "the pinned file's content is on disk");
 
@@ -555,6 +588,13 @@ fn an_edit_made_while_a_pull_runs_is_never_replaced_by_a_placeholder() {
     assert_eq!(both, want, "both versions are kept");
 
     drop(m);
+}
+
+/// True while `child` has not exited (it is not reaped).
+fn pull_is_running(child: &std::process::Child) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+    // The state follows the command's closing parenthesis; Z is a zombie (exited).
+    stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z'))
 }
 
 /// A file opened for writing is fetched on a thread of its own: while it

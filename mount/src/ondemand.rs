@@ -1078,6 +1078,27 @@ impl Filesystem for OnDemandFs {
 
     fn setxattr(&mut self, _req: &Request<'_>, ino: u64, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
         if is_ferry_attr(name) {
+            if name == od::XATTR_STATE
+                && value == State::Hydrated.as_str().as_bytes()
+                && let Ok(p) = self.shared.path(ino)
+                && matches!(od::state_of(&p), Ok(Some(State::Placeholder)))
+            {
+                // A fetch asked for by a pull (a pinned file): on a thread
+                // of its own, like a write-open, so the mount keeps
+                // answering (edits made meanwhile included) while it comes in.
+                let shared = self.shared.clone();
+                let spawned = std::thread::Builder::new().name("ferry-hydrate".into()).spawn(move || match shared.hydrate(ino, &p) {
+                    Ok(()) => {
+                        reply.ok();
+                        crate::pins::enforce_quota(&shared);
+                    }
+                    Err(e) => reply.error(e),
+                });
+                if let Err(e) = spawned {
+                    tracing::error!("fetching {}: no thread to fetch it: {e} (EIO)", self.shared.view_path(ino));
+                }
+                return;
+            }
             // ferry's own attributes describe the backing file; a copy
             // (`cp -a`) must not make a file pass for a placeholder.
             return match self.shared.set_ferry_attr(ino, name, value) {
