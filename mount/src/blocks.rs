@@ -154,18 +154,25 @@ impl Blocks {
                 }
                 continue;
             }
+            // Ends the flight however this fetch ends, a panic included:
+            // a flight left open would keep its waiters asleep for good.
+            struct Land<'a>(&'a Blocks, &'a BlockId, Arc<Flight>);
+            impl Drop for Land<'_> {
+                fn drop(&mut self) {
+                    self.0.flights.lock().unwrap_or_else(|e| e.into_inner()).remove(self.1);
+                    *self.2.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                    self.2.cv.notify_all();
+                }
+            }
+            let _land = Land(self, id, flight);
             let r = self.cache.read_block(&self.store, id);
-            let r = r.map(|(plain, from_store)| {
+            return r.map(|(plain, from_store)| {
                 let c = if from_store { &self.counters.blocks_fetched } else { &self.counters.cache_hits };
                 c.fetch_add(1, Ordering::Relaxed);
                 let v = Arc::new(plain);
                 self.mem_put(*id, v.clone());
                 v
             });
-            self.flights.lock().expect("flights lock").remove(id);
-            *flight.done.lock().expect("flight lock") = true;
-            flight.cv.notify_all();
-            return r;
         }
     }
 
