@@ -257,6 +257,15 @@ fn an_unmounted_on_demand_replica_is_refused_not_taken_for_empty() {
     let o = env.run(&["mount", env.path("src").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not an on-demand replica"), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // With its store away, `ferry mount DIR` says which store it needs,
+    // not how to make a store at the replica's path.
+    std::fs::rename(&store, env.path("store.away")).unwrap();
+    let o = env.run(&["mount", od.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains(&format!("this on-demand replica's store is {store}")), "{err}");
+    assert!(!err.contains("store init"), "{err}");
 }
 
 fn set_xattr(p: &Path, name: &str, v: &[u8]) {

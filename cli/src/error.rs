@@ -96,6 +96,11 @@ fn store_hint(e: &StoreError, cx: &Context) -> Option<String> {
         StoreError::NotAStore(_) if loc.starts_with("s3://") => {
             format!("create one with `ferry store init {loc}`, or check the prefix (and AWS_ENDPOINT_URL)")
         }
+        // `ferry mount DIR` opens the store the replica last synced with: not the location typed.
+        StoreError::NotAStore(p) if cx.command == "mount" && !cx.loc.contains(&*p.to_string_lossy()) => format!(
+            "this on-demand replica's store is {}: plug in its drive or reach it again, then run `ferry mount` again (it does not start without its store)",
+            path_word(p)
+        ),
         StoreError::NotAStore(_) => format!("create one with `ferry store init {loc}`, or check the path (is the drive mounted?)"),
         StoreError::AlreadyExists(_) => "use the existing store, or pick an empty folder".into(),
         StoreError::NotEmpty(_) => {
