@@ -268,6 +268,37 @@ fn an_unmounted_on_demand_replica_is_refused_not_taken_for_empty() {
     assert!(!err.contains("store init"), "{err}");
 }
 
+/// Versions the snapshot's `.ferryignore` excludes, carried over from
+/// ancestors (format-spec §15.6), are left out of an on-demand clone as
+/// out of a full one (model test, seed 2401116: the on-demand clone wrote
+/// `d1/y.log`, whose folder was deleted since, and failed on it).
+#[test]
+fn an_on_demand_clone_leaves_out_what_the_rules_exclude_as_a_full_clone_does() {
+    let env = Env::new();
+    let store = env.replica_and_store("src", "store");
+    let src = env.path("src");
+    write(&src.join("d1/y.log"), b"y\n");
+    write(&src.join("a.txt"), b"a\n");
+    env.in_dir_json("src", &["push", &store]);
+    write(&src.join(".ferryignore"), b"*.log\n");
+    std::fs::remove_dir_all(src.join("d1")).unwrap();
+    env.in_dir_json("src", &["push", &store]);
+    let full = env.path("full");
+    env.ok(&["clone", &store, full.to_str().unwrap(), "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+    let od = clone_on_demand(&env, &store, "od");
+    let names = |root: &Path| -> Vec<String> {
+        files_under(root)
+            .iter()
+            .map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+            .filter(|r| !r.starts_with(".ferry/"))
+            .collect()
+    };
+    let backing = od.join(".ferry/files");
+    assert_eq!(names(&backing), vec![".ferryignore".to_string(), "a.txt".into()]);
+    assert_eq!(names(&backing), names(&full));
+    assert!(!backing.join("d1").exists(), "the excluded version's folder");
+}
+
 fn set_xattr(p: &Path, name: &str, v: &[u8]) {
     rustix::fs::lsetxattr(p, name, v, rustix::fs::XattrFlags::empty()).unwrap_or_else(|e| panic!("setting {name} on {}: {e}", p.display()));
 }

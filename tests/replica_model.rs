@@ -1003,6 +1003,10 @@ fn seeds_that_found_bugs_stay_fixed() {
     // conflicted file with the same size and mtime; the choice, made on
     // the older one, replaced it).
     failures.extend(run_cases_with(&[1700075, 1700367, 1700737, 1700734, 1901661], steps, true, false));
+    // Found with an on-demand replica: 2401116 (an on-demand clone wrote
+    // a version the snapshot's rules exclude, carried over from an
+    // ancestor, and failed on it: its folder had been deleted since).
+    failures.extend(run_cases_with(&[2401116], steps, true, true));
     assert!(failures.is_empty(), "{}", failures.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>().join("\n\n"));
 }
 

@@ -417,7 +417,18 @@ pub fn clone(dir: &Path, store: &Store, init: CloneInit<'_>, progress: &Progress
     let Some(head) = heads.iter().copied().max_by(|a, b| time(a).cmp(&time(b)).then(a.cmp(b))) else {
         return Ok((replica, PullReport { up_to_date: true, complete: true, ..Default::default() }));
     };
-    let remote = crate::pull::effective_tree(store, &hist, &head)?;
+    let mut remote = crate::pull::effective_tree(store, &hist, &head)?;
+    // What the snapshot's `.ferryignore` rules exclude is not written and
+    // stays unsynced, as in a full clone (`pull::plan`): the effective tree
+    // carries such versions over from ancestors (model test, seed 2401116:
+    // an on-demand clone wrote `d1/y.log`, which a full clone leaves out,
+    // and failed on it, its folder deleted since).
+    let rules = crate::pull::tree_rules(store, &remote)?;
+    let excluded: Vec<PathBuf> =
+        remote.iter().filter(|(p, e)| rules.excludes(p, matches!(e.content, Content::Dir(_)))).map(|(p, _)| p.clone()).collect();
+    for p in &excluded {
+        remote.remove(p);
+    }
     let mut report = PullReport { snapshot: Some(head), complete: true, concurrent: heads.len() - 1, ..Default::default() };
     write_tree(&files, &meta, &remote, &mut report, progress)?;
     replica.commit(&Commit {
@@ -427,7 +438,7 @@ pub fn clone(dir: &Path, store: &Store, init: CloneInit<'_>, progress: &Progress
         known: hist.known_records(&replica, &head)?,
         store: Some((store.config().store_id, head)),
         conflicts: Some(Vec::new()),
-        unsynced: Some(Vec::new()),
+        unsynced: Some(excluded),
         ..Default::default()
     })?;
     Ok((replica, report))
@@ -440,6 +451,16 @@ fn write_tree(files: &Path, meta: &Path, tree: &Base, report: &mut PullReport, p
     let mut dirs = Vec::new();
     for (p, e) in tree {
         let abs = files.join(p);
+        // A path whose folder the tree lacks gets it, as a full clone's
+        // writer makes folders (`clone` leaves out the one known case:
+        // versions excluded by rules, carried over from ancestors).
+        if abs.parent().is_some_and(|d| !d.exists()) {
+            let mut cur = files.to_path_buf();
+            for c in p.parent().into_iter().flat_map(Path::components) {
+                cur.push(c);
+                crate::workdir::ensure_dir(&cur, false)?;
+            }
+        }
         let here = fs::symlink_metadata(&abs).ok();
         match &e.content {
             Content::Dir(_) => {
