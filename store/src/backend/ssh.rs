@@ -638,8 +638,15 @@ mod tests {
 
     #[test]
     fn a_connection_that_ends_after_the_hello_fails_every_call_without_hanging() {
-        // A hello-ok (flags: append-only), then the far end reads one request and goes away.
-        let (_dir, b) = fake(r"printf '\025\000\000\000\201\000\000\000\000ferry-serve\001\000\000\000\001'; head -c 20 >/dev/null");
+        // The far end reads the hello, answers hello-ok (flags:
+        // append-only), then reads one request and goes away. It reads the
+        // hello first, as `ferry serve` does: an answer written before the
+        // request came could reach the client before it waits for one
+        // (this test failed that way once in CI, under load).
+        let hello = encode_request(0, &Request::Hello { version: VERSION, path: "/s".into() }).len();
+        let (_dir, b) = fake(&format!(
+            r"head -c {hello} >/dev/null; printf '\025\000\000\000\201\000\000\000\000ferry-serve\001\000\000\000\001'; head -c 20 >/dev/null"
+        ));
         let b = match b {
             Ok(b) => b,
             Err(e) => panic!("{e}"),
