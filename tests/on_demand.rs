@@ -258,10 +258,13 @@ fn an_unmounted_on_demand_replica_is_refused_not_taken_for_empty() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not an on-demand replica"), "{}", String::from_utf8_lossy(&o.stderr));
 
-    // With its store away, `ferry mount DIR` says which store it needs,
-    // not how to make a store at the replica's path.
+    // With its store away, `ferry mount DIR` of a replica never mounted
+    // (so with no record of its store: see
+    // `on_demand_pins.rs::the_mount_starts_while_its_store_is_away`)
+    // says which store it needs, not how to make a store at the replica's path.
+    let od2 = clone_on_demand(&env, &store, "od2");
     std::fs::rename(&store, env.path("store.away")).unwrap();
-    let o = env.run(&["mount", od.to_str().unwrap()]);
+    let o = env.run(&["mount", od2.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_ne!(o.status.code(), Some(0), "{err}");
     assert!(err.contains(&format!("this on-demand replica's store is {store}")), "{err}");

@@ -172,6 +172,41 @@ fn pinned_files_and_folders_stay_usable_without_the_store() {
     drop(m);
 }
 
+/// `ferry mount DIR` starts while its store is away (a drive not plugged
+/// in at boot), from the record of the store its last start kept
+/// (`.ferry/mount-store`, format-spec §22): pinned and hydrated files
+/// read and save, a placeholder fails with EIO, and once the store is
+/// back placeholders read again and the offline edit is pushed, with no
+/// remount.
+#[test]
+fn the_mount_starts_while_its_store_is_away() {
+    let env = Env::new();
+    let store = source(&env, 20);
+    let od = clone_on_demand(&env, &store, "od");
+    let m = mount(&env, &od, &[]);
+    env.ok(&["pin", s(&od.join("d03"))]);
+    drop(m);
+    assert!(od.join(".ferry/mount-store").is_file(), "the mount records its store");
+
+    std::fs::rename(env.path("store"), env.path("store-away")).unwrap();
+    let m = mount(&env, &od, &[]);
+    assert!(m.log().contains("is away: pinned and hydrated files work"), "{}", m.log());
+    assert_eq!(std::fs::read(od.join("d03/f0003.txt")).unwrap(), small(3), "a pinned file reads");
+    write(&od.join("d03/f0003.txt"), b"edited offline\n");
+    assert_eq!(state(&od.join("d03/f0003.txt")).as_deref(), Some("modified"));
+    let e = std::fs::File::open(od.join("d04/f0004.txt")).and_then(|mut f| f.read_to_end(&mut Vec::new())).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(EIO), "{e}");
+
+    std::fs::rename(env.path("store-away"), env.path("store")).unwrap();
+    assert_eq!(std::fs::read(od.join("d04/f0004.txt")).unwrap(), small(4), "reads work again once the store is back");
+    let o = env.in_dir("od", &["push", &store]);
+    assert!(o.status.success(), "push: {}", String::from_utf8_lossy(&o.stderr));
+    let o = env.in_dir("src", &["pull", &store]);
+    assert!(o.status.success(), "pull: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(env.path("src/d03/f0003.txt")).unwrap(), b"edited offline\n");
+    drop(m);
+}
+
 /// A placeholder moved under a pinned folder is fetched by the mount
 /// without being opened.
 #[test]

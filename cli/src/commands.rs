@@ -1651,7 +1651,11 @@ fn cmd_mount_replica(g: &Global, dir: &Path, quota: u64) -> Result<i32> {
         .ok_or(ferry_sync::Error::NoRemotes { root: root.clone() })?;
     let counters = Arc::new(ferry_mount::Counters::default());
     let counting = ferry_mount::counting::Counting::new(backend(&loc)?, counters.store.clone());
-    let store = open_for_on(g, &r, &loc, Arc::new(counting))?;
+    let (store, online) = ferry_mount::ondemand::open_store(&root, &loc, Arc::new(counting), r.keys().master(), cache(g))
+        .with_context(|| format!("opening store {loc}"))?;
+    if !online && !g.quiet {
+        eprintln!("ferry: store {loc} is away: pinned and hydrated files work; opening a placeholder fails (EIO) until the store is back");
+    }
     let opts = ferry_mount::ondemand::OnDemandOptions {
         dir: root.clone(),
         replica_id: r.replica_id,

@@ -284,10 +284,16 @@ pub const EXIT_CODES: &str = "Exit codes: 0 success, 1 error, 2 usage error, 3 f
 /// The exit code for an error.
 pub fn exit_code(e: &anyhow::Error) -> i32 {
     for c in e.chain() {
-        let store = c.downcast_ref::<StoreError>().or_else(|| match c.downcast_ref::<SyncError>() {
-            Some(SyncError::Store(s)) => Some(s),
-            _ => None,
-        });
+        let store = c
+            .downcast_ref::<StoreError>()
+            .or_else(|| match c.downcast_ref::<SyncError>() {
+                Some(SyncError::Store(s)) => Some(s),
+                _ => None,
+            })
+            .or_else(|| match c.downcast_ref::<MountError>() {
+                Some(MountError::Store(s)) => Some(s),
+                _ => None,
+            });
         match store {
             Some(StoreError::BadLocation { .. }) => return 2,
             Some(StoreError::NotAStore(_) | StoreError::LocationIsAFile(_) | StoreError::NoSuchBucket { .. }) => return 10,
@@ -349,7 +355,11 @@ pub fn report(e: &anyhow::Error, json: bool, cx: &Context) {
     let hint = e.chain().find_map(|c| match (c.downcast_ref::<StoreError>(), c.downcast_ref::<SyncError>()) {
         (Some(s), _) => store_hint(s, cx),
         (_, Some(s)) => sync_hint(s, cx),
-        _ => c.downcast_ref::<MountError>().and_then(mount_hint).or_else(|| c.downcast_ref::<ferry_center::Error>().and_then(center_hint)),
+        _ => match c.downcast_ref::<MountError>() {
+            Some(MountError::Store(s)) => store_hint(s, cx),
+            Some(m) => mount_hint(m),
+            None => c.downcast_ref::<ferry_center::Error>().and_then(center_hint),
+        },
     });
     let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>();
     // anyhow chains repeat transparent sources; keep distinct lines only.

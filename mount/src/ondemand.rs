@@ -80,6 +80,59 @@ pub struct OnDemandOptions {
     pub location: String,
 }
 
+/// Where the mount keeps the sealed config of the store it last opened,
+/// with that store's location (format-spec §22 "The mount's store"), so it
+/// can start while the store is away.
+const STORE_RECORD: &str = "mount-store";
+const STORE_RECORD_MAGIC: &str = "FMS1";
+
+/// Opens the store an on-demand replica's mount reads from: `location`,
+/// through `backend`, with the replica's `master` key. A store that
+/// answers has its sealed config recorded in the replica's `.ferry/`. One
+/// that does not (a drive not plugged in, a folder moved away) is opened
+/// from that record when it names the same location: the mount then
+/// starts, pinned and hydrated files work, placeholders fail with EIO
+/// until the store is back, and work again from then on. Returns the
+/// store and whether it answered.
+pub fn open_store(
+    root: &Path,
+    location: &str,
+    backend: Arc<dyn ferry_store::backend::Backend>,
+    master: &ferry_store::MasterKey,
+    cache: ferry_store::CacheLocation,
+) -> Result<(Store, bool)> {
+    let record = root.join(META_DIR).join(STORE_RECORD);
+    match Store::open_with_key(backend.clone(), master, cache.clone()) {
+        Ok(store) => {
+            // Best effort: without the record the mount only needs the
+            // store at its next start.
+            if let Ok(sealed) = store.sealed_config() {
+                let text = format!("{STORE_RECORD_MAGIC}\n{location}\n{}\n", hex::encode(sealed));
+                let tmp = record.with_extension("tmp");
+                let written = ferry_store::private::create_file(&tmp)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()).and_then(|()| f.sync_all()))
+                    .and_then(|()| fs::rename(&tmp, &record));
+                if let Err(e) = written {
+                    let _ = fs::remove_file(&tmp);
+                    tracing::warn!("recording the store's config in {}: {e}", record.display());
+                }
+            }
+            Ok((store, true))
+        }
+        Err(e @ (ferry_store::Error::NotAStore(_) | ferry_store::Error::Io { .. } | ferry_store::Error::NotFound(_))) => {
+            let text = fs::read_to_string(&record).unwrap_or_default();
+            let mut lines = text.lines();
+            let sealed = match (lines.next(), lines.next(), lines.next()) {
+                (Some(STORE_RECORD_MAGIC), Some(l), Some(h)) if l == location => hex::decode(h).ok(),
+                _ => None,
+            };
+            let Some(sealed) = sealed else { return Err(e.into()) };
+            Ok((Store::open_with_key_away(backend, master, &sealed, cache)?, false))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A name the kernel has looked up: its folder and name.
 struct Node {
     parent: u64,

@@ -146,7 +146,7 @@ impl Store {
         // Key file first: a config without a key would be unusable.
         backend.write(&key_path(&key_id), kf.to_bytes())?;
         backend.write(CONFIG_PATH, &config.seal(&keys))?;
-        Self::with_parts(backend, keys, config, cache, Some(key_id))
+        Self::with_parts(backend, keys, config, cache, Some(key_id), true)
     }
 
     /// The key file the passphrase opened (None when a key file export
@@ -250,7 +250,26 @@ impl Store {
             return Err(Error::damaged(CONFIG_PATH, WRONG_FAMILY));
         }
         let config = Config::open(&keys, &sealed)?;
-        Self::with_parts(backend, keys, config, cache, None)
+        Self::with_parts(backend, keys, config, cache, None, true)
+    }
+
+    /// Opens a store that cannot be reached now, from its config as
+    /// sealed (kept from an earlier open: [`Store::sealed_config`]) and the
+    /// index cache on this machine, which is left as it is: a block read
+    /// fails until the store is back, then works (the mount of an
+    /// on-demand replica started while its drive is away).
+    pub fn open_with_key_away(backend: Arc<dyn Backend>, master: &MasterKey, sealed_config: &[u8], cache: CacheLocation) -> Result<Store> {
+        let keys = Keys::derive(master);
+        if !envelope::authenticates(&keys, Kind::Config, &[0; 32], sealed_config) {
+            return Err(Error::damaged(CONFIG_PATH, WRONG_FAMILY));
+        }
+        let config = Config::open(&keys, sealed_config)?;
+        Self::with_parts(backend, keys, config, cache, None, false)
+    }
+
+    /// The config object's bytes as stored (sealed), read from the store.
+    pub fn sealed_config(&self) -> Result<Vec<u8>> {
+        self.backend.read(CONFIG_PATH)
     }
 
     fn with_parts(
@@ -259,6 +278,7 @@ impl Store {
         config: Config,
         cache: CacheLocation,
         key_id: Option<ObjectName>,
+        refresh: bool,
     ) -> Result<Store> {
         let cache = match cache {
             CacheLocation::Memory => IndexCache::in_memory()?,
@@ -275,7 +295,9 @@ impl Store {
             miss_refreshes: AtomicU64::new(0),
             miss_state: Default::default(),
         };
-        s.refresh_index()?;
+        if refresh {
+            s.refresh_index()?;
+        }
         Ok(s)
     }
 
