@@ -269,6 +269,13 @@ fn an_unmounted_on_demand_replica_is_refused_not_taken_for_empty() {
     assert_ne!(o.status.code(), Some(0), "{err}");
     assert!(err.contains(&format!("this on-demand replica's store is {store}")), "{err}");
     assert!(!err.contains("store init"), "{err}");
+    // A record of the store that does not open is no record: the same
+    // error, not a damaged config.
+    std::fs::write(od2.join(".ferry/mount-store"), format!("FMS1\n{store}\n{}\n", "ab".repeat(80))).unwrap();
+    let o = env.run(&["mount", od2.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(10), "{err}");
+    assert!(err.contains(&format!("this on-demand replica's store is {store}")), "{err}");
 }
 
 /// Versions the snapshot's `.ferryignore` excludes, carried over from

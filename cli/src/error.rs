@@ -21,6 +21,9 @@ pub struct Context {
     loc: String,
     /// The subcommand's name (`push`, `clone`, ...).
     command: &'static str,
+    /// `ferry mount DIR`: the store is the one the replica last synced
+    /// with, not a location typed.
+    mount_replica: bool,
 }
 
 impl Context {
@@ -61,7 +64,8 @@ impl Context {
             Command::Remote(crate::args::RemoteCmd::Add { loc } | crate::args::RemoteCmd::Remove { loc }) => ("remote", Some(loc)),
             Command::Remote(crate::args::RemoteCmd::List) => ("remote", None),
         };
-        Context { loc: loc.map(shell_word).unwrap_or_else(|| "LOC".into()), command }
+        let mount_replica = matches!(&cli.command, Command::Mount(a) if a.mountpoint.is_none());
+        Context { loc: loc.map(shell_word).unwrap_or_else(|| "LOC".into()), command, mount_replica }
     }
 }
 
@@ -97,7 +101,7 @@ fn store_hint(e: &StoreError, cx: &Context) -> Option<String> {
             format!("create one with `ferry store init {loc}`, or check the prefix (and AWS_ENDPOINT_URL)")
         }
         // `ferry mount DIR` opens the store the replica last synced with: not the location typed.
-        StoreError::NotAStore(p) if cx.command == "mount" && !cx.loc.contains(&*p.to_string_lossy()) => format!(
+        StoreError::NotAStore(p) if cx.mount_replica => format!(
             "this on-demand replica's store is {}: plug in its drive or reach it again, then run `ferry mount` again (it does not start without its store)",
             path_word(p)
         ),

@@ -119,15 +119,29 @@ pub fn open_store(
             }
             Ok((store, true))
         }
-        Err(e @ (ferry_store::Error::NotAStore(_) | ferry_store::Error::Io { .. } | ferry_store::Error::NotFound(_))) => {
+        Err(
+            e @ (ferry_store::Error::NotAStore(_)
+            | ferry_store::Error::Io { .. }
+            | ferry_store::Error::NotFound(_)
+            | ferry_store::Error::Unreachable { .. }),
+        ) => {
             let text = fs::read_to_string(&record).unwrap_or_default();
             let mut lines = text.lines();
             let sealed = match (lines.next(), lines.next(), lines.next()) {
                 (Some(STORE_RECORD_MAGIC), Some(l), Some(h)) if l == location => hex::decode(h).ok(),
                 _ => None,
             };
-            let Some(sealed) = sealed else { return Err(e.into()) };
-            Ok((Store::open_with_key_away(backend, master, &sealed, cache)?, false))
+            // A store whose config reads is there: the error is its own
+            // (an index that failed to read), not the store being away.
+            let Some(sealed) = sealed.filter(|_| backend.read(ferry_store::layout::CONFIG_PATH).is_err()) else { return Err(e.into()) };
+            match Store::open_with_key_away(backend, master, &sealed, cache) {
+                Ok(store) => Ok((store, false)),
+                // A record that does not open is no record (format-spec §22).
+                Err(bad) => {
+                    tracing::warn!("{}: {bad}; ignored", record.display());
+                    Err(e.into())
+                }
+            }
         }
         Err(e) => Err(e.into()),
     }
@@ -1141,10 +1155,7 @@ impl Filesystem for OnDemandFs {
                 // answering (edits made meanwhile included) while it comes in.
                 let shared = self.shared.clone();
                 let spawned = std::thread::Builder::new().name("ferry-hydrate".into()).spawn(move || match shared.hydrate(ino, &p) {
-                    Ok(()) => {
-                        reply.ok();
-                        crate::pins::enforce_quota(&shared);
-                    }
+                    Ok(()) => reply.ok(),
                     Err(e) => reply.error(e),
                 });
                 if let Err(e) = spawned {

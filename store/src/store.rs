@@ -388,20 +388,23 @@ impl Store {
             return names.iter().map(|n| (*n, self.read_index(n))).collect();
         }
         let next = AtomicUsize::new(0);
+        let work = || {
+            let mut got = Vec::new();
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(n) = names.get(k) else { break got };
+                got.push((k, *n, self.read_index(n)));
+            }
+        };
         let mut out: Vec<(usize, ObjectName, Result<IndexFile>)> = std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut got = Vec::new();
-                        loop {
-                            let k = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(n) = names.get(k) else { break got };
-                            got.push((k, *n, self.read_index(n)));
-                        }
-                    })
-                })
-                .collect();
-            workers.into_iter().flat_map(|w| w.join().expect("index reader thread")).collect()
+            // This thread reads too, so a thread the system refuses (this
+            // runs under the miss lock: no panic here) costs speed only.
+            let helpers: Vec<_> = (1..threads).filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok()).collect();
+            let mut all = work();
+            for h in helpers {
+                all.extend(h.join().expect("index reader thread"));
+            }
+            all
         });
         out.sort_by_key(|(k, _, _)| *k);
         out.into_iter().map(|(_, n, r)| (n, r)).collect()
