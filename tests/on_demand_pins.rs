@@ -142,12 +142,8 @@ fn pinned_files_and_folders_stay_usable_without_the_store() {
     // The store comes back: the offline edit is pushed, another replica gets it.
     std::fs::rename(env.path("store-away"), env.path("store")).unwrap();
     assert_eq!(std::fs::read(od.join("d04/f0004.txt")).unwrap(), small(4), "reads work again");
-    let o = env.in_dir("od", &["push", &store]);
-    assert!(o.status.success(), "push: {}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("d03/f0003.txt"), "{}", String::from_utf8_lossy(&o.stdout));
-    let o = env.in_dir("src", &["pull", &store]);
-    assert!(o.status.success(), "pull: {}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(std::fs::read(env.path("src/d03/f0003.txt")).unwrap(), b"edited offline\n");
+    let pushed = offline_edit_reaches_src(&env, &store);
+    assert!(pushed.contains("d03/f0003.txt"), "{pushed}");
 
     // Unmounted, the pins are attributes of the backing tree; remounted, they hold.
     drop(m);
@@ -181,10 +177,7 @@ fn pinned_files_and_folders_stay_usable_without_the_store() {
 #[test]
 fn the_mount_starts_while_its_store_is_away() {
     let env = Env::new();
-    let store = source(&env, 20);
-    let od = clone_on_demand(&env, &store, "od");
-    let m = mount(&env, &od, &[]);
-    env.ok(&["pin", s(&od.join("d03"))]);
+    let (store, od, m) = mounted_with_a_pin(&env, 20, "d03");
     drop(m);
     assert!(od.join(".ferry/mount-store").is_file(), "the mount records its store");
 
@@ -199,12 +192,30 @@ fn the_mount_starts_while_its_store_is_away() {
 
     std::fs::rename(env.path("store-away"), env.path("store")).unwrap();
     assert_eq!(std::fs::read(od.join("d04/f0004.txt")).unwrap(), small(4), "reads work again once the store is back");
-    let o = env.in_dir("od", &["push", &store]);
+    offline_edit_reaches_src(&env, &store);
+    drop(m);
+}
+
+/// A source of `n` files pushed to a store, cloned on demand into `od`
+/// and mounted, with folder `pin` pinned: the store, `od`, the mount.
+fn mounted_with_a_pin(env: &Env, n: usize, pin: &str) -> (String, std::path::PathBuf, Mounted) {
+    let store = source(env, n);
+    let od = clone_on_demand(env, &store, "od");
+    let m = mount(env, &od, &[]);
+    env.ok(&["pin", s(&od.join(pin))]);
+    (store, od, m)
+}
+
+/// Pushes `od` (its offline edit of `d03/f0003.txt`), pulls into `src`
+/// and checks the edit arrived; returns what the push printed.
+fn offline_edit_reaches_src(env: &Env, store: &str) -> String {
+    let o = env.in_dir("od", &["push", store]);
     assert!(o.status.success(), "push: {}", String::from_utf8_lossy(&o.stderr));
-    let o = env.in_dir("src", &["pull", &store]);
+    let pushed = String::from_utf8_lossy(&o.stdout).into_owned();
+    let o = env.in_dir("src", &["pull", store]);
     assert!(o.status.success(), "pull: {}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read(env.path("src/d03/f0003.txt")).unwrap(), b"edited offline\n");
-    drop(m);
+    pushed
 }
 
 /// A placeholder moved under a pinned folder is fetched by the mount
@@ -212,10 +223,7 @@ fn the_mount_starts_while_its_store_is_away() {
 #[test]
 fn a_placeholder_moved_into_a_pinned_folder_is_fetched() {
     let env = Env::new();
-    let store = source(&env, 40);
-    let od = clone_on_demand(&env, &store, "od");
-    let m = mount(&env, &od, &[]);
-    env.ok(&["pin", s(&od.join("d01"))]);
+    let (_store, od, m) = mounted_with_a_pin(&env, 40, "d01");
     assert_eq!(state(&od.join("d02/f0002.txt")).as_deref(), Some("placeholder"));
     std::fs::rename(od.join("d02/f0002.txt"), od.join("d01/moved.txt")).unwrap();
     let t = Instant::now();
