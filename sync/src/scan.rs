@@ -274,7 +274,18 @@ fn walk(abs: &Path, rel: &Path, filter: &Filter, depth: usize, out: &mut Listing
     let inner = filter.with_ignore_file(abs, rel)?;
     let filter = inner.as_ref().unwrap_or(filter);
     count_listing();
-    let rd = std::fs::read_dir(abs).map_err(|e| Error::io("list", abs, e))?;
+    let rd = match std::fs::read_dir(abs) {
+        Ok(rd) => rd,
+        // A folder removed (or replaced by a file) between its stat and
+        // its listing is gone, like a file that vanishes while listed: the
+        // next scan sees what took its place (model test, seed 2500606: a
+        // sync failed on a folder deleted while it ran).
+        Err(e) if depth > 0 && matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+            out.remove(rel);
+            return Ok(());
+        }
+        Err(e) => return Err(Error::io("list", abs, e)),
+    };
     for ent in rd {
         let ent = ent.map_err(|e| Error::io("list", abs, e))?;
         let (a, r) = (ent.path(), rel.join(ent.file_name()));
