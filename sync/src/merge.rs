@@ -546,6 +546,11 @@ fn renamed_name(p: &Path) -> Vec<u8> {
 }
 
 /// Writes the tree blocks of a flat tree; returns the root tree ID.
+/// Each entry is written under its path's last component (the map's key
+/// is the truth): an entry whose `name` had gone stale would otherwise
+/// share a name with another in its folder, and the tree would not decode
+/// (CI, model seed 26, once: "entries not strictly sorted at
+/// a.conflict-…"; not replayed).
 pub fn write_tree(writer: &StoreWriter<'_>, tree: &Base) -> Result<BlockId> {
     // Children of every folder, deepest folders first.
     let mut children: BTreeMap<PathBuf, Vec<Entry>> = BTreeMap::new();
@@ -560,7 +565,7 @@ pub fn write_tree(writer: &StoreWriter<'_>, tree: &Base) -> Result<BlockId> {
     let mut ids: HashMap<PathBuf, BlockId> = HashMap::new();
     for (p, e) in tree {
         if !is_dir(e) {
-            children.entry(p.parent().unwrap_or(Path::new("")).to_path_buf()).or_default().push(e.clone());
+            children.entry(p.parent().unwrap_or(Path::new("")).to_path_buf()).or_default().push(renamed(e, p));
         }
     }
     for d in dirs {
@@ -571,7 +576,7 @@ pub fn write_tree(writer: &StoreWriter<'_>, tree: &Base) -> Result<BlockId> {
                 break;
             }
             if is_dir(e) && p.parent() == Some(d.as_path()) && p != &d {
-                let mut e = e.clone();
+                let mut e = renamed(e, p);
                 e.content = Content::Dir(ids[p]);
                 entries.push(e);
             }
