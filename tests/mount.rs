@@ -287,6 +287,36 @@ fn cache_stays_within_quota_plus_pins() {
     assert_eq!(m.n("blocks_fetched"), before);
 }
 
+/// The mount writes fetched blocks to the block cache behind the reads
+/// (a thread of its own); an unmount right after a cold read, by
+/// `fusermount3 -u` or by a signal, still leaves every block it read in the
+/// cache, so the next mount reads the file without the store.
+#[test]
+fn blocks_read_just_before_an_unmount_are_cached_for_the_next_mount() {
+    let env = Env::new();
+    let store = env.store("store");
+    let src = env.path("src");
+    write_random(&src.join("a.bin"), 70, 48 * MIB);
+    write_random(&src.join("b.bin"), 71, 48 * MIB);
+    backup(&env, &src, &store);
+    for (file, how) in [("a.bin", "fusermount3 -u"), ("b.bin", "SIGTERM")] {
+        let mut m = mount_at(&env, &store, "mnt", &[]);
+        // No status request in between: it would wait for the writer.
+        assert_eq!(hash_file(&m.mnt.join("latest").join(file)), hash_file(&src.join(file)));
+        if how == "SIGTERM" {
+            m.stop_with("-TERM");
+        } else {
+            assert!(std::process::Command::new("fusermount3").arg("-u").arg(&m.mnt).status().unwrap().success());
+            m.wait_exit(Duration::from_secs(15));
+        }
+        let m2 = mount_at(&env, &store, "mnt", &[]);
+        let before = m2.n("blocks_fetched");
+        assert_eq!(hash_file(&m2.mnt.join("latest").join(file)), hash_file(&src.join(file)));
+        assert_eq!(m2.n("blocks_fetched"), before, "after {how}, {file} came whole from the block cache: {}", m2.stats());
+        assert!(m2.n("cache_hits") >= 48, "{}", m2.stats());
+    }
+}
+
 /// A flipped byte in a pack gives EIO (and a log line naming the pack),
 /// never wrong bytes.
 #[test]

@@ -4,9 +4,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Condvar, Mutex};
 
-use ferry_store::blockcache::BlockCache;
+use ferry_store::blockcache::{BlockCache, Fetched};
 use ferry_store::{BlockId, Error as StoreError, Store};
 
 use crate::counting::ReadCounters;
@@ -16,6 +17,12 @@ use crate::counting::ReadCounters;
 /// several times in a row; blocks fetched ahead wait here until read, so
 /// this must stay well above the prefetch window (`PREFETCH_BYTES`).
 pub const MEM_BYTES: u64 = 64 << 20;
+
+/// Bytes of fetched blocks waiting for the cache writer. A read that
+/// would pass this writes its block to the cache itself: memory stays
+/// bounded and a cache disk slower than the store slows reads to its speed,
+/// as when every read wrote its own block.
+pub const WRITE_BEHIND_BYTES: u64 = 16 << 20;
 
 /// What the mount did, for `ferry cache status --json`.
 #[derive(Debug, Default)]
@@ -76,10 +83,76 @@ struct Flight {
     cv: Condvar,
 }
 
+/// Blocks fetched from the store on their way into the block cache, written
+/// by a thread of its own after the read that fetched them is answered.
+struct WriteBehind {
+    /// To the writer thread; None once it could not start.
+    tx: Mutex<Option<Sender<Fetched>>>,
+    /// Bytes sent and not yet written.
+    waiting: Mutex<u64>,
+    /// Signalled whenever `waiting` falls.
+    written: Condvar,
+}
+
+impl WriteBehind {
+    /// The writer thread for `cache` (when it cannot start, every block is
+    /// written by the read that fetched it).
+    fn start(cache: &Arc<BlockCache>) -> Arc<WriteBehind> {
+        let (tx, rx) = channel::<Fetched>();
+        let wb = Arc::new(WriteBehind { tx: Mutex::new(None), waiting: Mutex::new(0), written: Condvar::new() });
+        let (cache, me) = (cache.clone(), Arc::downgrade(&wb));
+        let started = std::thread::Builder::new().name("ferry-cache-writer".into()).spawn(move || {
+            for f in rx {
+                // A full or read-only cache disk costs caching, not reads.
+                if let Err(e) = cache.keep(&f) {
+                    tracing::warn!("block cache: {e}");
+                }
+                let Some(wb) = me.upgrade() else { continue };
+                let mut w = wb.waiting.lock().unwrap_or_else(|e| e.into_inner());
+                *w = w.saturating_sub(f.size());
+                wb.written.notify_all();
+            }
+        });
+        match started {
+            Ok(_) => *wb.tx.lock().expect("tx lock") = Some(tx),
+            Err(e) => tracing::warn!("block cache writer thread: {e}; reads write the cache themselves"),
+        }
+        wb
+    }
+
+    /// Hands `f` to the writer; gives it back when the writer is gone or
+    /// already holds [`WRITE_BEHIND_BYTES`].
+    fn offer(&self, f: Fetched) -> Option<Fetched> {
+        let mut w = self.waiting.lock().expect("waiting lock");
+        if *w + f.size() > WRITE_BEHIND_BYTES {
+            return Some(f);
+        }
+        let tx = self.tx.lock().expect("tx lock");
+        let Some(tx) = tx.as_ref() else { return Some(f) };
+        let size = f.size();
+        match tx.send(f) {
+            Ok(()) => {
+                *w += size;
+                None
+            }
+            Err(e) => Some(e.0),
+        }
+    }
+
+    /// Waits until every block handed over so far is written.
+    fn settle(&self) {
+        let mut w = self.waiting.lock().expect("waiting lock");
+        while *w > 0 {
+            w = self.written.wait(w).expect("waiting lock");
+        }
+    }
+}
+
 /// The mount's view of blocks.
 pub struct Blocks {
     store: Store,
-    cache: BlockCache,
+    cache: Arc<BlockCache>,
+    behind: Arc<WriteBehind>,
     /// Counters shared with the control socket.
     pub counters: Arc<Counters>,
     mem: Mutex<Lru>,
@@ -97,7 +170,9 @@ impl Blocks {
             .thread_name(|i| format!("ferry-prefetch-{i}"))
             .build()
             .expect("prefetch threads");
-        Blocks { store, cache, counters, mem: Mutex::default(), flights: Mutex::default(), queued: Mutex::default(), prefetch }
+        let cache = Arc::new(cache);
+        let behind = WriteBehind::start(&cache);
+        Blocks { store, cache, behind, counters, mem: Mutex::default(), flights: Mutex::default(), queued: Mutex::default(), prefetch }
     }
 
     /// The store.
@@ -108,6 +183,13 @@ impl Blocks {
     /// The local block cache.
     pub fn cache(&self) -> &BlockCache {
         &self.cache
+    }
+
+    /// Waits until every block fetched so far is in the block cache (its
+    /// writer runs behind the reads): before answering what the cache
+    /// holds, and before the process ends.
+    pub fn settle(&self) {
+        self.behind.settle();
     }
 
     fn mem_get(&self, id: &BlockId) -> Option<Arc<Vec<u8>>> {
@@ -165,20 +247,29 @@ impl Blocks {
                 }
             }
             let _land = Land(self, id, flight);
-            let r = self.cache.read_block(&self.store, id);
-            return r.map(|(plain, from_store)| {
-                let c = if from_store { &self.counters.blocks_fetched } else { &self.counters.cache_hits };
-                c.fetch_add(1, Ordering::Relaxed);
-                let v = Arc::new(plain);
-                self.mem_put(*id, v.clone());
-                v
-            });
+            let (plain, fetched) = self.cache.read_block_later(&self.store, id)?;
+            let c = if fetched.is_some() { &self.counters.blocks_fetched } else { &self.counters.cache_hits };
+            c.fetch_add(1, Ordering::Relaxed);
+            let v = Arc::new(plain);
+            self.mem_put(*id, v.clone());
+            // Written behind the read; past the writer's budget, here.
+            if let Some(f) = fetched.and_then(|f| self.behind.offer(f))
+                && let Err(e) = self.cache.keep(&f)
+            {
+                tracing::warn!("block cache: {e}");
+            }
+            return Ok(v);
         }
     }
 
     /// Makes sure a block is in the local cache (verified), without keeping
     /// it in memory: for pins. Returns true when it came from the store.
     pub fn ensure_cached(&self, id: &BlockId) -> Result<bool, StoreError> {
+        if self.cache.contains(id) {
+            return Ok(false);
+        }
+        // It may be on its way in from a read (then not fetched again).
+        self.settle();
         if self.cache.contains(id) {
             return Ok(false);
         }

@@ -152,6 +152,8 @@ pub(crate) fn stats(shared: &Shared) -> Value {
 
 /// The counters of a mount's blocks.
 fn stats_of(blocks: &crate::blocks::Blocks) -> Value {
+    // What the cache holds after the reads so far (written behind them).
+    blocks.settle();
     let c = &blocks.counters;
     json!({
         "hydrated": null,

@@ -137,6 +137,7 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &MountOptions, ready: 
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
     let n = snaps.len();
+    let exit_blocks = blocks.clone();
     let shared = Arc::new(fs::Shared::new(blocks, snaps, socket.to_string_lossy().into_owned(), uid, gid));
     let cleanup = register_mount(
         &cache_dir,
@@ -168,12 +169,22 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &MountOptions, ready: 
     };
 
     raise_read_ahead(&mp);
-    on_signals_unmount(&mp, cleanup.clone())?;
+    on_signals_unmount(&mp, settle_then(&exit_blocks, cleanup.clone()))?;
     ready(&Mounted { snapshots: n, cache: cache_dir.clone() });
     let r = session.run();
     drop(session);
-    cleanup();
+    settle_then(&exit_blocks, cleanup)();
     r.map_err(|e| Error::io(format!("serving {}", mp.display()), e))
+}
+
+/// What waits for the block cache writer of `blocks` to finish (blocks
+/// read last are cached for the next mount too), then runs a cleanup.
+pub(crate) fn settle_then(blocks: &Arc<blocks::Blocks>, cleanup: impl FnOnce() + Send + 'static) -> impl FnOnce() + Send + 'static {
+    let blocks = blocks.clone();
+    move || {
+        blocks.settle();
+        cleanup()
+    }
 }
 
 /// Records a running mount for `ferry cache status` (`status::register`)

@@ -1270,11 +1270,11 @@ pub fn mount(store: Store, counters: Arc<Counters>, opts: &OnDemandOptions, read
     };
     let _ = shared.notifier.set(session.notifier());
     crate::raise_read_ahead(&dir);
-    crate::on_signals_unmount(&dir, cleanup.clone())?;
+    crate::on_signals_unmount(&dir, crate::settle_then(&shared.blocks, cleanup.clone()))?;
     ready(&crate::Mounted { snapshots: 0, cache: cache_dir.clone() });
     let r = session.run();
     drop(session);
     drop(fd);
-    cleanup();
+    crate::settle_then(&shared.blocks, cleanup)();
     r.map_err(|e| Error::io(format!("serving {}", dir.display()), e))
 }

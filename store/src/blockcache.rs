@@ -56,6 +56,24 @@ pub struct Cached {
     file: Vec<u8>,
 }
 
+/// A block fetched from the store and verified, not yet in the cache
+/// ([`BlockCache::read_block_later`]).
+#[derive(Debug)]
+pub struct Fetched {
+    /// The block.
+    pub id: BlockId,
+    kind: Kind,
+    raw_len: u32,
+    sealed: Vec<u8>,
+}
+
+impl Fetched {
+    /// Bytes it holds in memory until kept.
+    pub fn size(&self) -> u64 {
+        self.sealed.len() as u64
+    }
+}
+
 impl Cached {
     /// The sealed bytes as stored in the pack.
     pub fn sealed(&self) -> &[u8] {
@@ -289,6 +307,29 @@ impl BlockCache {
             tracing::warn!("block cache: {e}");
         }
         Ok((plain, true))
+    }
+
+    /// [`BlockCache::read_block`] that leaves the cache write to the
+    /// caller: a block that came from the store (verified) is returned
+    /// with its sealed bytes, for [`BlockCache::keep`] once the read is
+    /// answered (the mount writes the cache from a thread of its own, so a
+    /// cold read does not wait for the cache's disk).
+    pub fn read_block_later(&self, store: &Store, id: &BlockId) -> Result<(Vec<u8>, Option<Fetched>)> {
+        if let Some(plain) = self.read_plain(store, id) {
+            return Ok((plain, None));
+        }
+        let (loc, sealed) = store.read_sealed_block(id)?;
+        // Opened in place, so the copy to keep is taken first; it is kept
+        // only once the block verifies.
+        let keep = sealed.clone();
+        let plain = open_block_owned(store.keys(), loc.kind, id, loc.raw_len, sealed, &|| Store::block_what(id, &loc))?;
+        Ok((plain, Some(Fetched { id: *id, kind: loc.kind, raw_len: loc.raw_len, sealed: keep })))
+    }
+
+    /// Adds a block that [`BlockCache::read_block_later`] fetched and
+    /// verified, then evicts when over the quota.
+    pub fn keep(&self, f: &Fetched) -> Result<()> {
+        self.put(&f.id, f.kind, f.raw_len, &f.sealed)
     }
 
     /// Every block file, with size and last use; with `clean`, temp files
