@@ -1302,7 +1302,7 @@ def targets_issue15(res: dict) -> list[dict]:
                 continue
             for lab, f, o in got:
                 ok &= f <= lim * o
-            det.append(f"ferry / {peer} (<= {lim}): " + ", ".join(f"{lab} {f:.2f}s / {o:.2f}s = {f / o:.2f}x" for lab, f, o in got))
+            det.append(f"ferry / {peer} (<= {lim}): " + ", ".join(f"{lab} {f:.2f}s / {o:.2f}s = {f / o:.3f}x" for lab, f, o in got))
         add(name, ok and bool(pairs), f"{what}; " + "; ".join(det) if pairs else f"no {what} in this run")
 
     # 1. backup of a many-file tree
@@ -1373,7 +1373,7 @@ def targets_issue15(res: dict) -> list[dict]:
         best = min(peers, key=peers.get)
         f = sb["ferry"]["median"]
         add("store <= 0.9x the smallest peer's (restic, borg, bupstash) on source history", f <= 0.9 * peers[best],
-            f"history, repository after the last backup: ferry {f / MiB:.1f} MiB vs {best} {peers[best] / MiB:.1f} MiB = {f / peers[best]:.2f}x "
+            f"history, repository after the last backup: ferry {f / MiB:.1f} MiB vs {best} {peers[best] / MiB:.1f} MiB = {f / peers[best]:.3f}x "
             "(" + ", ".join(f"{t} {v / MiB:.1f}" for t, v in peers.items()) + ")")
     else:
         add("store <= 0.9x the smallest peer's (restic, borg, bupstash) on source history", False, "no history store sizes in this run")
