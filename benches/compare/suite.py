@@ -22,7 +22,18 @@ What it does, in order:
      without --reps has a 28-minute budget: each dataset's first repetition
      always runs, later ones (up to 3) only while the budget has room;
   5. writes BENCHMARKS.json and BENCHMARKS.md (at the repository root for a
-     full run; under /var/tmp/ferry-bench/quick for --quick unless --out).
+     full run; under /var/tmp/ferry-bench/quick for --quick unless --out),
+     with the targets of issues 4 and 15 computed from the medians.
+
+How the tools open their repositories: ferry with a key file, as scripts and
+watch mode do (issue 15): `ferry store init` gets FERRY_PASSWORD, `ferry key
+export` writes the master key into the tool's cache folder, and every later
+ferry command (every variant, the memory-scaling run too) runs with
+FERRY_KEY_FILE and without FERRY_PASSWORD, so no key derivation is timed and
+a fallback to the passphrase would fail; restic and borg with a passphrase
+(scrypt, PBKDF2 at every run), bupstash with its key file. After each
+dataset's last backup, a read-only step lists the snapshots (`ferry
+snapshots`, `restic snapshots`, `borg list`, `bupstash list`).
 
 Datasets (--only takes these names; repeatable or comma-separated):
   history         linux-source-6.1 then linux-source-6.12 at the same path,
@@ -441,7 +452,8 @@ def timed(argv, cwd, env, name: str, ok_codes=(0,)) -> dict:
     os.sync()  # start clean: no tool pays for writing back another tool's dirty pages
     with open(f"{base}.out", "wb") as out, open(f"{base}.err", "wb") as err:
         t0 = time.monotonic()
-        p = subprocess.run(["/usr/bin/time", "-v", "-o", f"{base}.time", *map(str, argv)], cwd=cwd, env=env, stdout=out, stderr=err)
+        p = subprocess.run(["/usr/bin/time", "-v", "-o", f"{base}.time", *map(str, argv)], cwd=cwd, env=env,
+                           stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         wall = time.monotonic() - t0
     res = parse_time_v(Path(f"{base}.time").read_text())
     if p.returncode not in ok_codes:
@@ -461,6 +473,7 @@ class Tool:
     label = "?"
     peer = True  # counted as a peer in the targets
     restores = True
+    lists = True  # has a read-only "list the snapshots" command (the `snapshots` step)
 
     def __init__(self, home: Path, env: dict):
         self.repo = home / "repo" / self.name
@@ -484,17 +497,31 @@ class Tool:
     def restore(self, target: Path, logname: str) -> tuple[dict, Path]:
         raise NotImplementedError
 
+    def list_snapshots(self, logname: str) -> dict:
+        raise NotImplementedError
+
 
 class Ferry(Tool):
+    """`ferry store init` is the only command that gets FERRY_PASSWORD (it
+    derives the key family's key with Argon2id); right after it, `ferry key
+    export` writes the master key to a file in the tool's cache folder, and
+    every later command (backup, restore, snapshots) runs with FERRY_KEY_FILE
+    and without FERRY_PASSWORD: no key derivation per run, and a command that
+    fell back to the passphrase would fail (no FERRY_PASSWORD, no terminal)."""
+
     def __init__(self, home, env, exe: Path, avg_kib: int | None = None):
         self.name = "ferry" if avg_kib is None else f"ferry-{avg_kib}k"
         self.label = "ferry" if avg_kib is None else f"ferry {avg_kib} KiB"
         self.peer = False
         self.restores = avg_kib is None
+        self.lists = avg_kib is None  # the chunk-size variants need no read-only step
         self.avg_kib = avg_kib
         self.exe = exe
         super().__init__(home, env)
-        self.env = dict(env, FERRY_PASSWORD=PASSWORD, FERRY_CACHE_DIR=str(self.cache))
+        self.key = self.cache / "ferry.key"
+        self.env = dict(env, FERRY_CACHE_DIR=str(self.cache))
+        for k in ("FERRY_PASSWORD", "FERRY_PASSWORD_FILE", "FERRY_PASSWORD_COMMAND", "FERRY_KEY_FILE"):
+            self.env.pop(k, None)
 
     def version(self):
         return first_line([self.exe, "--version"])
@@ -502,8 +529,14 @@ class Ferry(Tool):
     def init(self):
         super().init()
         extra = [] if self.avg_kib is None else ["--chunk-avg-kib", str(self.avg_kib)]
-        out = sh([self.exe, "--json", "store", "init", self.repo, *extra], env=self.env)
+        with_pw = dict(self.env, FERRY_PASSWORD=PASSWORD)
+        out = sh([self.exe, "--json", "store", "init", self.repo, *extra], env=with_pw, stdin=subprocess.DEVNULL)
         self.chunk_avg = json.loads(out)["chunk_avg"]
+        if self.key.exists():  # `key export` never overwrites; the cache folder is fresh per repetition
+            self.key.unlink()
+        sh([self.exe, "-q", "key", "export", self.repo, self.key], env=with_pw, stdin=subprocess.DEVNULL)
+        self.env["FERRY_KEY_FILE"] = str(self.key)
+        assert "FERRY_PASSWORD" not in self.env
 
     def backup(self, src, step, logname):
         r = timed([self.exe, "--json", "backup", src, "--to", self.repo], None, self.env, logname)
@@ -513,6 +546,9 @@ class Ferry(Tool):
     def restore(self, target, logname):
         r = timed([self.exe, "--json", "restore", self.repo, "latest", "--target", target], None, self.env, logname)
         return r, target
+
+    def list_snapshots(self, logname):
+        return timed([self.exe, "snapshots", self.repo], None, self.env, logname)
 
 
 class Restic(Tool):
@@ -540,6 +576,9 @@ class Restic(Tool):
     def restore(self, target, logname):
         r = timed(["restic", "-r", self.repo, "restore", "latest", "--target", target], None, self.env, logname)
         return r, None  # restic restores under target/<absolute source path>
+
+    def list_snapshots(self, logname):
+        return timed(["restic", "-r", self.repo, "snapshots"], None, self.env, logname)
 
 
 class Borg(Tool):
@@ -581,10 +620,15 @@ class Borg(Tool):
         r = timed(["borg", "extract", f"{self.repo}::{self.last}"], target, self.env, logname, ok_codes=(0, 1))
         return r, None
 
+    def list_snapshots(self, logname):
+        return timed(["borg", "list", self.repo], None, self.env, logname)
+
 
 class Rsync(Tool):
     """A plain mirror: `rsync -a --delete`; with delta=True `--no-whole-file`
     (the delta algorithm; rsync's local default copies whole files)."""
+
+    lists = False  # a mirror has no snapshots
 
     def __init__(self, home, env, delta: bool, name="rsync", label=None):
         self.name = name
@@ -644,6 +688,9 @@ class Bupstash(Tool):
         target.mkdir(parents=True, exist_ok=True)
         r = timed([self.exe, "restore", "--into", target, f"id={self.last}"], None, self.env, logname)
         return r, target
+
+    def list_snapshots(self, logname):
+        return timed([self.exe, "list"], None, self.env, logname)
 
 
 def install_bupstash() -> None:
@@ -713,6 +760,14 @@ class Step:
         self.edit, self.rebackup = edit, rebackup
 
 
+def with_list_step(steps: list[Step]) -> list[Step]:
+    """Adds the read-only step right after the last backup: every tool that
+    has snapshots lists them (ferry `snapshots`, restic `snapshots`, borg
+    `list`, bupstash `list`); timed like the other steps."""
+    last = max(i for i, s in enumerate(steps) if s.kind == "backup")
+    return steps[: last + 1] + [Step("snapshots", "list snapshots (read-only)", kind="list")] + steps[last + 1 :]
+
+
 def median_spread(xs):
     xs = [x for x in xs if x is not None]
     if not xs:
@@ -728,7 +783,8 @@ class Bench:
 
     def __init__(self, name, title, description, reps, tools_for_rep, src: Path, steps_for_rep, prepare=None, cleanup=None):
         self.name, self.title, self.description, self.reps = name, title, description, reps
-        self.tools_for_rep, self.src, self.steps_for_rep = tools_for_rep, src, steps_for_rep
+        self.tools_for_rep, self.src = tools_for_rep, src
+        self.steps_for_rep = lambda rep, home: with_list_step(steps_for_rep(rep, home))
         self._prepare, self._cleanup = prepare, cleanup
         self.runs: dict = {}
         self.store: dict = {}
@@ -777,6 +833,10 @@ class Bench:
                     r = t.backup(src, step.id, lname)
                     r["store_after"] = t.store_bytes()
                     r["store_growth"] = r["store_after"] - before
+                elif step.kind == "list":
+                    if not t.lists:
+                        continue
+                    r = t.list_snapshots(lname)
                 else:
                     if not t.restores:
                         continue
@@ -1062,12 +1122,14 @@ class MemScale:
                         raise RuntimeError("memscale: ferry restore differs from the source")
                     verify_sample(src, target)
                     rmtree(target)
+                    ls = ferry.list_snapshots(f"memscale-snapshots-{k}")
+                    ls.pop("stdout", None)
                     self.rows.append({
                         "factor": k, "store_bytes": ferry.store_bytes(), "index_bytes": dir_bytes(ferry.repo / "index"),
-                        "cache_bytes": dir_bytes(ferry.cache), "backup": b, "restore": r,
+                        "cache_bytes": dir_bytes(ferry.cache) - ferry.key.stat().st_size, "backup": b, "restore": r, "snapshots": ls,
                     })
                     log(f"memscale {k:2d}x store {self.rows[-1]['store_bytes'] / MiB:8.1f} MiB  backup rss {b['rss_kib'] / 1024:6.0f} MiB  "
-                        f"restore rss {r['rss_kib'] / 1024:6.0f} MiB")
+                        f"restore rss {r['rss_kib'] / 1024:6.0f} MiB  snapshots {ls['wall_s'] * 1000:.0f} ms")
         finally:
             rmtree(home)
         self.rep_secs.append(round(time.monotonic() - t0, 1))
@@ -1077,7 +1139,8 @@ class MemScale:
             "title": "Memory scaling (ferry)",
             "description": f"{self.nvar} distinct variants of {self.count} small files + one {self.big} MiB random file "
                            f"(~{self.one / MiB:.0f} MiB each) backed up one after another into one store; at 1x, 4x and 16x: "
-                           "the backup that brought the store to that size, then a restore of that latest snapshot.",
+                           "the backup that brought the store to that size, then a restore of that latest snapshot, then `ferry snapshots`. "
+                           "ferry runs with a key file (FERRY_KEY_FILE), as everywhere in this suite.",
             "measured_at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "rep_seconds": self.rep_secs,
             "rows": self.rows,
@@ -1202,6 +1265,118 @@ def targets(res: dict) -> list[dict]:
                     det.append(f"{s['id']}: ferry +{f / KiB:.0f} KiB vs rsync literal {r / KiB:.0f} KiB ({f / r:.1f}x)")
         if det:
             add("edit bytes within 2x of rsync's", ok, "ferry store growth vs rsync --no-whole-file Literal data; " + "; ".join(det))
+    for t in out:
+        t["issue"] = 4
+    return out + targets_issue15(res)
+
+
+MANY_FILE_BACKUPS = [("history", "backup-6.1"), ("sidebyside", "backup"), ("smallfiles", "backup")]
+
+
+def targets_issue15(res: dict) -> list[dict]:
+    """Issue 15's targets, ferry with a key file, as ratios of this run's
+    medians. A target with no numbers in this run is reported as not met."""
+    D = res["datasets"]
+    out = []
+
+    def add(name, met, detail):
+        out.append({"target": name, "met": bool(met), "detail": detail, "issue": 15})
+
+    def ratios(pairs, peer):
+        """[(label, ferry s, peer s)] for the (dataset, step) pairs where both were measured."""
+        got = []
+        for d, s in pairs:
+            if d in D and "summary" in D[d]:
+                f, o = med(D[d], s, "ferry"), med(D[d], s, peer)
+                if f is not None and o:
+                    got.append((f"{d}/{s}", f, o))
+        return got
+
+    def ratio_row(name, pairs, limits, what):
+        det, ok = [], True
+        for peer, lim in limits:
+            got = ratios(pairs, peer)
+            if not got:
+                ok = False
+                det.append(f"no {peer} numbers in this run")
+                continue
+            for lab, f, o in got:
+                ok &= f <= lim * o
+            det.append(f"ferry / {peer} (<= {lim}): " + ", ".join(f"{lab} {f:.2f}s / {o:.2f}s = {f / o:.3f}x" for lab, f, o in got))
+        add(name, ok and bool(pairs), f"{what}; " + "; ".join(det) if pairs else f"no {what} in this run")
+
+    # 1. backup of a many-file tree
+    ratio_row("backup of a many-file tree <= 0.5x restic's time and <= 0.25x borg's",
+              [(d, s) for d, s in MANY_FILE_BACKUPS if d in D], [("restic", 0.5), ("borg", 0.25)],
+              "median wall time of the first backup of each many-file tree (history: 6.1 into an empty repository, "
+              "sidebyside, smallfiles); every one must meet it")
+    # 2. restore vs restic
+    ratio_row("restore <= 0.5x restic's time",
+              [(d, s["id"]) for d, ds in D.items() for s in ds.get("steps", []) if s["kind"] == "restore"], [("restic", 0.5)],
+              "median wall time of every restore step")
+    # 3. no-change re-backup vs bupstash
+    ratio_row("no-change re-backup with a key file <= 0.5x bupstash's time",
+              [(d, s["id"]) for d, ds in D.items() for s in ds.get("steps", []) if s["rebackup"]], [("bupstash", 0.5)],
+              "median wall time of every no-change re-backup (bupstash opens its repository with its key file too)")
+    # 4. read-only commands
+    det, worst = [], None
+    for d, ds in D.items():
+        v = med(ds, "snapshots", "ferry") if "summary" in ds else None
+        if v is not None:
+            worst = max(worst or 0, v)
+            others = ", ".join(f"{t} {med(ds, 'snapshots', t) * 1000:.0f}" for t in peers_of(ds) if med(ds, "snapshots", t) is not None)
+            det.append(f"{d} {v * 1000:.0f}" + (f" ({others})" if others else ""))
+    for r in D.get("memscale", {}).get("rows", []):
+        if r.get("snapshots"):
+            worst = max(worst or 0, r["snapshots"]["wall_s"])
+            det.append(f"memscale {r['factor']}x {r['snapshots']['wall_s'] * 1000:.0f}")
+    add("read-only commands with a key file (`ferry snapshots`) <= 50 ms", worst is not None and worst <= 0.050,
+        ("median wall ms of `ferry snapshots` after each dataset's last backup (in parentheses the peers' list commands, "
+         f"for context; memscale: one run at each store size); highest {worst * 1000:.0f} ms: " + "; ".join(det))
+        if det else "no `ferry snapshots` step in this run")
+    # 5a. peak RSS of backup and restore
+    det, worst = [], None
+    for d, ds in D.items():
+        if "summary" not in ds:
+            continue
+        for kind in ("backup", "restore"):
+            v = [med(ds, s["id"], "ferry", "rss_kib") for s in ds["steps"] if s["kind"] == kind]
+            v = [x for x in v if x is not None]
+            if v:
+                worst = max(worst or 0, max(v))
+                det.append(f"{d} {kind} {max(v) / 1024:.1f}")
+    for r in D.get("memscale", {}).get("rows", []):
+        for kind in ("backup", "restore"):
+            worst = max(worst or 0, r[kind]["rss_kib"])
+        det.append(f"memscale {r['factor']}x backup {r['backup']['rss_kib'] / 1024:.1f}, restore {r['restore']['rss_kib'] / 1024:.1f}")
+    add("peak RSS with a key file <= 32 MiB for backup and restore", worst is not None and worst <= 32 * KiB,
+        (f"highest median peak RSS, MiB, over each dataset's backup steps (re-backups included) and restore steps; highest "
+         f"{worst / 1024:.1f} MiB: " + "; ".join(det) + ". Push and pull are measured elsewhere, by benches/compare/rss_growth.sh")
+        if det else "no ferry backup or restore in this run")
+    # 5b. peak RSS growth with the store 16x
+    rows = {r["factor"]: r for r in D.get("memscale", {}).get("rows", [])}
+    lo, hi = min(MEM_FACTORS), max(MEM_FACTORS)
+    if lo in rows and hi in rows:
+        det, ok = [], True
+        for kind in ("backup", "restore"):
+            a, b = rows[lo][kind]["rss_kib"], rows[hi][kind]["rss_kib"]
+            ok &= b <= 1.10 * a
+            det.append(f"{kind} {a / 1024:.1f} -> {b / 1024:.1f} MiB ({(b / a - 1) * 100:+.0f}%)")
+        add(f"peak RSS with a key file <= +10% when the store grows {hi // lo}x", ok,
+            f"memscale, store at {lo}x vs {hi}x (one run each): " + "; ".join(det))
+    else:
+        add("peak RSS with a key file <= +10% when the store grows 16x", False, "no memscale 1x and 16x figures in this run")
+    # 6. store size vs the smallest peer on source history
+    sb = D.get("history", {}).get("store_bytes", {})
+    peers = {t: sb[t]["median"] for t in ("restic", "borg", "bupstash") if t in sb and sb[t]}
+    if "ferry" in sb and sb["ferry"] and peers:
+        best = min(peers, key=peers.get)
+        f = sb["ferry"]["median"]
+        add("store <= 0.9x the smallest peer's (restic, borg, bupstash) on source history", f <= 0.9 * peers[best],
+            f"history, repository after the last backup: ferry {f / MiB:.1f} MiB vs {best} {peers[best] / MiB:.1f} MiB = {f / peers[best]:.3f}x "
+            "(" + ", ".join(f"{t} {v / MiB:.1f}" for t, v in peers.items()) + ")")
+    else:
+        add("store <= 0.9x the smallest peer's (restic, borg, bupstash) on source history", False, "no history store sizes in this run")
     return out
 
 
@@ -1294,11 +1469,14 @@ def render_chunks(ds) -> list[str]:
 
 def render_memscale(ms) -> list[str]:
     L = [f"### {ms['title']}", "", ms["description"] + f" Measured {ms['measured_at']}.", "",
-         "| store holds | store MiB | index KiB | cache MiB | backup s | backup peak RSS MiB | restore s | restore peak RSS MiB |",
-         "|---|---|---|---|---|---|---|---|"]
+         "| store holds | store MiB | index KiB | cache MiB | backup s | backup peak RSS MiB | restore s | restore peak RSS MiB "
+         "| snapshots ms | snapshots peak RSS MiB |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
     for r in ms["rows"]:
+        ls = r.get("snapshots")
         L.append(f"| {r['factor']}x | {r['store_bytes'] / MiB:.1f} | {r['index_bytes'] / KiB:.1f} | {r['cache_bytes'] / MiB:.1f} | "
-                 f"{fs(r['backup']['wall_s'])} | {r['backup']['rss_kib'] / 1024:.1f} | {fs(r['restore']['wall_s'])} | {r['restore']['rss_kib'] / 1024:.1f} |")
+                 f"{fs(r['backup']['wall_s'])} | {r['backup']['rss_kib'] / 1024:.1f} | {fs(r['restore']['wall_s'])} | {r['restore']['rss_kib'] / 1024:.1f} | "
+                 + (f"{ls['wall_s'] * 1000:.0f} | {ls['rss_kib'] / 1024:.1f} |" if ls else "– | – |"))
     if ms.get("all_backups"):
         L += ["", "Peak RSS of every backup in order (MiB): " + ", ".join(f"{b['rss_kib'] / 1024:.0f}" for b in ms["all_backups"]) + "."]
     L.append("")
@@ -1321,26 +1499,34 @@ def render(res: dict) -> str:
         "",
         f"Method: each tool writes to a local folder on {m.get('work_fs', 'the same disk')}, with its own cache folder and default settings except "
         "borg's `--compression zstd,3` (ferry, restic and borg then all compress with zstd and encrypt with authentication: "
-        "ferry XChaCha20-Poly1305, restic AES-256-CTR + Poly1305, borg `repokey-blake2`). ferry, restic and bupstash use both "
+        "ferry XChaCha20-Poly1305, restic AES-256-CTR + Poly1305, borg `repokey-blake2`). How each opens its repository: ferry "
+        "with a key file (`ferry key export` right after `ferry store init`, then every command with `FERRY_KEY_FILE` and without "
+        "`FERRY_PASSWORD`: no key derivation per run), restic with its passphrase (scrypt at every run), borg with its passphrase "
+        "(`repokey`: PBKDF2 at every run), bupstash with its key file (`bupstash new-key`, no passphrase). ferry, restic and bupstash use both "
         "cores, borg is single-threaded. Every repetition starts from empty repositories and caches; within a step the tools run "
         "one after another, and the order rotates by one tool per repetition. Source data is in the page cache (warm runs; "
         "caches are not dropped on this shared machine). Cells are median (min–max) over the repetitions. wall s is elapsed "
-        "time, CPU s is user + system, peak RSS is `time -v`'s maximum resident set size (it includes ferry's Argon2id key "
-        "derivation, 64 MiB, and restic's scrypt). \"added\" is the growth of the repository's folder; for rsync it is the "
+        "time, CPU s is user + system, peak RSS is `time -v`'s maximum resident set size (it includes restic's scrypt; "
+        "ferry derives no key after `store init`). \"list snapshots\" is each tool's read-only listing after the last backup "
+        "(`ferry snapshots`, `restic snapshots`, `borg list`, `bupstash list`). \"added\" is the growth of the repository's folder; for rsync it is the "
         "Literal data of `--stats` (what it had to copy). \"store / copy\" is the repository after the last backup; rsync's is a "
         "plain mirror of the latest version only. Restores are checked (file count and bytes for every tool; full "
         "comparison of about 1000 files spread over each restored tree, sampled windows of files over 8 MiB).",
         "",
         "## Targets",
         "",
-        "Computed from the tables below by `suite.py` (issue 4's targets).",
+        "Computed from the tables below by `suite.py`: issue 4's targets, then issue 15's.",
         "",
-        "| target | met | from the numbers |",
-        "|---|---|---|",
     ]
-    for t in res["targets"]:
-        L.append(f"| {t['target']} | {'yes' if t['met'] else '**no**'} | {t['detail']} |")
-    L += ["", "## Results", ""]
+    for issue, head in ((4, "Issue 4's targets."), (15, "Issue 15's targets: ferry with a key file, measured in this run, as ratios of the medians.")):
+        rows = [t for t in res["targets"] if t.get("issue", 4) == issue]
+        if not rows:
+            continue
+        L += [head, "", "| target | met | from the numbers |", "|---|---|---|"]
+        for t in rows:
+            L.append(f"| {t['target']} | {'yes' if t['met'] else '**no**'} | {t['detail']} |")
+        L.append("")
+    L += ["## Results", ""]
     for name in DATASETS:
         ds = res["datasets"].get(name)
         if not ds:
@@ -1504,7 +1690,7 @@ def main() -> None:
     (out / "BENCHMARKS.md").write_text(render(res) + kept_remote_section(out / "BENCHMARKS.md"))
     log(f"wrote {out / 'BENCHMARKS.md'} and BENCHMARKS.json in {(time.monotonic() - t0) / 60:.1f} min")
     for t in res["targets"]:
-        log(f"target {'MET ' if t['met'] else 'MISSED'}: {t['target']}")
+        log(f"target (issue {t.get('issue', 4)}) {'MET ' if t['met'] else 'MISSED'}: {t['target']}")
 
 
 if __name__ == "__main__":
