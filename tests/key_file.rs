@@ -29,7 +29,16 @@ fn an_exported_key_opens_stores_and_replicas_without_a_passphrase() {
     // Never overwritten.
     let again = env.run(&["key", "export", &st, key.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"), "{}", String::from_utf8_lossy(&again.stderr));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("exists") && err.contains("never overwrites"), "{err}");
+    // A key file that is not there: the hint is about the path, not export.
+    let mut c = env.cmd();
+    c.env_remove("FERRY_PASSWORD").env("FERRY_KEY_FILE", env.path("nowhere.key")).args(["snapshots", &st]);
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("nowhere.key") && err.contains("check the path in FERRY_KEY_FILE"), "{err}");
+    assert!(!err.contains("never overwrites"), "{err}");
 
     // No passphrase anywhere: the key file alone opens the store and the replica.
     let keyed = |args: &[&str]| {

@@ -88,9 +88,12 @@ fn store_hint(e: &StoreError, cx: &Context) -> Option<String> {
         StoreError::Damaged { what, .. } if what.starts_with("key file") => {
             format!("export the key again with `ferry key export {loc} FILE`, or unset FERRY_KEY_FILE to use the passphrase")
         }
-        StoreError::Io { op, .. } if op.contains("key file") => {
+        StoreError::Io { op, source, .. } if op.contains("write key file") && source.kind() == std::io::ErrorKind::AlreadyExists => {
             "key export never overwrites a file: pick a new file name (or remove the old file yourself)".into()
         }
+        StoreError::Io { op, .. } if op.contains("read key file") => format!(
+            "check the path in FERRY_KEY_FILE / --key-file (write one with `ferry key export {loc} FILE`), or unset it to use the passphrase"
+        ),
         StoreError::WrongPassphrase { .. } => {
             "check FERRY_PASSWORD / FERRY_PASSWORD_FILE / FERRY_PASSWORD_COMMAND; nothing was written".into()
         }
