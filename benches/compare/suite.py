@@ -768,6 +768,11 @@ def with_list_step(steps: list[Step]) -> list[Step]:
     return steps[: last + 1] + [Step("snapshots", "list snapshots (read-only)", kind="list")] + steps[last + 1 :]
 
 
+# Restores of trees with at least this many files are kept until the end of
+# the repetition (see `Bench.run_rep`).
+MANY_FILES = 10_000
+
+
 def warm_page_cache(root: Path) -> None:
     """Reads every file under root once, so every tool starts from a source
     in the page cache (the suite measures warm runs)."""
@@ -870,7 +875,14 @@ class Bench:
                     if want != got:
                         raise RuntimeError(f"{t.name} restore of {name} differs: {got} vs source {want} ({root})")
                     verify_sample(src, root)
-                    rmtree(home / "restore")
+                    # A many-file restore stays until the repetition ends:
+                    # deleted here, it would slow the next tool's restore
+                    # (ext4 will not reuse an inode freed in the last 30 s,
+                    # or 5 min while its table is dirty, and scans past each
+                    # one: restic's restore of 200k files took 49.9 s after
+                    # ferry's was deleted, 17.1 s in an earlier run).
+                    if want[0] < MANY_FILES:
+                        rmtree(home / "restore")
                 r.pop("stdout", None)
                 r["rep"] = rep
                 self.runs.setdefault(step.id, {}).setdefault(t.name, []).append(r)
