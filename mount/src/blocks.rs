@@ -86,12 +86,22 @@ struct Flight {
 /// Blocks fetched from the store on their way into the block cache, written
 /// by a thread of its own after the read that fetched them is answered.
 struct WriteBehind {
-    /// To the writer thread; None once it could not start.
+    /// To the writer thread; None once it could not start or has ended.
     tx: Mutex<Option<Sender<Fetched>>>,
-    /// Bytes sent and not yet written.
-    waiting: Mutex<u64>,
-    /// Signalled whenever `waiting` falls.
+    queue: Mutex<Queue>,
+    /// Signalled after each block written, and when the writer ends.
     written: Condvar,
+}
+
+/// What the writer has been given and what it has done.
+#[derive(Default)]
+struct Queue {
+    /// Bytes handed over and not yet written.
+    bytes: u64,
+    /// Blocks handed over, ever.
+    sent: u64,
+    /// Blocks written (or given up on), ever.
+    done: u64,
 }
 
 impl WriteBehind {
@@ -99,17 +109,33 @@ impl WriteBehind {
     /// written by the read that fetched it).
     fn start(cache: &Arc<BlockCache>) -> Arc<WriteBehind> {
         let (tx, rx) = channel::<Fetched>();
-        let wb = Arc::new(WriteBehind { tx: Mutex::new(None), waiting: Mutex::new(0), written: Condvar::new() });
+        let wb = Arc::new(WriteBehind { tx: Mutex::new(None), queue: Mutex::default(), written: Condvar::new() });
         let (cache, me) = (cache.clone(), Arc::downgrade(&wb));
         let started = std::thread::Builder::new().name("ferry-cache-writer".into()).spawn(move || {
+            // However the writer ends (a panic included), nobody may wait
+            // for it any more: reads write inline, `settle` returns.
+            struct Ended(std::sync::Weak<WriteBehind>);
+            impl Drop for Ended {
+                fn drop(&mut self) {
+                    if let Some(wb) = self.0.upgrade() {
+                        *wb.tx.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                        let mut q = wb.queue.lock().unwrap_or_else(|e| e.into_inner());
+                        q.done = q.sent;
+                        q.bytes = 0;
+                        wb.written.notify_all();
+                    }
+                }
+            }
+            let _ended = Ended(me.clone());
             for f in rx {
                 // A full or read-only cache disk costs caching, not reads.
                 if let Err(e) = cache.keep(&f) {
                     tracing::warn!("block cache: {e}");
                 }
                 let Some(wb) = me.upgrade() else { continue };
-                let mut w = wb.waiting.lock().unwrap_or_else(|e| e.into_inner());
-                *w = w.saturating_sub(f.size());
+                let mut q = wb.queue.lock().unwrap_or_else(|e| e.into_inner());
+                q.bytes = q.bytes.saturating_sub(f.size());
+                q.done += 1;
                 wb.written.notify_all();
             }
         });
@@ -123,8 +149,8 @@ impl WriteBehind {
     /// Hands `f` to the writer; gives it back when the writer is gone or
     /// already holds [`WRITE_BEHIND_BYTES`].
     fn offer(&self, f: Fetched) -> Option<Fetched> {
-        let mut w = self.waiting.lock().expect("waiting lock");
-        if *w + f.size() > WRITE_BEHIND_BYTES {
+        let mut q = self.queue.lock().expect("queue lock");
+        if q.bytes + f.size() > WRITE_BEHIND_BYTES {
             return Some(f);
         }
         let tx = self.tx.lock().expect("tx lock");
@@ -132,18 +158,22 @@ impl WriteBehind {
         let size = f.size();
         match tx.send(f) {
             Ok(()) => {
-                *w += size;
+                q.bytes += size;
+                q.sent += 1;
                 None
             }
             Err(e) => Some(e.0),
         }
     }
 
-    /// Waits until every block handed over so far is written.
+    /// Waits until every block handed over before the call is written
+    /// (not for blocks handed over meanwhile: reads that go on do not keep
+    /// a pin waiting).
     fn settle(&self) {
-        let mut w = self.waiting.lock().expect("waiting lock");
-        while *w > 0 {
-            w = self.written.wait(w).expect("waiting lock");
+        let mut q = self.queue.lock().expect("queue lock");
+        let upto = q.sent;
+        while q.done < upto {
+            q = self.written.wait(q).expect("queue lock");
         }
     }
 }
