@@ -92,6 +92,27 @@ fn restore_of_part_of_a_snapshot_with_include_and_exclude() {
     assert_eq!(got, vec!["dir with spaces/hardlink-b"]);
 }
 
+/// A restore over a tree an earlier restore wrote found its hard links
+/// already one file; renaming the temp link onto them did nothing (POSIX
+/// rename between two names of one file) and left a `.ferry-tmp-*` file
+/// behind on every run.
+#[test]
+fn a_second_restore_over_hard_links_leaves_no_temp_file() {
+    let env = Env::new();
+    let src = env.path("src");
+    awkward_tree(&src);
+    let st = env.store("store");
+    env.ok(&["backup", src.to_str().unwrap(), "--to", &st]);
+    let out = env.path("out");
+    for _ in 0..2 {
+        env.ok(&["restore", &st, "latest", "--target", out.to_str().unwrap()]);
+    }
+    // A stray temp name would be a file only in `out`.
+    assert_same_tree(&src, &out);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(out.join("hardlink-a")).unwrap().nlink(), 2, "no third name of the pair");
+}
+
 #[test]
 fn restore_over_an_existing_folder_rewrites_only_what_differs_and_reuses_local_blocks() {
     let env = Env::new();

@@ -561,6 +561,7 @@ fn cmd_restore(g: &Global, a: &RestoreArgs) -> Result<i32> {
     let opts = RestoreOptions {
         filter: FilterOptions { excludes: a.filter.exclude.clone(), includes: a.filter.include.clone(), ..Default::default() },
         dry_run: a.dry_run,
+        list_paths: g.json || (!g.quiet && (a.dry_run || g.verbose > 0)),
     };
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(g, progress.clone(), "restore");

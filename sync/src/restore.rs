@@ -7,6 +7,15 @@
 //! written to a temp name beside its target and renamed into place.
 //! Files that already match (size and mtime) are left alone; files that
 //! differ reuse the blocks they already hold and fetch only the rest.
+//!
+//! Memory does not grow with the number of files: the walk stops to write
+//! the files it has planned whenever [`FILES_PER_BATCH`] are waiting, and
+//! paths are listed in the report only when asked
+//! ([`RestoreOptions::list_paths`]). What is kept for the whole run is
+//! one small record per folder (their modes and times are set last) and
+//! the paths of hard-linked files.
+
+use std::collections::VecDeque;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -37,6 +46,11 @@ pub struct RestoreOptions {
     pub filter: FilterOptions,
     /// Show what would be written; write nothing.
     pub dry_run: bool,
+    /// List every path written in [`RestoreReport::written`] and
+    /// [`RestoreReport::overwritten`] (for `--json`, `--dry-run` and
+    /// `--verbose`). Off, they stay empty and only the counts are kept, so
+    /// a restore of millions of files does not hold their names.
+    pub list_paths: bool,
 }
 
 /// What a restore did (or would do). Serializes as the `--json` output
@@ -57,11 +71,16 @@ pub struct RestoreReport {
     pub bytes_from_local: u64,
     /// Files that could not be restored.
     pub skipped: Vec<Skipped>,
-    /// Paths written (or to be written, on a dry run).
+    /// Paths written (or to be written, on a dry run); only with
+    /// [`RestoreOptions::list_paths`].
     pub written: Vec<String>,
     /// Those of `written` that replaced (or would replace) a file or
     /// symlink already in the target; the others are new there.
     pub overwritten: Vec<String>,
+    /// The most files that waited to be written at once (at most the
+    /// batch size; tests check it).
+    #[serde(skip)]
+    pub most_files_planned: u64,
     /// Wall time (`duration_s` in JSON).
     #[serde(rename = "duration_s", serialize_with = "crate::change::duration_secs")]
     pub duration: Duration,
@@ -83,6 +102,10 @@ struct Ctx<'a> {
     symlinks: AtomicU64,
     from_store: AtomicU64,
     from_local: AtomicU64,
+    /// Files planned before they are written.
+    batch: usize,
+    /// The most files planned at once (reported for tests).
+    most_planned: AtomicU64,
 }
 
 /// A folder of the snapshot met by the walk.
@@ -113,19 +136,40 @@ struct FileJob {
     local: HashMap<BlockId, (u64, usize)>,
 }
 
-/// Tree blocks read per batch while walking a level of the snapshot.
-const TREES_PER_BATCH: usize = 1024;
+/// Tree blocks read per batch while walking the snapshot: few requests
+/// to a remote store, and at most a few MiB of decoded trees held.
+const TREES_PER_BATCH: usize = 256;
+
+/// Files planned before the walk stops to write them. Each waiting file
+/// holds its paths and block list (a few hundred bytes); 4096 of them are
+/// enough to keep the writers and the prefetch busy across a batch.
+pub const FILES_PER_BATCH: usize = 4096;
 
 /// Restores `snap` into `target`.
 ///
-/// Three steps: the walk reads the snapshot's trees a level at a time
-/// (each level's trees in batched reads, [`Store::read_blocks`]), makes
-/// the folders and symlinks and lists the files to write; then the files
-/// are written by several threads, each taking the next file, while
-/// [`Store::prefetch`] reads their blocks ahead in few large requests
-/// (files ordered by where their blocks lie, so the requests follow the
-/// packs); last, hard links and the folders' modes and times.
+/// The walk reads the snapshot's trees breadth first, in batched reads
+/// ([`Store::read_blocks`]), makes the folders and symlinks and plans
+/// the files to write. Whenever [`FILES_PER_BATCH`] files are planned
+/// (and at the end) they are written by several threads, each taking the
+/// next file, while [`Store::prefetch`] reads their blocks ahead in few
+/// large requests (files ordered by where their blocks lie, so the
+/// requests follow the packs). Last come hard links and the folders'
+/// modes and times.
 pub fn restore(store: &Store, snap: &Snapshot, target: &Path, opts: &RestoreOptions, progress: &Progress) -> Result<RestoreReport> {
+    restore_in_batches(store, snap, target, opts, progress, FILES_PER_BATCH)
+}
+
+/// [`restore`] with the files written `batch` at a time (tests use small
+/// batches to cross many batch boundaries).
+#[doc(hidden)]
+pub fn restore_in_batches(
+    store: &Store,
+    snap: &Snapshot,
+    target: &Path,
+    opts: &RestoreOptions,
+    progress: &Progress,
+    batch: usize,
+) -> Result<RestoreReport> {
     let start = Instant::now();
     let ctx = Ctx {
         store,
@@ -143,6 +187,8 @@ pub fn restore(store: &Store, snap: &Snapshot, target: &Path, opts: &RestoreOpti
         symlinks: AtomicU64::new(0),
         from_store: AtomicU64::new(0),
         from_local: AtomicU64::new(0),
+        batch: batch.max(1),
+        most_planned: AtomicU64::new(0),
     };
     progress.total_bytes.store(snap.summary.bytes, Ordering::Relaxed);
     progress.total_files.store(snap.summary.files, Ordering::Relaxed);
@@ -154,9 +200,8 @@ pub fn restore(store: &Store, snap: &Snapshot, target: &Path, opts: &RestoreOpti
         workdir::remove_stale_temps(target);
     }
     let root = load_tree(store, &snap.root)?;
-    let (mut dirs, mut jobs) = ctx.walk(root, target);
+    let mut dirs = ctx.walk(root, target);
     if !opts.dry_run {
-        ctx.write_files(&mut jobs);
         ctx.link_hard_links();
     }
     ctx.finish_dirs(&mut dirs);
@@ -176,6 +221,7 @@ pub fn restore(store: &Store, snap: &Snapshot, target: &Path, opts: &RestoreOpti
         skipped,
         written,
         overwritten,
+        most_files_planned: ctx.most_planned.into_inner(),
         duration: start.elapsed(),
     })
 }
@@ -194,10 +240,10 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Walks the snapshot a level at a time from its root tree: makes
-    /// folders and symlinks, settles files already in place, and returns
-    /// the folders met and the files to write.
-    fn walk(&self, root: Tree, target: &Path) -> (Vec<DirNode>, Vec<FileJob>) {
+    /// Walks the snapshot breadth first from its root tree: makes folders
+    /// and symlinks, settles files already in place, writes the others a
+    /// batch at a time, and returns the folders met.
+    fn walk(&self, root: Tree, target: &Path) -> Vec<DirNode> {
         let mut dirs = vec![DirNode {
             abs: target.to_path_buf(),
             rel: PathBuf::new(),
@@ -209,88 +255,108 @@ impl Ctx<'_> {
             failed: false,
         }];
         let mut jobs = Vec::new();
-        let mut level: Vec<(usize, Tree)> = vec![(0, root)];
-        while !level.is_empty() {
-            let mut next: Vec<(usize, BlockId)> = Vec::new();
-            for (di, tree) in level {
-                if dirs[di].depth > MAX_DEPTH {
-                    let rel = dirs[di].rel.clone();
-                    self.skip(&rel, Error::TreeTooDeep { at: display_rel(&rel) }.to_string());
-                    dirs[di].failed = true;
-                    continue;
-                }
-                for e in tree.entries {
-                    let r = rel_join(&dirs[di].rel, &e.name);
-                    let a = dirs[di].abs.join(std::ffi::OsStr::from_bytes(&e.name));
-                    let decision = self.filter.decide(&r, matches!(e.content, Content::Dir(_)));
-                    if decision == Decision::Exclude {
-                        continue;
-                    }
-                    match &e.content {
-                        Content::Dir(id) => {
-                            if !self.opts.dry_run
-                                && let Err(err) = self.ensure_dir(&a)
-                            {
-                                self.skip(&r, err.to_string());
-                                continue;
-                            }
-                            let id = *id;
-                            let depth = dirs[di].depth + 1;
-                            dirs.push(DirNode {
-                                abs: a,
-                                rel: r,
-                                entry: Some(e),
-                                parent: di,
-                                depth,
-                                filtered: decision == Decision::Descend,
-                                taken: false,
-                                failed: false,
-                            });
-                            next.push((dirs.len() - 1, id));
-                        }
-                        Content::Symlink(_) => {
-                            let there = fs::symlink_metadata(&a).is_ok();
-                            if !self.opts.dry_run
-                                && let Err(err) = workdir::write_symlink(&a, &e, self.write, &Expect::Any)
-                            {
-                                self.skip(&r, err.to_string());
-                                continue;
-                            }
-                            self.symlinks.fetch_add(1, Ordering::Relaxed);
-                            self.written.lock().expect("lock").push(display_rel(&r));
-                            if there {
-                                self.overwritten.lock().expect("lock").push(display_rel(&r));
-                            }
-                            dirs[di].taken = true;
-                        }
-                        Content::File(_) => match self.plan_file(e, a, r) {
-                            Ok(job) => {
-                                dirs[di].taken = true;
-                                jobs.extend(job);
-                            }
-                            Err((r, err)) => self.skip(&r, err.to_string()),
-                        },
-                    }
-                }
-            }
-            // The next level's trees, in batched reads.
-            level = Vec::new();
-            for batch in next.chunks(TREES_PER_BATCH) {
-                let ids: Vec<BlockId> = batch.iter().map(|(_, id)| *id).collect();
-                for ((di, id), got) in batch.iter().zip(self.store.read_blocks(&ids)) {
-                    let tree = got.map_err(Error::from).and_then(|bytes| Ok(Tree::decode(&bytes, &format!("tree {}", id.short(16)))?));
-                    match tree {
-                        Ok(t) => level.push((*di, t)),
-                        Err(err) => {
-                            let d = &mut dirs[*di];
-                            d.failed = true;
-                            self.skip(&d.rel, err.to_string());
-                        }
+        let mut pending: VecDeque<(usize, BlockId)> = VecDeque::new();
+        self.take_tree(&mut dirs, 0, root, &mut pending, &mut jobs);
+        while !pending.is_empty() {
+            let batch: Vec<(usize, BlockId)> = pending.drain(..pending.len().min(TREES_PER_BATCH)).collect();
+            let ids: Vec<BlockId> = batch.iter().map(|(_, id)| *id).collect();
+            for ((di, id), got) in batch.into_iter().zip(self.store.read_blocks(&ids)) {
+                let tree = got.map_err(Error::from).and_then(|bytes| Ok(Tree::decode(&bytes, &format!("tree {}", id.short(16)))?));
+                match tree {
+                    Ok(t) => self.take_tree(&mut dirs, di, t, &mut pending, &mut jobs),
+                    Err(err) => {
+                        let d = &mut dirs[di];
+                        d.failed = true;
+                        self.skip(&d.rel, err.to_string());
                     }
                 }
             }
         }
-        (dirs, jobs)
+        self.write_batch(&mut jobs);
+        dirs
+    }
+
+    /// The entries of folder `di`'s tree: its subfolders join `pending`,
+    /// its files `jobs` (written when a batch is full).
+    fn take_tree(&self, dirs: &mut Vec<DirNode>, di: usize, tree: Tree, pending: &mut VecDeque<(usize, BlockId)>, jobs: &mut Vec<FileJob>) {
+        if dirs[di].depth > MAX_DEPTH {
+            let rel = dirs[di].rel.clone();
+            self.skip(&rel, Error::TreeTooDeep { at: display_rel(&rel) }.to_string());
+            dirs[di].failed = true;
+            return;
+        }
+        for e in tree.entries {
+            let r = rel_join(&dirs[di].rel, &e.name);
+            let a = dirs[di].abs.join(std::ffi::OsStr::from_bytes(&e.name));
+            let decision = self.filter.decide(&r, matches!(e.content, Content::Dir(_)));
+            if decision == Decision::Exclude {
+                continue;
+            }
+            match &e.content {
+                Content::Dir(id) => {
+                    if !self.opts.dry_run
+                        && let Err(err) = self.ensure_dir(&a)
+                    {
+                        self.skip(&r, err.to_string());
+                        continue;
+                    }
+                    let id = *id;
+                    let depth = dirs[di].depth + 1;
+                    dirs.push(DirNode {
+                        abs: a,
+                        rel: r,
+                        entry: Some(e),
+                        parent: di,
+                        depth,
+                        filtered: decision == Decision::Descend,
+                        taken: false,
+                        failed: false,
+                    });
+                    pending.push_back((dirs.len() - 1, id));
+                }
+                Content::Symlink(_) => {
+                    let there = fs::symlink_metadata(&a).is_ok();
+                    if !self.opts.dry_run
+                        && let Err(err) = workdir::write_symlink(&a, &e, self.write, &Expect::Any)
+                    {
+                        self.skip(&r, err.to_string());
+                        continue;
+                    }
+                    self.symlinks.fetch_add(1, Ordering::Relaxed);
+                    self.note_written(&r, there);
+                    dirs[di].taken = true;
+                }
+                Content::File(_) => match self.plan_file(e, a, r) {
+                    Ok(job) => {
+                        dirs[di].taken = true;
+                        jobs.extend(job);
+                        if jobs.len() >= self.batch {
+                            self.write_batch(jobs);
+                        }
+                    }
+                    Err((r, err)) => self.skip(&r, err.to_string()),
+                },
+            }
+        }
+    }
+
+    /// Writes the planned files and forgets them.
+    fn write_batch(&self, jobs: &mut Vec<FileJob>) {
+        self.most_planned.fetch_max(jobs.len() as u64, Ordering::Relaxed);
+        if !jobs.is_empty() && !self.opts.dry_run {
+            self.write_files(jobs);
+        }
+        jobs.clear();
+    }
+
+    /// Counts a path written; lists it when the report lists paths.
+    fn note_written(&self, rel: &Path, replaced: bool) {
+        if self.opts.list_paths {
+            self.written.lock().expect("lock").push(display_rel(rel));
+            if replaced {
+                self.overwritten.lock().expect("lock").push(display_rel(rel));
+            }
+        }
     }
 
     /// A file of the snapshot: already in place (settled here), or a job.
@@ -313,10 +379,7 @@ impl Ctx<'_> {
                 return Ok(None);
             }
         }
-        self.written.lock().expect("lock").push(display_rel(&rel));
-        if existing.is_some() {
-            self.overwritten.lock().expect("lock").push(display_rel(&rel));
-        }
+        self.note_written(&rel, existing.is_some());
         if self.opts.dry_run {
             self.files_written.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
@@ -459,7 +522,13 @@ impl Ctx<'_> {
         for (_, mut paths) in groups {
             paths.sort();
             let Some((first, rest)) = paths.split_first() else { continue };
+            let Ok(m) = fs::symlink_metadata(first) else { continue };
             for p in rest {
+                // Already one file (a restore over an earlier one): rename
+                // would do nothing and leave the temp name behind.
+                if fs::symlink_metadata(p).is_ok_and(|q| (q.dev(), q.ino()) == (m.dev(), m.ino())) {
+                    continue;
+                }
                 let tmp = temp_beside(p);
                 if fs::hard_link(first, &tmp).is_ok() && fs::rename(&tmp, p).is_err() {
                     let _ = fs::remove_file(&tmp);
