@@ -376,6 +376,7 @@ fn cmd_backup(g: &Global, a: &BackupArgs) -> Result<i32> {
         cache_dir: cache_dir(g),
         estimate: Bar::wanted(g),
         list_changes: g.verbose > 0,
+        list_read: g.json,
         ..Default::default()
     };
     let progress = Arc::new(Progress::default());
@@ -746,7 +747,14 @@ fn cmd_push(g: &Global, loc: &str, dry_run: bool, force: bool) -> Result<i32> {
     let res = push(
         &r,
         &store,
-        &PushOptions { dry_run, force, host: replica_host(&r)?, estimate: Bar::wanted(g), list_changes: g.verbose > 0 },
+        &PushOptions {
+            dry_run,
+            force,
+            host: replica_host(&r)?,
+            estimate: Bar::wanted(g),
+            list_changes: g.verbose > 0,
+            list_read: g.json || !g.quiet,
+        },
         &progress,
     );
     bar.finish();

@@ -57,9 +57,11 @@ struct Counters {
 #[derive(Default)]
 struct State {
     data: PackBuilder,
-    /// The data pack being filled of a local store, streamed to a temp
-    /// file instead of `data` (no pack buffer in memory).
+    /// The data and tree packs being filled of a local store, streamed
+    /// to temp files instead of `data` and `tree` (no pack buffers in
+    /// memory: a backup of many folders fills a tree pack too).
     data_file: Option<PackFile>,
+    tree_file: Option<PackFile>,
     tree: PackBuilder,
     /// Blocks accepted in this session but not yet in the index cache.
     reserved: HashSet<BlockId>,
@@ -167,18 +169,19 @@ impl<'s> StoreWriter<'s> {
         let full = {
             let mut st = self.state.lock().expect("writer lock");
             match (kind, self.store.backend().local_root()) {
-                // Data packs of a local store go straight to a temp file
-                // beside the packs; only its final rename remains.
-                (Kind::Data, Some(root)) => {
-                    if st.data_file.is_none() {
+                // Packs of a local store go straight to a temp file beside
+                // the packs; only its final rename remains.
+                (Kind::Data | Kind::Tree, Some(root)) => {
+                    let open = if kind == Kind::Tree { &mut st.tree_file } else { &mut st.data_file };
+                    if open.is_none() {
                         let (f, tmp) = crate::backend::local::new_temp(root, PACKS_DIR)
                             .map_err(|e| Error::io("write", PACKS_DIR, e))
                             .map_err(|e| self.poison(e))?;
-                        st.data_file = Some(PackFile::new(f, tmp));
+                        *open = Some(PackFile::new(f, tmp));
                     }
-                    let b = st.data_file.as_mut().expect("just made");
+                    let b = open.as_mut().expect("just made");
                     b.add(kind, id, data.len() as u32, &sealed);
-                    (b.len() >= target).then(|| Ready::File(Box::new(st.data_file.take().expect("open").finish(self.store.keys()))))
+                    (b.len() >= target).then(|| Ready::File(Box::new(open.take().expect("open").finish(self.store.keys()))))
                 }
                 _ => {
                     let b = if kind == Kind::Tree { &mut st.tree } else { &mut st.data };
@@ -314,11 +317,11 @@ impl<'s> StoreWriter<'s> {
     }
 
     fn flush_inner(&self) -> Result<()> {
-        let (data, data_file, tree) = {
+        let (data, files, tree) = {
             let mut st = self.state.lock().expect("writer lock");
-            (std::mem::take(&mut st.data), st.data_file.take(), std::mem::take(&mut st.tree))
+            (std::mem::take(&mut st.data), [st.data_file.take(), st.tree_file.take()], std::mem::take(&mut st.tree))
         };
-        if let Some(f) = data_file.filter(|f| !f.is_empty()) {
+        for f in files.into_iter().flatten().filter(|f| !f.is_empty()) {
             self.write_pack(Ready::File(Box::new(f.finish(self.store.keys()))))?;
         }
         for b in [data, tree] {
@@ -443,8 +446,11 @@ impl Drop for StoreWriter<'_> {
             io.finish();
         }
         // A pack still being filled is not whole: its temp file goes.
-        let open = self.state.lock().unwrap_or_else(|e| e.into_inner()).data_file.take();
-        if let Some(f) = open {
+        let open = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            [st.data_file.take(), st.tree_file.take()]
+        };
+        for f in open.into_iter().flatten() {
             f.discard();
         }
     }

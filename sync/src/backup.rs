@@ -63,6 +63,11 @@ pub struct BackupOptions {
     /// [`BackupReport::changed`] (always done for a dry run). Costs one
     /// tree read per folder of the parent.
     pub list_changes: bool,
+    /// Without `list_changes`, list the files read (new or modified) in
+    /// [`BackupReport::changed`] (for `--json`). Off, only their counts
+    /// are kept, so a first backup of millions of files does not hold
+    /// their names.
+    pub list_read: bool,
     /// Keep every path of the new snapshot with its entry in
     /// [`BackupReport::tree`] (a push records it as the synced state
     /// without reading its own trees back from the store).
@@ -117,7 +122,7 @@ pub struct BackupReport {
     /// `list_changes`, i.e. `-v`): new, modified, metadata or deleted,
     /// only entries that differ from the parent. Otherwise (comparing
     /// costs a tree read per folder of the parent) the files that were
-    /// read: new or modified.
+    /// read, new or modified, with `list_read`; else nothing.
     pub changed: Vec<PathChange>,
     /// Push only: versions the parent snapshot held at paths that start
     /// being synced here again, kept beside the local file (see
@@ -146,6 +151,8 @@ struct Ctx<'a> {
     root_dev: u64,
     dry_run: bool,
     compare: bool,
+    /// [`BackupOptions::list_read`].
+    list_read: bool,
     leave_out: &'a [PathBuf],
     progress: &'a Progress,
     skipped: Mutex<Vec<Skipped>>,
@@ -254,6 +261,7 @@ pub fn backup_listed(
         root_dev: meta.dev(),
         dry_run: opts.dry_run,
         compare,
+        list_read: opts.list_read,
         leave_out: &leave_out,
         progress,
         skipped: Mutex::default(),
@@ -636,7 +644,7 @@ impl Ctx<'_> {
                     c.changed_files += 1
                 }
                 drop(c);
-                if !self.compare {
+                if !self.compare && self.list_read {
                     self.note(rel, label);
                 }
                 self.progress.file_done(n);

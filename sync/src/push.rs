@@ -30,6 +30,8 @@ pub struct PushOptions {
     /// List what changed against the parent snapshot in the report's
     /// `changed` (see [`BackupOptions::list_changes`]).
     pub list_changes: bool,
+    /// The files read, in `changed` (see [`BackupOptions::list_read`]).
+    pub list_read: bool,
 }
 
 /// Checks the store belongs to the replica's family and chunker.
@@ -140,6 +142,7 @@ pub fn push_with(
         estimate: opts.estimate,
         skip_if_unchanged: true,
         list_changes: opts.list_changes,
+        list_read: opts.list_read,
         collect_tree: true,
         placeholders: replica.is_on_demand()?.then(|| replica.root().join(crate::replica::META_DIR)),
         ..Default::default()
