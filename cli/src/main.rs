@@ -66,7 +66,7 @@ fn main() {
 /// (up to 32 MiB), after which block and pack buffers come from the heap,
 /// whose freed holes stay resident. A fixed threshold (its starting value,
 /// 128 KiB) keeps them in mappings returned on free: a first backup of
-/// 200,000 small files peaked at 32.8 MB instead of 38-39 MB.
+/// 200,000 small files peaked at 32.1-32.3 MiB instead of 37.0-38.3 MiB.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn one_malloc_arena() {
