@@ -230,6 +230,10 @@ impl Error {
             Error::NoSuchBucket { bucket, endpoint } => Error::NoSuchBucket { bucket: bucket.clone(), endpoint: endpoint.clone() },
             Error::AccessDenied { location, detail } => Error::AccessDenied { location: location.clone(), detail: detail.clone() },
             Error::Unreachable { endpoint, detail } => Error::Unreachable { endpoint: endpoint.clone(), detail: detail.clone() },
+            // A lost ssh connection must stay one: its hint says to run the
+            // same command again, a write error's says to check a drive.
+            Error::Remote { location, kind, detail } => Error::Remote { location: location.clone(), kind: *kind, detail: detail.clone() },
+            Error::AppendOnly { location, what } => Error::AppendOnly { location: location.clone(), what: what.clone() },
             e => Error::Io { op: "write", path: "store".into(), source: io::Error::other(e.to_string()) },
         }
     }
@@ -256,5 +260,30 @@ impl Error {
     /// True when the error means stored data is damaged (as opposed to I/O or usage).
     pub fn is_damage(&self) -> bool {
         matches!(self, Error::Damaged { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CI run of stop 31: a server killed mid-push reached the user as
+    /// "write store: ...: the connection to the server was lost" with the
+    /// hint for an unplugged drive, because the pack writer replays its
+    /// first failure to every caller and the replay turned it into an I/O
+    /// error.
+    #[test]
+    fn replay_keeps_a_lost_ssh_connection_a_remote_failure() {
+        let e = Error::Remote { location: "ssh://h/s".into(), kind: RemoteFailure::Dropped, detail: "ssh exited with status 255".into() };
+        match e.replay() {
+            Error::Remote { location, kind: RemoteFailure::Dropped, detail } => {
+                assert_eq!((location.as_str(), detail.as_str()), ("ssh://h/s", "ssh exited with status 255"))
+            }
+            other => panic!("replayed as {other:?}"),
+        }
+        let e = Error::AppendOnly { location: "ssh://h/s".into(), what: "delete".into() };
+        assert!(matches!(e.replay(), Error::AppendOnly { .. }));
+        let e = Error::io("write", "p", io::Error::new(io::ErrorKind::BrokenPipe, "x"));
+        assert!(matches!(e.replay(), Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe));
     }
 }
