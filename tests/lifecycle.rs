@@ -150,3 +150,38 @@ fn forget_keeps_every_head_of_a_synced_folder() {
     assert_eq!(kept.len(), 2, "both heads stay: {f}");
     assert!(kept.iter().any(|s| s["reasons"].as_array().unwrap().iter().any(|r| r == "head")));
 }
+
+/// The file cache vouches for its block IDs while the store keeps the
+/// index files it recorded: a backup that changed nothing reads nothing.
+/// Once gc dropped those blocks (and replaced the indexes that listed
+/// them), the next backup must read the files again, or its snapshot
+/// would name blocks the store no longer has.
+#[test]
+fn a_backup_after_gc_dropped_the_cached_blocks_reads_the_files_again() {
+    let env = Env::new();
+    let src = env.path("src");
+    let other = env.path("other");
+    fs::create_dir_all(&src).unwrap();
+    fs::create_dir_all(&other).unwrap();
+    for i in 0..5 {
+        fs::write(src.join(format!("f{i}")), random_bytes(100 + i, 50_000)).unwrap();
+    }
+    fs::write(other.join("x"), random_bytes(7, 1000)).unwrap();
+    let st = env.store("store");
+    let first = env.json(&["backup", src.to_str().unwrap(), "--to", &st, "--tag", "old"]);
+    assert_eq!(first["bytes_read"], 250_000, "{first}");
+    let again = env.json(&["backup", src.to_str().unwrap(), "--to", &st, "--tag", "old"]);
+    assert_eq!(again["bytes_read"], 0, "an unchanged folder was read again: {again}");
+    // Only the other folder's snapshot stays; gc drops every block of src.
+    env.ok(&["backup", other.to_str().unwrap(), "--to", &st, "--tag", "keep"]);
+    env.ok(&["forget", &st, "--keep-tag", "keep"]);
+    assert_eq!(env.json(&["snapshots", &st]).as_array().unwrap().len(), 1);
+    env.ok(&["gc", &st]);
+    let after = env.json(&["backup", src.to_str().unwrap(), "--to", &st]);
+    assert_eq!(after["bytes_read"], 250_000, "cached IDs of dropped blocks were trusted: {after}");
+    let check = env.run(&["check", &st, "--read-data"]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let out = env.path("out");
+    env.ok(&["restore", &st, "latest", "--target", out.to_str().unwrap()]);
+    common::assert_same_tree(&src, &out);
+}

@@ -8,8 +8,9 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadOnlyTable, ReadableTable, TableDefinition};
 
 use crate::envelope::Kind;
 use crate::error::{Error, Result};
@@ -74,10 +75,18 @@ impl Location {
     }
 }
 
+/// [`BLOCKS`] opened for reading.
+type BlocksTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
+
 /// The redb-backed index cache of one store.
 pub struct IndexCache {
     db: Database,
     path: PathBuf,
+    /// The blocks table as of the last write, shared by all lookups until
+    /// the next write. A backup that changed nothing looks up every block
+    /// of every file: a read transaction per lookup (a lock, a reader
+    /// registered and dropped, the table found again) was most of that.
+    blocks: Mutex<Option<Arc<BlocksTable>>>,
 }
 
 impl std::fmt::Debug for IndexCache {
@@ -111,7 +120,7 @@ impl IndexCache {
                 }
             }
         };
-        let c = IndexCache { db, path: path.to_path_buf() };
+        let c = IndexCache { db, path: path.to_path_buf(), blocks: Mutex::new(None) };
         match c.ensure_tables() {
             Ok(()) => Ok(c),
             // Not writable (another user's cache, a read-only home): work from memory.
@@ -123,7 +132,7 @@ impl IndexCache {
     pub fn in_memory() -> Result<IndexCache> {
         let path = PathBuf::from("<memory>");
         let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(|e| cache_err(&path, e))?;
-        let c = IndexCache { db, path };
+        let c = IndexCache { db, path, blocks: Mutex::new(None) };
         c.ensure_tables()?;
         Ok(c)
     }
@@ -177,10 +186,29 @@ impl IndexCache {
 
     /// Where a block is, if any merged index lists it.
     pub fn lookup(&self, id: &BlockId) -> Result<Option<Location>> {
-        let tx = self.db.begin_read().map_err(|e| cache_err(&self.path, e))?;
-        let t = tx.open_table(BLOCKS).map_err(|e| cache_err(&self.path, e))?;
+        let t = {
+            let mut slot = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+            match &*slot {
+                Some(t) => t.clone(),
+                None => {
+                    let tx = self.db.begin_read().map_err(|e| cache_err(&self.path, e))?;
+                    let t = Arc::new(tx.open_table(BLOCKS).map_err(|e| cache_err(&self.path, e))?);
+                    *slot = Some(t.clone());
+                    t
+                }
+            }
+        };
         let v = t.get(&id.0[..]).map_err(|e| cache_err(&self.path, e))?;
         Ok(v.and_then(|v| Location::decode(v.value())))
+    }
+
+    /// After a write to the blocks table: the next lookup opens it again.
+    /// A lookup that opened it before this write's commit either stored
+    /// its table before this runs (and it is dropped here) or holds the
+    /// lock until then, so no lookup that starts after the write returned
+    /// sees the table from before it.
+    fn blocks_changed(&self) {
+        *self.blocks.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Index files merged so far.
@@ -224,7 +252,9 @@ impl IndexCache {
                 indexes.insert(&name.0[..], idx.packs.len() as u64).map_err(|e| cache_err(&self.path, e))?;
             }
         }
-        tx.commit().map_err(|e| cache_err(&self.path, e))
+        let r = tx.commit().map_err(|e| cache_err(&self.path, e));
+        self.blocks_changed();
+        r
     }
 
     /// Forgets everything (before a rebuild).
@@ -233,7 +263,9 @@ impl IndexCache {
         tx.delete_table(BLOCKS).map_err(|e| cache_err(&self.path, e))?;
         tx.delete_table(INDEXES).map_err(|e| cache_err(&self.path, e))?;
         tx.delete_table(PACKS).map_err(|e| cache_err(&self.path, e))?;
-        tx.commit().map_err(|e| cache_err(&self.path, e))?;
+        let r = tx.commit().map_err(|e| cache_err(&self.path, e));
+        self.blocks_changed();
+        r?;
         self.ensure_tables()
     }
 }

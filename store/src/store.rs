@@ -453,6 +453,27 @@ impl Store {
         self.cache.lookup(id)
     }
 
+    /// The index files merged into the index cache, sorted: the store's
+    /// `index/` as of the last refresh, less any set aside as damaged.
+    pub fn index_names(&self) -> Result<Vec<ObjectName>> {
+        let mut v: Vec<ObjectName> = self.cache.indexes()?.into_iter().collect();
+        v.sort_unstable_by_key(|a| a.0);
+        Ok(v)
+    }
+
+    /// True when every one of `names` is among the index files merged
+    /// (false for none). gc deletes an index file before the packs it
+    /// lists (format-spec §17), so while an index is here, so is every
+    /// block it lists: a caller that saw its blocks listed by these
+    /// indexes needs no lookup per block.
+    pub fn lists_indexes(&self, names: &[ObjectName]) -> Result<bool> {
+        if names.is_empty() {
+            return Ok(false);
+        }
+        let have = self.cache.indexes()?;
+        Ok(names.iter().all(|n| have.contains(n)))
+    }
+
     /// True when the index cache lists the block (no refresh, like [`Store::lookup`]).
     pub fn has_block(&self, id: &BlockId) -> Result<bool> {
         Ok(self.cache.lookup(id)?.is_some())

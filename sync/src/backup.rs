@@ -148,6 +148,8 @@ struct Ctx<'a> {
     store: &'a Store,
     writer: Option<StoreWriter<'a>>,
     cache: Option<FileCache>,
+    /// Every block the cache names is in the store (see [`FileCache`]).
+    blocks_vouched: bool,
     root_dev: u64,
     dry_run: bool,
     compare: bool,
@@ -250,6 +252,12 @@ pub fn backup_listed(
     if !opts.dry_run {
         store.refresh_index()?;
     }
+    // Cached block IDs need no lookup each while the store still has the
+    // index files that listed them when the cache was written.
+    let blocks_vouched = match &cache {
+        Some(c) => store.lists_indexes(c.vouching_indexes())?,
+        None => false,
+    };
     let writer = if opts.dry_run { None } else { Some(store.writer()) };
     if let Some(w) = &writer {
         w.adopt_unindexed()?;
@@ -258,6 +266,7 @@ pub fn backup_listed(
         store,
         writer,
         cache,
+        blocks_vouched,
         root_dev: meta.dev(),
         dry_run: opts.dry_run,
         compare,
@@ -313,7 +322,7 @@ pub fn backup_listed(
         if report.up_to_date {
             // Same tree as the parent: a snapshot would only add noise.
             if let Some(c) = ctx.cache {
-                c.commit()?;
+                c.commit(Some(&store.index_names()?))?;
             }
             report.summary = summary;
             report.duration = start.elapsed();
@@ -331,8 +340,10 @@ pub fn backup_listed(
             summary,
         };
         report.snapshot = Some(snap.save(store)?);
+        // After `finish`: the index cache lists this run's new indexes too,
+        // so the indexes recorded list every block the cache names.
         if let Some(c) = ctx.cache {
-            c.commit()?;
+            c.commit(Some(&store.index_names()?))?;
         }
     } else {
         report.new_raw_bytes = ctx.dry_new_raw.load(std::sync::atomic::Ordering::Relaxed);
@@ -566,10 +577,12 @@ impl Ctx<'_> {
             && c.ino == before.ino
         {
             let mut present = true;
-            for id in &c.ids {
-                if !self.store.has_block(id)? {
-                    present = false;
-                    break;
+            if !self.blocks_vouched {
+                for id in &c.ids {
+                    if !self.store.has_block(id)? {
+                        present = false;
+                        break;
+                    }
                 }
             }
             if present {

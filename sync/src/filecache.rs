@@ -6,18 +6,36 @@
 //!
 //! Two tables alternate: a backup reads generation `g` and writes `1-g`,
 //! then flips; paths that disappeared fall out without a delete pass.
+//!
+//! The flip also records which index files the store had then. Every
+//! block the new generation names was listed by one of them, and gc
+//! deletes an index only after the packs it lists are no longer needed
+//! by any other index (format-spec §17). While the store still has every
+//! one of those index files, the cached block IDs need no lookup each:
+//! a backup that changed nothing then spends its time on stat alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use ferry_store::BlockId;
-use redb::{Database, ReadableTable, TableDefinition};
+use ferry_store::{BlockId, ObjectName};
+use redb::{Database, ReadOnlyTable, ReadableTable, TableDefinition};
 
 use crate::error::{Error, Result};
 
-const TABLES: [TableDefinition<&[u8], &[u8]>; 2] = [TableDefinition::new("files0"), TableDefinition::new("files1")];
+/// The two generations. Named apart from the tables of ferry before the
+/// index record (`files0`, `files1`, meta `gen`, dropped on open): an
+/// older ferry flipping generations would leave a record that no longer
+/// matched what it wrote.
+const TABLES: [TableDefinition<&[u8], &[u8]>; 2] = [TableDefinition::new("files-v2-0"), TableDefinition::new("files-v2-1")];
+const OLD_TABLES: [TableDefinition<&[u8], &[u8]>; 2] = [TableDefinition::new("files0"), TableDefinition::new("files1")];
+const GEN: &str = "gen-v2";
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The store's index files when the current generation was committed.
+const INDEXES: TableDefinition<&[u8], ()> = TableDefinition::new("indexes-v2");
 const FLUSH_EVERY: usize = 4096;
+
+/// A generation opened for reading.
+type FilesTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
 
 /// What the cache remembers of one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +84,12 @@ pub struct FileCache {
     db: Database,
     path: PathBuf,
     read_gen: usize,
+    /// The generation being read, opened once: nothing writes it while
+    /// this cache is open, and a read transaction per file was a large
+    /// part of a backup that changed nothing. `None`: the table is missing.
+    reader: Option<FilesTable>,
+    /// See the module docs: empty when nothing was recorded.
+    indexes: Vec<ObjectName>,
     read_only: bool,
     pending: Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
 }
@@ -98,16 +122,20 @@ impl FileCache {
             let tx = db.begin_write().map_err(|e| err(path, e))?;
             let g = {
                 let meta = tx.open_table(META).map_err(|e| err(path, e))?;
-                meta.get("gen").map_err(|e| err(path, e))?.map(|v| v.value() as usize % 2).unwrap_or(0)
+                meta.get(GEN).map_err(|e| err(path, e))?.map(|v| v.value() as usize % 2).unwrap_or(0)
             };
             tx.open_table(TABLES[g]).map_err(|e| err(path, e))?;
             // Start the next generation empty.
             tx.delete_table(TABLES[1 - g]).map_err(|e| err(path, e))?;
+            for t in OLD_TABLES {
+                tx.delete_table(t).map_err(|e| err(path, e))?;
+            }
             tx.open_table(TABLES[1 - g]).map_err(|e| err(path, e))?;
             tx.commit().map_err(|e| err(path, e))?;
             g
         };
-        Ok(Some(FileCache { db, path: path.to_path_buf(), read_gen, read_only: false, pending: Mutex::new(Vec::new()) }))
+        let (reader, indexes) = Self::reader(&db, read_gen, path)?;
+        Ok(Some(FileCache { db, path: path.to_path_buf(), read_gen, reader, indexes, read_only: false, pending: Mutex::new(Vec::new()) }))
     }
 
     /// Opens an existing cache for reading only (a dry run): nothing is
@@ -121,21 +149,48 @@ impl FileCache {
         let read_gen = {
             let tx = db.begin_read().ok()?;
             match tx.open_table(META) {
-                Ok(meta) => meta.get("gen").ok()?.map(|v| v.value() as usize % 2).unwrap_or(0),
+                Ok(meta) => meta.get(GEN).ok()?.map(|v| v.value() as usize % 2).unwrap_or(0),
                 Err(_) => 0,
             }
         };
-        Some(FileCache { db, path: path.to_path_buf(), read_gen, read_only: true, pending: Mutex::new(Vec::new()) })
+        let (reader, indexes) = Self::reader(&db, read_gen, path).ok()?;
+        Some(FileCache { db, path: path.to_path_buf(), read_gen, reader, indexes, read_only: true, pending: Mutex::new(Vec::new()) })
+    }
+
+    /// Generation `g`'s table, and the index files recorded with it.
+    fn reader(db: &Database, g: usize, path: &Path) -> Result<(Option<FilesTable>, Vec<ObjectName>)> {
+        let tx = db.begin_read().map_err(|e| err(path, e))?;
+        let table = match tx.open_table(TABLES[g]) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(err(path, e)),
+        };
+        let mut indexes = Vec::new();
+        match tx.open_table(INDEXES) {
+            Ok(t) => {
+                for row in t.iter().map_err(|e| err(path, e))? {
+                    let (k, _) = row.map_err(|e| err(path, e))?;
+                    // A malformed name vouches for nothing: forget them all.
+                    let Ok(n) = <[u8; 32]>::try_from(k.value()) else { return Ok((table, Vec::new())) };
+                    indexes.push(ObjectName(n));
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(err(path, e)),
+        }
+        Ok((table, indexes))
+    }
+
+    /// The store's index files when the generation being read was
+    /// committed (empty: none recorded). While the store has all of them,
+    /// every block a cached entry names is in the store.
+    pub fn vouching_indexes(&self) -> &[ObjectName] {
+        &self.indexes
     }
 
     /// What the previous backup recorded for `rel`.
     pub fn get(&self, rel: &[u8]) -> Result<Option<CachedFile>> {
-        let tx = self.db.begin_read().map_err(|e| err(&self.path, e))?;
-        let t = match tx.open_table(TABLES[self.read_gen]) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(err(&self.path, e)),
-        };
+        let Some(t) = &self.reader else { return Ok(None) };
         Ok(t.get(rel).map_err(|e| err(&self.path, e))?.and_then(|v| CachedFile::decode(v.value())))
     }
 
@@ -167,8 +222,9 @@ impl FileCache {
     }
 
     /// Makes what was recorded the current generation. Call after the
-    /// snapshot is saved.
-    pub fn commit(self) -> Result<()> {
+    /// snapshot is saved, with the store's index files at that moment when
+    /// they list every block recorded (see the module docs), else `None`.
+    pub fn commit(self, indexes: Option<&[ObjectName]>) -> Result<()> {
         if self.read_only {
             return Ok(());
         }
@@ -177,7 +233,16 @@ impl FileCache {
         let tx = self.db.begin_write().map_err(|e| err(&self.path, e))?;
         {
             let mut meta = tx.open_table(META).map_err(|e| err(&self.path, e))?;
-            meta.insert("gen", (1 - self.read_gen) as u64).map_err(|e| err(&self.path, e))?;
+            meta.insert(GEN, (1 - self.read_gen) as u64).map_err(|e| err(&self.path, e))?;
+        }
+        // In the same transaction as the flip: the record always belongs
+        // to the generation being read.
+        tx.delete_table(INDEXES).map_err(|e| err(&self.path, e))?;
+        {
+            let mut t = tx.open_table(INDEXES).map_err(|e| err(&self.path, e))?;
+            for n in indexes.unwrap_or_default() {
+                t.insert(&n.0[..], ()).map_err(|e| err(&self.path, e))?;
+            }
         }
         tx.commit().map_err(|e| err(&self.path, e))
     }
