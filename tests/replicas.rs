@@ -283,3 +283,30 @@ fn the_replica_is_locked_while_in_use() {
     }
     assert!(env.in_dir("laptop", &["status"]).status.success());
 }
+
+/// The push file cache vouches for block IDs by the index files of the
+/// store they were pushed to. A push to another store of the family must
+/// not take that as "the blocks are there": every block goes, and the
+/// second store checks whole and clones the same folder.
+#[test]
+fn a_push_to_a_second_store_sends_every_block_the_first_one_vouched_for() {
+    let env = Env::new();
+    let stick = laptop(&env);
+    env.in_dir_json("laptop", &["push", &stick]);
+    // The next push to the same store reads and looks up nothing new.
+    let again = env.in_dir_json("laptop", &["push", &stick]);
+    assert_eq!(again["bytes_read"], 0, "{again}");
+    let disk = env.path("disk").to_str().unwrap().to_string();
+    env.in_dir("laptop", &["store", "init", &disk, "--like", ".", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+    let p = env.in_dir_json("laptop", &["push", &disk]);
+    assert!(p["bytes_added"].as_u64().unwrap() > 3 << 20, "the blocks of data.bin did not reach the second store: {p}");
+    let check = env.run(&["check", &disk, "--read-data"]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    env.clone_to(&disk, "desktop");
+    assert_same_replica(&env.path("laptop"), &env.path("desktop"));
+    // Back to the first store (which now lacks the second one's snapshot
+    // and tree blocks): still whole.
+    env.in_dir_json("laptop", &["push", &stick]);
+    let check = env.run(&["check", &stick, "--read-data"]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+}

@@ -885,7 +885,7 @@ pub fn apply_tree(
     commit.unsynced = Some(unsynced);
     commit.still_pending = failed.iter().filter_map(|p| remote.get_key_value(p)).map(|(p, e)| (p.clone(), e.clone())).collect();
     replica.commit(&commit)?;
-    seed_file_cache(replica, &replica.base()?, &written);
+    seed_file_cache(replica, store, &replica.base()?, &written);
     Ok(report)
 }
 
@@ -1228,10 +1228,19 @@ impl<'a> Apply<'a> {
 /// hint: on any error the push reads the files instead. Nothing is
 /// recorded on stat alone: a file edited without changing size and mtime
 /// must still be read.
-fn seed_file_cache(replica: &Replica, base: &Base, written: &[PathBuf]) {
+fn seed_file_cache(replica: &Replica, store: &Store, base: &Base, written: &[PathBuf]) {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
     let Some(cache) = crate::filecache::FileCache::open(&replica.file_cache()) else { return };
+    // The entries carried over were vouched for by the indexes recorded
+    // with them, the files written hold blocks of this store's snapshot:
+    // when this store still has every recorded index, the store's indexes
+    // now vouch for all of them (the next push looks nothing up).
+    // Otherwise (the last push went to another store) record none.
+    let indexes = match store.lists_indexes(cache.vouching_indexes()) {
+        Ok(true) => store.index_names().ok(),
+        _ => None,
+    };
     let written: std::collections::HashSet<&PathBuf> = written.iter().collect();
     for (p, e) in base {
         let Content::File(ids) = &e.content else { continue };
@@ -1248,8 +1257,5 @@ fn seed_file_cache(replica: &Replica, base: &Base, written: &[PathBuf]) {
             return;
         }
     }
-    // Entries carried over were vouched for by the indexes of whichever
-    // store the last push went to, not necessarily this one: record none,
-    // so the next push looks every block up.
-    let _ = cache.commit(None);
+    let _ = cache.commit(indexes.as_deref());
 }
