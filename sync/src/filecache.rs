@@ -8,10 +8,11 @@
 //! then flips; paths that disappeared fall out without a delete pass.
 //!
 //! The flip also records which index files the store had then. Every
-//! block the new generation names was listed by one of them, and gc
-//! deletes an index only after the packs it lists are no longer needed
-//! by any other index (format-spec §17). While the store still has every
-//! one of those index files, the cached block IDs need no lookup each:
+//! block the new generation names was listed by one of them. Blocks go
+//! only by gc, which first writes one index superseding all the old ones,
+//! then deletes every old index, and only then deletes packs (format-spec
+//! §17). So while the store still has every one of those index files, no
+//! block they list is gone, and the cached block IDs need no lookup each:
 //! a backup that changed nothing then spends its time on stat alone.
 
 use std::path::{Path, PathBuf};
