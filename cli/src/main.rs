@@ -58,9 +58,13 @@ fn main() {
 /// glibc gives each thread that finds the allocator busy an arena of its
 /// own (up to 8 per core) and keeps what was freed in each: the block
 /// buffers of restore's and pull's writer and fetch threads then stay
-/// resident once per arena. One arena: restoring 151 MB in 4000 files
-/// peaked at 27 MB instead of 43 MB, and a clone at 33 MB instead of 49
-/// MB (issue 15; ARCHITECTURE.md, "Memory").
+/// resident once per arena. Capped at 8 per core, restoring 151 MB in
+/// 4000 files peaked at 43 MB, against 27 MB with one arena (issue 15;
+/// ARCHITECTURE.md, "Memory"). Two arenas: with one, every thread queues
+/// on its lock (a first backup of 200,000 small files spent 6% of its CPU
+/// in futex calls, most from that lock); with two it took 5.07-5.28 s
+/// instead of 5.79-5.84 s, for 0.5-2.6 MiB more peak RSS in
+/// `benches/compare/rss_growth.sh`.
 ///
 /// glibc also raises its mmap threshold each time a large buffer is freed
 /// (up to 32 MiB), after which block and pack buffers come from the heap,
@@ -73,7 +77,7 @@ fn one_malloc_arena() {
     // SAFETY: mallopt sets an allocator parameter and touches no memory
     // of ours; it runs first in main, before any thread is started.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
     }
 }
