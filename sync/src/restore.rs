@@ -4,7 +4,10 @@
 //! (no `/`, NUL, `.`, `..`), folders are created by the restore itself
 //! and anything in the way that is not a real folder (a symlink planted
 //! in the target, a file) is replaced, never followed; each file is
-//! written to a temp name beside its target and renamed into place.
+//! written to a temp name beside its target and renamed into place,
+//! except in folders this run made, where it is created under its own
+//! name ([`workdir::write_new_file`]: nobody waits for a name there, and
+//! the mtime, set last, tells a partial file from a whole one).
 //! Files that already match (size and mtime) are left alone; files that
 //! differ reuse the blocks they already hold and fetch only the rest.
 //!
@@ -123,6 +126,9 @@ struct DirNode {
     taken: bool,
     /// Its tree could not be read (reported).
     failed: bool,
+    /// Made by this run: its files are written straight under their
+    /// names ([`workdir::write_new_file`]), with no stat or rename.
+    fresh: bool,
 }
 
 /// A file to write.
@@ -132,6 +138,8 @@ struct FileJob {
     entry: Entry,
     /// A regular file is there already: its blocks may be reused.
     existing: bool,
+    /// Its folder was made by this run (see [`DirNode::fresh`]).
+    fresh: bool,
     /// Block ID → (offset, length) in the file already there.
     local: HashMap<BlockId, (u64, usize)>,
 }
@@ -195,12 +203,14 @@ pub fn restore_in_batches(
     if fs::metadata(target).is_ok_and(|m| !m.is_dir()) {
         return Err(Error::TargetNotAFolder { path: target.to_path_buf() });
     }
+    // A target that did not exist is made here, and is fresh.
+    let fresh = !opts.dry_run && fs::symlink_metadata(target).is_err();
     if !opts.dry_run {
         fs::create_dir_all(target).map_err(|e| Error::io("create", target, e))?;
         workdir::remove_stale_temps(target);
     }
     let root = load_tree(store, &snap.root)?;
-    let mut dirs = ctx.walk(root, target);
+    let mut dirs = ctx.walk(root, target, fresh);
     if !opts.dry_run {
         ctx.link_hard_links();
     }
@@ -233,17 +243,19 @@ impl Ctx<'_> {
 
     /// Makes `abs` a real folder (anything else in the way is removed,
     /// never followed) and clears temp files a killed run left there.
-    fn ensure_dir(&self, abs: &Path) -> Result<()> {
+    /// True when this call made it.
+    fn ensure_dir(&self, abs: &Path) -> Result<bool> {
         if workdir::ensure_dir(abs, true)? {
             workdir::remove_stale_temps(abs);
+            return Ok(false);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Walks the snapshot breadth first from its root tree: makes folders
     /// and symlinks, settles files already in place, writes the others a
     /// batch at a time, and returns the folders met.
-    fn walk(&self, root: Tree, target: &Path) -> Vec<DirNode> {
+    fn walk(&self, root: Tree, target: &Path, fresh: bool) -> Vec<DirNode> {
         let mut dirs = vec![DirNode {
             abs: target.to_path_buf(),
             rel: PathBuf::new(),
@@ -253,6 +265,7 @@ impl Ctx<'_> {
             filtered: false,
             taken: false,
             failed: false,
+            fresh,
         }];
         let mut jobs = Vec::new();
         let mut pending: VecDeque<(usize, BlockId)> = VecDeque::new();
@@ -294,12 +307,16 @@ impl Ctx<'_> {
             }
             match &e.content {
                 Content::Dir(id) => {
-                    if !self.opts.dry_run
-                        && let Err(err) = self.ensure_dir(&a)
-                    {
-                        self.skip(&r, err.to_string());
-                        continue;
-                    }
+                    let fresh = match self.opts.dry_run {
+                        true => false,
+                        false => match self.ensure_dir(&a) {
+                            Ok(made) => made,
+                            Err(err) => {
+                                self.skip(&r, err.to_string());
+                                continue;
+                            }
+                        },
+                    };
                     let id = *id;
                     let depth = dirs[di].depth + 1;
                     dirs.push(DirNode {
@@ -311,6 +328,7 @@ impl Ctx<'_> {
                         filtered: decision == Decision::Descend,
                         taken: false,
                         failed: false,
+                        fresh,
                     });
                     pending.push_back((dirs.len() - 1, id));
                 }
@@ -326,7 +344,7 @@ impl Ctx<'_> {
                     self.note_written(&r, there);
                     dirs[di].taken = true;
                 }
-                Content::File(_) => match self.plan_file(e, a, r) {
+                Content::File(_) => match self.plan_file(e, a, r, dirs[di].fresh) {
                     Ok(job) => {
                         dirs[di].taken = true;
                         jobs.extend(job);
@@ -360,8 +378,9 @@ impl Ctx<'_> {
     }
 
     /// A file of the snapshot: already in place (settled here), or a job.
-    fn plan_file(&self, e: Entry, abs: PathBuf, rel: PathBuf) -> std::result::Result<Option<FileJob>, (PathBuf, Error)> {
-        let existing = fs::symlink_metadata(&abs).ok();
+    /// Nothing is looked for in a folder this run made.
+    fn plan_file(&self, e: Entry, abs: PathBuf, rel: PathBuf, fresh: bool) -> std::result::Result<Option<FileJob>, (PathBuf, Error)> {
+        let existing = if fresh { None } else { fs::symlink_metadata(&abs).ok() };
         if let Some(m) = &existing {
             if m.is_dir() {
                 return Err((rel, Error::InTheWay { path: abs, found: "folder", wanted: "file" }));
@@ -385,7 +404,7 @@ impl Ctx<'_> {
             return Ok(None);
         }
         let existing = existing.is_some_and(|m| m.is_file());
-        Ok(Some(FileJob { abs, rel, entry: e, existing, local: HashMap::new() }))
+        Ok(Some(FileJob { abs, rel, entry: e, existing, fresh, local: HashMap::new() }))
     }
 
     /// Writes the files: blocks the old file at the same path holds are
@@ -480,7 +499,7 @@ impl Ctx<'_> {
 
     fn write_file(&self, job: &FileJob, reader: &mut UnitReader<'_, '_>) -> Result<()> {
         let mut old = if job.local.is_empty() { None } else { File::open(&job.abs).ok() };
-        let block = |id: &BlockId| -> Result<Vec<u8>> {
+        let mut block = |id: &BlockId| -> Result<Vec<u8>> {
             if let (Some(&(off, len)), Some(of)) = (job.local.get(id), old.as_mut()) {
                 let mut buf = vec![0u8; len];
                 if of.seek(SeekFrom::Start(off)).is_ok() && of.read_exact(&mut buf).is_ok() && self.store.keys().block_id(&buf) == *id {
@@ -493,10 +512,21 @@ impl Ctx<'_> {
             Ok(d)
         };
         let mut written = 0u64;
-        let r = workdir::write_file(&job.abs, &job.entry, block, self.write, &Expect::Any, |n| {
+        let mut progress = |n| {
             written += n;
             self.progress.bytes.fetch_add(n, Ordering::Relaxed);
-        });
+        };
+        let r = match job.fresh {
+            true => match workdir::write_new_file(&job.abs, &job.entry, &mut block, self.write, &mut progress) {
+                Ok(true) => Ok(()),
+                // Something appeared under the name since the folder was
+                // made (a duplicate name in a damaged tree, another
+                // writer): write beside it and rename, as anywhere else.
+                Ok(false) => workdir::write_file(&job.abs, &job.entry, &mut block, self.write, &Expect::Any, &mut progress),
+                Err(err) => Err(err),
+            },
+            false => workdir::write_file(&job.abs, &job.entry, &mut block, self.write, &Expect::Any, &mut progress),
+        };
         // Undo the per-block progress: file_done adds the size once.
         self.progress.bytes.fetch_sub(written, Ordering::Relaxed);
         r

@@ -9,6 +9,8 @@
 //! appeared meanwhile is never renamed over), exactly what a scan saw
 //! (compare-and-swap: size, mtime, ctime, inode and type are re-checked
 //! just before the rename), or anything (restore into its own target).
+//! The one exception: restore writes files of folders it made itself
+//! straight under their names ([`write_new_file`]).
 //! Temp files a killed run left behind are removed by the next run that
 //! writes into that folder ([`remove_stale_temps`]).
 
@@ -177,40 +179,19 @@ impl Written {
 pub fn write_temp(
     abs: &Path,
     e: &Entry,
-    mut block: impl FnMut(&BlockId) -> Result<Vec<u8>>,
+    block: impl FnMut(&BlockId) -> Result<Vec<u8>>,
     opts: WriteOpts,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<Written> {
     let Content::File(ids) = &e.content else { return Err(Error::WrongEntryKind { path: abs.to_path_buf(), expected: "file" }) };
     let tmp = temp_beside(abs);
-    let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(|err| Error::io("create", &tmp, err))?;
-        let mut pos = 0u64;
-        for id in ids {
-            let data = block(id)?;
-            if data.iter().all(|&b| b == 0) {
-                f.seek(SeekFrom::Current(data.len() as i64)).map_err(|err| Error::io("seek", &tmp, err))?;
-            } else {
-                f.write_all(&data).map_err(|err| Error::io("write", &tmp, err))?;
-            }
-            pos += data.len() as u64;
-            progress(data.len() as u64);
-        }
-        if pos != e.size {
-            return Err(Error::SizeMismatch { path: abs.to_path_buf(), blocks: pos, tree: e.size });
-        }
-        f.set_len(pos).map_err(|err| Error::io("set length", &tmp, err))?;
-        if opts.owner {
-            let _ = std::os::unix::fs::fchown(&f, Some(e.uid), Some(e.gid));
-        }
-        f.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", &tmp, err))?;
-        let t = to_filetime(e.mtime_ns);
-        filetime::set_file_handle_times(&f, Some(t), Some(t)).map_err(|err| Error::io("set mtime", &tmp, err))?;
-        if opts.fsync {
-            f.sync_all().map_err(|err| Error::io("sync", &tmp, err))?;
-        }
-        Ok(())
-    })();
+    let result = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|err| Error::io("create", &tmp, err))
+        .and_then(|mut f| fill(&mut f, &tmp, abs, e, ids, block, opts, progress));
     match result {
         Ok(()) => Ok(Written(tmp)),
         Err(e) => {
@@ -218,6 +199,85 @@ pub fn write_temp(
             Err(e)
         }
     }
+}
+
+/// Writes a file entry straight under its final name `abs`, which must be
+/// free: the file is created with `O_EXCL`, so nothing there is followed
+/// or replaced, and `Ok(false)` says something is there (nothing was
+/// written or read). A failure removes the partial file.
+///
+/// Only for a folder the caller created itself in this run, where nobody
+/// waits for the name to appear whole: restore into folders it made. That
+/// saves the rename (and the stat before it) of [`write_file`]; a killed
+/// run leaves a partial file whose size or mtime differs from its entry
+/// (the mtime is set last), so the next restore writes it again.
+pub fn write_new_file(
+    abs: &Path,
+    e: &Entry,
+    block: impl FnMut(&BlockId) -> Result<Vec<u8>>,
+    opts: WriteOpts,
+    progress: impl FnMut(u64),
+) -> Result<bool> {
+    let Content::File(ids) = &e.content else { return Err(Error::WrongEntryKind { path: abs.to_path_buf(), expected: "file" }) };
+    let mut f = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(abs) {
+        Ok(f) => f,
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(err) => return Err(Error::io("create", abs, err)),
+    };
+    match fill(&mut f, abs, abs, e, ids, block, opts, progress) {
+        Ok(()) => Ok(true),
+        Err(err) => {
+            drop(f);
+            let _ = fs::remove_file(abs);
+            Err(err)
+        }
+    }
+}
+
+/// Writes a new, empty file `f` (at `path`, for messages; `abs` is the
+/// entry's own path) from its blocks, then sets its owner, mode and times.
+#[allow(clippy::too_many_arguments)]
+fn fill(
+    f: &mut File,
+    path: &Path,
+    abs: &Path,
+    e: &Entry,
+    ids: &[BlockId],
+    mut block: impl FnMut(&BlockId) -> Result<Vec<u8>>,
+    opts: WriteOpts,
+    mut progress: impl FnMut(u64),
+) -> Result<()> {
+    let mut pos = 0u64;
+    // The file is new: its length is where the last write ended, unless
+    // the last block was a hole (a seek writes nothing).
+    let mut hole_at_end = false;
+    for id in ids {
+        let data = block(id)?;
+        hole_at_end = data.iter().all(|&b| b == 0);
+        if hole_at_end {
+            f.seek(SeekFrom::Current(data.len() as i64)).map_err(|err| Error::io("seek", path, err))?;
+        } else {
+            f.write_all(&data).map_err(|err| Error::io("write", path, err))?;
+        }
+        pos += data.len() as u64;
+        progress(data.len() as u64);
+    }
+    if pos != e.size {
+        return Err(Error::SizeMismatch { path: abs.to_path_buf(), blocks: pos, tree: e.size });
+    }
+    if hole_at_end {
+        f.set_len(pos).map_err(|err| Error::io("set length", path, err))?;
+    }
+    if opts.owner {
+        let _ = std::os::unix::fs::fchown(&*f, Some(e.uid), Some(e.gid));
+    }
+    f.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", path, err))?;
+    let t = to_filetime(e.mtime_ns);
+    filetime::set_file_handle_times(f, Some(t), Some(t)).map_err(|err| Error::io("set mtime", path, err))?;
+    if opts.fsync {
+        f.sync_all().map_err(|err| Error::io("sync", path, err))?;
+    }
+    Ok(())
 }
 
 /// The second half of [`write_file`]: gives the temp file its name, as
@@ -303,5 +363,79 @@ pub fn remove_stale_temps(dir: &Path) {
         if e.file_name().as_bytes().starts_with(TEMP_PREFIX.as_bytes()) && e.file_type().is_ok_and(|t| !t.is_dir()) {
             let _ = fs::remove_file(e.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(blocks: &[&[u8]]) -> (Entry, impl FnMut(&BlockId) -> Result<Vec<u8>>) {
+        let data: Vec<Vec<u8>> = blocks.iter().map(|b| b.to_vec()).collect();
+        let ids = (0..data.len()).map(|i| BlockId([i as u8; 32])).collect();
+        let size = data.iter().map(|d| d.len() as u64).sum();
+        let e = Entry {
+            name: b"f".to_vec(),
+            mode: 0o640,
+            mtime_ns: 1_500_000_000_000_000_000,
+            size,
+            uid: 0,
+            gid: 0,
+            link_group: 0,
+            content: Content::File(ids),
+        };
+        (e, move |id: &BlockId| Ok(data[id.0[0] as usize].clone()))
+    }
+
+    #[test]
+    fn a_new_file_gets_its_bytes_mode_and_mtime_under_its_own_name() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        let (e, block) = entry(&[b"hello ", &[0; 4096], b"world"]);
+        assert!(write_new_file(&p, &e, block, WriteOpts::default(), |_| {}).unwrap());
+        let mut want = b"hello ".to_vec();
+        want.extend([0; 4096]);
+        want.extend(b"world");
+        assert_eq!(fs::read(&p).unwrap(), want);
+        let m = fs::metadata(&p).unwrap();
+        assert_eq!((m.mode() & 0o7777, mtime_ns(&m)), (0o640, e.mtime_ns));
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1, "a temp file was left");
+    }
+
+    #[test]
+    fn a_new_file_ending_in_a_hole_has_its_full_length() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        let (e, block) = entry(&[b"x", &[0; 8192]]);
+        assert!(write_new_file(&p, &e, block, WriteOpts::default(), |_| {}).unwrap());
+        assert_eq!(fs::metadata(&p).unwrap().len(), 8193);
+    }
+
+    #[test]
+    fn a_new_file_never_replaces_or_follows_what_is_at_its_name() {
+        let d = tempfile::tempdir().unwrap();
+        let (e, _) = entry(&[b"new"]);
+        let never = |_: &BlockId| -> Result<Vec<u8>> { panic!("a block was read for a name that is taken") };
+        let p = d.path().join("f");
+        fs::write(&p, b"old").unwrap();
+        assert!(!write_new_file(&p, &e, never, WriteOpts::default(), |_| {}).unwrap());
+        assert_eq!(fs::read(&p).unwrap(), b"old");
+        let outside = d.path().join("outside");
+        fs::write(&outside, b"keep").unwrap();
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        assert!(!write_new_file(&link, &e, never, WriteOpts::default(), |_| {}).unwrap());
+        assert_eq!(fs::read(&outside).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn a_new_file_that_fails_midway_leaves_nothing_at_its_name() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        let (e, mut block) = entry(&[b"first", b"second"]);
+        let failing =
+            |id: &BlockId| if id.0[0] == 1 { Err(Error::SizeMismatch { path: p.clone(), blocks: 0, tree: 0 }) } else { block(id) };
+        assert!(write_new_file(&p, &e, failing, WriteOpts::default(), |_| {}).is_err());
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0, "a partial file was left");
     }
 }
