@@ -193,7 +193,16 @@ impl Chunker {
 
     /// Chunks a reader without holding more than about two maximum chunks.
     pub fn stream<R: Read>(&self, reader: R) -> StreamChunker<'_, R> {
-        StreamChunker { chunker: self, reader, buf: Vec::new(), start: 0, eof: false }
+        self.stream_sized(reader, None)
+    }
+
+    /// [`stream`](Self::stream) of a reader expected to hold `size` bytes:
+    /// the buffer starts large enough for all of it (up to a maximum
+    /// chunk and one byte), so a small file is read with one read and one
+    /// that finds its end, instead of a probe and a growing buffer.
+    pub fn stream_sized<R: Read>(&self, reader: R, size: Option<u64>) -> StreamChunker<'_, R> {
+        let cap = size.map_or(0, |s| s.saturating_add(1).min(self.max as u64 + 1) as usize);
+        StreamChunker { chunker: self, reader, buf: Vec::with_capacity(cap), start: 0, eof: false }
     }
 }
 
@@ -238,6 +247,12 @@ impl<R: Read> StreamChunker<'_, R> {
             return Ok(None);
         }
         let n = self.chunker.cut(avail);
+        if self.eof && self.start == 0 && n == self.buf.len() {
+            // The whole input is one chunk (a small file): hand over the
+            // buffer instead of copying it.
+            self.start = 0;
+            return Ok(Some(std::mem::take(&mut self.buf)));
+        }
         let chunk = avail[..n].to_vec();
         self.start += n;
         Ok(Some(chunk))

@@ -227,9 +227,26 @@ impl<'s> StoreWriter<'s> {
     /// file overlaps hashing, compressing and sealing its earlier chunks;
     /// memory stays at about one maximum chunk per worker.
     pub fn put_reader<R: Read + Send>(&self, reader: R) -> Result<(Vec<BlockId>, u64), PutError> {
-        let mut done: Vec<(usize, BlockId, usize)> = self
-            .chunker
-            .stream(reader)
+        self.put_reader_sized(reader, None)
+    }
+
+    /// [`put_reader`](Self::put_reader) of a reader expected to hold
+    /// `size` bytes (a file's stat; more or fewer still work). A file of at
+    /// most one maximum chunk is chunked and stored on the calling thread:
+    /// backup already reads many files at once, and handing a file's one
+    /// or few chunks to other workers cost more in wake-ups than it saved.
+    pub fn put_reader_sized<R: Read + Send>(&self, reader: R, size: Option<u64>) -> Result<(Vec<BlockId>, u64), PutError> {
+        let chunks = self.chunker.stream_sized(reader, size);
+        if size.is_some_and(|s| s <= self.chunker.max_size() as u64) {
+            let (mut ids, mut total) = (Vec::new(), 0u64);
+            for c in chunks {
+                let c = c.map_err(PutError::Read)?;
+                ids.push(self.put(Kind::Data, &c).map_err(PutError::Store)?);
+                total += c.len() as u64;
+            }
+            return Ok((ids, total));
+        }
+        let mut done: Vec<(usize, BlockId, usize)> = chunks
             .enumerate()
             .par_bridge()
             .map(|(i, c)| {

@@ -87,4 +87,23 @@ proptest! {
         prop_assert_eq!(streamed.iter().map(Vec::len).collect::<Vec<_>>(), one_shot);
         prop_assert_eq!(streamed.concat(), data);
     }
+
+    /// A size hint (a file's stat, which may be stale) sizes the buffer
+    /// only: the cuts are the same whether it is right, short or long.
+    #[test]
+    fn a_size_hint_never_changes_the_cuts(
+        seed in any::<u64>(),
+        len in 0usize..120_000,
+        hint in prop_oneof![Just(None), (0u64..150_000).prop_map(Some)],
+        sizes in proptest::collection::vec(1usize..70_000, 1..8),
+    ) {
+        let data = common::random_bytes(seed, len);
+        let c = Chunker::new(Keys::derive(&MasterKey::from_bytes([4; 32])).gear(), ChunkerParams { min: 2048, avg: 8192, max: 32768 }).unwrap();
+        let one_shot = c.cut_all(&data);
+        for hint in [hint, Some(len as u64)] {
+            let streamed: Vec<Vec<u8>> = c.stream_sized(Jagged { data: &data, sizes: sizes.clone(), i: 0 }, hint).collect::<Result<_, _>>().unwrap();
+            prop_assert_eq!(streamed.iter().map(Vec::len).collect::<Vec<_>>(), one_shot.clone());
+            prop_assert_eq!(streamed.concat(), data.clone());
+        }
+    }
 }

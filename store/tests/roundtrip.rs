@@ -24,7 +24,14 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
     #[test]
-    fn any_bytes_survive_the_store(seed in any::<u64>(), len in 0usize..400_000, text in any::<bool>()) {
+    fn any_bytes_survive_the_store(
+        seed in any::<u64>(),
+        len in 0usize..400_000,
+        text in any::<bool>(),
+        // put_reader_sized: a file's stat, right, short or long (small
+        // files are stored on the calling thread, larger ones by workers).
+        hint in prop_oneof![Just(None), (0u64..2_000_000).prop_map(Some)],
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let store = common::new_store(dir.path());
         let mut data = common::random_bytes(seed, len);
@@ -32,7 +39,7 @@ proptest! {
             for b in data.iter_mut() { *b = b"fn main() { }\n"[(*b % 14) as usize]; }
         }
         let w = store.writer();
-        let (ids, n) = w.put_reader(&data[..]).unwrap();
+        let (ids, n) = w.put_reader_sized(&data[..], hint).unwrap();
         w.finish().unwrap();
         prop_assert_eq!(n as usize, len);
         // Read back through a freshly opened store: only what is on disk counts.

@@ -1,8 +1,9 @@
 //! `backup`: snapshot a folder into a store.
 //!
 //! The walk is parallel over the entries of each folder (rayon), and each
-//! large file is itself chunked and sealed in parallel by
-//! [`ferry_store::StoreWriter::put_reader`]. An unchanged file costs one
+//! file over one maximum chunk is itself chunked and sealed in parallel by
+//! [`ferry_store::StoreWriter::put_reader_sized`] (smaller ones on the
+//! thread that read them, with one read sized by their stat). An unchanged file costs one
 //! stat and one cache lookup; an unchanged folder re-encodes to the same
 //! tree block, which dedup then drops.
 
@@ -620,12 +621,13 @@ impl Ctx<'_> {
                 Some(o) if o.kind == EntryType::File => o,
                 _ => return Err(Error::ReplacedWhileReading { path: abs.to_path_buf(), by: "something that is not a regular file" }),
             };
+            let size_now = opened.size;
             if !opened.same_file(&before) {
                 // Another regular file took its place (an editor's save by
                 // rename): read that one, judged by its own stat.
                 before = opened;
             }
-            let (ids, n) = match self.read_file(&f) {
+            let (ids, n) = match self.read_file(&f, size_now) {
                 Ok(r) => r,
                 Err(PutError::Read(e)) => return Err(Error::io("read", abs, e)),
                 Err(PutError::Store(e)) => return Err(Error::Store(e)),
@@ -671,9 +673,9 @@ impl Ctx<'_> {
         Err(Error::ChangedWhileReading { path: abs.to_path_buf(), attempts: READ_ATTEMPTS as u32 })
     }
 
-    fn read_file(&self, f: &File) -> Result<(Vec<BlockId>, u64), PutError> {
+    fn read_file(&self, f: &File, size: u64) -> Result<(Vec<BlockId>, u64), PutError> {
         match &self.writer {
-            Some(w) => w.put_reader(f),
+            Some(w) => w.put_reader_sized(f, Some(size)),
             None => {
                 // Dry run: chunk and hash only, count what the store lacks.
                 let chunker = self.store.chunker();
