@@ -24,6 +24,9 @@ use crate::index::IndexFile;
 /// `pread` from the OS page cache. At 2 MiB a backup and a restore on the
 /// 16x store took the same time as at 8 MiB, with 5-6 MiB less RSS.
 const CACHE_BYTES: usize = 2 << 20;
+/// Block entries sorted and inserted together by [`IndexCache::add_indexes`]
+/// (16,384 of 81 bytes each held at once).
+const SORTED_RUN: usize = 1 << 14;
 
 /// block id → pack (32) | offset u64 | length u32 | raw_len u32 | kind u8
 const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
@@ -241,16 +244,35 @@ impl IndexCache {
             let mut blocks = tx.open_table(BLOCKS).map_err(|e| cache_err(&self.path, e))?;
             let mut packs = tx.open_table(PACKS).map_err(|e| cache_err(&self.path, e))?;
             let mut indexes = tx.open_table(INDEXES).map_err(|e| cache_err(&self.path, e))?;
+            // Block IDs are random, so inserts in index order land on
+            // random leaves, and with a page cache far smaller than the
+            // table nearly every one reads a page and later writes it
+            // back. In ID order, a run of inserts shares each leaf it
+            // touches: a first backup of 200,000 small files spent 12% of
+            // its CPU here before. Runs are bounded, so loading a large
+            // store's indexes does not hold them all at once.
+            let mut run: Vec<(BlockId, [u8; 49])> = Vec::new();
+            let mut insert_run = |run: &mut Vec<(BlockId, [u8; 49])>| -> Result<()> {
+                run.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
+                for (id, loc) in run.drain(..) {
+                    blocks.insert(&id.0[..], &loc[..]).map_err(|e| cache_err(&self.path, e))?;
+                }
+                Ok(())
+            };
             for (name, idx) in files {
                 for p in &idx.packs {
                     for e in &p.entries {
                         let loc = Location { pack: p.pack, offset: e.offset, length: e.length, raw_len: e.raw_len, kind: e.kind };
-                        blocks.insert(&e.id.0[..], &loc.encode()[..]).map_err(|e| cache_err(&self.path, e))?;
+                        run.push((e.id, loc.encode()));
+                        if run.len() == SORTED_RUN {
+                            insert_run(&mut run)?;
+                        }
                     }
                     packs.insert(&p.pack.0[..], p.entries.len() as u64).map_err(|e| cache_err(&self.path, e))?;
                 }
                 indexes.insert(&name.0[..], idx.packs.len() as u64).map_err(|e| cache_err(&self.path, e))?;
             }
+            insert_run(&mut run)?;
         }
         let r = tx.commit().map_err(|e| cache_err(&self.path, e));
         self.blocks_changed();
@@ -267,5 +289,45 @@ impl IndexCache {
         self.blocks_changed();
         r?;
         self.ensure_tables()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::PackRecord;
+    use crate::pack::BlobEntry;
+
+    /// Entries are inserted in sorted runs of [`SORTED_RUN`]: every one
+    /// of several runs' worth, over indexes and packs, is found again.
+    #[test]
+    fn every_block_of_indexes_longer_than_a_sorted_run_is_found() {
+        let cache = IndexCache::in_memory().unwrap();
+        let id = |i: u32| BlockId(*blake3::hash(&i.to_le_bytes()).as_bytes());
+        let pack = |p: u8, from: u32, n: u32| PackRecord {
+            pack: ObjectName([p; 32]),
+            entries: (from..from + n)
+                .map(|i| BlobEntry { kind: Kind::Data, id: id(i), offset: i as u64 * 10, length: 7, raw_len: i })
+                .collect(),
+        };
+        let n = SORTED_RUN as u32;
+        let files = vec![
+            (ObjectName([1; 32]), IndexFile { supersedes: Vec::new(), packs: vec![pack(10, 0, n + 5), pack(11, n + 5, n / 2)] }),
+            (ObjectName([2; 32]), IndexFile { supersedes: Vec::new(), packs: vec![pack(12, n + 5 + n / 2, n)] }),
+        ];
+        cache.add_indexes(&files).unwrap();
+        let total = n + 5 + n / 2 + n;
+        for i in 0..total {
+            let loc = cache.lookup(&id(i)).unwrap().unwrap_or_else(|| panic!("block {i} of {total} lost"));
+            let p = if i < n + 5 {
+                10
+            } else if i < n + 5 + n / 2 {
+                11
+            } else {
+                12
+            };
+            assert_eq!((loc.pack, loc.offset, loc.raw_len), (ObjectName([p; 32]), i as u64 * 10, i));
+        }
+        assert!(cache.lookup(&id(total)).unwrap().is_none());
     }
 }
