@@ -253,7 +253,7 @@ impl IndexCache {
             // store's indexes does not hold them all at once.
             let mut run: Vec<(BlockId, [u8; 49])> = Vec::new();
             let mut insert_run = |run: &mut Vec<(BlockId, [u8; 49])>| -> Result<()> {
-                run.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
+                run.sort_unstable_by_key(|e| e.0.0);
                 for (id, loc) in run.drain(..) {
                     blocks.insert(&id.0[..], &loc[..]).map_err(|e| cache_err(&self.path, e))?;
                 }
