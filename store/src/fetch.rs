@@ -55,8 +55,11 @@ pub const DEFAULT_WINDOW: u64 = 32 << 20;
 /// The same from a local folder, where a read costs no round trip. A
 /// quarter of [`DEFAULT_WINDOW`] restored a 512 MiB random file as fast
 /// (median of 5, interleaved: 1.24 s both) with 37 instead of 90 MiB
-/// peak RSS, and 20,000 small files with 50 instead of 91 MiB.
-pub const LOCAL_WINDOW: u64 = 8 << 20;
+/// peak RSS, and 20,000 small files with 50 instead of 91 MiB. An eighth
+/// (4 MiB): 200,000 small files in 4.84-5.18 s instead of 4.66-4.87 s,
+/// with 28.6-29.4 instead of 34.4-37.0 MiB; in `rss_growth.sh` restore
+/// 26.2 -> 21.1 MiB and pull 38.2 -> 33.6 MiB.
+pub const LOCAL_WINDOW: u64 = 4 << 20;
 
 /// Most I/O threads one prefetch starts.
 const MAX_IO_THREADS: usize = 32;
