@@ -821,7 +821,11 @@ fn a_killed_restore_leaves_no_temp_files_after_the_rerun() {
     }
     let st = env.store("st");
     env.ok(&["backup", src.to_str().unwrap(), "--to", &st]);
+    // Folders that already exist: restore writes there through temp files
+    // (in folders it makes itself it writes in place, see
+    // crash_consistency.rs, a_restore_killed_mid_run_...).
     let target = env.path("target");
+    fs::create_dir_all(target.join("sub")).unwrap();
     let mut child = env
         .cmd()
         .args(["restore", &st, "latest", "--target", target.to_str().unwrap()])
