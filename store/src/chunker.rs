@@ -250,7 +250,6 @@ impl<R: Read> StreamChunker<'_, R> {
         if self.eof && self.start == 0 && n == self.buf.len() {
             // The whole input is one chunk (a small file): hand over the
             // buffer instead of copying it.
-            self.start = 0;
             return Ok(Some(std::mem::take(&mut self.buf)));
         }
         let chunk = avail[..n].to_vec();

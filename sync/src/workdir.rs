@@ -185,11 +185,7 @@ pub fn write_temp(
 ) -> Result<Written> {
     let Content::File(ids) = &e.content else { return Err(Error::WrongEntryKind { path: abs.to_path_buf(), expected: "file" }) };
     let tmp = temp_beside(abs);
-    let result = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
+    let result = create_new(&tmp)
         .map_err(|err| Error::io("create", &tmp, err))
         .and_then(|mut f| fill(&mut f, &tmp, abs, e, ids, block, opts, progress));
     match result {
@@ -219,7 +215,7 @@ pub fn write_new_file(
     progress: impl FnMut(u64),
 ) -> Result<bool> {
     let Content::File(ids) = &e.content else { return Err(Error::WrongEntryKind { path: abs.to_path_buf(), expected: "file" }) };
-    let mut f = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(abs) {
+    let mut f = match create_new(abs) {
         Ok(f) => f,
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
         Err(err) => return Err(Error::io("create", abs, err)),
@@ -232,6 +228,12 @@ pub fn write_new_file(
             Err(err)
         }
     }
+}
+
+/// Creates `path` for writing, owner-only until [`fill`] sets its mode;
+/// fails if anything is there (`O_EXCL`: a symlink is not followed).
+fn create_new(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
 }
 
 /// Writes a new, empty file `f` (at `path`, for messages; `abs` is the
