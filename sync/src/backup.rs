@@ -14,6 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ferry_store::{BlockId, Kind, ObjectName, PutError, Store, StoreWriter};
@@ -21,7 +22,7 @@ use rayon::prelude::*;
 
 use crate::change::{ChangeKind, PathChange};
 use crate::error::{Error, Result};
-use crate::filecache::{CachedFile, FileCache};
+use crate::filecache::{CachedFile, DirFiles, DirRecord, FileCache};
 use crate::filter::{Decision, Filter, FilterOptions, display_rel};
 use crate::fsutil::{is_symlink_refused, open_nofollow};
 use crate::progress::{Progress, Skipped};
@@ -160,7 +161,7 @@ struct Ctx<'a> {
     progress: &'a Progress,
     skipped: Mutex<Vec<Skipped>>,
     changed: Mutex<Vec<PathChange>>,
-    counts: Mutex<Summary>,
+    counts: Counts,
     bytes_read: std::sync::atomic::AtomicU64,
     dry_new_raw: std::sync::atomic::AtomicU64,
     before_open: Option<BeforeOpen>,
@@ -172,6 +173,59 @@ struct Ctx<'a> {
     listing: Option<&'a Listing>,
     /// Every entry put into a tree, by path (`collect_tree`).
     tree: Option<Mutex<Vec<(PathBuf, Entry)>>>,
+}
+
+/// The counts of a [`Summary`] as the walk adds to them from many threads
+/// (atomics: a lock taken twice per file showed in profiles).
+#[derive(Default)]
+struct Counts {
+    files: AtomicU64,
+    dirs: AtomicU64,
+    bytes: AtomicU64,
+    new_files: AtomicU64,
+    changed_files: AtomicU64,
+    unchanged_files: AtomicU64,
+}
+
+impl Counts {
+    fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn summary(&self) -> Summary {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Summary {
+            files: get(&self.files),
+            dirs: get(&self.dirs),
+            bytes: get(&self.bytes),
+            new_files: get(&self.new_files),
+            changed_files: get(&self.changed_files),
+            unchanged_files: get(&self.unchanged_files),
+            added_bytes: 0,
+        }
+    }
+}
+
+/// An entry of a folder being backed up, and for a file the file cache
+/// is to record, its ctime and inode (the rest is in the entry).
+struct Taken {
+    entry: Entry,
+    stamp: Option<(i64, u64)>,
+}
+
+impl Taken {
+    fn new(entry: Entry) -> Taken {
+        Taken { entry, stamp: None }
+    }
+}
+
+/// `dir/name`, allocated once (`Path::join` grows its buffer as it goes:
+/// a realloc per file of a walk).
+fn join(dir: &Path, name: &std::ffi::OsStr) -> PathBuf {
+    let mut p = PathBuf::with_capacity(dir.as_os_str().len() + 1 + name.len());
+    p.push(dir);
+    p.push(name);
+    p
 }
 
 fn link_group(m: &LocalEntry) -> u64 {
@@ -276,7 +330,7 @@ pub fn backup_listed(
         progress,
         skipped: Mutex::default(),
         changed: Mutex::default(),
-        counts: Mutex::default(),
+        counts: Counts::default(),
         bytes_read: Default::default(),
         dry_new_raw: Default::default(),
         before_open: opts.before_open.clone(),
@@ -303,7 +357,7 @@ pub fn backup_listed(
         Some(r) => r,
         None => ctx.put_tree(&Tree::default())?,
     };
-    let mut summary = *ctx.counts.lock().expect("counts");
+    let mut summary = ctx.counts.summary();
     let mut report = BackupReport {
         bytes_read: ctx.bytes_read.load(std::sync::atomic::Ordering::Relaxed),
         skipped: std::mem::take(&mut *ctx.skipped.lock().expect("skipped")),
@@ -414,38 +468,50 @@ impl Ctx<'_> {
         if depth > MAX_DEPTH {
             return Err(Error::TooDeep { path: abs.to_path_buf() });
         }
-        // With a scan, a folder's `.ferryignore` is read only where the
-        // scan saw one.
-        let has_rules = self.listing.is_none_or(|l| l.contains_key(&rel.join(crate::filter::IGNORE_FILE)));
-        let inner = if has_rules { filter.with_ignore_file(abs, rel)? } else { None };
-        let filter = inner.as_ref().unwrap_or(filter);
-        let mut names: Vec<OsString> = match &self.listed {
-            Some(dirs) => dirs.get(rel).cloned().unwrap_or_default(),
+        // Names, with the directory entry when this walk lists the folder
+        // itself: a stat through it is relative to the open folder, with
+        // no walk of the whole path per file.
+        let listed: std::io::Result<Vec<(OsString, Option<std::fs::DirEntry>)>> = match &self.listed {
+            Some(dirs) => Ok(dirs.get(rel).map(|n| n.iter().map(|n| (n.clone(), None)).collect()).unwrap_or_default()),
             None => {
                 crate::scan::count_listing();
-                std::fs::read_dir(abs)
-                    .map_err(|e| Error::io("list", abs, e))?
-                    .filter_map(|e| match e {
-                        Ok(e) => Some(e.file_name()),
+                std::fs::read_dir(abs).map(|it| {
+                    it.filter_map(|e| match e {
+                        Ok(e) => Some((e.file_name(), Some(e))),
                         Err(err) => {
                             self.skip(rel, format!("listing stopped early: {err}"));
                             None
                         }
                     })
                     .collect()
+                })
             }
         };
-        names.sort();
+        // A folder's `.ferryignore` is read only where the listing (or
+        // sync's scan) has one; a folder that could not be listed says why
+        // through the rules file first, as it always did.
+        let has_rules = match (&listed, self.listing) {
+            (Err(_), _) => true,
+            (Ok(_), Some(l)) => l.contains_key(&rel.join(crate::filter::IGNORE_FILE)),
+            (Ok(names), None) => names.iter().any(|(n, _)| n == crate::filter::IGNORE_FILE),
+        };
+        let inner = if has_rules { filter.with_ignore_file(abs, rel)? } else { None };
+        let filter = inner.as_ref().unwrap_or(filter);
+        let mut names = listed.map_err(|e| Error::io("list", abs, e))?;
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        let cached = match &self.cache {
+            Some(c) => c.dir(rel.as_os_str().as_bytes())?,
+            None => DirFiles::default(),
+        };
         // A problem with one file skips that file; a problem with the
         // store (full, unplugged, damaged) or the cache stops everything.
-        let results: Vec<Option<Entry>> = names
+        let results: Vec<Option<Taken>> = names
             .par_iter()
-            .map(|name| {
-                let a = abs.join(name);
-                let r = rel.join(name);
+            .map(|(name, de)| {
+                let (a, r) = (join(abs, name), join(rel, name));
                 let old =
                     parent.and_then(|t| t.entries.binary_search_by(|e| e.name.as_slice().cmp(name.as_bytes())).ok().map(|i| &t.entries[i]));
-                match self.entry(&a, &r, name.as_bytes(), filter, depth, old) {
+                match self.entry(&a, &r, name.as_bytes(), de.as_ref(), &cached, filter, depth, old) {
                     Ok(e) => Ok(e),
                     Err(e @ (Error::Store(_) | Error::Cache { .. })) => Err(e),
                     Err(e) => {
@@ -455,7 +521,24 @@ impl Ctx<'_> {
                 }
             })
             .collect::<Result<_>>()?;
-        let entries: Vec<Entry> = results.into_iter().flatten().collect();
+        drop(names);
+        drop(cached);
+        let mut record = DirRecord::with_capacity(results.len());
+        let entries: Vec<Entry> = results
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                if let (Some((ctime_ns, ino)), Content::File(ids)) = (t.stamp, &t.entry.content)
+                    && !self.dry_run
+                {
+                    record.push(&t.entry.name, t.entry.size, t.entry.mtime_ns, ctime_ns, ino, ids);
+                }
+                t.entry
+            })
+            .collect();
+        if let Some(c) = &self.cache {
+            c.put_dir(rel.as_os_str().as_bytes(), record)?;
+        }
         if let Some(p) = parent {
             for o in &p.entries {
                 if entries.binary_search_by(|e| e.name.cmp(&o.name)).is_err() {
@@ -466,7 +549,7 @@ impl Ctx<'_> {
         if entries.is_empty() && !filter.opts.includes.is_empty() && depth > 0 {
             return Ok(None);
         }
-        self.counts.lock().expect("counts").dirs += 1;
+        Counts::add(&self.counts.dirs, 1);
         let tree = Tree { entries };
         let id = self.put_tree(&tree)?;
         if let Some(t) = &self.tree {
@@ -475,11 +558,26 @@ impl Ctx<'_> {
         Ok(Some(id))
     }
 
-    fn entry(&self, abs: &Path, rel: &Path, name: &[u8], filter: &Filter, depth: usize, old: Option<&Entry>) -> Result<Option<Entry>> {
+    #[allow(clippy::too_many_arguments)]
+    fn entry(
+        &self,
+        abs: &Path,
+        rel: &Path,
+        name: &[u8],
+        de: Option<&std::fs::DirEntry>,
+        cached: &DirFiles,
+        filter: &Filter,
+        depth: usize,
+        old: Option<&Entry>,
+    ) -> Result<Option<Taken>> {
         let m = match self.listing.and_then(|l| l.get(rel)) {
             Some(l) => l.clone(),
             None => {
-                let m = std::fs::symlink_metadata(abs).map_err(|e| Error::io("stat", abs, e))?;
+                let m = match de {
+                    Some(de) => de.metadata(),
+                    None => std::fs::symlink_metadata(abs),
+                }
+                .map_err(|e| Error::io("stat", abs, e))?;
                 // Sockets, pipes and devices are not content: leave them out.
                 let Some(l) = LocalEntry::from_metadata(abs, &m) else { return Ok(None) };
                 l
@@ -489,11 +587,11 @@ impl Ctx<'_> {
         if decision == Decision::Exclude {
             return Ok(None);
         }
-        let e = self.entry_inner(abs, rel, name, filter, depth, old, &m)?;
+        let e = self.entry_inner(abs, rel, name, cached, filter, depth, old, &m)?;
         if self.compare
-            && let Some(e) = &e
+            && let Some(t) = &e
         {
-            self.compare_entry(rel, e, old)?;
+            self.compare_entry(rel, &t.entry, old)?;
         }
         Ok(e)
     }
@@ -504,11 +602,12 @@ impl Ctx<'_> {
         abs: &Path,
         rel: &Path,
         name: &[u8],
+        cached: &DirFiles,
         filter: &Filter,
         depth: usize,
         old: Option<&Entry>,
         m: &LocalEntry,
-    ) -> Result<Option<Entry>> {
+    ) -> Result<Option<Taken>> {
         let base = |content| Entry {
             name: name.to_vec(),
             mode: m.mode,
@@ -533,27 +632,27 @@ impl Ctx<'_> {
                 Some(Content::Dir(id)) if self.compare => Some(crate::load_tree(self.store, id)?),
                 _ => None,
             };
-            return Ok(self.dir(abs, rel, filter, depth + 1, old_tree.as_ref())?.map(|id| base(Content::Dir(id))));
+            return Ok(self.dir(abs, rel, filter, depth + 1, old_tree.as_ref())?.map(|id| Taken::new(base(Content::Dir(id)))));
         }
         if m.kind == EntryType::Symlink {
-            return Ok(Some(base(Content::Symlink(m.target.clone()))));
+            return Ok(Some(Taken::new(base(Content::Symlink(m.target.clone())))));
         }
-        let (ids, m2) = self.file(abs, rel, m.clone())?;
+        let (ids, m2, recorded) = self.file(abs, rel, cached.get(name), m.clone())?;
         let m = &m2;
         let mut e = base(Content::File(ids));
         e.size = m.size;
         e.mtime_ns = m.mtime_ns;
         e.link_group = link_group(m);
-        let mut c = self.counts.lock().expect("counts");
-        c.files += 1;
-        c.bytes += m.size;
-        Ok(Some(e))
+        Counts::add(&self.counts.files, 1);
+        Counts::add(&self.counts.bytes, m.size);
+        Ok(Some(Taken { entry: e, stamp: recorded.then_some((m.ctime_ns, m.ino)) }))
     }
 
-    /// The block IDs of a file: from the cache when its stat is unchanged
-    /// and the store still has the blocks, else by reading it.
-    fn file(&self, abs: &Path, rel: &Path, before: LocalEntry) -> Result<(Vec<BlockId>, LocalEntry)> {
-        let key = rel.as_os_str().as_bytes();
+    /// The block IDs of a file: from the cache (`cached`: what it says of
+    /// this file) when its stat is unchanged and the store still has the
+    /// blocks, else by reading it. With its stat, and whether the file
+    /// cache is to record it.
+    fn file(&self, abs: &Path, rel: &Path, cached: Option<CachedFile>, before: LocalEntry) -> Result<(Vec<BlockId>, LocalEntry, bool)> {
         if let Some(meta) = &self.placeholders
             && let Some(ids) = crate::ondemand::placeholder_ids(abs, meta)?
         {
@@ -563,15 +662,11 @@ impl Ctx<'_> {
                     return Err(Error::PlaceholderNotInStore { path: rel.to_path_buf() });
                 }
             }
-            self.counts.lock().expect("counts").unchanged_files += 1;
+            Counts::add(&self.counts.unchanged_files, 1);
             self.progress.file_done(before.size);
-            return Ok((ids, before));
+            return Ok((ids, before, false));
         }
-        let cached = match &self.cache {
-            Some(c) => c.get(key)?,
-            None => None,
-        };
-        if let Some(c) = &cached
+        if let Some(c) = cached.as_ref()
             && c.size == before.size
             && c.mtime_ns == before.mtime_ns
             && c.ctime_ns == before.ctime_ns
@@ -587,14 +682,10 @@ impl Ctx<'_> {
                 }
             }
             if present {
-                if let Some(cache) = &self.cache
-                    && !self.dry_run
-                {
-                    cache.put(key, c)?;
-                }
-                self.counts.lock().expect("counts").unchanged_files += 1;
+                Counts::add(&self.counts.unchanged_files, 1);
                 self.progress.file_done(before.size);
-                return Ok((c.ids.clone(), before));
+                let ids = cached.map(|c| c.ids).unwrap_or_default();
+                return Ok((ids, before, true));
             }
         }
         // An on-demand replica keeps no cache entry for what it cloned: a
@@ -644,26 +735,12 @@ impl Ctx<'_> {
                 && after.ctime_ns == before.ctime_ns
                 && after.same_file(&before);
             if stable {
-                if let Some(cache) = &self.cache
-                    && !self.dry_run
-                {
-                    cache.put(
-                        key,
-                        &CachedFile { size: n, mtime_ns: after.mtime_ns, ctime_ns: after.ctime_ns, ino: after.ino, ids: ids.clone() },
-                    )?;
-                }
-                let mut c = self.counts.lock().expect("counts");
-                if label == ChangeKind::New {
-                    c.new_files += 1
-                } else {
-                    c.changed_files += 1
-                }
-                drop(c);
+                Counts::add(if label == ChangeKind::New { &self.counts.new_files } else { &self.counts.changed_files }, 1);
                 if !self.compare && self.list_read {
                     self.note(rel, label);
                 }
                 self.progress.file_done(n);
-                return Ok((ids, after));
+                return Ok((ids, after, true));
             }
             if attempt == READ_ATTEMPTS {
                 break;

@@ -1,8 +1,13 @@
-//! The local file cache (redb), per store and source folder: relative
-//! path → size, mtime, ctime, inode and block IDs. A file whose stat
-//! matches is not read again. It is only a hint: IDs are checked against
-//! the store's index before use, so a stale cache costs a re-read, never
-//! a wrong snapshot.
+//! The local file cache (redb), per store and source folder: for each
+//! folder (relative path), the files in it with their size, mtime,
+//! ctime, inode and block IDs. A file whose stat matches is not read
+//! again. It is only a hint: IDs are checked against the store's index
+//! before use, so a stale cache costs a re-read, never a wrong snapshot.
+//!
+//! One record per folder, not per file: a backup that changed nothing
+//! reads and writes one record per folder (a few thousand) instead of
+//! one per file (hundreds of thousands), which was most of redb's share
+//! of such a run.
 //!
 //! Two tables alternate: a backup reads generation `g` and writes `1-g`,
 //! then flips; paths that disappeared fall out without a delete pass.
@@ -15,25 +20,30 @@
 //! block they list is gone, and the cached block IDs need no lookup each:
 //! a backup that changed nothing then spends its time on stat alone.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ferry_store::{BlockId, ObjectName};
 use redb::{Database, ReadOnlyTable, ReadableTable, TableDefinition};
 
 use crate::error::{Error, Result};
 
-/// The two generations. Named apart from the tables of ferry before the
-/// index record (`files0`, `files1`, meta `gen`, dropped on open): an
-/// older ferry flipping generations would leave a record that no longer
-/// matched what it wrote.
-const TABLES: [TableDefinition<&[u8], &[u8]>; 2] = [TableDefinition::new("files-v2-0"), TableDefinition::new("files-v2-1")];
-const OLD_TABLES: [TableDefinition<&[u8], &[u8]>; 2] = [TableDefinition::new("files0"), TableDefinition::new("files1")];
-const GEN: &str = "gen-v2";
+/// The two generations, one record per folder. Named apart from the
+/// tables of earlier ferry (dropped on open): an older ferry flipping its
+/// own generations must never leave a record that does not match what it
+/// wrote, and its per-file rows would only take space.
+const TABLES: [TableDefinition<&[u8], &[u8]>; 2] = [TableDefinition::new("dirs-v3-0"), TableDefinition::new("dirs-v3-1")];
+const OLD_TABLES: [&str; 5] = ["files0", "files1", "files-v2-0", "files-v2-1", "indexes-v2"];
+const GEN: &str = "gen-v3";
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The store's index files when the current generation was committed.
-const INDEXES: TableDefinition<&[u8], ()> = TableDefinition::new("indexes-v2");
-const FLUSH_EVERY: usize = 4096;
+const INDEXES: TableDefinition<&[u8], ()> = TableDefinition::new("indexes-v3");
+/// Folder records are written in batches of about this many bytes.
+const FLUSH_BYTES: usize = 1 << 20;
+
+/// How many folder records [`FileCache::get`] keeps decoded.
+const RECENT_DIRS: usize = 64;
 
 /// A generation opened for reading.
 type FilesTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
@@ -53,30 +63,124 @@ pub struct CachedFile {
     pub ids: Vec<BlockId>,
 }
 
-impl CachedFile {
-    fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(32 + 32 * self.ids.len());
-        v.extend_from_slice(&self.size.to_le_bytes());
-        v.extend_from_slice(&self.mtime_ns.to_le_bytes());
-        v.extend_from_slice(&self.ctime_ns.to_le_bytes());
-        v.extend_from_slice(&self.ino.to_le_bytes());
-        for id in &self.ids {
-            v.extend_from_slice(&id.0);
-        }
-        v
+/// The fixed part of a file's row in a folder record: name length (u32),
+/// size, mtime, ctime, inode, block count (u32); then the name and the
+/// block IDs. All little-endian.
+const ROW_HEAD: usize = 4 + 8 * 4 + 4;
+
+/// One folder's record being built: rows in name order.
+#[derive(Debug, Default)]
+pub struct DirRecord {
+    bytes: Vec<u8>,
+    /// Where the last name added is in `bytes`.
+    last: Option<(usize, usize)>,
+}
+
+impl DirRecord {
+    /// Room for about `files` one-block files.
+    pub fn with_capacity(files: usize) -> DirRecord {
+        DirRecord { bytes: Vec::with_capacity(files * (ROW_HEAD + 24 + 32)), last: None }
     }
-    fn decode(b: &[u8]) -> Option<CachedFile> {
-        if b.len() < 32 || !(b.len() - 32).is_multiple_of(32) {
-            return None;
+
+    /// Adds a file. Names must come in increasing byte order (a folder's
+    /// tree entries do); one out of order is a bug, refused by panic in
+    /// debug builds and left out otherwise.
+    pub fn push(&mut self, name: &[u8], size: u64, mtime_ns: i64, ctime_ns: i64, ino: u64, ids: &[BlockId]) {
+        if self.last.is_some_and(|(a, b)| &self.bytes[a..b] >= name) {
+            debug_assert!(false, "file cache rows out of order");
+            return;
         }
-        let u = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let (Ok(name_len), Ok(n_ids)) = (u32::try_from(name.len()), u32::try_from(ids.len())) else { return };
+        self.bytes.reserve(ROW_HEAD + name.len() + 32 * ids.len());
+        self.bytes.extend_from_slice(&name_len.to_le_bytes());
+        for v in [size, mtime_ns as u64, ctime_ns as u64, ino] {
+            self.bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        self.bytes.extend_from_slice(&n_ids.to_le_bytes());
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(name);
+        self.last = Some((at, at + name.len()));
+        for id in ids {
+            self.bytes.extend_from_slice(&id.0);
+        }
+    }
+
+    /// True when no file was added.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// One folder's record as read: lookups by name.
+#[derive(Debug, Default)]
+pub struct DirFiles {
+    bytes: Vec<u8>,
+    /// Per row: where its name starts, where the row starts.
+    rows: Vec<(usize, usize)>,
+}
+
+impl DirFiles {
+    /// Splits a record into rows; a malformed record holds nothing (the
+    /// files are read again, as with no cache).
+    fn parse(bytes: Vec<u8>) -> DirFiles {
+        let mut rows = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let Some(head) = bytes.get(at..at + ROW_HEAD) else { return DirFiles::default() };
+            let name_len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+            let n_ids = u32::from_le_bytes(head[ROW_HEAD - 4..].try_into().expect("4 bytes")) as usize;
+            let Some(end) = n_ids.checked_mul(32).and_then(|b| b.checked_add(name_len)).and_then(|b| b.checked_add(at + ROW_HEAD)) else {
+                return DirFiles::default();
+            };
+            if end > bytes.len() {
+                return DirFiles::default();
+            }
+            rows.push((at + ROW_HEAD, at));
+            at = end;
+        }
+        // Rows out of order (never written so) could only make a lookup
+        // miss, never find the wrong file: not worth a check per row.
+        DirFiles { bytes, rows }
+    }
+
+    fn name(&self, (name_at, row_at): (usize, usize)) -> &[u8] {
+        let len = u32::from_le_bytes(self.bytes[row_at..row_at + 4].try_into().expect("4 bytes")) as usize;
+        &self.bytes[name_at..name_at + len]
+    }
+
+    /// What the record says of the file `name`.
+    pub fn get(&self, name: &[u8]) -> Option<CachedFile> {
+        let i = self.rows.binary_search_by(|&r| self.name(r).cmp(name)).ok()?;
+        let (name_at, row_at) = self.rows[i];
+        let b = &self.bytes;
+        let u = |i: usize| u64::from_le_bytes(b[row_at + i..row_at + i + 8].try_into().expect("8 bytes"));
+        let n_ids = u32::from_le_bytes(b[row_at + ROW_HEAD - 4..row_at + ROW_HEAD].try_into().expect("4 bytes")) as usize;
+        let ids_at = name_at + self.name((name_at, row_at)).len();
         Some(CachedFile {
-            size: u(0),
-            mtime_ns: u(8) as i64,
-            ctime_ns: u(16) as i64,
-            ino: u(24),
-            ids: b[32..].chunks_exact(32).map(|c| BlockId(c.try_into().expect("32 bytes"))).collect(),
+            size: u(4),
+            mtime_ns: u(12) as i64,
+            ctime_ns: u(20) as i64,
+            ino: u(28),
+            ids: b[ids_at..ids_at + 32 * n_ids].chunks_exact(32).map(|c| BlockId(c.try_into().expect("32 bytes"))).collect(),
         })
+    }
+
+    /// How many files the record names.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when it names none.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// The folder a relative file path is in, and its name.
+fn split(rel: &[u8]) -> (&[u8], &[u8]) {
+    match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&rel[..i], &rel[i + 1..]),
+        None => (&[], rel),
     }
 }
 
@@ -86,13 +190,19 @@ pub struct FileCache {
     path: PathBuf,
     read_gen: usize,
     /// The generation being read, opened once: nothing writes it while
-    /// this cache is open, and a read transaction per file was a large
-    /// part of a backup that changed nothing. `None`: the table is missing.
+    /// this cache is open. `None`: the table is missing.
     reader: Option<FilesTable>,
     /// See the module docs: empty when nothing was recorded.
     indexes: Vec<ObjectName>,
     read_only: bool,
-    pending: Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
+    /// Folder records waiting to be written, and their bytes.
+    pending: Mutex<(Vec<(Vec<u8>, Vec<u8>)>, usize)>,
+    /// Files recorded one at a time ([`FileCache::put`]), by folder,
+    /// written at [`FileCache::commit`].
+    loose: Mutex<BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, CachedFile>>>,
+    /// Folders [`FileCache::get`] read lately (lookups come folder by
+    /// folder, from a few threads at once).
+    recent: Mutex<HashMap<Vec<u8>, Arc<DirFiles>>>,
 }
 
 fn err(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -120,7 +230,9 @@ impl FileCache {
             }
         };
         let read_gen = {
-            let tx = db.begin_write().map_err(|e| err(path, e))?;
+            let mut tx = db.begin_write().map_err(|e| err(path, e))?;
+            // Only the flip needs to reach the disk (see `write`).
+            tx.set_durability(redb::Durability::None);
             let g = {
                 let meta = tx.open_table(META).map_err(|e| err(path, e))?;
                 meta.get(GEN).map_err(|e| err(path, e))?.map(|v| v.value() as usize % 2).unwrap_or(0)
@@ -129,14 +241,28 @@ impl FileCache {
             // Start the next generation empty.
             tx.delete_table(TABLES[1 - g]).map_err(|e| err(path, e))?;
             for t in OLD_TABLES {
-                tx.delete_table(t).map_err(|e| err(path, e))?;
+                tx.delete_table(TableDefinition::<&[u8], &[u8]>::new(t)).map_err(|e| err(path, e))?;
             }
             tx.open_table(TABLES[1 - g]).map_err(|e| err(path, e))?;
             tx.commit().map_err(|e| err(path, e))?;
             g
         };
         let (reader, indexes) = Self::reader(&db, read_gen, path)?;
-        Ok(Some(FileCache { db, path: path.to_path_buf(), read_gen, reader, indexes, read_only: false, pending: Mutex::new(Vec::new()) }))
+        Ok(Some(Self::new(db, path, read_gen, reader, indexes, false)))
+    }
+
+    fn new(db: Database, path: &Path, read_gen: usize, reader: Option<FilesTable>, indexes: Vec<ObjectName>, read_only: bool) -> FileCache {
+        FileCache {
+            db,
+            path: path.to_path_buf(),
+            read_gen,
+            reader,
+            indexes,
+            read_only,
+            pending: Mutex::default(),
+            loose: Mutex::default(),
+            recent: Mutex::default(),
+        }
     }
 
     /// Opens an existing cache for reading only (a dry run): nothing is
@@ -155,7 +281,7 @@ impl FileCache {
             }
         };
         let (reader, indexes) = Self::reader(&db, read_gen, path).ok()?;
-        Some(FileCache { db, path: path.to_path_buf(), read_gen, reader, indexes, read_only: true, pending: Mutex::new(Vec::new()) })
+        Some(Self::new(db, path, read_gen, reader, indexes, true))
     }
 
     /// Generation `g`'s table, and the index files recorded with it.
@@ -189,30 +315,70 @@ impl FileCache {
         &self.indexes
     }
 
-    /// What the previous backup recorded for `rel`.
-    pub fn get(&self, rel: &[u8]) -> Result<Option<CachedFile>> {
-        let Some(t) = &self.reader else { return Ok(None) };
-        Ok(t.get(rel).map_err(|e| err(&self.path, e))?.and_then(|v| CachedFile::decode(v.value())))
+    /// What the previous backup recorded for the files of folder `dir`
+    /// (relative path; empty for the top).
+    pub fn dir(&self, dir: &[u8]) -> Result<DirFiles> {
+        let Some(t) = &self.reader else { return Ok(DirFiles::default()) };
+        Ok(t.get(dir).map_err(|e| err(&self.path, e))?.map(|v| DirFiles::parse(v.value().to_vec())).unwrap_or_default())
     }
 
-    /// Records `rel` for the next backup.
-    pub fn put(&self, rel: &[u8], f: &CachedFile) -> Result<()> {
-        if self.read_only {
+    /// What the previous backup recorded for the file `rel`.
+    pub fn get(&self, rel: &[u8]) -> Result<Option<CachedFile>> {
+        let (dir, name) = split(rel);
+        let known = self.recent.lock().expect("cache lock").get(dir).cloned();
+        let files = match known {
+            Some(f) => f,
+            None => {
+                let f = Arc::new(self.dir(dir)?);
+                let mut recent = self.recent.lock().expect("cache lock");
+                if recent.len() >= RECENT_DIRS {
+                    recent.clear();
+                }
+                recent.insert(dir.to_vec(), f.clone());
+                f
+            }
+        };
+        Ok(files.get(name))
+    }
+
+    /// Records the files of folder `dir` for the next backup: all of them,
+    /// in one record (a later record of the same folder replaces it).
+    pub fn put_dir(&self, dir: &[u8], record: DirRecord) -> Result<()> {
+        if self.read_only || record.is_empty() {
             return Ok(());
         }
         let batch = {
             let mut p = self.pending.lock().expect("cache lock");
-            p.push((rel.to_vec(), f.encode()));
-            if p.len() < FLUSH_EVERY {
+            p.1 += dir.len() + record.bytes.len();
+            p.0.push((dir.to_vec(), record.bytes));
+            if p.1 < FLUSH_BYTES {
                 return Ok(());
             }
-            std::mem::take(&mut *p)
+            std::mem::take(&mut *p).0
         };
         self.write(batch)
     }
 
+    /// Records one file for the next backup. Files recorded this way are
+    /// kept in memory and written by [`FileCache::commit`]; do not mix it
+    /// with [`FileCache::put_dir`] for one folder.
+    pub fn put(&self, rel: &[u8], f: &CachedFile) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        let (dir, name) = split(rel);
+        self.loose.lock().expect("cache lock").entry(dir.to_vec()).or_default().insert(name.to_vec(), f.clone());
+        Ok(())
+    }
+
     fn write(&self, batch: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
-        let tx = self.db.begin_write().map_err(|e| err(&self.path, e))?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.begin_write().map_err(|e| err(&self.path, e))?;
+        // Not synced: the flip's commit, which is, persists these with it,
+        // and a crash before it leaves the generation being read as it was.
+        tx.set_durability(redb::Durability::None);
         {
             let mut t = tx.open_table(TABLES[1 - self.read_gen]).map_err(|e| err(&self.path, e))?;
             for (k, v) in &batch {
@@ -229,7 +395,14 @@ impl FileCache {
         if self.read_only {
             return Ok(());
         }
-        let rest = std::mem::take(&mut *self.pending.lock().expect("cache lock"));
+        let mut rest = std::mem::take(&mut *self.pending.lock().expect("cache lock")).0;
+        for (dir, files) in std::mem::take(&mut *self.loose.lock().expect("cache lock")) {
+            let mut record = DirRecord::default();
+            for (name, f) in files {
+                record.push(&name, f.size, f.mtime_ns, f.ctime_ns, f.ino, &f.ids);
+            }
+            rest.push((dir, record.bytes));
+        }
         self.write(rest)?;
         let tx = self.db.begin_write().map_err(|e| err(&self.path, e))?;
         {
@@ -246,5 +419,134 @@ impl FileCache {
             }
         }
         tx.commit().map_err(|e| err(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(n: u8, blocks: usize) -> CachedFile {
+        CachedFile {
+            size: 1000 + n as u64,
+            mtime_ns: -5 - n as i64,
+            ctime_ns: 7 + n as i64,
+            ino: 40 + n as u64,
+            ids: (0..blocks).map(|b| BlockId([n.wrapping_add(b as u8); 32])).collect(),
+        }
+    }
+
+    fn record(files: &[(&str, CachedFile)]) -> DirRecord {
+        let mut r = DirRecord::with_capacity(files.len());
+        for (name, f) in files {
+            r.push(name.as_bytes(), f.size, f.mtime_ns, f.ctime_ns, f.ino, &f.ids);
+        }
+        r
+    }
+
+    #[test]
+    fn folder_records_come_back_after_a_commit_and_only_for_one_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("files.redb");
+        let c = FileCache::open(&path).unwrap();
+        // Names in byte order, a file of no blocks, one of several.
+        c.put_dir(b"", record(&[("a", file(1, 1)), ("b.txt", file(2, 0))])).unwrap();
+        c.put_dir(b"sub/deeper", record(&[("Z", file(3, 3)), ("z", file(4, 1))])).unwrap();
+        c.put_dir(b"gone", record(&[("x", file(5, 1))])).unwrap();
+        // Nothing is read from the generation being written.
+        assert_eq!(c.get(b"a").unwrap(), None);
+        c.commit(None).unwrap();
+
+        let c = FileCache::open(&path).unwrap();
+        assert_eq!(c.get(b"a").unwrap(), Some(file(1, 1)));
+        assert_eq!(c.get(b"b.txt").unwrap(), Some(file(2, 0)));
+        assert_eq!(c.get(b"sub/deeper/Z").unwrap(), Some(file(3, 3)));
+        assert_eq!(c.get(b"sub/deeper/z").unwrap(), Some(file(4, 1)));
+        assert_eq!(c.get(b"sub/deeper/y").unwrap(), None);
+        assert_eq!(c.get(b"sub/a").unwrap(), None, "a file of another folder");
+        let top = c.dir(b"").unwrap();
+        assert_eq!((top.len(), top.get(b"a"), top.get(b"c")), (2, Some(file(1, 1)), None));
+        // The next generation holds only what this run records.
+        c.put_dir(b"", record(&[("a", file(6, 2))])).unwrap();
+        c.commit(None).unwrap();
+
+        let c = FileCache::open(&path).unwrap();
+        assert_eq!(c.get(b"a").unwrap(), Some(file(6, 2)));
+        assert_eq!(c.get(b"b.txt").unwrap(), None);
+        assert_eq!(c.get(b"gone/x").unwrap(), None, "a folder not recorded again falls out");
+        assert!(c.dir(b"sub/deeper").unwrap().is_empty());
+    }
+
+    #[test]
+    fn files_recorded_one_at_a_time_are_grouped_by_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("files.redb");
+        let c = FileCache::open(&path).unwrap();
+        // Out of order, across folders, one recorded twice: the last wins.
+        for (rel, f) in [("d/b", file(1, 1)), ("top", file(2, 1)), ("d/a", file(3, 2)), ("d/e/f", file(4, 1)), ("d/b", file(5, 1))] {
+            c.put(rel.as_bytes(), &f).unwrap();
+        }
+        c.commit(None).unwrap();
+        let c = FileCache::open(&path).unwrap();
+        assert_eq!(c.get(b"d/a").unwrap(), Some(file(3, 2)));
+        assert_eq!(c.get(b"d/b").unwrap(), Some(file(5, 1)));
+        assert_eq!(c.get(b"d/e/f").unwrap(), Some(file(4, 1)));
+        assert_eq!(c.get(b"top").unwrap(), Some(file(2, 1)));
+        assert_eq!(c.dir(b"d").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_index_record_belongs_to_the_generation_it_was_committed_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("files.redb");
+        let names = [ObjectName([1; 32]), ObjectName([2; 32])];
+        let c = FileCache::open(&path).unwrap();
+        c.put_dir(b"", record(&[("a", file(1, 1))])).unwrap();
+        c.commit(Some(&names)).unwrap();
+        let c = FileCache::open(&path).unwrap();
+        assert_eq!(c.vouching_indexes(), &names);
+        // A run that never commits leaves the record and its generation.
+        drop(c);
+        let c = FileCache::open(&path).unwrap();
+        assert_eq!(c.vouching_indexes(), &names);
+        assert_eq!(c.get(b"a").unwrap(), Some(file(1, 1)));
+        c.commit(None).unwrap();
+        assert!(FileCache::open(&path).unwrap().vouching_indexes().is_empty());
+    }
+
+    #[test]
+    fn a_malformed_record_names_no_file() {
+        let mut good = record(&[("a", file(1, 2)), ("b", file(2, 1))]).bytes;
+        assert_eq!(DirFiles::parse(good.clone()).len(), 2);
+        // Cut anywhere inside a row: nothing is trusted.
+        for cut in 1..good.len() {
+            let d = DirFiles::parse(good[..cut].to_vec());
+            assert!(d.is_empty() || cut == good.len() - (ROW_HEAD + 1 + 32), "cut at {cut}");
+        }
+        // A block count past the end.
+        good[ROW_HEAD - 4..ROW_HEAD].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(DirFiles::parse(good).is_empty());
+    }
+
+    #[test]
+    fn a_cache_from_before_folder_records_is_dropped_on_open() {
+        use redb::TableHandle;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("files.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(TableDefinition::<&[u8], &[u8]>::new("files-v2-0")).unwrap().insert(&b"a"[..], &[0u8; 64][..]).unwrap();
+            tx.open_table(TableDefinition::<&[u8], ()>::new("indexes-v2")).unwrap().insert(&[1u8; 32][..], ()).unwrap();
+            tx.commit().unwrap();
+        }
+        let c = FileCache::open(&path).unwrap();
+        assert_eq!(c.get(b"a").unwrap(), None);
+        assert!(c.vouching_indexes().is_empty());
+        drop(c);
+        let db = Database::open(&path).unwrap();
+        let tx = db.begin_read().unwrap();
+        let left: Vec<String> = tx.list_tables().unwrap().map(|t| t.name().to_string()).collect();
+        assert!(!left.iter().any(|t| t.contains("v2")), "{left:?}");
     }
 }
