@@ -278,3 +278,63 @@ fn an_over_long_tag_is_refused_before_anything_is_written() {
     assert_eq!(before, common::files_under(std::path::Path::new(&st)));
     env.ok(&["backup", src.to_str().unwrap(), "--to", &st, "--tag", "ok"]);
 }
+
+/// The `--json` lists of backup and restore name every file; past 1 MiB
+/// they go through a temp file (`ferry_sync::spill`). 12,000 paths of 60
+/// bytes are past it: the lists must still be whole, sorted and the
+/// same when the temp folder is unusable and they stay in memory.
+#[test]
+fn json_path_lists_past_the_memory_bound_are_whole_and_sorted() {
+    let env = Env::new();
+    let src = env.path("src");
+    let mut want = Vec::new();
+    for d in 0..30 {
+        let dir = src.join(format!("folder-{d:02}-with-a-name-long-enough"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..400 {
+            let name = format!("file-{f:04}-also-named-at-some-length.txt");
+            fs::write(dir.join(&name), format!("{d} {f}")).unwrap();
+            want.push(format!("folder-{d:02}-with-a-name-long-enough/{name}"));
+        }
+    }
+    want.sort();
+    let paths = |v: &serde_json::Value, field: &str, key: Option<&str>| -> Vec<String> {
+        v[field]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {field} in {v}"))
+            .iter()
+            .map(|e| match key {
+                Some(k) => e[k].as_str().unwrap().to_string(),
+                None => e.as_str().unwrap().to_string(),
+            })
+            .collect()
+    };
+    for (store, tmpdir) in [("spilled", None), ("in-memory", Some("/nonexistent-ferry-tmp"))] {
+        let st = env.store(store);
+        let run = |args: &[&str]| -> serde_json::Value {
+            let mut c = env.cmd();
+            if let Some(t) = tmpdir {
+                c.env("TMPDIR", t);
+            }
+            let o = c.args(args).arg("--json").output().unwrap();
+            assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+            serde_json::from_slice(&o.stdout).unwrap()
+        };
+        let b = run(&["backup", src.to_str().unwrap(), "--to", &st]);
+        assert_eq!(paths(&b, "changed", Some("path")), want, "backup's list ({store})");
+        assert!(b["changed"].as_array().unwrap().iter().all(|c| c["kind"] == "new"));
+        let out = env.path(&format!("out-{store}"));
+        let r = run(&["restore", &st, "latest", "--target", out.to_str().unwrap()]);
+        assert_eq!(paths(&r, "written", None), want, "restore's list ({store})");
+        assert_eq!(r["overwritten"].as_array().unwrap().len(), 0);
+        // Over the restored tree with every file changed: all are listed
+        // as written and as overwritten.
+        for p in &want {
+            fs::write(out.join(p), b"changed").unwrap();
+        }
+        let r = run(&["restore", &st, "latest", "--target", out.to_str().unwrap()]);
+        assert_eq!(paths(&r, "written", None), want);
+        assert_eq!(paths(&r, "overwritten", None), want);
+        assert_same_tree(&src, &out);
+    }
+}

@@ -390,7 +390,8 @@ fn cmd_backup(g: &Global, a: &BackupArgs) -> Result<i32> {
         output::json(&DryRun { dry_run: a.dry_run, report: &r });
     } else if !g.quiet {
         if a.dry_run || g.verbose > 0 {
-            for c in &r.changed {
+            for c in r.changed.iter() {
+                let c = c?;
                 println!("{}", output::change(c.kind, &c.path, c.from.as_deref()));
             }
         }
@@ -579,11 +580,18 @@ fn cmd_restore(g: &Global, a: &RestoreArgs) -> Result<i32> {
         output::json(&Out { snapshot: id, report: DryRun { dry_run: a.dry_run, report: &r } });
     } else if !g.quiet {
         if a.dry_run || g.verbose > 0 {
-            for p in &r.written {
-                if r.overwritten.binary_search(p).is_ok() {
-                    println!("{}  (replaces the file in the target)", output::change(ChangeKind::Modified, p, None));
+            // Both lists are sorted: walk them side by side.
+            let mut overwritten = r.overwritten.iter().peekable();
+            for p in r.written.iter() {
+                let p = p?;
+                while overwritten.next_if(|o| o.as_ref().is_ok_and(|o| *o < p)).is_some() {}
+                if let Some(Err(_)) = overwritten.peek() {
+                    overwritten.next().transpose()?;
+                }
+                if overwritten.next_if(|o| o.as_ref().is_ok_and(|o| *o == p)).is_some() {
+                    println!("{}  (replaces the file in the target)", output::change(ChangeKind::Modified, &p, None));
                 } else {
-                    println!("{}", output::change(ChangeKind::New, p, None));
+                    println!("{}", output::change(ChangeKind::New, &p, None));
                 }
             }
         }
@@ -767,7 +775,8 @@ fn cmd_push(g: &Global, loc: &str, dry_run: bool, force: bool) -> Result<i32> {
     if g.json {
         output::json(&DryRun { dry_run, report: &rep });
     } else if !g.quiet {
-        for c in &rep.changed {
+        for c in rep.changed.iter() {
+            let c = c?;
             println!("{}", output::change(c.kind, &c.path, c.from.as_deref()));
         }
         for c in &rep.conflicts {

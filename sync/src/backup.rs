@@ -28,6 +28,7 @@ use crate::fsutil::{is_symlink_refused, open_nofollow};
 use crate::progress::{Progress, Skipped};
 use crate::scan::{Listing, LocalEntry};
 use crate::snapshot::{self, Snapshot, Summary};
+use crate::spill::{Sorted, Spill};
 use crate::tree::EntryType;
 use crate::tree::{Content, Entry, MAX_DEPTH, Tree};
 
@@ -125,7 +126,7 @@ pub struct BackupReport {
     /// only entries that differ from the parent. Otherwise (comparing
     /// costs a tree read per folder of the parent) the files that were
     /// read, new or modified, with `list_read`; else nothing.
-    pub changed: Vec<PathChange>,
+    pub changed: Sorted<PathChange>,
     /// Push only: versions the parent snapshot held at paths that start
     /// being synced here again, kept beside the local file (see
     /// [`crate::unignored`]).
@@ -160,7 +161,7 @@ struct Ctx<'a> {
     leave_out: &'a [PathBuf],
     progress: &'a Progress,
     skipped: Mutex<Vec<Skipped>>,
-    changed: Mutex<Vec<PathChange>>,
+    changed: Mutex<Spill<PathChange>>,
     counts: Counts,
     bytes_read: std::sync::atomic::AtomicU64,
     dry_new_raw: std::sync::atomic::AtomicU64,
@@ -361,13 +362,12 @@ pub fn backup_listed(
     let mut report = BackupReport {
         bytes_read: ctx.bytes_read.load(std::sync::atomic::Ordering::Relaxed),
         skipped: std::mem::take(&mut *ctx.skipped.lock().expect("skipped")),
-        changed: std::mem::take(&mut *ctx.changed.lock().expect("changed")),
+        changed: std::mem::take(&mut *ctx.changed.lock().expect("changed")).finish(),
         left_out: leave_out.clone(),
         tree: ctx.tree.as_ref().map(|t| std::mem::take(&mut *t.lock().expect("tree")).into_iter().collect()),
         ..Default::default()
     };
     report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
-    report.changed.sort();
     report.up_to_date = opts.skip_if_unchanged && parent_root == Some(root);
     report.parents = parents.clone();
     if let Some(w) = ctx.writer {

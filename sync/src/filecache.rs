@@ -184,6 +184,11 @@ fn split(rel: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+/// A folder's path and its encoded record.
+type Row = (Vec<u8>, Vec<u8>);
+/// Files of one folder recorded one at a time, by name.
+type Loose = BTreeMap<Vec<u8>, CachedFile>;
+
 /// An open file cache.
 pub struct FileCache {
     db: Database,
@@ -196,10 +201,10 @@ pub struct FileCache {
     indexes: Vec<ObjectName>,
     read_only: bool,
     /// Folder records waiting to be written, and their bytes.
-    pending: Mutex<(Vec<(Vec<u8>, Vec<u8>)>, usize)>,
+    pending: Mutex<(Vec<Row>, usize)>,
     /// Files recorded one at a time ([`FileCache::put`]), by folder,
     /// written at [`FileCache::commit`].
-    loose: Mutex<BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, CachedFile>>>,
+    loose: Mutex<BTreeMap<Vec<u8>, Loose>>,
     /// Folders [`FileCache::get`] read lately (lookups come folder by
     /// folder, from a few threads at once).
     recent: Mutex<HashMap<Vec<u8>, Arc<DirFiles>>>,
@@ -371,7 +376,7 @@ impl FileCache {
         Ok(())
     }
 
-    fn write(&self, batch: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+    fn write(&self, batch: Vec<Row>) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }

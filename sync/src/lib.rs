@@ -19,6 +19,7 @@
 //! - [`watchstate`]: `.ferry/watch.json`, what a running watch is doing (for `ferry center`).
 //! - [`workdir`]: the one writer of entries into a working folder (restore, pull, clone, sync).
 //! - [`progress`]: counters a front end can draw.
+//! - [`spill`]: report lists (every path a backup read or a restore wrote) that go to a temp file past 1 MiB.
 //! - [`change`]: the change vocabulary ([`ChangeKind`]) every report uses; reports serialize (serde) as the CLI's `--json`.
 #![deny(missing_docs)]
 
@@ -45,6 +46,7 @@ pub mod resolve;
 pub mod restore;
 pub mod scan;
 pub mod snapshot;
+pub mod spill;
 pub mod sync;
 pub mod tree;
 pub mod unignored;

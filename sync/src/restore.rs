@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::fsutil::{mtime_ns, temp_beside};
+use crate::spill::{Sorted, Spill};
 use crate::workdir::{self, Expect, WriteOpts};
 use ferry_store::{BlockId, Store, UnitReader};
 use rayon::prelude::*;
@@ -76,10 +77,10 @@ pub struct RestoreReport {
     pub skipped: Vec<Skipped>,
     /// Paths written (or to be written, on a dry run); only with
     /// [`RestoreOptions::list_paths`].
-    pub written: Vec<String>,
+    pub written: Sorted<String>,
     /// Those of `written` that replaced (or would replace) a file or
     /// symlink already in the target; the others are new there.
-    pub overwritten: Vec<String>,
+    pub overwritten: Sorted<String>,
     /// The most files that waited to be written at once (at most the
     /// batch size; tests check it).
     #[serde(skip)]
@@ -96,8 +97,8 @@ struct Ctx<'a> {
     progress: &'a Progress,
     write: WriteOpts,
     skipped: Mutex<Vec<Skipped>>,
-    written: Mutex<Vec<String>>,
-    overwritten: Mutex<Vec<String>>,
+    written: Mutex<Spill<String>>,
+    overwritten: Mutex<Spill<String>>,
     links: Mutex<HashMap<u64, Vec<PathBuf>>>,
     files_written: AtomicU64,
     files_unchanged: AtomicU64,
@@ -217,10 +218,8 @@ pub fn restore_in_batches(
     ctx.finish_dirs(&mut dirs);
     let mut skipped = ctx.skipped.into_inner().expect("lock");
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut written = ctx.written.into_inner().expect("lock");
-    written.sort();
-    let mut overwritten = ctx.overwritten.into_inner().expect("lock");
-    overwritten.sort();
+    let written = ctx.written.into_inner().expect("lock").finish();
+    let overwritten = ctx.overwritten.into_inner().expect("lock").finish();
     Ok(RestoreReport {
         files_written: ctx.files_written.into_inner(),
         files_unchanged: ctx.files_unchanged.into_inner(),
