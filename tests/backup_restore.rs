@@ -338,3 +338,37 @@ fn json_path_lists_past_the_memory_bound_are_whole_and_sorted() {
         assert_same_tree(&src, &out);
     }
 }
+
+/// The walk stats entries through their open folder, but must not keep
+/// every folder above it open while it goes deeper: a tree 200 folders
+/// deep backs up with 64 file descriptors.
+#[test]
+fn a_deep_tree_backs_up_with_few_file_descriptors() {
+    let env = Env::new();
+    let src = env.path("src");
+    let mut dir = src.clone();
+    for i in 0..200 {
+        dir = dir.join("d");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("f{i}")), format!("{i}")).unwrap();
+    }
+    let st = env.store("store");
+    // ferry as the tests run it, under a shell that lowers the limit.
+    let ferry = env.cmd();
+    let mut c = std::process::Command::new("sh");
+    c.args(["-c", "ulimit -n 64 && exec \"$@\"", "sh"]).arg(ferry.get_program());
+    for (k, v) in ferry.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let o = c.args(["--json", "backup", src.to_str().unwrap(), "--to", &st]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["files"], 200, "{r}");
+    assert_eq!(r["skipped"].as_array().unwrap().len(), 0, "{r}");
+    let out = env.path("out");
+    env.ok(&["restore", &st, "latest", "--target", out.to_str().unwrap()]);
+    assert_same_tree(&src, &out);
+}

@@ -39,6 +39,9 @@ const GEN: &str = "gen-v3";
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The store's index files when the current generation was committed.
 const INDEXES: TableDefinition<&[u8], ()> = TableDefinition::new("indexes-v3");
+/// redb's page cache: records are read and written about in key order
+/// (the walk's), so pages are seldom read twice.
+const CACHE_BYTES: usize = 2 << 20;
 /// Folder records are written in batches of about this many bytes.
 const FLUSH_BYTES: usize = 1 << 20;
 
@@ -225,13 +228,13 @@ impl FileCache {
     fn try_open(path: &Path) -> Result<Option<FileCache>> {
         // It holds plaintext paths: private (0600 in a 0700 folder).
         ferry_store::private::prepare_file(path).map_err(|e| err(path, e))?;
-        let db = match Database::builder().set_cache_size(4 << 20).create(path) {
+        let db = match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Ok(None),
             Err(_) => {
                 let _ = std::fs::remove_file(path);
                 ferry_store::private::prepare_file(path).map_err(|e| err(path, e))?;
-                Database::builder().set_cache_size(4 << 20).create(path).map_err(|e| err(path, e))?
+                Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(|e| err(path, e))?
             }
         };
         let read_gen = {
@@ -277,7 +280,7 @@ impl FileCache {
         if !path.is_file() {
             return None;
         }
-        let db = Database::builder().set_cache_size(4 << 20).open(path).ok()?;
+        let db = Database::builder().set_cache_size(CACHE_BYTES).open(path).ok()?;
         let read_gen = {
             let tx = db.begin_read().ok()?;
             match tx.open_table(META) {

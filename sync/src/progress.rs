@@ -18,7 +18,10 @@ pub struct Progress {
 
 impl Progress {
     pub(crate) fn file_done(&self, bytes: u64) {
-        self.files.fetch_add(1, Ordering::Relaxed);
+        self.files_done(1, bytes);
+    }
+    pub(crate) fn files_done(&self, files: u64, bytes: u64) {
+        self.files.fetch_add(files, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
     /// Reads (files, bytes, total files, total bytes).

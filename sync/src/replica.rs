@@ -156,10 +156,16 @@ fn refuse_nested(root: &Path) -> Result<()> {
     Err(Error::NestedReplica { path: abs, replica: existing })
 }
 
+/// Page cache of `replica.redb` (see `open_db`).
+const REPLICA_DB_CACHE: usize = 2 << 20;
+
 fn open_db(root: &Path) -> Result<Database> {
     let path = root.join(META_DIR).join("replica.redb");
     ferry_store::private::prepare_file(&path).map_err(|e| Error::io("create", &path, e))?;
-    match Database::create(&path) {
+    // redb's default page cache is 1 GiB: every page of the synced state
+    // a pull reads or writes would stay resident. The state is read and
+    // written in whole-table passes, which a small cache serves as well.
+    match Database::builder().set_cache_size(REPLICA_DB_CACHE).create(&path) {
         Ok(db) => Ok(db),
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(Error::ReplicaBusy { root: root.to_path_buf() }),
         Err(e) => Err(db_err(&path, e)),
