@@ -279,12 +279,15 @@ fn an_over_long_tag_is_refused_before_anything_is_written() {
     env.ok(&["backup", src.to_str().unwrap(), "--to", &st, "--tag", "ok"]);
 }
 
-/// The `--json` lists of backup and restore name every file; past 1 MiB
-/// they go through a temp file (`ferry_sync::spill`). 12,000 paths of 60
-/// bytes are past it: the lists must still be whole, sorted and the
-/// same when the temp folder is unusable and they stay in memory.
+/// The `--json` lists of backup and restore name every file, and restore
+/// lists every hard-linked file to link them at the end; past 1 MiB these
+/// lists go through a temp file (`ferry_sync::spill`). 12,000 paths of 60
+/// bytes, in 6,000 hard-linked pairs, are past it: the lists must still be
+/// whole and sorted, every pair linked again, and the same when the temp
+/// folder is unusable and they stay in memory.
 #[test]
 fn json_path_lists_past_the_memory_bound_are_whole_and_sorted() {
+    use std::os::unix::fs::MetadataExt;
     let env = Env::new();
     let src = env.path("src");
     let mut want = Vec::new();
@@ -293,11 +296,21 @@ fn json_path_lists_past_the_memory_bound_are_whole_and_sorted() {
         fs::create_dir_all(&dir).unwrap();
         for f in 0..400 {
             let name = format!("file-{f:04}-also-named-at-some-length.txt");
-            fs::write(dir.join(&name), format!("{d} {f}")).unwrap();
+            if d < 15 {
+                fs::write(dir.join(&name), format!("{d} {f}")).unwrap();
+            } else {
+                // The second half: hard links to the first half's files.
+                fs::hard_link(src.join(format!("folder-{:02}-with-a-name-long-enough/{name}", d - 15)), dir.join(&name)).unwrap();
+            }
             want.push(format!("folder-{d:02}-with-a-name-long-enough/{name}"));
         }
     }
     want.sort();
+    let linked = |root: &std::path::Path| {
+        for p in &want {
+            assert_eq!(fs::metadata(root.join(p)).unwrap().nlink(), 2, "{p} is not one of a linked pair");
+        }
+    };
     let paths = |v: &serde_json::Value, field: &str, key: Option<&str>| -> Vec<String> {
         v[field]
             .as_array()
@@ -327,6 +340,7 @@ fn json_path_lists_past_the_memory_bound_are_whole_and_sorted() {
         let r = run(&["restore", &st, "latest", "--target", out.to_str().unwrap()]);
         assert_eq!(paths(&r, "written", None), want, "restore's list ({store})");
         assert_eq!(r["overwritten"].as_array().unwrap().len(), 0);
+        linked(&out);
         // Over the restored tree with every file changed: all are listed
         // as written and as overwritten.
         for p in &want {
@@ -336,6 +350,7 @@ fn json_path_lists_past_the_memory_bound_are_whole_and_sorted() {
         assert_eq!(paths(&r, "written", None), want);
         assert_eq!(paths(&r, "overwritten", None), want);
         assert_same_tree(&src, &out);
+        linked(&out);
     }
 }
 

@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::fsutil::{mtime_ns, temp_beside};
-use crate::spill::{Sorted, Spill};
+use crate::spill::{Record, Sorted, Spill};
 use crate::workdir::{self, Expect, WriteOpts};
 use ferry_store::{BlockId, Store, UnitReader};
 use rayon::prelude::*;
@@ -99,7 +99,10 @@ struct Ctx<'a> {
     skipped: Mutex<Vec<Skipped>>,
     written: Mutex<Spill<String>>,
     overwritten: Mutex<Spill<String>>,
-    links: Mutex<HashMap<u64, Vec<PathBuf>>>,
+    /// Files of hard-link groups, to be linked at the end: in a spill
+    /// list, since on a tree whose every file has a link outside it (a
+    /// copy made with `cp -al`) that is every file.
+    links: Mutex<Spill<LinkedPath>>,
     files_written: AtomicU64,
     files_unchanged: AtomicU64,
     dirs: AtomicU64,
@@ -492,7 +495,7 @@ impl Ctx<'_> {
 
     fn note_link(&self, e: &Entry, abs: &Path) {
         if e.link_group != 0 {
-            self.links.lock().expect("lock").entry(e.link_group).or_default().push(abs.to_path_buf());
+            self.links.lock().expect("lock").push(LinkedPath { group: e.link_group, path: abs.as_os_str().as_bytes().to_vec() });
         }
     }
 
@@ -545,24 +548,70 @@ impl Ctx<'_> {
         out
     }
 
-    /// Files of one hard-link group become links to the first one restored.
+    /// Files of one hard-link group become links to the first one
+    /// restored (by path). The list comes sorted by group, then path.
     fn link_hard_links(&self) {
-        let groups = std::mem::take(&mut *self.links.lock().expect("lock"));
-        for (_, mut paths) in groups {
-            paths.sort();
-            let Some((first, rest)) = paths.split_first() else { continue };
-            let Ok(m) = fs::symlink_metadata(first) else { continue };
-            for p in rest {
-                // Already one file (a restore over an earlier one): rename
-                // would do nothing and leave the temp name behind.
-                if fs::symlink_metadata(p).is_ok_and(|q| (q.dev(), q.ino()) == (m.dev(), m.ino())) {
-                    continue;
+        let links = std::mem::take(&mut *self.links.lock().expect("lock")).finish();
+        let mut group: Vec<PathBuf> = Vec::new();
+        let mut at = None;
+        for l in links.iter().map(Some).chain([None]) {
+            let l = match l {
+                Some(Ok(l)) => Some(l),
+                // The files are restored, each whole: only the links are lost.
+                Some(Err(e)) => {
+                    self.skip(Path::new(""), format!("hard links not restored: {e}"));
+                    return;
                 }
-                let tmp = temp_beside(p);
-                if fs::hard_link(first, &tmp).is_ok() && fs::rename(&tmp, p).is_err() {
-                    let _ = fs::remove_file(&tmp);
-                }
+                None => None,
+            };
+            if l.as_ref().map(|l| l.group) != at {
+                Self::link_group(&group);
+                group.clear();
+            }
+            if let Some(l) = l {
+                at = Some(l.group);
+                group.push(PathBuf::from(std::ffi::OsString::from_vec(l.path)));
             }
         }
+    }
+
+    /// Links `paths[1..]` to `paths[0]`.
+    fn link_group(paths: &[PathBuf]) {
+        let Some((first, rest)) = paths.split_first() else { return };
+        let Ok(m) = fs::symlink_metadata(first) else { return };
+        for p in rest {
+            // Already one file (a restore over an earlier one): rename
+            // would do nothing and leave the temp name behind.
+            if fs::symlink_metadata(p).is_ok_and(|q| (q.dev(), q.ino()) == (m.dev(), m.ino())) {
+                continue;
+            }
+            let tmp = temp_beside(p);
+            if fs::hard_link(first, &tmp).is_ok() && fs::rename(&tmp, p).is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+        }
+    }
+}
+
+/// A file of a hard-link group (its absolute path), as restore lists them.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct LinkedPath {
+    group: u64,
+    path: Vec<u8>,
+}
+
+impl Record for LinkedPath {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.group.to_le_bytes());
+        out.extend_from_slice(&(self.path.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.path);
+    }
+    fn decode(b: &[u8]) -> Option<(Self, usize)> {
+        let group = u64::from_le_bytes(b.get(..8)?.try_into().ok()?);
+        let len = u32::from_le_bytes(b.get(8..12)?.try_into().ok()?) as usize;
+        Some((LinkedPath { group, path: b.get(12..12 + len)?.to_vec() }, 12 + len))
+    }
+    fn weight(&self) -> usize {
+        std::mem::size_of::<Self>() + self.path.capacity()
     }
 }
