@@ -548,8 +548,8 @@ impl Ctx<'_> {
         out
     }
 
-    /// Files of one hard-link group become links to the first one
-    /// restored (by path). The list comes sorted by group, then path.
+    /// Files of one hard-link group become links to the first one in
+    /// tree order. The list comes sorted by group, then in tree order.
     fn link_hard_links(&self) {
         let links = std::mem::take(&mut *self.links.lock().expect("lock")).finish();
         let mut group: Vec<PathBuf> = Vec::new();
@@ -594,11 +594,40 @@ impl Ctx<'_> {
 }
 
 /// A file of a hard-link group (its absolute path), as restore lists them.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// Ordered by group, then by path component by component (`Path`'s
+/// order, which is tree order: `a/z` before `a.b/c`; the member linked to
+/// is the first in tree order, format-spec §14.4), not by raw bytes.
+#[derive(Clone, Debug)]
 struct LinkedPath {
     group: u64,
     path: Vec<u8>,
 }
+
+impl LinkedPath {
+    fn as_path(&self) -> &Path {
+        Path::new(std::ffi::OsStr::from_bytes(&self.path))
+    }
+}
+
+impl Ord for LinkedPath {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.group.cmp(&other.group).then_with(|| self.as_path().cmp(other.as_path()))
+    }
+}
+
+impl PartialOrd for LinkedPath {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for LinkedPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for LinkedPath {}
 
 impl Record for LinkedPath {
     fn encode(&self, out: &mut Vec<u8>) {
