@@ -118,8 +118,21 @@ pub fn print_traffic(g: &Global) {
 
 /// Prints a value as JSON on stdout (the `--json` output; its shapes
 /// are documented in `cli/json-schema/`).
+///
+/// Streamed to stdout: a report that lists every changed path can be
+/// tens of MB as text, and building it as one string first was the
+/// largest part of a big backup's peak memory under `--json`.
 pub fn json<T: serde::Serialize + ?Sized>(v: &T) {
-    println!("{}", serde_json::to_string_pretty(v).expect("JSON"));
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, v).map_err(std::io::Error::from).and_then(|()| {
+        out.write_all(b"\n")?;
+        out.flush()
+    });
+    if let Err(e) = written {
+        eprintln!("ferry: error: writing the JSON report to stdout: {e}");
+        std::process::exit(1);
+    }
 }
 
 /// Prints a value as one line of JSON on stdout (a stream of events: `watch --json`).
