@@ -80,4 +80,4 @@ pub use store::{
     CacheLocation, InitOptions, KeyInfo, MAX_TREE_LEN, RefreshStats, Store, open_block, open_block_owned, open_block_owned_at,
 };
 pub use verify::{PackReport, Problem, StructureReport};
-pub use writer::{INDEX_EVERY_PACKS, MAX_PACK_UPLOADS, PutError, StoreWriter, WriteStats};
+pub use writer::{INDEX_EVERY_BLOCKS, INDEX_EVERY_PACKS, MAX_PACK_UPLOADS, PACK_MAX_BLOCKS, PutError, StoreWriter, WriteStats};

@@ -90,6 +90,10 @@ impl PackBuilder {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+    /// Blocks so far.
+    pub fn blocks(&self) -> usize {
+        self.entries.len()
+    }
     /// Appends one sealed block.
     pub fn add(&mut self, kind: Kind, id: BlockId, raw_len: u32, sealed: &[u8]) {
         self.entries.push(BlobEntry { kind, id, offset: self.buf.len() as u64, length: sealed.len() as u32, raw_len });
@@ -159,6 +163,10 @@ impl PackFile {
     /// True when no block was added.
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+    /// Blocks so far.
+    pub(crate) fn blocks(&self) -> usize {
+        self.entries.len()
     }
     fn put(&mut self, bytes: &[u8]) {
         use std::io::Write;

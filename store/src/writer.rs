@@ -27,6 +27,18 @@ use crate::store::{MAX_TREE_LEN, Store};
 /// An index file is written after this many packs.
 pub const INDEX_EVERY_PACKS: usize = 4;
 
+/// ... or sooner, once the packs waiting for it list this many blocks.
+/// Until indexed, every block is held three times in memory (its pack's
+/// entry, the pending record, the reservation); packs of small files
+/// hold thousands each, and four of them were the largest part of a
+/// backup's peak memory.
+pub const INDEX_EVERY_BLOCKS: usize = 16 << 10;
+
+/// A pack is closed at this many blocks even below its target size, so
+/// that a pack of tiny files does not hold hundreds of thousands of
+/// entries in memory until it is written.
+pub const PACK_MAX_BLOCKS: usize = 16 << 10;
+
 /// Counters of a writer session.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WriteStats {
@@ -181,7 +193,8 @@ impl<'s> StoreWriter<'s> {
                     }
                     let b = open.as_mut().expect("just made");
                     b.add(kind, id, data.len() as u32, &sealed);
-                    (b.len() >= target).then(|| Ready::File(Box::new(open.take().expect("open").finish(self.store.keys()))))
+                    (b.len() >= target || b.blocks() >= PACK_MAX_BLOCKS)
+                        .then(|| Ready::File(Box::new(open.take().expect("open").finish(self.store.keys()))))
                 }
                 _ => {
                     let b = if kind == Kind::Tree { &mut st.tree } else { &mut st.data };
@@ -189,7 +202,7 @@ impl<'s> StoreWriter<'s> {
                         *b = PackBuilder::with_capacity(target + sealed.len());
                     }
                     b.add(kind, id, data.len() as u32, &sealed);
-                    (b.len() >= target).then(|| Ready::Bytes(std::mem::take(b).finish(self.store.keys())))
+                    (b.len() >= target || b.blocks() >= PACK_MAX_BLOCKS).then(|| Ready::Bytes(std::mem::take(b).finish(self.store.keys())))
                 }
             }
         };
@@ -296,7 +309,8 @@ impl<'s> StoreWriter<'s> {
             let flush = {
                 let mut st = self.state.lock().expect("writer lock");
                 st.pending.push(PackRecord { pack: name, entries });
-                (st.pending.len() >= INDEX_EVERY_PACKS).then(|| std::mem::take(&mut st.pending))
+                let blocks: usize = st.pending.iter().map(|p| p.entries.len()).sum();
+                (st.pending.len() >= INDEX_EVERY_PACKS || blocks >= INDEX_EVERY_BLOCKS).then(|| std::mem::take(&mut st.pending))
             };
             if let Some(records) = flush {
                 self.write_index(records)?;
@@ -315,7 +329,10 @@ impl<'s> StoreWriter<'s> {
         self.store.backend().write(&object_path(INDEX_DIR, &name), &sealed)?;
         self.counters.indexes.fetch_add(1, Ordering::Relaxed);
         self.counters.stored_bytes.fetch_add(sealed.len() as u64, Ordering::Relaxed);
-        self.store.cache().add_indexes(std::slice::from_ref(&(name, idx.clone())))?;
+        // Moved, not cloned: with small blocks the records are megabytes.
+        let added = [(name, idx)];
+        self.store.cache().add_indexes(&added)?;
+        let [(_, idx)] = added;
         let mut st = self.state.lock().expect("writer lock");
         for p in &idx.packs {
             for e in &p.entries {

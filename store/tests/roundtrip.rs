@@ -139,3 +139,37 @@ fn the_writer_refuses_blocks_readers_would_refuse() {
     assert!(w.put(Kind::Index, b"x").is_err(), "not a block kind");
     assert!(w.put(Kind::Data, &vec![1u8; 32768]).is_ok());
 }
+
+/// Packs of tiny blocks are closed at a block count, not only at their
+/// byte target, and index files come at a block count too: until a pack
+/// is indexed its entries are held in memory several times over, and a
+/// backup of many small files had its peak there.
+#[test]
+fn packs_and_indexes_of_tiny_blocks_are_bounded_by_block_count() {
+    use ferry_store::{INDEX_EVERY_BLOCKS, PACK_MAX_BLOCKS};
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::new_store(dir.path());
+    // 16-byte blocks: about 18,000 of them fill the 1 MiB pack target.
+    let blocks: Vec<Vec<u8>> = (0..40_000u64).map(|i| common::random_bytes(i, 16)).collect();
+    let w = store.writer();
+    let ids: Vec<_> = blocks.iter().map(|b| w.put(envelope::Kind::Data, b).unwrap()).collect();
+    w.finish().unwrap();
+
+    let reopened = common::open_store(dir.path());
+    let (mut packs, mut listed) = (0, 0);
+    for name in reopened.index_names().unwrap() {
+        let idx = reopened.read_index(&name).unwrap();
+        let in_index: usize = idx.packs.iter().map(|p| p.entries.len()).sum();
+        assert!(in_index < INDEX_EVERY_BLOCKS + PACK_MAX_BLOCKS, "an index file lists {in_index} blocks");
+        for p in &idx.packs {
+            assert!(p.entries.len() <= PACK_MAX_BLOCKS, "a pack holds {} blocks", p.entries.len());
+            packs += 1;
+            listed += p.entries.len();
+        }
+    }
+    assert_eq!(listed, blocks.len());
+    assert!(packs >= 3, "{packs} packs");
+    for (id, b) in ids.iter().zip(&blocks) {
+        assert_eq!(&reopened.read_block(id).unwrap(), b);
+    }
+}
