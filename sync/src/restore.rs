@@ -115,12 +115,14 @@ struct Ctx<'a> {
     most_planned: AtomicU64,
 }
 
-/// A folder of the snapshot met by the walk.
+/// A folder of the snapshot met by the walk. One is kept for every
+/// folder until the end (times are set deepest first, last), so it holds
+/// only what that needs: its path under the target (the absolute one is
+/// the target joined with it) and its entry's metadata, not the entry.
 struct DirNode {
-    abs: PathBuf,
-    rel: PathBuf,
-    /// Its entry (None for the target itself).
-    entry: Option<Entry>,
+    rel: Box<Path>,
+    /// Its entry's metadata (None for the target itself).
+    meta: Option<DirMeta>,
     /// Index of the folder holding it.
     parent: usize,
     depth: usize,
@@ -133,6 +135,34 @@ struct DirNode {
     /// Made by this run: its files are written straight under their
     /// names ([`workdir::write_new_file`]), with no stat or rename.
     fresh: bool,
+}
+
+/// What is set on a folder once everything in it is written.
+struct DirMeta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime_ns: i64,
+}
+
+impl DirMeta {
+    fn of(e: &Entry) -> DirMeta {
+        DirMeta { mode: e.mode, uid: e.uid, gid: e.gid, mtime_ns: e.mtime_ns }
+    }
+
+    /// A folder entry with this metadata, for [`workdir::set_meta`].
+    fn entry(&self) -> Entry {
+        Entry {
+            name: Vec::new(),
+            mode: self.mode,
+            mtime_ns: self.mtime_ns,
+            size: 0,
+            uid: self.uid,
+            gid: self.gid,
+            link_group: 0,
+            content: Content::Dir(BlockId([0; 32])),
+        }
+    }
 }
 
 /// A file to write.
@@ -218,7 +248,7 @@ pub fn restore_in_batches(
     if !opts.dry_run {
         ctx.link_hard_links();
     }
-    ctx.finish_dirs(&mut dirs);
+    ctx.finish_dirs(target, &mut dirs);
     let mut skipped = ctx.skipped.into_inner().expect("lock");
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     let written = ctx.written.into_inner().expect("lock").finish();
@@ -259,9 +289,8 @@ impl Ctx<'_> {
     /// batch at a time, and returns the folders met.
     fn walk(&self, root: Tree, target: &Path, fresh: bool) -> Vec<DirNode> {
         let mut dirs = vec![DirNode {
-            abs: target.to_path_buf(),
-            rel: PathBuf::new(),
-            entry: None,
+            rel: PathBuf::new().into_boxed_path(),
+            meta: None,
             parent: 0,
             depth: 0,
             filtered: false,
@@ -271,14 +300,14 @@ impl Ctx<'_> {
         }];
         let mut jobs = Vec::new();
         let mut pending: VecDeque<(usize, BlockId)> = VecDeque::new();
-        self.take_tree(&mut dirs, 0, root, &mut pending, &mut jobs);
+        self.take_tree(target, &mut dirs, 0, root, &mut pending, &mut jobs);
         while !pending.is_empty() {
             let batch: Vec<(usize, BlockId)> = pending.drain(..pending.len().min(TREES_PER_BATCH)).collect();
             let ids: Vec<BlockId> = batch.iter().map(|(_, id)| *id).collect();
             for ((di, id), got) in batch.into_iter().zip(self.store.read_blocks(&ids)) {
                 let tree = got.map_err(Error::from).and_then(|bytes| Ok(Tree::decode(&bytes, &format!("tree {}", id.short(16)))?));
                 match tree {
-                    Ok(t) => self.take_tree(&mut dirs, di, t, &mut pending, &mut jobs),
+                    Ok(t) => self.take_tree(target, &mut dirs, di, t, &mut pending, &mut jobs),
                     Err(err) => {
                         let d = &mut dirs[di];
                         d.failed = true;
@@ -293,16 +322,24 @@ impl Ctx<'_> {
 
     /// The entries of folder `di`'s tree: its subfolders join `pending`,
     /// its files `jobs` (written when a batch is full).
-    fn take_tree(&self, dirs: &mut Vec<DirNode>, di: usize, tree: Tree, pending: &mut VecDeque<(usize, BlockId)>, jobs: &mut Vec<FileJob>) {
+    fn take_tree(
+        &self,
+        target: &Path,
+        dirs: &mut Vec<DirNode>,
+        di: usize,
+        tree: Tree,
+        pending: &mut VecDeque<(usize, BlockId)>,
+        jobs: &mut Vec<FileJob>,
+    ) {
         if dirs[di].depth > MAX_DEPTH {
-            let rel = dirs[di].rel.clone();
+            let rel = dirs[di].rel.to_path_buf();
             self.skip(&rel, Error::TreeTooDeep { at: display_rel(&rel) }.to_string());
             dirs[di].failed = true;
             return;
         }
         for e in tree.entries {
             let r = rel_join(&dirs[di].rel, &e.name);
-            let a = dirs[di].abs.join(std::ffi::OsStr::from_bytes(&e.name));
+            let a = target.join(&r);
             let decision = self.filter.decide(&r, matches!(e.content, Content::Dir(_)));
             if decision == Decision::Exclude {
                 continue;
@@ -322,9 +359,8 @@ impl Ctx<'_> {
                     let id = *id;
                     let depth = dirs[di].depth + 1;
                     dirs.push(DirNode {
-                        abs: a,
-                        rel: r,
-                        entry: Some(e),
+                        rel: r.into_boxed_path(),
+                        meta: Some(DirMeta::of(&e)),
                         parent: di,
                         depth,
                         filtered: decision == Decision::Descend,
@@ -468,21 +504,22 @@ impl Ctx<'_> {
     /// Sets the folders' modes and times, deepest first (after everything
     /// inside is written), and removes folders made only to look inside
     /// that ended up holding nothing taken.
-    fn finish_dirs(&self, dirs: &mut [DirNode]) {
+    fn finish_dirs(&self, target: &Path, dirs: &mut [DirNode]) {
         for i in (1..dirs.len()).rev() {
             let d = &dirs[i];
+            let abs = target.join(&d.rel);
             if d.failed {
                 continue;
             }
             if d.filtered && !d.taken {
                 if !self.opts.dry_run {
-                    let _ = fs::remove_dir(&d.abs);
+                    let _ = fs::remove_dir(&abs);
                 }
                 continue;
             }
             if !self.opts.dry_run
-                && let Some(e) = &d.entry
-                && let Err(err) = workdir::set_meta(&d.abs, e, self.write)
+                && let Some(m) = &d.meta
+                && let Err(err) = workdir::set_meta(&abs, &m.entry(), self.write)
             {
                 self.skip(&d.rel, err.to_string());
                 continue;
