@@ -343,6 +343,30 @@ mod tests {
         })
     }
 
+    /// When the merged run cannot be written (here: the temp file is
+    /// swapped for a read-only handle on the same file once the runs are
+    /// in it), `finish` reads the runs back into memory: the list is
+    /// whole and sorted, only held in memory.
+    #[test]
+    fn a_merge_that_cannot_write_falls_back_to_memory() {
+        use std::os::fd::AsRawFd;
+        let items: Vec<String> = (0..5000u32).map(|i| format!("d{:03}/f{:05}", i.wrapping_mul(7919) % 997, i)).collect();
+        let mut l = Spill::with_bound(4096);
+        for s in &items {
+            l.push(s.clone());
+        }
+        assert!(l.runs.len() > 1, "the test needs several runs on disk");
+        let fd = l.file.as_ref().expect("a temp file").as_raw_fd();
+        let read_only = File::open(format!("/proc/self/fd/{fd}")).expect("reopen the temp file read-only");
+        l.file = Some(read_only);
+        let sorted = l.finish();
+        assert!(sorted.file.is_none() && sorted.broken.is_none(), "the merge was expected to fail and fall back");
+        let mut want = items;
+        want.sort();
+        assert_eq!(sorted.len(), want.len() as u64);
+        assert_eq!(sorted.to_vec().unwrap(), want);
+    }
+
     proptest! {
         #[test]
         fn a_spilled_list_reads_back_sorted_and_whole(items in proptest::collection::vec(change(), 0..400), bound in 0usize..3000) {
