@@ -387,3 +387,70 @@ fn a_deep_tree_backs_up_with_few_file_descriptors() {
     env.ok(&["restore", &st, "latest", "--target", out.to_str().unwrap()]);
     assert_same_tree(&src, &out);
 }
+
+/// Restore creates each file with its final permission bits and skips
+/// the chmod and chown that would change nothing; this checks that what
+/// it skips is only ever a no-op: bits the umask strips, setuid, setgid
+/// and sticky bits, a mode with no bits at all, and (as root) another
+/// owner, come back exactly, into a new folder and over an old one.
+#[test]
+fn modes_the_umask_strips_special_bits_and_owners_restore_exactly() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(src.join("group-dir")).unwrap();
+    let modes = [0o664, 0o666, 0o4755, 0o2755, 0o1777, 0o000, 0o640, 0o600, 0o777];
+    for m in modes {
+        let p = src.join(format!("m{m:o}"));
+        fs::write(&p, format!("mode {m:o}\n")).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(m)).unwrap();
+    }
+    fs::set_permissions(src.join("group-dir"), fs::Permissions::from_mode(0o2775)).unwrap();
+    let owned = src.join("owned");
+    fs::write(&owned, b"someone else's\n").unwrap();
+    if common::is_root() {
+        std::os::unix::fs::chown(&owned, Some(1234), Some(4321)).unwrap();
+    }
+    fs::set_permissions(&owned, fs::Permissions::from_mode(0o4750)).unwrap();
+    let st = env.store("store");
+    env.ok(&["backup", src.to_str().unwrap(), "--to", &st]);
+    // Under the usual umask, which would strip group and other write bits.
+    let restore = |target: &std::path::Path| {
+        let mut c = std::process::Command::new("sh");
+        c.arg("-c").arg("umask 022 && exec \"$@\"").arg("sh").arg(env.cmd().get_program());
+        for (k, v) in env.cmd().get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        let o = c.args(["restore", &st, "latest", "--target", target.to_str().unwrap()]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let owners = |root: &std::path::Path| -> Vec<(String, u32, u32, u32)> {
+        let mut v: Vec<_> = fs::read_dir(root)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let m = fs::symlink_metadata(e.path()).unwrap();
+                (e.file_name().to_string_lossy().into_owned(), m.mode() & 0o7777, m.uid(), m.gid())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let out = env.path("out");
+    restore(&out);
+    assert_same_tree(&src, &out);
+    assert_eq!(owners(&src), owners(&out));
+    // Over the old restore with every file changed: written beside and renamed.
+    for m in modes {
+        let p = out.join(format!("m{m:o}"));
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(&p, b"changed since\n").unwrap();
+    }
+    fs::write(out.join("owned"), b"changed since, and longer\n").unwrap();
+    restore(&out);
+    assert_same_tree(&src, &out);
+    assert_eq!(owners(&src), owners(&out));
+}

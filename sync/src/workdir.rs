@@ -185,7 +185,7 @@ pub fn write_temp(
 ) -> Result<Written> {
     let Content::File(ids) = &e.content else { return Err(Error::WrongEntryKind { path: abs.to_path_buf(), expected: "file" }) };
     let tmp = temp_beside(abs);
-    let result = create_new(&tmp)
+    let result = create_new(&tmp, e.mode)
         .map_err(|err| Error::io("create", &tmp, err))
         .and_then(|mut f| fill(&mut f, &tmp, abs, e, ids, block, opts, progress));
     match result {
@@ -215,7 +215,7 @@ pub fn write_new_file(
     progress: impl FnMut(u64),
 ) -> Result<bool> {
     let Content::File(ids) = &e.content else { return Err(Error::WrongEntryKind { path: abs.to_path_buf(), expected: "file" }) };
-    let mut f = match create_new(abs) {
+    let mut f = match create_new(abs, e.mode) {
         Ok(f) => f,
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
         Err(err) => return Err(Error::io("create", abs, err)),
@@ -230,10 +230,14 @@ pub fn write_new_file(
     }
 }
 
-/// Creates `path` for writing, owner-only until [`fill`] sets its mode;
-/// fails if anything is there (`O_EXCL`: a symlink is not followed).
-fn create_new(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
+/// Creates `path` for writing with the permission bits of `mode` (less
+/// the umask; never setuid, setgid or sticky, which [`fill`] sets after
+/// the content), so that usually no chmod is needed; fails if anything
+/// is there (`O_EXCL`: a symlink is not followed). While it is written
+/// the file allows no more than its final mode, which its content will
+/// have anyway.
+fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).mode(mode & 0o777).open(path)
 }
 
 /// Writes a new, empty file `f` (at `path`, for messages; `abs` is the
@@ -270,10 +274,21 @@ fn fill(
     if hole_at_end {
         f.set_len(pos).map_err(|err| Error::io("set length", path, err))?;
     }
-    if opts.owner {
+    // One fstat instead of a chown and a chmod per file: on a new file
+    // both usually change nothing (root restoring files owned by root; the
+    // mode the create gave), and each is an inode update (5% of a restore
+    // of a source tree as root). The fstat, not the umask, says what the
+    // create gave: a default ACL on the folder overrides the umask.
+    let now = f.metadata().ok();
+    let mut chowned = false;
+    if opts.owner && now.as_ref().is_none_or(|m| m.uid() != e.uid || m.gid() != e.gid) {
         let _ = std::os::unix::fs::fchown(&*f, Some(e.uid), Some(e.gid));
+        // A chown clears setuid and setgid: the mode is set again.
+        chowned = true;
     }
-    f.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", path, err))?;
+    if chowned || now.as_ref().is_none_or(|m| m.mode() & 0o7777 != e.mode) {
+        f.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", path, err))?;
+    }
     let t = to_filetime(e.mtime_ns);
     filetime::set_file_handle_times(f, Some(t), Some(t)).map_err(|err| Error::io("set mtime", path, err))?;
     if opts.fsync {
