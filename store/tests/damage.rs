@@ -110,8 +110,7 @@ fn a_truncated_pack_fails_reads_of_blocks_past_the_cut() {
     std::fs::write(&pack, &bytes[..(first.offset + first.length as u64) as usize]).unwrap();
     let store = common::open_store(dir.path());
     assert_eq!(store.read_block(&in_front).unwrap(), before);
-    let last = &last;
-    let e = store.read_block(last).unwrap_err();
+    let e = store.read_block(&last).unwrap_err();
     assert!(matches!(e, Error::Damaged { .. }) && e.to_string().contains("truncated"), "{e}");
 }
 

@@ -507,10 +507,10 @@ impl Ctx<'_> {
     fn finish_dirs(&self, target: &Path, dirs: &mut [DirNode]) {
         for i in (1..dirs.len()).rev() {
             let d = &dirs[i];
-            let abs = target.join(&d.rel);
             if d.failed {
                 continue;
             }
+            let abs = target.join(&d.rel);
             if d.filtered && !d.taken {
                 if !self.opts.dry_run {
                     let _ = fs::remove_dir(&abs);
